@@ -1,0 +1,1 @@
+"""Local service and host probes: processes, ports, TCP, disks, memory, load, backups."""

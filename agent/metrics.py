@@ -1,0 +1,102 @@
+"""The agent's /metrics: a catalogue of every metric and a scrape-time view.
+
+Probes never run during a scrape: `SnapshotCollector` renders what the
+runner last stored, so a slow UPS cannot stall Prometheus.
+A test holds the catalogue to the truth: every metric emitted is listed
+here, and every one listed is emitted by some probe.
+"""
+
+from __future__ import annotations
+
+import platform
+import threading
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from . import __version__
+from .model import Sample
+
+# name: (type, help). Base units in the name, as Prometheus asks.
+CATALOGUE: dict[str, tuple[str, str]] = {
+    "branchwatch_build_info": ("gauge", "Agent version and Python, always 1"),
+    "branchwatch_agent_info": ("gauge", "Agent identity: agent id, branch and region, always 1"),
+    "branchwatch_check_state": ("gauge", "Debounced check state: 0 ok, 1 warning, 2 critical, 3 unknown"),
+    "branchwatch_check_flapping": ("gauge", "1 while the check is flapping"),
+    "branchwatch_probe_success": ("gauge", "1 if the probe's last run could read its target"),
+    "branchwatch_probe_duration_seconds": ("gauge", "How long the probe's last run took"),
+    "branchwatch_probe_last_run_timestamp_seconds": ("gauge", "When the probe last ran (Unix time)"),
+    "branchwatch_events": ("counter", "State-change events emitted"),
+    # UPS, whatever the path (NUT, serial, SNMP)
+    "branchwatch_ups_status": ("gauge", "1 if the UPS status flag is set, per NUT flag"),
+    "branchwatch_ups_info": ("gauge", "UPS source, manufacturer and model, always 1"),
+    "branchwatch_ups_battery_charge_ratio": ("gauge", "Battery charge, 0 to 1"),
+    "branchwatch_ups_battery_runtime_seconds": ("gauge", "Estimated battery runtime"),
+    "branchwatch_ups_battery_voltage_volts": ("gauge", "Battery voltage as the UPS reports it"),
+    "branchwatch_ups_input_voltage_volts": ("gauge", "Input (mains) voltage"),
+    "branchwatch_ups_input_frequency_hertz": ("gauge", "Input frequency"),
+    "branchwatch_ups_output_voltage_volts": ("gauge", "Output voltage"),
+    "branchwatch_ups_load_ratio": ("gauge", "Load, 0 to 1 of the UPS rating"),
+    "branchwatch_ups_temperature_celsius": ("gauge", "UPS temperature"),
+    # local services and host
+    "branchwatch_process_count": ("gauge", "Processes matching a configured service"),
+    "branchwatch_port_listening": ("gauge", "1 if something listens on the configured TCP port"),
+    "branchwatch_tcp_up": ("gauge", "1 if a TCP connection to the target succeeded"),
+    "branchwatch_tcp_connect_latency_seconds": ("gauge", "Time to establish a TCP connection"),
+    "branchwatch_filesystem_used_ratio": ("gauge", "Used share of a filesystem, 0 to 1"),
+    "branchwatch_filesystem_free_bytes": ("gauge", "Free bytes on a filesystem"),
+    "branchwatch_memory_used_ratio": ("gauge", "Used share of memory, 0 to 1"),
+    "branchwatch_load_per_cpu": ("gauge", "Load average divided by CPU count"),
+    "branchwatch_backup_age_seconds": ("gauge", "Age of the newest backup file"),
+    "branchwatch_backup_size_bytes": ("gauge", "Size of the newest backup file"),
+    "branchwatch_backup_files": ("gauge", "Backup files matching the glob"),
+}
+
+
+class Snapshot:
+    """What the runner last saw, shared with the scrape thread."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._samples: dict[str, list[Sample]] = {}
+        self._events = 0
+
+    def put(self, probe: str, samples: list[Sample]) -> None:
+        """Replace one probe's samples."""
+        with self._lock:
+            self._samples[probe] = samples
+
+    def count_events(self, n: int) -> None:
+        with self._lock:
+            self._events += n
+
+    def view(self) -> tuple[list[Sample], int]:
+        with self._lock:
+            return [s for v in self._samples.values() for s in v], self._events
+
+
+class SnapshotCollector(Collector):
+    """Renders a Snapshot as metric families; no I/O."""
+
+    def __init__(self, snapshot: Snapshot, branch: str, agent: str, region: str):
+        self.snapshot = snapshot
+        self.branch, self.agent, self.region = branch, agent, region
+
+    def collect(self):
+        samples, events = self.snapshot.view()
+        families: dict[str, GaugeMetricFamily] = {}
+        fixed = [Sample.of("branchwatch_build_info", 1, version=__version__,
+                           python=platform.python_version()),
+                 Sample.of("branchwatch_agent_info", 1, agent=self.agent, region=self.region)]
+        for s in fixed + samples:
+            kind, help_ = CATALOGUE[s.name]
+            labels = (("branch", self.branch),) + s.labels
+            fam = families.get(s.name)
+            if fam is None:
+                fam = families[s.name] = GaugeMetricFamily(s.name, help_, labels=[k for k, _ in labels])
+            fam.add_metric([v for _, v in labels], s.value)
+        yield from families.values()
+        events_fam = CounterMetricFamily("branchwatch_events", CATALOGUE["branchwatch_events"][1],
+                                         labels=["branch"])
+        events_fam.add_metric([self.branch], events)
+        yield events_fam

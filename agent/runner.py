@@ -1,0 +1,167 @@
+"""Drives the probes on their intervals and turns readings into events.
+
+Each probe runs in a worker thread on its own schedule, so one slow UPS
+never delays another. `Agent.handle` is the only place where readings
+become check states, metrics and events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import sys
+import time
+import traceback
+from typing import Callable
+
+from .config import Config
+from .events import EventSink, to_event
+from .metrics import Snapshot
+from .model import CheckResult, Reading, Sample, State
+from .probes import Probe
+from .state import CheckTracker, Policy
+
+log = logging.getLogger("branchwatch.agent")
+
+
+class Agent:
+    """Check state for one agent: readings in, events and metrics out."""
+
+    def __init__(self, config: Config, sink: EventSink, snapshot: Snapshot | None = None,
+                 clock: Callable[[], float] = time.time):
+        self.config = config
+        self.sink = sink
+        self.snapshot = snapshot or Snapshot()
+        self.clock = clock
+        s = config.state
+        self.policy = Policy(s.debounce, s.flap_window, s.flap_threshold)
+        self.trackers: dict[str, CheckTracker] = {}
+        self._checks_of: dict[str, dict[str, str]] = {}  # probe -> check -> last reason
+
+    def handle(self, reading: Reading) -> list:
+        """Apply one reading: update trackers and metrics, emit events."""
+        now = reading.at or self.clock()
+        results = list(reading.checks)
+        # A check this probe reported before but not now has lost its data.
+        previous = self._checks_of.get(reading.probe, {})
+        present = {r.check for r in results}
+        why = reading.error or "no longer reported by the probe"
+        results += [CheckResult(c, State.UNKNOWN, why) for c in previous if c not in present]
+        self._checks_of[reading.probe] = {r.check: r.reason for r in results}
+
+        events = []
+        for r in results:
+            tracker = self.trackers.get(r.check)
+            if tracker is None:
+                tracker = self.trackers[r.check] = CheckTracker(r.check, self.policy)
+            for t in tracker.observe(r, now):
+                event = to_event(t, self.config.agent.id, self.config.agent.branch)
+                events.append(event)
+                self.sink.emit(event)
+        self.snapshot.count_events(len(events))
+        self.snapshot.put(reading.probe, reading.samples + self._probe_samples(reading, results))
+        return events
+
+    def _probe_samples(self, reading: Reading, results: list[CheckResult]) -> list[Sample]:
+        out = [Sample.of("branchwatch_probe_success", 1 if reading.ok else 0, probe=reading.probe),
+               Sample.of("branchwatch_probe_duration_seconds", reading.duration, probe=reading.probe),
+               Sample.of("branchwatch_probe_last_run_timestamp_seconds", reading.at,
+                         probe=reading.probe)]
+        for r in results:
+            tracker = self.trackers[r.check]
+            out.append(Sample.of("branchwatch_check_state", int(tracker.state), check=r.check))
+            out.append(Sample.of("branchwatch_check_flapping", int(tracker.flapping), check=r.check))
+        return out
+
+
+def run_probe_once(probe: Probe, clock: Callable[[], float] = time.time) -> Reading:
+    """Run one probe's read, turning a bug in it into a failed reading."""
+    started, t0 = clock(), time.perf_counter()
+    try:
+        reading = probe.read()
+    except Exception as e:  # noqa: BLE001 - a probe bug must not stop the agent
+        log.error("probe %s failed:\n%s", probe.name, traceback.format_exc())
+        reading = Reading(probe.name, False, error=f"probe error: {type(e).__name__}: {e}")
+    reading.at = started
+    reading.duration = time.perf_counter() - t0
+    return reading
+
+
+class Scheduler:
+    """Runs every probe on its interval in a thread pool until stopped."""
+
+    def __init__(self, agent: Agent, probes: list[Probe]):
+        self.agent = agent
+        self.probes = probes
+        self.pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max(1, min(32, len(probes))), thread_name_prefix="probe")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set, then close every probe."""
+        tasks = [asyncio.create_task(self._loop(p, stop), name=p.name) for p in self.probes]
+        try:
+            await stop.wait()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            for p in self.probes:
+                try:
+                    p.close()
+                except Exception:  # noqa: BLE001
+                    log.warning("closing %s failed", p.name, exc_info=True)
+
+    async def _loop(self, probe: Probe, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        pending: asyncio.Future | None = None
+        while not stop.is_set():
+            if pending is not None and not pending.done():
+                reading = Reading(probe.name, False, at=self.agent.clock(),
+                                  error=f"previous read still running after {probe.timeout:g} s")
+            else:
+                pending = loop.run_in_executor(self.pool, run_probe_once, probe, self.agent.clock)
+                try:
+                    reading = await asyncio.wait_for(asyncio.shield(pending), probe.timeout)
+                except asyncio.TimeoutError:
+                    reading = Reading(probe.name, False, at=self.agent.clock(),
+                                      duration=probe.timeout,
+                                      error=f"no answer within {probe.timeout:g} s")
+            self.agent.handle(reading)
+            # Fixed rate; a read that overran skips the ticks it missed.
+            next_at += probe.interval
+            now = loop.time()
+            if next_at < now:
+                next_at = now + probe.interval - ((now - next_at) % probe.interval)
+            try:
+                await asyncio.wait_for(stop.wait(), next_at - now)
+            except asyncio.TimeoutError:
+                pass
+
+
+def once(config: Config, probes: list[Probe], out=sys.stdout) -> int:
+    """Run every probe once, print each reading as a JSON line; 1 if any failed."""
+    import msgspec
+
+    from .events import ListSink
+    agent = Agent(config, ListSink())
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(32, len(probes)))) as pool:
+        readings = list(pool.map(run_probe_once, probes))
+    failed = 0
+    for p, r in zip(probes, readings):
+        agent.handle(r)
+        failed += not r.ok
+        out.write(msgspec.json.encode({
+            "probe": r.probe, "ok": r.ok, "error": r.error,
+            "at": r.at, "duration_seconds": round(r.duration, 6),
+            "checks": [{"check": c.check, "state": c.state.label, "reason": c.reason}
+                       for c in r.checks],
+            "metrics": [{"name": s.name, "labels": dict(s.labels), "value": s.value}
+                        for s in r.samples],
+            "detail": r.detail,
+        }).decode() + "\n")
+        p.close()
+    out.flush()
+    return 1 if failed else 0

@@ -1,0 +1,1 @@
+"""UPS monitoring: one source-independent reading, three ways to get it."""

@@ -1,0 +1,1 @@
+"""branchwatch collector (central): incidents, grading, runbooks, deadlines."""

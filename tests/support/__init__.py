@@ -1,0 +1,1 @@
+"""Real components for tests: upsd, Prometheus, free ports, the test data."""

@@ -1,0 +1,36 @@
+"""Where the shared real-device test data lives (read in place, never copied)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def data_dir(*parts: str) -> Path:
+    """A folder of ../shared/testdata (or $BRANCHWATCH_TESTDATA); skip if absent."""
+    root = Path(os.environ.get("BRANCHWATCH_TESTDATA", REPO.parent / "shared" / "testdata"))
+    path = root.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"test data {path} is not here (set BRANCHWATCH_TESTDATA)")
+    return path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def need_binary(path: str) -> str:
+    """Skip the test, with the reason, when a server binary is not installed."""
+    import shutil
+    found = path if os.path.isabs(path) and os.access(path, os.X_OK) else shutil.which(path)
+    if not found:
+        pytest.skip(f"{path} is not installed (CI installs it: .ci/setup)")
+    return found
