@@ -19,7 +19,8 @@ class NutServer:
     the text of one (written into the folder, so the test can change it).
     """
 
-    def __init__(self, folder: Path, devices: dict[str, str | Path]):
+    def __init__(self, folder: Path, devices: dict[str, str | Path], maxage: int = 30):
+        self.maxage = maxage
         self.upsd_bin = need_binary(str(NUT_BIN / "upsd"))
         self.driver_bin = need_binary(str(NUT_BIN / "dummy-ups"))
         self.dir = Path(folder)
@@ -45,7 +46,7 @@ class NutServer:
         (self.dir / "ups.conf").write_text("".join(
             f'[{name}]\n\tdriver = dummy-ups\n\tport = "{path}"\n\tdesc = "{name}"\n'
             for name, path in self.devices.items()))
-        (self.dir / "upsd.conf").write_text(f"LISTEN 127.0.0.1 {self.port}\nMAXAGE 30\n")
+        (self.dir / "upsd.conf").write_text(f"LISTEN 127.0.0.1 {self.port}\nMAXAGE {self.maxage}\n")
         (self.dir / "upsd.users").write_text(
             "[admin]\n\tpassword = adminpass\n\tactions = SET\n\tinstcmds = ALL\n")
         for p in self.dir.glob("*.conf"):
