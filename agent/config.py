@@ -52,7 +52,7 @@ class NutTarget(_S):
 
 
 class SerialTarget(_S):
-    port: str
+    port: typing.Annotated[str, msgspec.Meta(min_length=1)]
     baud: typing.Annotated[int, msgspec.Meta(gt=0)] = 2400
     timeout: Seconds = 1.0
 

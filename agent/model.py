@@ -67,8 +67,3 @@ class ProbeError(Exception):
         super().__init__(message)
         self.recoverable = recoverable
 
-
-def worst(states) -> State:
-    """The most severe of some states (unknown ranks below critical)."""
-    order = {State.OK: 0, State.UNKNOWN: 1, State.WARNING: 2, State.CRITICAL: 3}
-    return max(states, key=order.__getitem__, default=State.OK)

@@ -109,6 +109,10 @@ class MegatecResponder:
             return (command + "\r").encode("ascii", "replace") if self.echo_unknown else b""
         return (line + "\r").encode("ascii")
 
+    def inject(self, data: bytes) -> None:
+        """Send bytes nobody asked for (line noise, a reply arriving too late)."""
+        self._write(data)
+
     def start(self) -> "MegatecResponder":
         """Start answering in a background thread."""
         self._thread = threading.Thread(target=self._serve, name="megatec-responder", daemon=True)

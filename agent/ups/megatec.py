@@ -176,11 +176,17 @@ UPS_FAILED = "UPS failed"
 
 
 def _regulation(q1: Q1) -> str:
-    """BYPASS, BOOST or TRIM for b5, from output÷input (NUT's 0.95..1.05 band)."""
+    """BYPASS, BOOST or TRIM for b5, from output÷input (NUT's 0.95..1.05 band).
+
+    Outside 0.5..1.5 NUT sets none of them (blazer_process_status_bits):
+    the voltages are not a regulation step, so "" (no flag).
+    """
     vin, vout = q1.input_voltage, q1.output_voltage
     if not vin or vout is None:
         return "BYPASS"
     ratio = vout / vin
+    if ratio < 0.5 or ratio > 1.5:
+        return ""
     if ratio < 0.95:
         return "TRIM"
     if ratio > 1.05:

@@ -171,7 +171,8 @@ def ups_reading(probe: str, name: str, source: str, d: UpsData, t: UpsThresholds
               **{a: getattr(d, a) for a in NUMERIC}, "mfr": d.mfr, "model": d.model}
     if d.alarm:
         detail["alarm"] = d.alarm
-    detail.update(d.extra)
+    if d.extra:
+        detail["device"] = d.extra
     return Reading(probe, True, ups_samples(name, d, source), ups_checks(name, d, t), detail)
 
 
