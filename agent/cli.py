@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 
 from . import __version__
@@ -74,49 +73,8 @@ def run_agent(config: Config, *, once: bool = False, events: str = "json",
     probes = build_probes(config)
     if once:
         return run_once(config, probes)
-    return asyncio.run(_serve(config, probes, events, duration, stop))
-
-
-async def _serve(config: Config, probes, events: str, duration: float | None,
-                 stop: asyncio.Event | None) -> int:
-    from prometheus_client import CollectorRegistry, start_http_server
-
-    from .events import JsonLinesSink, TextSink
-    from .metrics import Snapshot, SnapshotCollector
-    from .runner import Agent, Scheduler
-
-    log = logging.getLogger("branchwatch.agent")
-    snapshot = Snapshot()
-    registry = CollectorRegistry()
-    a = config.agent
-    registry.register(SnapshotCollector(snapshot, a.branch, a.id, a.region))
-    try:
-        httpd, _ = start_http_server(config.metrics.port, config.metrics.address, registry)
-    except OSError as e:
-        raise ConfigError(f"metrics: cannot listen on {config.metrics.address}:"
-                          f"{config.metrics.port}: {e.strerror or e}") from None
-    host, port = httpd.server_address[:2]
-    log.info("agent %s (branch %s): %d probes; metrics on http://%s:%d/metrics",
-             a.id, a.branch, len(probes), _url_host(host), port)
-    sink = JsonLinesSink() if events == "json" else TextSink()
-    agent = Agent(config, sink, snapshot)
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    if duration is not None:
-        loop.call_later(duration, stop.set)
-    try:
-        await Scheduler(agent, probes).run(stop)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-    log.info("agent stopped")
-    return 0
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
+    from .service import serve
+    return asyncio.run(serve(config, probes, events, duration, stop))
 
 
 if __name__ == "__main__":

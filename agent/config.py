@@ -16,7 +16,8 @@ import msgspec
 import yaml
 
 Ratio = typing.Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
-Seconds = typing.Annotated[float, msgspec.Meta(gt=0.0)]
+# At most a year: .inf would pass "> 0" and then never poll, or overflow timeouts.
+Seconds = typing.Annotated[float, msgspec.Meta(gt=0.0, le=31_536_000.0)]
 Port = typing.Annotated[int, msgspec.Meta(ge=1, le=65535)]
 Name = typing.Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_.:/-]+$")]
 
@@ -40,6 +41,7 @@ class StatePolicy(_S):
     debounce: typing.Annotated[int, msgspec.Meta(ge=1)] = 2
     flap_window: Seconds = 600.0
     flap_threshold: typing.Annotated[int, msgspec.Meta(ge=2)] = 6
+    recheck_interval: Seconds = 0.5
 
 
 class NutTarget(_S):
@@ -218,13 +220,16 @@ def _semantic_problems(c: Config):
             yield f"{key}.warning", "expected at most critical"
 
 
-_MSGSPEC = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
+_MSGSPEC = re.compile(r"^(?P<msg>.*?)(?: - at (?P<key>`key` in )?`\$(?P<path>[^`]*)`)?$")
 
 
 def _explain(message: str) -> str:
     """Turn msgspec's wording into 'key.path: what was expected'."""
     m = _MSGSPEC.match(message)
     msg, path = m["msg"], (m["path"] or "").lstrip(".")
+    if m["key"]:
+        return f"{path or '(top level)'}: expected str keys, found a key that is not text " \
+               f"(quote it: YAML reads on/off/yes/no as true/false and 1 as a number)"
     if found := re.match(r"Object missing required field `(.*)`", msg):
         return f"{_join(path, found[1])}: missing, and it is required"
     if found := re.match(r"Object contains unknown field `(.*)`", msg):
@@ -281,6 +286,10 @@ def _no_duplicates(loader, node, deep=False):
     seen = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, (str, int, float, bool, type(None))):
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key must be a plain value, not a list or mapping",
+                key_node.start_mark)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"key {key!r} is given twice", key_node.start_mark)
@@ -294,5 +303,7 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _n
 def _yaml_problem(e: yaml.YAMLError) -> str:
     mark = getattr(e, "problem_mark", None)
     where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
-    problem = getattr(e, "problem", None) or str(e)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    if isinstance(e, yaml.reader.ReaderError):  # bad character: says where by offset only
+        problem = f"{problem} at character {e.position}"
     return f"{where}not valid YAML: {problem}"

@@ -63,6 +63,10 @@ class Agent:
         self.snapshot.put(reading.probe, reading.samples + self._probe_samples(reading, results))
         return events
 
+    def awaiting_confirmation(self, probe: str) -> bool:
+        """True if a check of this probe saw a new state that debounce holds back."""
+        return any(self.trackers[c].pending for c in self._checks_of.get(probe, ()))
+
     def _probe_samples(self, reading: Reading, results: list[CheckResult]) -> list[Sample]:
         out = [Sample.of("branchwatch_probe_success", 1 if reading.ok else 0, probe=reading.probe),
                Sample.of("branchwatch_probe_duration_seconds", reading.duration, probe=reading.probe),
@@ -130,11 +134,17 @@ class Scheduler:
                                       duration=probe.timeout,
                                       error=f"no answer within {probe.timeout:g} s")
             self.agent.handle(reading)
-            # Fixed rate; a read that overran skips the ticks it missed.
-            next_at += probe.interval
             now = loop.time()
-            if next_at < now:
-                next_at = now + probe.interval - ((now - next_at) % probe.interval)
+            recheck = self.agent.config.state.recheck_interval
+            if self.agent.awaiting_confirmation(probe.name) and recheck < probe.interval:
+                # Confirm a suspected change soon rather than a whole interval
+                # later (Nagios' retry interval): debounce then costs little delay.
+                next_at = now + recheck
+            else:
+                # Fixed rate; a read that overran skips the ticks it missed.
+                next_at += probe.interval
+                if next_at < now:
+                    next_at = now + probe.interval - ((now - next_at) % probe.interval)
             try:
                 await asyncio.wait_for(stop.wait(), next_at - now)
             except asyncio.TimeoutError:

@@ -60,6 +60,11 @@ class CheckTracker:
         self._raw_changes: deque[float] = deque()
         self._state_before_flapping: State | None = None
 
+    @property
+    def pending(self) -> bool:
+        """A different state has been seen but not yet confirmed by debounce."""
+        return self._pending is not None
+
     def observe(self, result: CheckResult, now: float) -> list[Transition]:
         """Take one verdict; return the transitions it causes (often none)."""
         self._count_raw_change(result.state, now)

@@ -114,7 +114,8 @@ BAD = [
                 "latency: 1}\n",
         "host.tcp[0].latency",
         ("unknown key", "name, host, port, timeout, latency_warning, interval")),
-    Bad("unknown-key-in-defaulted-section", AGENT + NUT_UPS + "    thresholds: {charge_warn: 0.5}\n",
+    Bad("unknown-key-in-defaulted-section",
+        AGENT + NUT_UPS + "    thresholds: {charge_warn: 0.5}\n",
         "ups[0].thresholds.charge_warn", ("unknown key", "charge_warning, charge_critical")),
     # Wrong types.
     Bad("str-for-int", AGENT + "metrics: {port: nine}\n", "metrics.port",
@@ -170,6 +171,8 @@ BAD = [
         "ups[0].nut.port", ("expected int <= 65535",)),
     Bad("port-zero-for-target", AGENT + "host:\n  tcp: [{name: gw, host: h, port: 0}]\n",
         "host.tcp[0].port", ("expected int >= 1",)),
+    Bad("empty-serial-port", AGENT + "ups:\n  - name: atm\n    serial: {port: ''}\n",
+        "ups[0].serial.port", ("expected str of length >= 1",)),
     Bad("ratio-1.5", AGENT + NUT_UPS + "    thresholds: {load_critical: 1.5}\n",
         "ups[0].thresholds.load_critical", ("expected float <= 1.0",)),
     Bad("ratio-nan", AGENT + "host: {memory: {warning: .nan}}\n", "host.memory.warning",
@@ -290,12 +293,9 @@ def test_parse_names_its_source():
 
 
 # --------------------------------------------------------------------------
-# Bugs found while writing these tests (strict xfail: they flip when fixed)
+# Bugs found while writing these tests (fixed; the duplicate-key path is still open)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "agent/config.py _no_duplicates: `key in seen` on an unhashable YAML key "
-    "(a list or mapping used as a key) raises TypeError -> traceback, exit 1"))
 @pytest.mark.parametrize("text", [
     AGENT + "? [a, b]\n: 1\n",
     AGENT + "metrics:\n  ? {port: 1}\n  : 2\n",
@@ -307,9 +307,6 @@ def test_unhashable_yaml_key_is_a_config_error(text: str, tmp_path: Path):
     assert_one_line_error(done, path, Bad("unhashable", text, None, ("not valid YAML",)))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "agent/config.py _yaml_problem: yaml ReaderError (a control character in the file) "
-    "has no problem_mark/problem, so str(e) is used and it spans two lines"))
 def test_control_character_error_is_one_line(tmp_path: Path):
     path = tmp_path / "agent.yaml"
     path.write_text(AGENT + "metrics: {address: \"127.0.0.1\x01\"}\n")
@@ -317,11 +314,9 @@ def test_control_character_error_is_one_line(tmp_path: Path):
     assert_one_line_error(done, path, Bad("control-char", "", None, ("not valid YAML",)))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "agent/config.py Seconds = gt=0 accepts .inf: check-config says ok, then the TCP "
-    "probe fails with OverflowError from socket.settimeout (interval .inf: never polls)"))
 @pytest.mark.parametrize("key,text", [
-    ("host.tcp[0].timeout", "host:\n  tcp: [{name: gw, host: h.example, port: 1, timeout: .inf}]\n"),
+    ("host.tcp[0].timeout",
+     "host:\n  tcp: [{name: gw, host: h.example, port: 1, timeout: .inf}]\n"),
     ("host.interval", "host: {interval: .inf}\n"),
 ], ids=["tcp-timeout-inf", "interval-inf"])
 def test_infinite_seconds_are_rejected(key: str, text: str, tmp_path: Path):
@@ -331,10 +326,6 @@ def test_infinite_seconds_are_rejected(key: str, text: str, tmp_path: Path):
     assert_one_line_error(done, path, Bad("inf", text, key, ()))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "agent/config.py _explain: msgspec's ' - at key in `$...`' suffix (a non-string "
-    "YAML key such as `1:` or `on:`) is not parsed: for `metrics: {1: x}` the line reads "
-    "'(top level): expected str - at key in $.metrics'"))
 def test_non_string_key_names_its_place(tmp_path: Path):
     path = tmp_path / "agent.yaml"
     path.write_text(AGENT + "metrics: {1: x}\n")

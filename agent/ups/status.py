@@ -127,7 +127,8 @@ def ups_checks(name: str, d: UpsData, t: UpsThresholds) -> list[CheckResult]:
                 reason = f"{reason}: {d.alarm}"
             out.append(CheckResult(f"{prefix}/{check}", state, reason))
         else:
-            out.append(CheckResult(f"{prefix}/{check}", State.OK, f"not {FLAGS[flag].meaning}"))
+            out.append(CheckResult(f"{prefix}/{check}", State.OK,
+                                   f"no {flag} in ups.status ({FLAGS[flag].meaning})"))
     # Thresholds only for what this unit reports; a check that stops being
     # reported turns unknown in the runner.
     if d.charge_ratio is not None:

@@ -28,6 +28,7 @@ class AgentProcess:
         self.config_path.write_text(yaml.safe_dump(config))
         self.args = args
         self.events: list[dict] = []
+        self.event_times: dict[int, float] = {}  # id(event) -> when it was read
         self.stderr: list[str] = []
         self.metrics_url: str | None = None
         self._ready = threading.Event()
@@ -47,8 +48,10 @@ class AgentProcess:
 
     def _read_stdout(self):
         for line in self.proc.stdout:
+            event = json.loads(line)
             with self._lock:
-                self.events.append(json.loads(line))
+                self.event_times[id(event)] = time.time()
+                self.events.append(event)
 
     def _read_stderr(self):
         for line in self.proc.stderr:
