@@ -1,4 +1,8 @@
-"""Is the newest backup matching a glob recent enough and big enough."""
+"""Is the newest backup matching a glob recent enough and big enough.
+
+domain.md §1 (backups) and §2.2: a stale or failing backup target is a
+hospital class-2 fault; hospital §5 asks for backups to be checked daily.
+"""
 
 from __future__ import annotations
 

@@ -81,7 +81,11 @@ NUMERIC = {
 
 
 def on_battery_check(flags: list[str], status: str | None) -> tuple[State, str]:
-    """OL and OB read together: real units send both, or neither."""
+    """OL and OB read together: real units send both, or neither.
+
+    On battery is a warning, not critical: domain.md §4.2, equipment runs on
+    the UPS at once; it is the low battery (LB, runtime) that is critical.
+    """
     ol, ob = "OL" in flags, "OB" in flags
     if ol and ob:
         return State.UNKNOWN, f"contradictory ups.status {status!r}: both OL and OB"
@@ -144,7 +148,11 @@ def ups_checks(name: str, d: UpsData, t: UpsThresholds) -> list[CheckResult]:
 
 
 def unseen_checks(name: str, reason: str) -> list[CheckResult]:
-    """The UPS cannot be read: a monitoring fault, not a power fault."""
+    """The UPS cannot be read: a monitoring fault, not a power fault.
+
+    Power checks go unknown rather than critical: not seeing the UPS says
+    nothing about mains power (the collector decides, domain.md §2.1).
+    """
     prefix = f"ups/{name}"
     out = [CheckResult(f"{prefix}/comm", State.CRITICAL, f"cannot see the UPS: {reason}")]
     for check in ("on_battery", *FLAG_CHECKS):
