@@ -91,7 +91,8 @@ def run(window: float, changes: int) -> dict:
                 folder = tmp / f"d{debounce}"
                 folder.mkdir()
                 config = {"agent": {"id": "bench", "branch": "bench"},
-                          "state": {"debounce": debounce},
+                          # Many timed changes would (rightly) count as flapping.
+                          "state": {"debounce": debounce, "flap_threshold": 1000},
                           "ups": [{"name": f"ups{i}", "nut": {"ups": f"ups{i}", "port": nut.port}}
                                   for i in range(4)],
                           "host": services(folder, listeners)}
