@@ -64,9 +64,8 @@ def _summary(c: Config) -> str:
     return f"agent {c.agent.id}, branch {c.agent.branch}, {len(c.ups)} UPS, {services} service checks"
 
 
-def run_agent(config: Config, *, once: bool = False, events: str = "json",
-              duration: float | None = None, stop: asyncio.Event | None = None) -> int:
-    """Run the agent until SIGTERM/SIGINT (or `duration` seconds)."""
+def run_agent(config: Config, *, once: bool = False, events: str = "json") -> int:
+    """Run the agent until SIGTERM/SIGINT (or once, with `once`)."""
     from .probes import build_probes
     from .runner import once as run_once
 
@@ -74,7 +73,7 @@ def run_agent(config: Config, *, once: bool = False, events: str = "json",
     if once:
         return run_once(config, probes)
     from .service import serve
-    return asyncio.run(serve(config, probes, events, duration, stop))
+    return asyncio.run(serve(config, probes, events))
 
 
 if __name__ == "__main__":

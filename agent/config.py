@@ -8,6 +8,7 @@ key path and what was expected, in one line.
 from __future__ import annotations
 
 import re
+import types
 import typing
 from pathlib import Path
 from typing import Literal
@@ -272,7 +273,7 @@ def _unwrap(t):
         origin = typing.get_origin(t)
         if origin is typing.Annotated:
             t = typing.get_args(t)[0]
-        elif origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        elif origin in (typing.Union, types.UnionType):
             t = next(a for a in typing.get_args(t) if a is not type(None))
         else:
             return t

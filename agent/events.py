@@ -7,7 +7,6 @@ journal picks them up under systemd); the demo prints them as text.
 from __future__ import annotations
 
 import sys
-from datetime import datetime
 from typing import Protocol, TextIO
 
 from . import wire
@@ -62,7 +61,3 @@ class ListSink:
     def emit(self, event: wire.Event) -> None:
         self.events.append(event)
 
-
-def parse_time(text: str) -> datetime:
-    """Parse an RFC 3339 time as written by the wire encoder."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -89,7 +89,7 @@ class SnapshotCollector(Collector):
                            python=platform.python_version()),
                  Sample.of("branchwatch_agent_info", 1, agent=self.agent, region=self.region)]
         for s in fixed + samples:
-            kind, help_ = CATALOGUE[s.name]
+            help_ = CATALOGUE[s.name][1]
             labels = (("branch", self.branch),) + s.labels
             fam = families.get(s.name)
             if fam is None:

@@ -37,18 +37,18 @@ class Agent:
         s = config.state
         self.policy = Policy(s.debounce, s.flap_window, s.flap_threshold)
         self.trackers: dict[str, CheckTracker] = {}
-        self._checks_of: dict[str, dict[str, str]] = {}  # probe -> check -> last reason
+        self._checks_of: dict[str, set[str]] = {}  # probe -> checks it reported
 
     def handle(self, reading: Reading) -> list:
         """Apply one reading: update trackers and metrics, emit events."""
         now = reading.at or self.clock()
         results = list(reading.checks)
         # A check this probe reported before but not now has lost its data.
-        previous = self._checks_of.get(reading.probe, {})
+        previous = self._checks_of.get(reading.probe, set())
         present = {r.check for r in results}
         why = reading.error or "no longer reported by the probe"
         results += [CheckResult(c, State.UNKNOWN, why) for c in previous if c not in present]
-        self._checks_of[reading.probe] = {r.check: r.reason for r in results}
+        self._checks_of[reading.probe] = {r.check for r in results}
 
         events = []
         for r in results:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import statistics
 import sys
@@ -59,15 +58,7 @@ def measure_delay(nut: NutServer, agent: AgentProcess, changes: int) -> list[flo
     for i in range(changes):
         text, want = (ON_BATTERY, "warning") if i % 2 == 0 else (ONLINE, "ok")
         seen_before = len(agent.events_for("ups/ups0/on_battery"))
-        path = nut.devices["ups0"]
-        old = path.stat().st_mtime
-        path.write_text(text)
-
-        os.utime(path, (old + 2, old + 2))
-        status = text.split("\n")[0].split(": ")[1]
-        while nut.variables("ups0").get("ups.status") != status:
-            time.sleep(0.02)
-        served_at = time.time()
+        served_at = nut.set_device("ups0", text, poll=0.02)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             evs = agent.events_for("ups/ups0/on_battery")

@@ -19,7 +19,8 @@ import pytest
 
 from agent.config import Config, ConfigError, load, parse
 
-REPO = Path(__file__).resolve().parents[1]
+from .support.paths import REPO
+
 EXAMPLES = sorted((REPO / "config").glob("agent*.yaml"))
 
 AGENT = "agent: {id: br-0001-srv01, branch: BR-0001}\n"

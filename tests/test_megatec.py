@@ -19,12 +19,13 @@ from hypothesis import strategies as st
 from agent.config import SerialTarget, Ups
 from agent.model import State
 from agent.sim.megatec_responder import (BATTERY_LOW, BEEPER_ON, STANDBY, UTILITY_FAIL,
-                                         MegatecResponder, identity_line, q1_line, rating_line)
+                                         MegatecResponder, identity_line, q1_line)
 from agent.ups.megatec import (Identity, MegatecError, Rating, parse_f, parse_i, parse_q1,
                                to_ups_data)
 from agent.ups.serial_probe import SerialUpsProbe
 
-REPO = Path(__file__).resolve().parents[1]
+from .support.paths import REPO
+
 TESTDATA = Path(os.environ.get("BRANCHWATCH_TESTDATA", REPO.parent / "shared" / "testdata"))
 RESPONSES = TESTDATA / "megatec" / "responses.tsv"
 

@@ -101,8 +101,9 @@ class NutServer:
             return {}
         return dict(line.split(": ", 1) for line in r.stdout.splitlines() if ": " in line)
 
-    def set_device(self, name: str, text: str, wait: float = 15.0) -> None:
-        """Rewrite a served .dev file and wait until upsd shows its status."""
+    def set_device(self, name: str, text: str, wait: float = 15.0, poll: float = 0.1) -> float:
+        """Rewrite a served .dev file, wait until upsd shows its status, and
+        return when it first did (time.time(), within `poll` seconds)."""
         path = self.devices[name]
         old = path.stat().st_mtime
         path.write_text(text)
@@ -113,8 +114,8 @@ class NutServer:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             if self.variables(name).get("ups.status") == want:
-                return
-            time.sleep(0.1)
+                return time.time()
+            time.sleep(poll)
         raise RuntimeError(f"upsd did not pick up {name} status {want!r}")
 
     def log_tail(self) -> str:
