@@ -16,15 +16,9 @@ from typing import Literal
 import msgspec
 import yaml
 
-Ratio = typing.Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
-# At most a year: .inf would pass "> 0" and then never poll, or overflow timeouts.
-Seconds = typing.Annotated[float, msgspec.Meta(gt=0.0, le=31_536_000.0)]
-Port = typing.Annotated[int, msgspec.Meta(ge=1, le=65535)]
-Name = typing.Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_.:/-]+$")]
-
-
-class _S(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    pass
+# Seconds is at most a year: .inf would pass "> 0" and then never poll.
+from .schema_network import (Line, Name, Port, Ratio, Seconds, SnmpUpsTarget, Switch,
+                             TrapListen, _S, network_problems)
 
 
 class AgentIdentity(_S):
@@ -73,6 +67,7 @@ class Ups(_S):
     name: Name
     nut: NutTarget | None = None
     serial: SerialTarget | None = None
+    snmp: SnmpUpsTarget | None = None
     interval: Seconds = 2.0
     thresholds: UpsThresholds = msgspec.field(default_factory=UpsThresholds)
 
@@ -141,6 +136,9 @@ class Config(_S):
     nut_client: Literal["auto", "nut2", "pynut"] = "auto"
     ups: list[Ups] = []
     host: Host = msgspec.field(default_factory=Host)
+    switches: list[Switch] = []
+    traps: TrapListen | None = None
+    lines: list[Line] = []
 
 
 class ConfigError(Exception):
@@ -186,8 +184,8 @@ def _semantic_problems(c: Config):
     names = set()
     for i, u in enumerate(c.ups):
         where = f"ups[{i}]"
-        if (u.nut is None) == (u.serial is None):
-            yield where, "expected exactly one of 'nut' or 'serial'"
+        if sum(x is not None for x in (u.nut, u.serial, u.snmp)) != 1:
+            yield where, "expected exactly one of 'nut', 'serial' or 'snmp'"
         if u.name in names:
             yield f"{where}.name", f"duplicate UPS name {u.name!r}"
         names.add(u.name)
@@ -198,6 +196,8 @@ def _semantic_problems(c: Config):
             yield f"{where}.thresholds.runtime_critical", "expected at most runtime_warning"
         if t.load_warning > t.load_critical:
             yield f"{where}.thresholds.load_warning", "expected at most load_critical"
+    yield from network_problems(c.switches, c.lines,
+                                [(f"ups[{i}]", u.snmp) for i, u in enumerate(c.ups) if u.snmp])
     h = c.host
     for i, p in enumerate(h.processes):
         if (p.process is None) == (p.cmdline is None):

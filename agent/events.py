@@ -18,7 +18,7 @@ def to_event(t: Transition, agent: str, branch: str) -> wire.Event:
     return wire.Event(
         id=wire.new_event_id(), kind=t.kind, agent=agent, branch=branch, check=t.check,
         old_state=t.old.label if t.old is not None else None, new_state=t.new.label,
-        reason=t.reason, observed_at=wire.utc(t.at))
+        reason=t.reason, observed_at=wire.utc(t.at), diagnosis=t.diagnosis)
 
 
 class EventSink(Protocol):
@@ -47,8 +47,9 @@ class TextSink:
     def emit(self, event: wire.Event) -> None:
         at = event.observed_at.astimezone().strftime("%H:%M:%S")
         old = event.old_state or "new"
+        why = f" [{event.diagnosis} fault]" if event.diagnosis else ""
         self.out.write(f"{at}  {event.check:<32} {old:>8} {self.ARROW[event.kind]} "
-                       f"{event.new_state:<8}  {event.reason}\n")
+                       f"{event.new_state:<8}  {event.reason}{why}\n")
         self.out.flush()
 
 

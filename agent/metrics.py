@@ -38,6 +38,23 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "branchwatch_ups_output_voltage_volts": ("gauge", "Output voltage"),
     "branchwatch_ups_load_ratio": ("gauge", "Load, 0 to 1 of the UPS rating"),
     "branchwatch_ups_temperature_celsius": ("gauge", "UPS temperature"),
+    # switches (SNMP)
+    "branchwatch_switch_up": ("gauge", "1 if the switch answered SNMP on its last poll"),
+    "branchwatch_switch_uptime_seconds": ("gauge", "Switch uptime (sysUpTime)"),
+    "branchwatch_switch_info": ("gauge", "Switch sysName and sysDescr, always 1"),
+    "branchwatch_interface_oper_up": ("gauge", "1 if the port is operationally up (ifOperStatus)"),
+    "branchwatch_interface_admin_up": ("gauge", "1 if the port is administratively up (ifAdminStatus)"),
+    "branchwatch_interface_speed_bits_per_second": ("gauge", "Port speed (ifHighSpeed, else ifSpeed)"),
+    "branchwatch_interface_in_octets": ("counter", "Octets received (64-bit, or 32-bit with wraps added)"),
+    "branchwatch_interface_out_octets": ("counter", "Octets sent (64-bit, or 32-bit with wraps added)"),
+    "branchwatch_interface_in_errors": ("counter", "Inbound packets with errors"),
+    "branchwatch_interface_in_discards": ("counter", "Inbound packets discarded"),
+    "branchwatch_interface_out_errors": ("counter", "Outbound packets with errors"),
+    "branchwatch_snmp_traps_received": ("counter", "SNMP traps accepted, by device and trap"),
+    "branchwatch_snmp_traps_dropped": ("counter", "SNMP traps dropped, by reason"),
+    # lines and reachability
+    "branchwatch_probe_rtt_seconds": ("gauge", "Average round-trip time to a target over a line"),
+    "branchwatch_probe_loss_ratio": ("gauge", "Share of probes to a target that got no answer, 0 to 1"),
     # local services and host
     "branchwatch_process_count": ("gauge", "Processes matching a configured service"),
     "branchwatch_port_listening": ("gauge", "1 if something listens on the configured TCP port"),
@@ -84,7 +101,7 @@ class SnapshotCollector(Collector):
 
     def collect(self):
         samples, events = self.snapshot.view()
-        families: dict[str, GaugeMetricFamily] = {}
+        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
         fixed = [Sample.of("branchwatch_build_info", 1, version=__version__,
                            python=platform.python_version()),
                  Sample.of("branchwatch_agent_info", 1, agent=self.agent, region=self.region)]
@@ -93,7 +110,8 @@ class SnapshotCollector(Collector):
             labels = (("branch", self.branch),) + s.labels
             fam = families.get(s.name)
             if fam is None:
-                fam = families[s.name] = GaugeMetricFamily(s.name, help_, labels=[k for k, _ in labels])
+                kind = CounterMetricFamily if CATALOGUE[s.name][0] == "counter" else GaugeMetricFamily
+                fam = families[s.name] = kind(s.name, help_, labels=[k for k, _ in labels])
             fam.add_metric([v for _, v in labels], s.value)
         yield from families.values()
         events_fam = CounterMetricFamily("branchwatch_events", CATALOGUE["branchwatch_events"][1],

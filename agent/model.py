@@ -26,6 +26,9 @@ class CheckResult:
     check: str
     state: State
     reason: str
+    # For network faults: "device", "line" or "local" (branch plan §5.1,
+    # domain.md §4.1: device or line decides the runbook); None elsewhere.
+    diagnosis: str | None = None
 
 
 @dataclass(frozen=True)

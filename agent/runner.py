@@ -50,17 +50,28 @@ class Agent:
         results += [CheckResult(c, State.UNKNOWN, why) for c in previous if c not in present]
         self._checks_of[reading.probe] = {r.check for r in results}
 
+        events = self._observe(results, now)
+        self.snapshot.put(reading.probe, reading.samples + self._probe_samples(reading, results))
+        return events
+
+    def handle_confirmed(self, results: list[CheckResult], at: float | None = None) -> list:
+        """Apply verdicts the device itself announced (an SNMP trap): no debounce.
+
+        The next poll of that device confirms or corrects them.
+        """
+        return self._observe(results, at or self.clock(), confirmed=True)
+
+    def _observe(self, results: list[CheckResult], now: float, confirmed: bool = False) -> list:
         events = []
         for r in results:
             tracker = self.trackers.get(r.check)
             if tracker is None:
                 tracker = self.trackers[r.check] = CheckTracker(r.check, self.policy)
-            for t in tracker.observe(r, now):
+            for t in tracker.observe(r, now, confirmed=confirmed):
                 event = to_event(t, self.config.agent.id, self.config.agent.branch)
                 events.append(event)
                 self.sink.emit(event)
         self.snapshot.count_events(len(events))
-        self.snapshot.put(reading.probe, reading.samples + self._probe_samples(reading, results))
         return events
 
     def awaiting_confirmation(self, probe: str) -> bool:
@@ -85,11 +96,34 @@ def run_probe_once(probe: Probe, clock: Callable[[], float] = time.time) -> Read
     try:
         reading = probe.read()
     except Exception as e:  # noqa: BLE001 - a probe bug must not stop the agent
-        log.error("probe %s failed:\n%s", probe.name, traceback.format_exc())
-        reading = Reading(probe.name, False, error=f"probe error: {type(e).__name__}: {e}")
+        reading = _probe_bug(probe, e)
     reading.at = started
     reading.duration = time.perf_counter() - t0
     return reading
+
+
+async def run_async_probe_once(probe, clock: Callable[[], float] = time.time) -> Reading:
+    """`run_probe_once` for probes that read on the event loop (SNMP, ping)."""
+    started, t0 = clock(), time.perf_counter()
+    try:
+        reading = await probe.aread()
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a probe bug must not stop the agent
+        reading = _probe_bug(probe, e)
+    reading.at = started
+    reading.duration = time.perf_counter() - t0
+    return reading
+
+
+def _probe_bug(probe, e: Exception) -> Reading:
+    log.error("probe %s failed:\n%s", probe.name, traceback.format_exc())
+    return Reading(probe.name, False, error=f"probe error: {type(e).__name__}: {e}")
+
+
+def is_async(probe) -> bool:
+    """True for probes that read on the event loop instead of a worker thread."""
+    return hasattr(probe, "aread")
 
 
 class Scheduler:
@@ -98,11 +132,19 @@ class Scheduler:
     def __init__(self, agent: Agent, probes: list[Probe]):
         self.agent = agent
         self.probes = probes
+        threaded = [p for p in probes if not is_async(p)]
         self.pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max(1, min(32, len(probes))), thread_name_prefix="probe")
+            max_workers=max(1, min(32, len(threaded))), thread_name_prefix="probe")
+        self._wake: dict[str, asyncio.Event] = {}
+
+    def poll_now(self, probe_name: str) -> None:
+        """Run that probe's next read at once (a trap said something changed)."""
+        if (wake := self._wake.get(probe_name)) is not None:
+            wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then close every probe."""
+        self._wake = {p.name: asyncio.Event() for p in self.probes}
         tasks = [asyncio.create_task(self._loop(p, stop), name=p.name) for p in self.probes]
         try:
             await stop.wait()
@@ -121,8 +163,18 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         next_at = loop.time()
         pending: asyncio.Future | None = None
+        wake = self._wake[probe.name]
         while not stop.is_set():
-            if pending is not None and not pending.done():
+            wake.clear()
+            if is_async(probe):
+                try:
+                    reading = await asyncio.wait_for(
+                        run_async_probe_once(probe, self.agent.clock), probe.timeout)
+                except asyncio.TimeoutError:
+                    reading = Reading(probe.name, False, at=self.agent.clock(),
+                                      duration=probe.timeout,
+                                      error=f"no answer within {probe.timeout:g} s")
+            elif pending is not None and not pending.done():
                 reading = Reading(probe.name, False, at=self.agent.clock(),
                                   error=f"previous read still running after {probe.timeout:g} s")
             else:
@@ -145,10 +197,26 @@ class Scheduler:
                 next_at += probe.interval
                 if next_at < now:
                     next_at = now + probe.interval - ((now - next_at) % probe.interval)
-            try:
-                await asyncio.wait_for(stop.wait(), next_at - now)
-            except asyncio.TimeoutError:
-                pass
+            await _first_of(stop, wake, next_at - now)
+
+
+async def _first_of(a: asyncio.Event, b: asyncio.Event, timeout: float) -> None:
+    """Wait until either event is set or the timeout passes."""
+    waits = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
+    try:
+        await asyncio.wait(waits, timeout=max(0.0, timeout), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+
+
+async def read_all(probes: list[Probe]) -> list[Reading]:
+    """Read every probe once, concurrently: threads for blocking ones."""
+    loop = asyncio.get_running_loop()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(32, len(probes)))) as pool:
+        jobs = [run_async_probe_once(p) if is_async(p)
+                else loop.run_in_executor(pool, run_probe_once, p) for p in probes]
+        return list(await asyncio.gather(*jobs))
 
 
 def once(config: Config, probes: list[Probe], out=sys.stdout) -> int:
@@ -157,8 +225,14 @@ def once(config: Config, probes: list[Probe], out=sys.stdout) -> int:
 
     from .events import ListSink
     agent = Agent(config, ListSink())
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(32, len(probes)))) as pool:
-        readings = list(pool.map(run_probe_once, probes))
+
+    async def read_and_close():
+        try:
+            return await read_all(probes)
+        finally:
+            for p in probes:
+                p.close()
+    readings = asyncio.run(read_and_close())
     failed = 0
     for p, r in zip(probes, readings):
         agent.handle(r)
@@ -166,12 +240,12 @@ def once(config: Config, probes: list[Probe], out=sys.stdout) -> int:
         out.write(msgspec.json.encode({
             "probe": r.probe, "ok": r.ok, "error": r.error,
             "at": r.at, "duration_seconds": round(r.duration, 6),
-            "checks": [{"check": c.check, "state": c.state.label, "reason": c.reason}
+            "checks": [{"check": c.check, "state": c.state.label, "reason": c.reason,
+                        **({"diagnosis": c.diagnosis} if c.diagnosis else {})}
                        for c in r.checks],
             "metrics": [{"name": s.name, "labels": dict(s.labels), "value": s.value}
                         for s in r.samples],
             "detail": r.detail,
         }).decode() + "\n")
-        p.close()
     out.flush()
     return 1 if failed else 0

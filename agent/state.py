@@ -43,6 +43,7 @@ class Transition:
     new: State
     reason: str
     at: float
+    diagnosis: str | None = None
 
 
 class CheckTracker:
@@ -53,6 +54,7 @@ class CheckTracker:
         self.policy = policy
         self.state: State | None = None
         self.reason = ""
+        self.diagnosis: str | None = None
         self.flapping = False
         self._pending: State | None = None
         self._pending_count = 0
@@ -65,18 +67,22 @@ class CheckTracker:
         """A different state has been seen but not yet confirmed by debounce."""
         return self._pending is not None
 
-    def observe(self, result: CheckResult, now: float) -> list[Transition]:
-        """Take one verdict; return the transitions it causes (often none)."""
+    def observe(self, result: CheckResult, now: float, *, confirmed: bool = False) -> list[Transition]:
+        """Take one verdict; return the transitions it causes (often none).
+
+        `confirmed` skips debounce: the device itself said so (an SNMP trap).
+        """
         self._count_raw_change(result.state, now)
         if self.state is None:
-            self.state, self.reason = result.state, result.reason
-            return [Transition("state", self.check, None, result.state, result.reason, now)]
+            self.state, self.reason, self.diagnosis = result.state, result.reason, result.diagnosis
+            return [Transition("state", self.check, None, result.state, result.reason, now,
+                               result.diagnosis)]
 
         out: list[Transition] = []
         old = self.state
-        changed = self._debounce(result)
+        changed = self._debounce(result, confirmed)
         if result.state == self.state:
-            self.reason = result.reason
+            self.reason, self.diagnosis = result.reason, result.diagnosis
 
         n = len(self._raw_changes)
         if not self.flapping and n >= self.policy.flap_threshold:
@@ -85,26 +91,30 @@ class CheckTracker:
             out.append(Transition(
                 "flapping", self.check, old, self.state,
                 f"flapping: {n} changes in {self.policy.flap_window:g} s "
-                f"(last: {result.reason})", now))
+                f"(last: {result.reason})", now, self.diagnosis))
         elif self.flapping and n <= self.policy.flap_threshold // 2:
             self.flapping = False
             out.append(Transition(
                 "flapping_end", self.check, self._state_before_flapping, self.state,
-                f"stopped flapping, settled {self.state.label}: {self.reason}", now))
+                f"stopped flapping, settled {self.state.label}: {self.reason}", now,
+                self.diagnosis))
         elif changed and not self.flapping:
-            out.append(Transition("state", self.check, old, self.state, self.reason, now))
+            out.append(Transition("state", self.check, old, self.state, self.reason, now,
+                                  self.diagnosis))
         return out
 
-    def _debounce(self, result: CheckResult) -> bool:
+    def _debounce(self, result: CheckResult, confirmed: bool = False) -> bool:
         if result.state == self.state:
             self._pending, self._pending_count = None, 0
             return False
-        if result.state == self._pending:
+        if confirmed:
+            self._pending_count = self.policy.debounce
+        elif result.state == self._pending:
             self._pending_count += 1
         else:
             self._pending, self._pending_count = result.state, 1
         if self._pending_count >= self.policy.debounce:
-            self.state, self.reason = result.state, result.reason
+            self.state, self.reason, self.diagnosis = result.state, result.reason, result.diagnosis
             self._pending, self._pending_count = None, 0
             return True
         return False

@@ -27,6 +27,8 @@ class Event(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     new_state: StateName
     reason: str
     observed_at: datetime
+    # Network faults: "device", "line" or "local" (domain.md §4.1); else None.
+    diagnosis: Literal["device", "line", "local"] | None = None
 
 
 def new_event_id() -> str:

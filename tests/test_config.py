@@ -189,9 +189,9 @@ BAD = [
     # One-of choices, uniqueness and orderings.
     Bad("ups-with-nut-and-serial",
         AGENT + NUT_UPS + "    serial: {port: /dev/ttyUSB0}\n", "ups[0]",
-        ("expected exactly one of 'nut' or 'serial'",)),
+        ("expected exactly one of 'nut', 'serial' or 'snmp'",)),
     Bad("ups-with-neither", AGENT + "ups:\n  - name: rack\n    interval: 2\n", "ups[0]",
-        ("expected exactly one of 'nut' or 'serial'",)),
+        ("expected exactly one of 'nut', 'serial' or 'snmp'",)),
     Bad("duplicate-ups-names",
         AGENT + NUT_UPS + "  - name: rack\n    serial: {port: /dev/ttyUSB0}\n", "ups[1].name",
         ("duplicate UPS name 'rack'",)),

@@ -22,7 +22,8 @@ from .test_nut_agent import ONLINE
 
 UNIT_SUFFIXES = ("_seconds", "_bytes", "_ratio", "_volts", "_hertz", "_celsius", "_info",
                  "_count", "_files", "_up", "_success", "_state", "_flapping", "_status",
-                 "_listening", "_per_cpu", "_events")
+                 "_listening", "_per_cpu", "_events", "_per_second", "_octets", "_errors",
+                 "_discards", "_received", "_dropped")
 
 
 def test_catalogue_names_follow_prometheus_conventions():

@@ -1,0 +1,1 @@
+"""SNMP: switches, UPS network cards, traps and port actions."""
