@@ -1,4 +1,4 @@
-"""The `branchwatch` command: agent, check-config, demo."""
+"""The `branchwatch` command: agent, port, check-config, demo."""
 
 from __future__ import annotations
 
@@ -27,6 +27,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="how state-change events are printed on stdout (default json)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
 
+    p = sub.add_parser("port", help="bring a switch port up or down by SNMP SET (if allowed)")
+    p.add_argument("--config", required=True, metavar="FILE", help="agent config (YAML)")
+    p.add_argument("switch", help="switch name (switches[].name)")
+    p.add_argument("port", help="interface id (switches[].interfaces[].id or its name)")
+    p.add_argument("state", choices=["up", "down"])
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
     p = sub.add_parser("check-config", help="validate an agent config; exit 2 if it is wrong")
     p.add_argument("file", metavar="FILE")
 
@@ -47,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "agent":
             config = load(args.config)
             return run_agent(config, once=args.once, events=args.events)
+        if args.command == "port":
+            return run_port_action(load(args.config), args.switch, args.port, args.state == "up",
+                                   as_json=args.json)
         if args.command == "demo":
             from .demo import run_demo
             return run_demo(port=args.port, duration=args.duration, speed=args.speed)
@@ -61,19 +71,35 @@ def main(argv: list[str] | None = None) -> int:
 def _summary(c: Config) -> str:
     h = c.host
     services = len(h.processes) + len(h.listening) + len(h.tcp) + len(h.backups) + len(h.disks)
-    return f"agent {c.agent.id}, branch {c.agent.branch}, {len(c.ups)} UPS, {services} service checks"
+    return (f"agent {c.agent.id}, branch {c.agent.branch}, {len(c.ups)} UPS, "
+            f"{len(c.switches)} switches, {len(c.lines)} lines, {services} service checks")
+
+
+def run_port_action(config: Config, switch: str, port: str, up: bool, as_json: bool = False) -> int:
+    """Set a port's admin state, read it back; 0 if confirmed, 1 otherwise."""
+    import json
+
+    from .snmp.actions import set_port_admin
+    result = asyncio.run(set_port_admin(config, switch, port, up))
+    if as_json:
+        print(json.dumps(result.as_dict()))
+    else:
+        print(f"{result.outcome}: {result.message}", file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else 1
 
 
 def run_agent(config: Config, *, once: bool = False, events: str = "json") -> int:
     """Run the agent until SIGTERM/SIGINT (or once, with `once`)."""
+    from .links import LinkView
     from .probes import build_probes
     from .runner import once as run_once
 
-    probes = build_probes(config)
+    links = LinkView()
+    probes = build_probes(config, links)
     if once:
         return run_once(config, probes)
     from .service import serve
-    return asyncio.run(serve(config, probes, events))
+    return asyncio.run(serve(config, probes, events, links=links))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from .config import Config
+from .links import LinkView
 from .model import Reading
 
 
@@ -24,16 +25,30 @@ class Probe(Protocol):
     def close(self) -> None: ...
 
 
-def build_probes(config: Config) -> list[Probe]:
-    """One probe per UPS, per TCP target, per backup; one for each host group."""
+def build_probes(config: Config, links: LinkView | None = None) -> list[Probe]:
+    """One probe per UPS, switch, line, TCP target and backup; one per host group.
+
+    Switch and line probes share `links`, so a line can tell a device fault
+    from a line fault by its uplink port's state.
+    """
     probes: list[Probe] = []
+    links = links if links is not None else LinkView()
     for ups in config.ups:
-        if ups.nut is not None:
+        if ups.snmp is not None:
+            from .snmp.ups_probe import SnmpUpsProbe
+            probes.append(SnmpUpsProbe(ups))
+        elif ups.nut is not None:
             from .ups.nut_probe import NutUpsProbe
             probes.append(NutUpsProbe(ups, config.nut_client))
         else:
             from .ups.serial_probe import SerialUpsProbe
             probes.append(SerialUpsProbe(ups))
+    if config.switches:
+        from .snmp.switch_probe import SwitchProbe
+        probes.extend(SwitchProbe(s, links) for s in config.switches)
+    if config.lines:
+        from .lines.probe import LineProbe
+        probes.extend(LineProbe(spec, links) for spec in config.lines)
     h = config.host
     every = h.interval
     if h.processes:

@@ -10,10 +10,11 @@ from .config import Config, ConfigError
 
 
 async def serve(config: Config, probes, events: str = "json", duration: float | None = None,
-                stop: asyncio.Event | None = None, announce=None) -> int:
+                stop: asyncio.Event | None = None, announce=None, links=None) -> int:
     """Serve /metrics and run the probes until stopped; 0 on a clean stop.
 
-    `announce(url)` is called with the /metrics URL once it listens.
+    `announce(url)` is called with the /metrics URL once it listens;
+    `links` is the LinkView the probes share (for the trap listener).
     """
     from prometheus_client import CollectorRegistry, start_http_server
 
@@ -44,13 +45,35 @@ async def serve(config: Config, probes, events: str = "json", duration: float | 
         loop.add_signal_handler(sig, stop.set)
     if duration is not None:
         loop.call_later(duration, stop.set)
+    scheduler = Scheduler(agent, probes)
+    traps = await _start_traps(config, probes, agent, scheduler, links) if config.traps else None
     try:
-        await Scheduler(agent, probes).run(stop)
+        await scheduler.run(stop)
     finally:
+        if traps is not None:
+            traps.close()
         httpd.shutdown()
         httpd.server_close()
     log.info("agent stopped")
     return 0
+
+
+async def _start_traps(config: Config, probes, agent, scheduler, links):
+    """Listen for the switches' traps; a bind failure is a config error."""
+    from .snmp.traps import TrapListener
+    by_name = {p.name: p for p in probes}
+    switches = [(s, by_name[f"switch/{s.name}"]) for s in config.switches]
+    listener = TrapListener(switches, agent.handle_confirmed, scheduler.poll_now,
+                            lambda samples: agent.snapshot.put("traps", samples), links)
+    t = config.traps
+    try:
+        host, port = await listener.start(t.address, t.port)
+    except OSError as e:
+        hint = " (ports below 1024 need CAP_NET_BIND_SERVICE)" if t.port < 1024 else ""
+        raise ConfigError(f"traps: cannot listen on {t.address}:{t.port}: "
+                          f"{e.strerror or e}{hint}") from None
+    logging.getLogger("branchwatch.agent").info("listening for SNMP traps on udp %s:%s", host, port)
+    return listener
 
 
 def _url_host(host: str) -> str:

@@ -59,13 +59,22 @@ def test_full_example_uses_every_section():
     """The documented example shows every part of the schema at least once."""
     c = load(REPO / "config" / "agent.example.yaml")
     assert c.agent.region
-    assert [u.nut is not None for u in c.ups] == [True, False]
+    assert [u.nut is not None for u in c.ups] == [True, False, False]
     assert (c.ups[0].nut.host, c.ups[0].nut.port) == ("127.0.0.1", 3493)
     assert (c.ups[1].serial.port, c.ups[1].serial.baud) == ("/dev/ttyUSB0", 2400)
     h = c.host
     assert {p.process is not None for p in h.processes} == {True, False}
     assert h.listening and h.tcp and h.disks and h.memory and h.load and h.backups
     assert {t.host for t in h.tcp} == {"core.bank.example", "gateway.branch.example"}
+    assert c.ups[2].snmp.host == "10.17.0.20"
+    funds = c.switches[0]
+    assert (funds.snmp.version, funds.snmp.priv_protocol) == ("3", "aes")
+    assert [i.key for i in funds.interfaces] == ["primary", "backup", "atm", "stack"]
+    assert {i.role for i in funds.interfaces} == {"uplink-primary", "uplink-backup", "access", "trunk"}
+    assert funds.actions.ports == ["backup", "primary"] and funds.actions.write.user
+    assert c.traps.port == 162
+    assert [(line.name, line.uplink.interface) for line in c.lines] == [
+        ("primary", "primary"), ("backup", "backup")]
 
 
 def test_minimal_example_is_minimal():
@@ -192,6 +201,46 @@ BAD = [
         ("expected exactly one of 'nut', 'serial' or 'snmp'",)),
     Bad("ups-with-neither", AGENT + "ups:\n  - name: rack\n    interval: 2\n", "ups[0]",
         ("expected exactly one of 'nut', 'serial' or 'snmp'",)),
+    # Network sections (switches, lines, SNMP UPS cards).
+    Bad("switch-v2c-without-community",
+        AGENT + "switches:\n  - {name: sw, host: h, snmp: {version: '2c'}}\n",
+        "switches[0].snmp.community", ("required for version 2c",)),
+    Bad("switch-v3-short-key",
+        AGENT + "switches:\n  - {name: sw, host: h, snmp: {version: '3', user: u, "
+                "auth_protocol: sha, auth_key: short}}\n",
+        "switches[0].snmp.auth_key", ("at least 8 characters",)),
+    Bad("switch-v3-priv-without-auth",
+        AGENT + "switches:\n  - {name: sw, host: h, snmp: {version: '3', user: u, "
+                "priv_protocol: aes, priv_key: longenough}}\n",
+        "switches[0].snmp.priv_protocol", ("needs an auth_protocol",)),
+    Bad("switch-version-unquoted-number",
+        AGENT + "switches:\n  - {name: sw, host: h, snmp: {version: 3, user: u}}\n",
+        "switches[0].snmp.version", ("expected str",)),
+    Bad("interface-two-selectors",
+        AGENT + "switches:\n  - name: sw\n    host: h\n    snmp: {community: c}\n"
+                "    interfaces: [{name: Gi0/1, index: 1}]\n",
+        "switches[0].interfaces[0]", ("exactly one of 'name', 'descr', 'alias' or 'index'",)),
+    Bad("interface-bad-role",
+        AGENT + "switches:\n  - name: sw\n    host: h\n    snmp: {community: c}\n"
+                "    interfaces: [{name: Gi0/1, role: uplink}]\n",
+        "switches[0].interfaces[0].role", ("uplink-primary", "uplink-backup", "access", "trunk")),
+    Bad("action-port-not-an-interface",
+        AGENT + "switches:\n  - name: sw\n    host: h\n    snmp: {community: c}\n"
+                "    interfaces: [{name: Gi0/1, id: primary}]\n    actions: {ports: [backup]}\n",
+        "switches[0].actions.ports[0]", ("expected the id of an interface",)),
+    Bad("line-uplink-unknown-switch",
+        AGENT + "lines:\n  - {name: l, uplink: {switch: nope, interface: p}, "
+                "targets: [{name: gw, host: 127.0.0.1}]}\n",
+        "lines[0].uplink.switch", ("expected the name of a configured switch",)),
+    Bad("line-without-targets", AGENT + "lines:\n  - {name: l, targets: []}\n",
+        "lines[0].targets", ("expected a list of length >= 1",)),
+    Bad("line-loss-order",
+        AGENT + "lines:\n  - {name: l, loss_warning: 0.9, loss_critical: 0.5, "
+                "targets: [{name: gw, host: 127.0.0.1}]}\n",
+        "lines[0].loss_warning", ("at most loss_critical",)),
+    Bad("trap-port-zero", AGENT + "traps: {port: 0}\n", "traps.port", ("expected int >= 1",)),
+    Bad("ups-snmp-without-host", AGENT + "ups:\n  - name: u\n    snmp: {snmp: {community: c}}\n",
+        "ups[0].snmp.host", ("missing, and it is required",)),
     Bad("duplicate-ups-names",
         AGENT + NUT_UPS + "  - name: rack\n    serial: {port: /dev/ttyUSB0}\n", "ups[1].name",
         ("duplicate UPS name 'rack'",)),

@@ -89,3 +89,24 @@ class SnmpSim:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+
+SYSTEM_AND_IF_MIB = ("1.3.6.1.2.1.1.", "1.3.6.1.2.1.2.", "1.3.6.1.2.1.31.")
+
+
+def subset(recording: Path, prefixes: tuple[str, ...] = SYSTEM_AND_IF_MIB) -> dict[str, str]:
+    """The records of a real recording under some OID prefixes: {oid: 'TAG|VALUE'}."""
+    out: dict[str, str] = {}
+    for line in Path(recording).read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line or line.startswith("#") or "|" not in line:
+            continue
+        oid, rest = line.split("|", 1)
+        if oid.startswith(prefixes):
+            out[oid] = rest
+    return out
+
+
+def render(records: dict[str, str]) -> str:
+    """Records back into snmprec text, in OID order (snmpsim needs it sorted)."""
+    key = lambda oid: tuple(int(x) for x in oid.split("."))  # noqa: E731
+    return "".join(f"{oid}|{records[oid]}\n" for oid in sorted(records, key=key))
