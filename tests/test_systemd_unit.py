@@ -32,7 +32,9 @@ def test_unit_is_hardened_and_unprivileged():
                       "PrivateTmp": "yes", "Restart": "on-failure", "DynamicUser": "yes",
                       "SupplementaryGroups": "dialout", "StateDirectory": "branchwatch"}.items():
         assert s.get(key) == [want], key
-    assert s["CapabilityBoundingSet"] == [""]
+    # Only the right to bind the trap port (162); nothing else.
+    assert s["CapabilityBoundingSet"] == ["CAP_NET_BIND_SERVICE"]
+    assert s["AmbientCapabilities"] == ["CAP_NET_BIND_SERVICE"]
     assert "User" in s and s["User"] != ["root"]
 
 
