@@ -62,12 +62,20 @@ class LinkView:
 
 
 def nic_link_up(nic: str, sysfs: Path = Path("/sys/class/net")) -> bool | None:
-    """True if the NIC has carrier and is up; None if there is no such NIC."""
+    """True if the NIC has carrier and is up; None if there is no such NIC.
+
+    carrier is read first: operstate lags a lost carrier by about a second.
+    """
     base = sysfs / nic
     try:
         oper = (base / "operstate").read_text().strip()
     except OSError:
         return None
+    try:
+        if (base / "carrier").read_text().strip() == "0":
+            return False
+    except OSError:
+        pass   # carrier is unreadable while the NIC is administratively down
     if oper == "up":
         return True
     if oper == "unknown":  # loopback, tun and some virtual NICs never say "up"

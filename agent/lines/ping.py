@@ -67,7 +67,9 @@ async def probe_target(host: str, *, count: int, timeout: float, method: str = "
     method "icmp" forces ICMP (every echo lost, with the reason, where the
     kernel forbids it); "tcp" connects to `port`; "auto" uses ICMP where
     the kernel allows it, else TCP. `source` binds the local address,
-    which selects the line the traffic leaves by.
+    which selects the line the traffic leaves by. A target that cannot be
+    reached is a result, not an exception; OSError escapes only when no
+    socket can be opened at all (out of file descriptors).
     """
     if method not in ("auto", ICMP, TCP):
         raise ValueError(f"unknown method {method!r}")
@@ -83,7 +85,7 @@ async def probe_target(host: str, *, count: int, timeout: float, method: str = "
             sock = socket.socket(family, socket.SOCK_DGRAM, _ECHO[family][2])
         except OSError as e:
             if e.errno not in _REFUSED:
-                raise
+                raise   # EMFILE and the like: not a verdict on ICMP
             why = icmp_refusal(e)
             if method == ICMP:
                 return _all_lost(ICMP, count, why, address)
@@ -161,6 +163,15 @@ def _all_lost(method: str, count: int, why: str, address: str | None = None) -> 
     return PingResult(method, sent=count, error=why, lost_reason=why, address=address)
 
 
+def _not_sent(e: OSError) -> str:
+    """Why the kernel would not send an echo, for a person."""
+    if e.errno == errno.ENOBUFS:
+        # Seen when the link has lost carrier and the next hop's ARP entry
+        # is being re-checked: the kernel drops the packet at once.
+        return "not sent (No buffer space available: the link is down or the next hop is silent)"
+    return f"not sent ({e.strerror or e})"
+
+
 def _bind(sock: socket.socket, source: str | None) -> None:
     if source is not None:
         sock.bind((source, 0))
@@ -191,7 +202,7 @@ async def _echo(sock: socket.socket, family: int, sockaddr: tuple, count: int,
         try:
             await loop.sock_sendto(sock, packet, dest)
         except OSError as e:   # no route, network down: this echo is lost
-            result.lost_reason = e.strerror or str(e)
+            result.lost_reason = _not_sent(e)
             continue
         rtt = await _await_reply(sock, reply, seq, token, start, start + timeout)
         if rtt is None:

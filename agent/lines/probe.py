@@ -14,7 +14,7 @@ import asyncio
 from ..host.human import ms, pct, pct_limit
 from ..links import DEVICE, LINE, LOCAL, LinkView, diagnose_unreachable
 from ..model import CheckResult, Reading, Sample, State
-from ..schema_network import Line
+from ..schema_network import Line, LineTarget
 from .ping import PingResult, probe_target
 
 # Spare time for the event loop on top of the echoes themselves.
@@ -58,9 +58,7 @@ class LineProbe:
     async def aread(self) -> Reading:
         """Probe all targets at once; an unreachable target is a finding, not a failed read."""
         s = self.spec
-        results = await asyncio.gather(*(
-            probe_target(t.host, count=s.count, timeout=s.timeout, method=s.method,
-                         port=t.port, source=s.source) for t in s.targets))
+        results = await asyncio.gather(*(self._probe(t) for t in s.targets))
         samples, checks, detail = [], [], {}
         diagnosis: tuple[str | None, str] | None = None   # one per line, if needed
         for target, r in zip(s.targets, results):
@@ -84,6 +82,16 @@ class LineProbe:
                 "rtts": [round(x, 6) for x in r.rtts], "error": r.error,
                 "lost_reason": r.lost_reason}
         return Reading(self.name, True, samples, checks, {"targets": detail})
+
+    async def _probe(self, target: LineTarget) -> PingResult:
+        s = self.spec
+        try:
+            return await probe_target(target.host, count=s.count, timeout=s.timeout,
+                                      method=s.method, port=target.port, source=s.source)
+        except OSError as e:   # out of sockets and the like: this target unmeasured
+            method = "tcp" if s.method == "tcp" else "icmp"
+            why = f"cannot open a socket: {e.strerror or e}"
+            return PingResult(method, sent=s.count, error=why, lost_reason=why)
 
     def diagnose(self) -> tuple[str | None, str]:
         """Device, line or local fault, from the uplink port as the switch probe saw it."""

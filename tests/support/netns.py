@@ -12,10 +12,12 @@ server. Both namespaces are deleted at teardown.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,7 @@ class NetnsPair:
         self.branch = f"bw-branch-{suffix}"
         self.far = f"bw-far-{suffix}"
         self._created: list[str] = []
+        self._made_etc_netns = False
 
     def create(self) -> "NetnsPair":
         """Make both namespaces; pytest.skip (with the reason) if we may not."""
@@ -72,6 +75,7 @@ class NetnsPair:
             done = self.run(["sysctl", "-q", "-w", "net.ipv4.ping_group_range=0 2147483647"])
             if done.returncode != 0:
                 raise RuntimeError(f"sysctl in {b} failed: {done.stderr.strip()}")
+            self._made_etc_netns = not _ETC_NETNS.exists()
             resolv = _ETC_NETNS / b
             resolv.mkdir(parents=True, exist_ok=True)
             (resolv / "resolv.conf").write_text("nameserver 127.0.0.1\n")
@@ -86,12 +90,30 @@ class NetnsPair:
             raise RuntimeError(f"ip {' '.join(args)}: {done.stderr.strip()}")
 
     def cut(self) -> None:
-        """Cut the line: the far side's end of the veth goes down."""
+        """Cut the line: the far side's end of the veth goes down.
+
+        Returns once the branch side's NIC reports it (its operstate lags
+        the carrier by the kernel's link-watch delay).
+        """
         self._must("-n", self.far, "link", "set", _FAR_NIC, "down")
+        self._wait_operstate("DOWN")
 
     def restore(self) -> None:
-        """Mend the line: the far side's end comes back up."""
+        """Mend the line: the far side's end comes back up (and the branch sees it)."""
         self._must("-n", self.far, "link", "set", _FAR_NIC, "up")
+        self._wait_operstate("UP")
+
+    def _wait_operstate(self, want: str, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            done = _ip("-n", self.branch, "-j", "link", "show", "dev", _BRANCH_NIC)
+            state = json.loads(done.stdout)[0].get("operstate") if done.returncode == 0 else None
+            if state == want:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{_BRANCH_NIC} in {self.branch} is {state}, not {want}, "
+                                   f"after {timeout:g} s")
+            time.sleep(0.02)
 
     def _exec(self, cmd: list[str]) -> list[str]:
         return ["ip", "netns", "exec", self.branch, *cmd]
@@ -123,10 +145,11 @@ class NetnsPair:
             _ip("netns", "del", ns)
         self._created.clear()
         shutil.rmtree(_ETC_NETNS / self.branch, ignore_errors=True)
-        try:
-            _ETC_NETNS.rmdir()   # only if we left it empty
-        except OSError:
-            pass
+        if self._made_etc_netns:
+            try:
+                _ETC_NETNS.rmdir()   # only if nobody else put anything there since
+            except OSError:
+                pass
 
     def __enter__(self) -> "NetnsPair":
         return self.create()
