@@ -1,0 +1,146 @@
+"""Switch polling cost and link-down reaction time, against a real snmpsim.
+
+snmpsim serves 4 switches (the system and IF-MIB rows of a real 48-port
+recording, TP-Link JetStream: no ifXTable, so 32-bit counters); the agent
+watches all 48 ports of each at a 10 s interval and listens for traps.
+Reported:
+  - RSS of the agent process after warm-up, and its peak;
+  - CPU: share of one core over the window, and CPU ms per poll cycle of
+    all 4 switches;
+  - link-down-to-event delay: by trap (snmptrap linkDown, the table
+    changed at the same moment) and by poll alone (no trap).
+Targets (issue 3): CPU < 2 % of a core, trap delay < 1 s.
+
+Run: python3 bench/switch_bench.py [--window 60] [--changes 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.agent import AgentProcess  # noqa: E402
+from tests.support.paths import REPO  # noqa: E402
+from tests.support.snmpsim import SnmpSim, free_udp_port, render, subset  # noqa: E402
+
+RECORDING = REPO.parent / "shared" / "testdata" / "snmprec" / "tplink-jetstream-48port-l2.snmprec"
+SWITCHES, PORTS, INTERVAL = 4, 48, 10.0
+OPER = "1.3.6.1.2.1.2.2.1.8."
+LINK_DOWN, LINK_UP = "1.3.6.1.6.3.1.1.5.3", "1.3.6.1.6.3.1.1.5.4"
+
+
+def port_names(records: dict[str, str]) -> list[tuple[int, str]]:
+    """(ifIndex, ifDescr) of the recording's physical ports."""
+    rows = []
+    for oid, value in records.items():
+        descr = value.split("|", 1)[1]
+        if oid.startswith("1.3.6.1.2.1.2.2.1.2.") and descr.startswith("gigabitEthernet"):
+            rows.append((int(oid.rsplit(".", 1)[1]), descr))
+    return sorted(rows)[:PORTS]
+
+
+def config(sim: SnmpSim, ports, trap_port: int) -> dict:
+    return {
+        "agent": {"id": "bench", "branch": "bench"},
+        "state": {"debounce": 2, "flap_threshold": 1000},
+        "traps": {"address": "127.0.0.1", "port": trap_port},
+        "switches": [{
+            "name": f"sw{n}", "host": "127.0.0.1", "port": sim.port,
+            "snmp": {"version": "2c", "community": f"sw{n}"}, "interval": INTERVAL,
+            "interfaces": [{"descr": descr, "id": f"p{index}",
+                            "role": "uplink-primary" if i == 0 else "access"}
+                           for i, (index, descr) in enumerate(ports)]}
+            for n in range(SWITCHES)],
+    }
+
+
+def set_oper(sim: SnmpSim, records: dict, index: int, up: bool) -> None:
+    records[f"{OPER}{index}"] = f"2|{1 if up else 2}"
+    sim.write("sw0", render(records))
+
+
+def time_changes(sim, records, agent, index, changes, trap_port: int | None) -> list[float]:
+    """Seconds from the port's change (and trap) to the agent's event, per change."""
+    check = f"switch/sw0/if/p{index}/link"
+    delays = []
+    for i in range(changes):
+        down = i % 2 == 0
+        before = len(agent.events_for(check))
+        set_oper(sim, records, index, not down)
+        changed = time.time()
+        if trap_port is not None:
+            subprocess.run(["snmptrap", "-v2c", "-c", "sw0", f"127.0.0.1:{trap_port}", "",
+                            LINK_DOWN if down else LINK_UP, f"1.3.6.1.2.1.2.2.1.1.{index}", "i",
+                            str(index), f"{OPER}{index}", "i", "2" if down else "1"], check=True)
+        want = "critical" if down else "ok"
+        deadline = time.monotonic() + 4 * INTERVAL
+        while time.monotonic() < deadline:
+            evs = agent.events_for(check)
+            if len(evs) > before and evs[-1]["new_state"] == want:
+                delays.append(agent.event_times[id(evs[-1])] - changed)
+                break
+            time.sleep(0.005)
+        else:
+            raise RuntimeError(f"no {want} event for {check}")
+        time.sleep(1.5)  # let snmpsim's whole-second mtime check move on
+    return delays
+
+
+def run(window: float, changes: int) -> dict:
+    out: dict = {}
+    records = subset(RECORDING)
+    ports = port_names(records)
+    uplink = ports[0][0]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        sim = SnmpSim(tmp / "sim")
+        for n in range(SWITCHES):
+            sim.write(f"sw{n}", render(records))
+        sim.start()
+        try:
+            trap_port = free_udp_port()
+            with AgentProcess(tmp, config(sim, ports, trap_port)) as agent:
+                proc = psutil.Process(agent.proc.pid)
+                time.sleep(INTERVAL + 2)  # warm-up: imports, first polls
+                cpu0, t0 = sum(proc.cpu_times()[:2]), time.monotonic()
+                rss = []
+                while time.monotonic() - t0 < window:
+                    rss.append(proc.memory_info().rss)
+                    time.sleep(1)
+                cpu = sum(proc.cpu_times()[:2]) - cpu0
+                elapsed = time.monotonic() - t0
+                out["switches_x_ports"] = f"{SWITCHES} x {len(ports)}"
+                out["rss_mb_median"] = round(statistics.median(rss) / 2**20, 1)
+                out["rss_mb_peak"] = round(max(rss) / 2**20, 1)
+                out["cpu_share_of_core_pct"] = round(100 * cpu / elapsed, 2)
+                out["cpu_ms_per_cycle_all_switches"] = round(1000 * cpu / (elapsed / INTERVAL), 1)
+                out["window_s"] = round(elapsed, 1)
+                for how, port in (("trap", trap_port), ("poll", None)):
+                    d = time_changes(sim, records, agent, uplink, changes, port)
+                    out[f"link_down_delay_s_{how}"] = {
+                        "median": round(statistics.median(d), 3), "max": round(max(d), 3),
+                        "n": len(d)}
+        finally:
+            sim.stop()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--window", type=float, default=60.0, help="seconds of steady-state sampling")
+    ap.add_argument("--changes", type=int, default=6, help="link changes timed per method")
+    args = ap.parse_args()
+    print(json.dumps(run(args.window, args.changes), indent=2))
+
+
+if __name__ == "__main__":
+    main()
