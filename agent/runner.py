@@ -211,12 +211,23 @@ async def _first_of(a: asyncio.Event, b: asyncio.Event, timeout: float) -> None:
 
 
 async def read_all(probes: list[Probe]) -> list[Reading]:
-    """Read every probe once, concurrently: threads for blocking ones."""
+    """Read every probe once, concurrently (threads for blocking ones), each
+    within its own timeout, so one dead device cannot hold up the rest."""
     loop = asyncio.get_running_loop()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(32, len(probes)))) as pool:
-        jobs = [run_async_probe_once(p) if is_async(p)
-                else loop.run_in_executor(pool, run_probe_once, p) for p in probes]
-        return list(await asyncio.gather(*jobs))
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(32, len(probes))))
+
+    async def one(p) -> Reading:
+        job = run_async_probe_once(p) if is_async(p) else \
+            loop.run_in_executor(pool, run_probe_once, p)
+        try:
+            return await asyncio.wait_for(job, p.timeout)
+        except asyncio.TimeoutError:
+            return Reading(p.name, False, at=time.time(), duration=p.timeout,
+                           error=f"no answer within {p.timeout:g} s")
+    try:
+        return list(await asyncio.gather(*(one(p) for p in probes)))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def once(config: Config, probes: list[Probe], out=sys.stdout) -> int:

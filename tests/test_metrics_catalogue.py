@@ -4,6 +4,7 @@ One agent with every kind of probe runs once against real things here."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 
@@ -14,10 +15,13 @@ from agent.config import from_dict
 from agent.events import ListSink
 from agent.metrics import CATALOGUE, Snapshot, SnapshotCollector
 from agent.probes import build_probes
-from agent.runner import Agent, run_probe_once
+from agent.runner import Agent, read_all
 from agent.sim.megatec_responder import MegatecResponder
+from agent.snmp.traps import TrapListener
 
 from .support.nut import NutServer
+from .support.paths import data_dir, need_binary
+from .support.snmpsim import SnmpSim, free_udp_port
 from .test_nut_agent import ONLINE
 
 UNIT_SUFFIXES = ("_seconds", "_bytes", "_ratio", "_volts", "_hertz", "_celsius", "_info",
@@ -38,14 +42,22 @@ def test_every_metric_emitted_is_listed_and_every_listed_is_emitted(tmp_path):
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     (tmp_path / "b.bak").write_bytes(b"x")
+    sim = SnmpSim(tmp_path / "sim", [data_dir("snmprec")])
     with NutServer(tmp_path / "nut", {"main": ONLINE + "ups.temperature: 30\n"
                                       "input.frequency: 50\nbattery.voltage: 27.1\n"
                                       "output.voltage: 230\n"}) as nut, \
             MegatecResponder() as rack:
+        sim.start(probe_community="h3c-e528")
+        snmp = {"host": "127.0.0.1", "port": sim.port, "timeout": 2, "retries": 1}
         config = from_dict({
             "agent": {"id": "cat", "branch": "b1", "region": "r"},
             "ups": [{"name": "main", "nut": {"ups": "main", "port": nut.port}},
-                    {"name": "rack", "serial": {"port": rack.port_path}}],
+                    {"name": "rack", "serial": {"port": rack.port_path}},
+                    {"name": "card", "snmp": {**snmp, "snmp": {"community": "eaton-ups-93e-80"}}}],
+            "switches": [{"name": "sw", **snmp, "snmp": {"community": "h3c-e528"},
+                          "interfaces": [{"index": 1, "role": "uplink-primary"}]}],
+            "lines": [{"name": "primary", "method": "tcp",
+                       "targets": [{"name": "gw", "host": "127.0.0.1", "port": port}]}],
             "host": {"processes": [{"name": "py", "cmdline": "python"}],
                      "listening": [{"name": "l", "port": port}],
                      "tcp": [{"name": "t", "host": "127.0.0.1", "port": port}],
@@ -53,11 +65,14 @@ def test_every_metric_emitted_is_listed_and_every_listed_is_emitted(tmp_path):
                      "backups": [{"name": "b", "glob": str(tmp_path / "*.bak")}]}})
         snapshot = Snapshot()
         agent = Agent(config, ListSink(), snapshot)
-        for probe in build_probes(config):
-            reading = run_probe_once(probe)
-            assert reading.ok, (probe.name, reading.error)
+        probes = build_probes(config)
+        try:
+            readings = asyncio.run(read_twice_and_trap(config, probes, agent))
+        finally:
+            sim.stop()
+        for reading in readings:   # twice: counters and rates need two polls
+            assert reading.ok, (reading.probe, reading.error)
             agent.handle(reading)
-            probe.close()
     listener.close()
     registry = CollectorRegistry()
     registry.register(SnapshotCollector(snapshot, "b1", "cat", "r"))
@@ -65,5 +80,38 @@ def test_every_metric_emitted_is_listed_and_every_listed_is_emitted(tmp_path):
     emitted = {f.name for f in text_string_to_metric_families(text)}
     assert emitted == set(CATALOGUE), (emitted ^ set(CATALOGUE))
     for fam in text_string_to_metric_families(text):
+        assert fam.type == CATALOGUE[fam.name][0], fam.name
         for s in fam.samples:
             assert s.labels.get("branch") == "b1", s
+
+
+async def read_twice_and_trap(config, probes, agent):
+    """One event loop for all: SNMP sessions belong to the loop that opened them."""
+    try:
+        readings = await read_all(probes) + await read_all(probes)
+        await receive_one_trap(config, probes, agent)
+        return readings
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+async def receive_one_trap(config, probes, agent) -> None:
+    """A real trap through the listener, so the trap counters are emitted too."""
+    switch = next(p for p in probes if p.name == "switch/sw")
+    trap = TrapListener([(config.switches[0], switch)], agent.handle_confirmed, lambda _: None,
+                        lambda samples: agent.snapshot.put("traps", samples))
+    trap_port = free_udp_port()
+    await trap.start("127.0.0.1", trap_port)
+    try:
+        done = await asyncio.create_subprocess_exec(
+            need_binary("snmptrap"), "-v2c", "-c", "h3c-e528", f"127.0.0.1:{trap_port}", "",
+            "1.3.6.1.6.3.1.1.5.1")
+        await done.wait()
+        for _ in range(100):
+            if trap.counts.received:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("the trap did not arrive")
+    finally:
+        trap.close()

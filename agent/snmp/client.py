@@ -57,6 +57,8 @@ class SnmpSession:
         if self._engine is not None:
             try:
                 self._engine.close_dispatcher()
+            except RuntimeError:
+                pass   # its event loop is already closed: the socket went with it
             finally:
                 self._engine = None
                 self._target = None
