@@ -164,6 +164,7 @@ class Scheduler:
         next_at = loop.time()
         pending: asyncio.Future | None = None
         wake = self._wake[probe.name]
+        poked = False
         while not stop.is_set():
             wake.clear()
             if is_async(probe):
@@ -192,12 +193,14 @@ class Scheduler:
                 # Confirm a suspected change soon rather than a whole interval
                 # later (Nagios' retry interval): debounce then costs little delay.
                 next_at = now + recheck
-            else:
+            elif not poked or next_at <= now:
                 # Fixed rate; a read that overran skips the ticks it missed.
+                # An extra read asked for by a trap leaves the schedule alone.
                 next_at += probe.interval
                 if next_at < now:
                     next_at = now + probe.interval - ((now - next_at) % probe.interval)
             await _first_of(stop, wake, next_at - now)
+            poked = wake.is_set()
 
 
 async def _first_of(a: asyncio.Event, b: asyncio.Event, timeout: float) -> None:

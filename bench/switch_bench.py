@@ -90,7 +90,8 @@ def time_changes(sim, records, agent, index, changes, trap_port: int | None) -> 
                 break
             time.sleep(0.005)
         else:
-            raise RuntimeError(f"no {want} event for {check}")
+            raise RuntimeError(f"no {want} event for {check} (by {'trap' if trap_port else 'poll'}); "
+                               f"events: {agent.events_for(check)[-3:]}")
         time.sleep(1.5)  # let snmpsim's whole-second mtime check move on
     return delays
 

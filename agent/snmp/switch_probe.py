@@ -18,7 +18,14 @@ from ..model import CheckResult, Reading, Sample, State
 from ..schema_network import InterfaceSpec, Switch
 from . import interfaces as ifs
 from .client import SnmpError, SnmpSession
-from .if_mib import ADMIN_STATUS, COLUMNS, DISCARD_COUNTERS, ERROR_COUNTERS, OPER_STATUS, SYSTEM
+from .if_mib import (ADMIN_STATUS, COLUMNS, DISCARD_COUNTERS, ERROR_COUNTERS, IF_ALIAS, IF_DESCR,
+                     IF_NAME, IF_OPER_STATUS, OPER_STATUS, SYSTEM)
+
+# Port names change only when the interface table does (a restart, a module
+# added): re-read them then, or every NAMES_REFRESH polls, not on every poll.
+# Decoding them was a third of a poll's CPU.
+NAMES = (IF_DESCR, IF_NAME, IF_ALIAS)
+NAMES_REFRESH = 30
 
 
 @dataclass
@@ -31,6 +38,9 @@ class Memory:
     polled_at: float | None = None     # monotonic time of the last answered poll
     counters: dict[tuple[str, str], ifs.CounterState] = field(default_factory=dict)
     ifindex_of: dict[str, int] = field(default_factory=dict)   # port key -> ifIndex
+    names: dict[str, dict[str, object]] | None = None   # NAMES columns as last walked
+    polls_since_names: int = 0
+    skip: frozenset[str] = frozenset()   # columns the device lacks or that 64-bit ones cover
 
 
 class SwitchProbe:
@@ -76,12 +86,41 @@ class SwitchProbe:
             self._loop = loop
         try:
             system = ifs.read_system(await self._session.get(list(SYSTEM.values())))
-            rows = ifs.parse_table(await self._session.walk(list(COLUMNS.values())))
+            rows = ifs.parse_table(await self._walk_interfaces(system.uptime_ticks))
             if not rows:
                 raise SnmpError("it answers, but has no IF-MIB (the ifDescr walk is empty)")
         except SnmpError as e:
             return self._silent(str(e), at)
         return self._reading(system, rows, at, now)
+
+    async def _walk_interfaces(self, uptime_ticks: int) -> dict[str, dict[str, object]]:
+        """The IF-MIB columns, reading port names only when they may have changed."""
+        mem = self.memory
+        fresh = (mem.names is None or mem.polls_since_names >= NAMES_REFRESH
+                 or (mem.uptime_ticks is not None and uptime_ticks < mem.uptime_ticks))
+        if fresh:
+            walked = await self._session.walk(list(COLUMNS.values()))
+            self._learn(walked)
+            return walked
+        walked = await self._session.walk(
+            [c for c in COLUMNS.values() if c not in NAMES and c not in mem.skip])
+        mem.polls_since_names += 1
+        if set(walked.get(IF_OPER_STATUS, {})) != set(mem.names.get(IF_DESCR, {})):
+            # Rows came or went (ifIndex may be reassigned): match names again now.
+            names = await self._session.walk(list(NAMES))
+            mem.names, mem.polls_since_names = names, 0
+        return {**walked, **mem.names}
+
+    def _learn(self, walked: dict[str, dict[str, object]]) -> None:
+        """Remember the names, and which columns later polls can leave out."""
+        mem = self.memory
+        mem.names = {c: walked.get(c, {}) for c in NAMES}
+        mem.polls_since_names = 0
+        skip = {c for c in COLUMNS.values() if c not in NAMES and not walked.get(c)}
+        for hc, low in (("ifHCInOctets", "ifInOctets"), ("ifHCOutOctets", "ifOutOctets")):
+            if set(walked.get(COLUMNS[low], {})) <= set(walked.get(COLUMNS[hc], {})):
+                skip.add(COLUMNS[low])   # every row has the 64-bit counter
+        mem.skip = frozenset(skip)
 
     def _silent(self, reason: str, at: float) -> Reading:
         """The switch cannot be seen: one critical check; port checks go unknown."""

@@ -30,8 +30,10 @@ class SnmpUpsProbe:
         self.name = f"ups/{ups.name}"
         self.interval = ups.interval
         t = ups.snmp
-        # A GET and a walk (one or two bulk requests), each up to timeout x tries.
-        self.timeout = t.timeout * (t.retries + 1) * 3 + 1
+        # A GET and a walk (one or two bulk requests), each up to timeout x tries,
+        # plus pysnmp's timer granularity (~0.5 s) and a busy event loop: this is
+        # only the runner's safety net, the SNMP timeouts are what report.
+        self.timeout = (t.timeout * (t.retries + 1) + 1) * 3 + 2
         self._scalars = scalar_oids(mib)
         self._columns = column_oids(mib)
         self._session: SnmpSession | None = None
