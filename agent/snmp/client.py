@@ -156,12 +156,22 @@ class SnmpSession:
                 raise SnmpError(f"no answer from {self.where} within {self.timeout:g} s "
                                 f"({tries} {'try' if tries == 1 else 'tries'}): "
                                 f"wrong community/credentials, ACL, or the device is down")
-            raise SnmpError(f"{self.where}: {text}")
+            raise SnmpError(f"{self.where}: {_USM_ERRORS.get(text, text)}")
         if es and int(es) != 0:
             at = ""
             if ex and vbs and 0 < int(ex) <= len(vbs):
                 at = f" at {vbs[int(ex) - 1][0]}"
             raise SnmpError(f"{self.where} refused the {verb}: {es.prettyPrint()}{at}")
+
+
+# pysnmp's wording for USM failures, said the way an operator reads them.
+_USM_ERRORS = {
+    "Wrong SNMP PDU digest": "SNMPv3 authentication failed (wrong auth_key or auth_protocol)",
+    "Unknown USM user": "SNMPv3 user not known to the device",
+    "Decryption error": "SNMPv3 decryption failed (wrong priv_key or priv_protocol)",
+    "Unsupported security level": "the device does not accept this SNMPv3 security level",
+    "Unknown SNMP security name encountered": "SNMPv3 user not known to the device",
+}
 
 
 def to_python(value) -> object:
