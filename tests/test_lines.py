@@ -341,23 +341,9 @@ def test_line_cut_diagnosed_inside_the_namespace(netns):
 
 # -- the real agent inside the branch namespace --------------------------------
 
-class NetnsAgent(AgentProcess):
+def NetnsAgent(netns: NetnsPair, folder, config: dict, *args: str) -> AgentProcess:
     """AgentProcess started inside the branch namespace (its /metrics is there too)."""
-
-    def __init__(self, netns: NetnsPair, folder, config: dict, *args: str):
-        super().__init__(folder, config, *args)
-        self.netns = netns
-
-    def start(self, timeout: float = 20.0) -> "NetnsAgent":
-        self.proc = self.netns.popen(
-            [sys.executable, "-m", "agent.cli", "agent", "--config", str(self.config_path),
-             *self.args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        threading.Thread(target=self._read_stdout, daemon=True).start()
-        threading.Thread(target=self._read_stderr, daemon=True).start()
-        if not self._ready.wait(timeout):
-            self.stop()
-            raise RuntimeError("agent did not start:\n" + "".join(self.stderr))
-        return self
+    return AgentProcess(folder, config, *args, prefix=["ip", "netns", "exec", netns.branch])
 
 
 def agent_config(netns: NetnsPair) -> dict:

@@ -22,7 +22,8 @@ from .paths import REPO
 class AgentProcess:
     """`branchwatch agent --config FILE` with stdout events collected."""
 
-    def __init__(self, folder: Path, config: dict, *args: str):
+    def __init__(self, folder: Path, config: dict, *args: str, prefix: list[str] = ()):
+        self.prefix = list(prefix)   # e.g. ["ip", "netns", "exec", NS]: run it elsewhere
         self.config_path = Path(folder) / "agent.yaml"
         config.setdefault("metrics", {"port": 0})
         self.config_path.write_text(yaml.safe_dump(config))
@@ -37,7 +38,7 @@ class AgentProcess:
     def start(self, timeout: float = 20.0) -> "AgentProcess":
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agent.cli", "agent", "--config", str(self.config_path),
+            [*self.prefix, sys.executable, "-m", "agent.cli", "agent", "--config", str(self.config_path),
              *self.args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         threading.Thread(target=self._read_stdout, daemon=True).start()
         threading.Thread(target=self._read_stderr, daemon=True).start()
@@ -60,12 +61,12 @@ class AgentProcess:
                 self.metrics_url = m[1]
                 self._ready.set()
 
-    def wait_event(self, timeout: float = 15.0, **match) -> dict:
-        """The first event (in order) whose fields equal `match`."""
+    def wait_event(self, timeout: float = 15.0, after: int = 0, **match) -> dict:
+        """The first event (in order, from number `after` on) whose fields equal `match`."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
-                for e in self.events:
+                for e in self.events[after:]:
                     if all(e.get(k) == v for k, v in match.items()):
                         return e
             if self.proc.poll() is not None:

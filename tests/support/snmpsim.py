@@ -28,7 +28,8 @@ def free_udp_port() -> int:
 class SnmpSim:
     """snmpsim-command-responder over one or more data folders."""
 
-    def __init__(self, folder: Path, data_dirs: list[Path] = ()):
+    def __init__(self, folder: Path, data_dirs: list[Path] = (), prefix: list[str] = ()):
+        self.prefix = list(prefix)   # e.g. ["ip", "netns", "exec", NS]
         self.binary = need_binary(RESPONDER)
         self.dir = Path(folder)
         self.own = self.dir / "data"          # recordings this test writes
@@ -48,7 +49,7 @@ class SnmpSim:
 
     def start(self, timeout: float = 60.0, probe_community: str | None = None) -> "SnmpSim":
         """Start the responder; wait until it answers (index build ~1-10 s)."""
-        cmd = [self.binary, *[f"--data-dir={d}" for d in self.data_dirs],
+        cmd = [*self.prefix, self.binary, *[f"--data-dir={d}" for d in self.data_dirs],
                f"--cache-dir={self.dir / 'cache'}",
                f"--agent-udpv4-endpoint=127.0.0.1:{self.port}",
                f"--logging-method=file:{self.dir / 'sim.log'}"]
@@ -69,7 +70,7 @@ class SnmpSim:
     def answers(self, community: str) -> bool:
         """True if a GET of sysUpTime under `community` gets a reply."""
         get = need_binary("snmpget")
-        done = subprocess.run([get, "-v2c", "-c", community, "-t", "0.5", "-r", "0",
+        done = subprocess.run([*self.prefix, get, "-v2c", "-c", community, "-t", "0.5", "-r", "0",
                                f"127.0.0.1:{self.port}", "1.3.6.1.2.1.1.3.0"],
                               capture_output=True, text=True)
         return done.returncode == 0
