@@ -10,9 +10,7 @@ import contextlib
 import errno
 import json
 import socket
-import subprocess
 import sys
-import threading
 import time
 
 import msgspec
