@@ -14,24 +14,20 @@ Run: python3 bench/agent_bench.py [--window 60] [--changes 6]
 
 from __future__ import annotations
 
-import argparse
-import json
 import socket
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import psutil
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.agent import AgentProcess  # noqa: E402
 from tests.support.nut import NutServer  # noqa: E402
 
+from measure import main, spread, steady_state  # noqa: E402
+
 ONLINE = "ups.status: OL\nbattery.charge: 100\nbattery.runtime: 1800\ninput.voltage: 230\nups.load: 20\n"
 ON_BATTERY = ONLINE.replace("OL", "OB DISCHRG")
-
 
 def services(folder: Path, listeners: list[socket.socket]) -> dict:
     """20 service checks against things that really exist here."""
@@ -50,7 +46,6 @@ def services(folder: Path, listeners: list[socket.socket]) -> dict:
         "backups": [{"name": "db", "glob": str(backups / "*.bak")},
                     {"name": "any", "glob": str(backups / "*")}],
     }
-
 
 def measure_delay(nut: NutServer, agent: AgentProcess, changes: int) -> list[float]:
     """Seconds from upsd serving a new status to the agent's event, per change."""
@@ -71,7 +66,6 @@ def measure_delay(nut: NutServer, agent: AgentProcess, changes: int) -> list[flo
         time.sleep(1)
     return delays
 
-
 def run(window: float, changes: int) -> dict:
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,37 +82,15 @@ def run(window: float, changes: int) -> dict:
                                   for i in range(4)],
                           "host": services(folder, listeners)}
                 with AgentProcess(folder, config) as agent:
-                    proc = psutil.Process(agent.proc.pid)
                     if debounce == 1:
                         time.sleep(5)  # warm-up: imports done, first polls made
-                        cpu0, t0 = sum(proc.cpu_times()[:2]), time.monotonic()
-                        rss = []
-                        while time.monotonic() - t0 < window:
-                            rss.append(proc.memory_info().rss)
-                            time.sleep(1)
-                        cpu = sum(proc.cpu_times()[:2]) - cpu0
-                        elapsed = time.monotonic() - t0
-                        out["rss_mb_median"] = statistics.median(rss) / 2**20
-                        out["rss_mb_peak"] = max(rss) / 2**20
-                        out["cpu_share_of_core_pct"] = 100 * cpu / elapsed
-                        out["cpu_ms_per_ups_cycle"] = 1000 * cpu / (elapsed / 2.0)
-                        out["window_s"] = round(elapsed, 1)
+                        # a cycle = one 2 s UPS poll interval
+                        out.update(steady_state(agent.proc.pid, window, cycle=2.0))
                     delays = measure_delay(nut, agent, changes)
-                    out[f"delay_s_debounce{debounce}"] = {
-                        "median": statistics.median(delays), "max": max(delays), "n": len(delays)}
+                    out[f"delay_s_debounce{debounce}"] = spread(delays)
         for s in listeners:
             s.close()
     return out
 
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--window", type=float, default=60.0, help="seconds of steady-state sampling")
-    ap.add_argument("--changes", type=int, default=6, help="status changes timed per debounce")
-    args = ap.parse_args()
-    result = run(args.window, args.changes)
-    print(json.dumps(result, indent=2))
-
-
 if __name__ == "__main__":
-    main()
+    main(__doc__, run, "status changes timed per debounce")

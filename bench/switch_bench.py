@@ -16,27 +16,23 @@ Run: python3 bench/switch_bench.py [--window 60] [--changes 6]
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import psutil
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.agent import AgentProcess  # noqa: E402
 from tests.support.paths import REPO  # noqa: E402
 from tests.support.snmpsim import SnmpSim, free_udp_port, render, subset  # noqa: E402
 
+from measure import main, spread, steady_state  # noqa: E402
+
 RECORDING = REPO.parent / "shared" / "testdata" / "snmprec" / "tplink-jetstream-48port-l2.snmprec"
 SWITCHES, PORTS, INTERVAL = 4, 48, 10.0
 OPER = "1.3.6.1.2.1.2.2.1.8."
 LINK_DOWN, LINK_UP = "1.3.6.1.6.3.1.1.5.3", "1.3.6.1.6.3.1.1.5.4"
-
 
 def port_names(records: dict[str, str]) -> list[tuple[int, str]]:
     """(ifIndex, ifDescr) of the recording's physical ports."""
@@ -46,7 +42,6 @@ def port_names(records: dict[str, str]) -> list[tuple[int, str]]:
         if oid.startswith("1.3.6.1.2.1.2.2.1.2.") and descr.startswith("gigabitEthernet"):
             rows.append((int(oid.rsplit(".", 1)[1]), descr))
     return sorted(rows)[:PORTS]
-
 
 def config(sim: SnmpSim, ports, trap_port: int) -> dict:
     return {
@@ -62,11 +57,9 @@ def config(sim: SnmpSim, ports, trap_port: int) -> dict:
             for n in range(SWITCHES)],
     }
 
-
 def set_oper(sim: SnmpSim, records: dict, index: int, up: bool) -> None:
     records[f"{OPER}{index}"] = f"2|{1 if up else 2}"
     sim.write("sw0", render(records))
-
 
 def time_changes(sim, records, agent, index, changes, trap_port: int | None) -> list[float]:
     """Seconds from the port's change (and trap) to the agent's event, per change."""
@@ -95,7 +88,6 @@ def time_changes(sim, records, agent, index, changes, trap_port: int | None) -> 
         time.sleep(1.5)  # let snmpsim's whole-second mtime check move on
     return delays
 
-
 def run(window: float, changes: int) -> dict:
     out: dict = {}
     records = subset(RECORDING)
@@ -110,38 +102,16 @@ def run(window: float, changes: int) -> dict:
         try:
             trap_port = free_udp_port()
             with AgentProcess(tmp, config(sim, ports, trap_port)) as agent:
-                proc = psutil.Process(agent.proc.pid)
                 time.sleep(INTERVAL + 2)  # warm-up: imports, first polls
-                cpu0, t0 = sum(proc.cpu_times()[:2]), time.monotonic()
-                rss = []
-                while time.monotonic() - t0 < window:
-                    rss.append(proc.memory_info().rss)
-                    time.sleep(1)
-                cpu = sum(proc.cpu_times()[:2]) - cpu0
-                elapsed = time.monotonic() - t0
                 out["switches_x_ports"] = f"{SWITCHES} x {len(ports)}"
-                out["rss_mb_median"] = round(statistics.median(rss) / 2**20, 1)
-                out["rss_mb_peak"] = round(max(rss) / 2**20, 1)
-                out["cpu_share_of_core_pct"] = round(100 * cpu / elapsed, 2)
-                out["cpu_ms_per_cycle_all_switches"] = round(1000 * cpu / (elapsed / INTERVAL), 1)
-                out["window_s"] = round(elapsed, 1)
+                # a cycle = one 10 s poll of all 4 switches
+                out.update(steady_state(agent.proc.pid, window, cycle=INTERVAL))
                 for how, port in (("trap", trap_port), ("poll", None)):
                     d = time_changes(sim, records, agent, uplink, changes, port)
-                    out[f"link_down_delay_s_{how}"] = {
-                        "median": round(statistics.median(d), 3), "max": round(max(d), 3),
-                        "n": len(d)}
+                    out[f"link_down_delay_s_{how}"] = spread(d)
         finally:
             sim.stop()
     return out
 
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--window", type=float, default=60.0, help="seconds of steady-state sampling")
-    ap.add_argument("--changes", type=int, default=6, help="link changes timed per method")
-    args = ap.parse_args()
-    print(json.dumps(run(args.window, args.changes), indent=2))
-
-
 if __name__ == "__main__":
-    main()
+    main(__doc__, run, "link changes timed per method")

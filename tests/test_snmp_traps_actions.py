@@ -79,9 +79,12 @@ def test_link_down_trap_changes_state_at_once_and_a_poll_confirms(sim, tmp_path)
         snmptrap(trap_port, LINK_DOWN, *link_varbinds(GI1, 1, 2))
         event = agent.wait_event(check="switch/funds/if/primary/link", new_state="critical",
                                  timeout=10)
-        seen = agent.event_times[id(event)]
         # The poll interval is 60 s and debounce 2: only the trap explains this.
-        assert seen - sent < 10
+        # The agent stamps the event when the trap arrives (bench: ~10 ms);
+        # the issue asks for under a second, kept here with a wide margin.
+        from datetime import datetime
+        observed = datetime.fromisoformat(event["observed_at"].replace("Z", "+00:00")).timestamp()
+        assert observed - sent < 1.0, observed - sent
         assert "linkDown trap" in event["reason"]
         assert event["diagnosis"] == "device"
         # The trap asked for a poll at once: it agrees, so no second event, and
