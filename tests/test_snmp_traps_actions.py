@@ -199,3 +199,21 @@ def test_a_set_with_the_wrong_write_community_reports_no_answer(sim, tmp_path):
     result = json.loads(done.stdout)
     assert result["outcome"] == "failed" and "no answer" in result["message"], result
     assert snmpget(sim, f"{ADMIN}{GI9}") == "2"
+
+
+def test_a_trap_port_that_cannot_be_bound_is_a_clear_config_error(sim, tmp_path):
+    import socket
+    taken = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    taken.bind(("::", 0))
+    port = taken.getsockname()[1]
+    try:
+        path = write_config(tmp_path, switch_config(sim, port))
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        done = subprocess.run([sys.executable, "-m", "agent.cli", "agent", "--config", str(path)],
+                              capture_output=True, text=True, env=env, timeout=60)
+    finally:
+        taken.close()
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"branchwatch: traps: cannot listen on :::{port}: "), last
+    assert "Traceback" not in done.stderr
