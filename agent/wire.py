@@ -31,6 +31,53 @@ class Event(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     diagnosis: Literal["device", "line", "local"] | None = None
 
 
+class CheckStatus(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One check's current debounced state, as a heartbeat carries it."""
+
+    check: str
+    state: StateName
+    reason: str
+    since: datetime | None = None
+    diagnosis: Literal["device", "line", "local"] | None = None
+
+
+class Batch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """POST /api/v1/events: events from one agent, oldest first.
+
+    Resends are expected: the collector accepts an event id once and
+    acknowledges it again, unchanged, every time it is sent.
+    """
+
+    agent: str
+    branch: str
+    sent_at: datetime
+    events: list[Event]
+
+
+class Ack(msgspec.Struct, kw_only=True):
+    """The collector's answer to a Batch: which ids it now holds."""
+
+    accepted: list[str]        # new, stored now
+    duplicates: list[str]      # stored before (a resend): also safe to delete
+
+
+class Heartbeat(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """POST /api/v1/heartbeat: the agent's whole current truth.
+
+    `interval` is how often heartbeats come; the collector's dead-man
+    timer allows that plus a grace. `checks` lets the collector rebuild
+    the state after any gap (a cut line, a spool overflow).
+    """
+
+    agent: str
+    branch: str
+    region: str = ""
+    sent_at: datetime
+    interval: float
+    spool_depth: int = 0
+    checks: list[CheckStatus]
+
+
 def new_event_id() -> str:
     """A fresh, unique event id (makes resends idempotent)."""
     return uuid.uuid4().hex
