@@ -43,10 +43,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="stop after this many seconds (default: run until Ctrl-C)")
     p.add_argument("--speed", type=float, default=1.0, help="play the story faster (e.g. 5)")
 
+    from collector.cli import add_commands as add_collector_commands
+    add_collector_commands(sub)   # collector, collector token, audit verify
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
+        if args.command in ("collector", "audit"):
+            from collector.cli import run as run_collector
+            return run_collector(args)
         if args.command == "check-config":
             config = load(args.file)
             print(f"{args.file}: ok ({_summary(config)})")

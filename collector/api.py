@@ -1,0 +1,239 @@
+"""The collector's HTTP API (aiohttp): ingest, heartbeats, health, metrics.
+
+Every refusal is a 4xx with a JSON body `{"error": "one line"}`:
+401 unknown token, 403 writing as another agent or branch, 400 malformed
+JSON or a schema violation (naming the field), 413 a body over the limit.
+The store is synchronous (SQLite); its calls run on one writer thread so
+the event loop never waits on an fsync and writes stay serialised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+import msgspec
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import generate_latest
+
+from agent.wire import Ack, Batch, Heartbeat, encode
+
+from .config import AgentEntry, Config
+from .store import Store
+
+STORE = web.AppKey("store", object)
+STATE = web.AppKey("state", object)
+
+
+class Rejected(Exception):
+    """A request refused with a status and a one-line reason."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class Metrics:
+    """The collector's /metrics, on a registry of its own."""
+
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.events = Counter("branchwatch_collector_events_ingested", "Events received, "
+                              "by result (accepted: new; duplicate: a resend)",
+                              ["result"], registry=r)
+        self.agents_seen = Gauge("branchwatch_collector_agents_seen",
+                                 "Agents that have sent a heartbeat or an event", registry=r)
+        self.latency = Histogram("branchwatch_collector_ingest_latency_seconds",
+                                 "Time to answer an ingest request, stored and fsync'd",
+                                 ["endpoint"], registry=r,
+                                 buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5))
+        self.rejected = Counter("branchwatch_collector_requests_rejected",
+                                "Ingest requests refused, by endpoint and status code",
+                                ["endpoint", "code"], registry=r)
+
+
+class _State:
+    def __init__(self, config: Config, clock: Callable[[], float]):
+        self.config = config
+        self.clock = clock
+        self.by_hash: dict[str, AgentEntry] = {a.token_sha256: a for a in config.agents}
+        self.metrics = Metrics()
+        self.seen: set[str] = set()
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+
+    async def run(self, fn, *args):
+        """Run a store call on the writer thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.writer, fn, *args)
+
+
+def token_hash(token: str) -> str:
+    """The sha256 hex digest the config stores for a token."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _authenticate(st: _State, request: web.Request) -> AgentEntry:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Rejected(401, "expected an Authorization: Bearer TOKEN header")
+    digest = token_hash(token.strip())
+    # Looking the digest up leaks at most timing about a sha256 of the
+    # token, not the token; the final compare is constant-time anyway.
+    entry = st.by_hash.get(digest)
+    if entry is None or not hmac.compare_digest(entry.token_sha256, digest):
+        raise Rejected(401, "unknown agent token")
+    return entry
+
+
+async def _body(st: _State, request: web.Request) -> bytes:
+    limit = st.config.limits.max_body
+    if request.content_length is not None and request.content_length > limit:
+        raise Rejected(413, f"body of {request.content_length} bytes is over the limit of "
+                            f"{limit} bytes; send smaller batches")
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise Rejected(413, f"body is over the limit of {limit} bytes; send smaller batches")
+
+
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
+
+
+def wire_problem(e: msgspec.MsgspecError) -> str:
+    """msgspec's error as one line: 'field.path: what was wrong'."""
+    if isinstance(e, msgspec.DecodeError) and not isinstance(e, msgspec.ValidationError):
+        return f"body is not valid JSON: {e}"
+    m = _AT.match(str(e))
+    msg, path = m["msg"], (m["path"] or "").lstrip(".")
+    if found := re.match(r"Object missing required field `(.*)`", msg):
+        return f"{path + '.' if path else ''}{found[1]}: missing, and it is required"
+    if found := re.match(r"Object contains unknown field `(.*)`", msg):
+        return f"{path + '.' if path else ''}{found[1]}: unknown field"
+    msg = re.sub(r"`([^`]*)`", r"\1", msg)
+    return f"{path or '(body)'}: {msg[0].lower() + msg[1:]}"
+
+
+def _decode(body: bytes, type_):
+    try:
+        return msgspec.json.decode(body, type=type_)
+    except msgspec.MsgspecError as e:
+        raise Rejected(400, wire_problem(e))
+
+
+def _check_identity(entry: AgentEntry, agent: str, branch: str) -> None:
+    if agent != entry.id:
+        raise Rejected(403, f"agent: this token belongs to agent {entry.id!r}, not {agent!r}")
+    if branch != entry.branch:
+        raise Rejected(403, f"branch: agent {entry.id!r} may only write branch "
+                            f"{entry.branch!r}, not {branch!r}")
+
+
+def _naive(dt) -> bool:
+    return dt.tzinfo is None
+
+
+async def post_events(request: web.Request) -> web.Response:
+    """POST /api/v1/events: a Batch in, an Ack out."""
+    st: _State = request.app[STATE]
+    store: Store = request.app[STORE]
+    entry = _authenticate(st, request)
+    batch = _decode(await _body(st, request), Batch)
+    _check_identity(entry, batch.agent, batch.branch)
+    if _naive(batch.sent_at):
+        raise Rejected(400, "sent_at: expected a time with a timezone (e.g. ...Z)")
+    for i, e in enumerate(batch.events):
+        if e.agent != batch.agent or e.branch != batch.branch:
+            field = "agent" if e.agent != batch.agent else "branch"
+            raise Rejected(400, f"events[{i}].{field}: expected the batch's "
+                                f"{field} {getattr(batch, field)!r}, got {getattr(e, field)!r}")
+        if _naive(e.observed_at):
+            raise Rejected(400, f"events[{i}].observed_at: expected a time with a timezone")
+        if not e.id:
+            raise Rejected(400, f"events[{i}].id: expected a non-empty id")
+    accepted, duplicates = await st.run(store.add_events, batch.agent, batch.branch,
+                                        batch.events, st.clock(), batch.sent_at)
+    st.metrics.events.labels("accepted").inc(len(accepted))
+    st.metrics.events.labels("duplicate").inc(len(duplicates))
+    _seen(st, batch.agent)
+    return web.Response(body=encode(Ack(accepted=accepted, duplicates=duplicates)),
+                        content_type="application/json")
+
+
+async def post_heartbeat(request: web.Request) -> web.Response:
+    """POST /api/v1/heartbeat: the agent's current truth; 204."""
+    st: _State = request.app[STATE]
+    entry = _authenticate(st, request)
+    hb = _decode(await _body(st, request), Heartbeat)
+    _check_identity(entry, hb.agent, hb.branch)
+    if _naive(hb.sent_at):
+        raise Rejected(400, "sent_at: expected a time with a timezone (e.g. ...Z)")
+    if not hb.interval > 0:
+        raise Rejected(400, f"interval: expected a number of seconds > 0, got {hb.interval}")
+    await st.run(request.app[STORE].put_heartbeat, hb, st.clock())
+    _seen(st, hb.agent)
+    return web.Response(status=204)
+
+
+def _seen(st: _State, agent: str) -> None:
+    st.seen.add(agent)
+    st.metrics.agents_seen.set(len(st.seen))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """GET /healthz: 200 while the store answers."""
+    st: _State = request.app[STATE]
+    await st.run(request.app[STORE].agents)
+    return web.json_response({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """GET /metrics in the Prometheus text format."""
+    body = generate_latest(request.app[STATE].metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@web.middleware
+async def _timing_and_refusals(request: web.Request, handler):
+    st: _State = request.app[STATE]
+    # Label by route, never by the raw path: unknown paths must not mint series.
+    resource = request.match_info.route.resource
+    endpoint = resource.canonical.rsplit("/", 1)[-1] if resource is not None else ""
+    ingest = endpoint in ("events", "heartbeat")
+    start = time.perf_counter()
+    try:
+        return await handler(request)
+    except Rejected as r:
+        if ingest:
+            st.metrics.rejected.labels(endpoint, str(r.status)).inc()
+        return web.json_response({"error": str(r)}, status=r.status)
+    finally:
+        if ingest:
+            st.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+
+
+def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time.time
+              ) -> web.Application:
+    """The aiohttp application over a store; `clock` gives receive times."""
+    # client_max_size also stops a chunked body (no Content-Length) at the limit.
+    app = web.Application(client_max_size=config.limits.max_body,
+                          middlewares=[_timing_and_refusals])
+    st = _State(config, clock)
+    st.seen.update(a.agent for a in store.agents())
+    st.metrics.agents_seen.set(len(st.seen))
+    app[STATE], app[STORE] = st, store
+    app.router.add_post("/api/v1/events", post_events)
+    app.router.add_post("/api/v1/heartbeat", post_heartbeat)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+
+    async def _stop_writer(app):
+        st.writer.shutdown(wait=True)
+    app.on_cleanup.append(_stop_writer)
+    return app

@@ -1,0 +1,130 @@
+"""The collector's commands: `collector` (serve), `collector token`, `audit verify`.
+
+`agent/cli.py` wires them in with `add_commands(sub)` and `run(args)`;
+`python -m collector.cli ...` runs them alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import logging
+import secrets
+import sqlite3
+import sys
+
+from .config import ConfigError, load
+
+COMMANDS = ("collector", "audit")
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Add `collector [token]` and `audit verify` to a `branchwatch` subparser set."""
+    p = sub.add_parser("collector", help="run the central collector (or: collector token)")
+    p.add_argument("--config", metavar="FILE", help="collector config (YAML)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    csub = p.add_subparsers(dest="collector_command", metavar="SUBCOMMAND")
+    t = csub.add_parser("token", help="make a new agent token; print it and its config line")
+    t.add_argument("--agent", metavar="ID", help="print a whole agents[] entry for this agent id")
+    t.add_argument("--branch", metavar="CODE", help="the branch this agent may write")
+    t.add_argument("--region", metavar="NAME", default="", help="the branch's region")
+
+    p = sub.add_parser("audit", help="the collector's audit trail")
+    asub = p.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
+    v = asub.add_parser("verify", help="check the hash chain; exit 1 if a record was "
+                                       "changed, removed or reordered")
+    v.add_argument("--config", required=True, metavar="FILE", help="collector config (YAML)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Carry out a `collector` or `audit` command; the exit status."""
+    try:
+        if args.command == "collector" and args.collector_command == "token":
+            return print_token(args.agent, args.branch, args.region)
+        if args.command == "collector":
+            if not args.config:
+                print("branchwatch: collector: --config FILE is required", file=sys.stderr)
+                return 2
+            return serve(args.config)
+        if args.command == "audit":
+            return verify(args.config)
+    except ConfigError as e:
+        print(f"branchwatch: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+def print_token(agent: str | None, branch: str | None, region: str = "") -> int:
+    """Print a fresh token (shown this once) and the hash the config keeps."""
+    if (agent is None) != (branch is None):
+        print("branchwatch: collector token: give both --agent and --branch, or neither",
+              file=sys.stderr)
+        return 2
+    token = secrets.token_urlsafe(32)
+    digest = hashlib.sha256(token.encode("utf-8")).hexdigest()
+    print(f"# the agent's token (shown once; put it in the agent's config): {token}")
+    if agent is None:
+        print(f"token_sha256: {digest}")
+    else:
+        print("  # append to agents: in the collector config")
+        print(f"  - {{id: {agent}, branch: {branch}, region: {json.dumps(region)}, "
+              f"token_sha256: {digest}}}")
+    return 0
+
+
+def serve(config_path: str) -> int:
+    """Run the collector until SIGTERM/SIGINT."""
+    from .service import serve as serve_async
+    from .store import StoreError
+    config = load(config_path)
+    try:
+        return asyncio.run(serve_async(config))
+    except (StoreError, OSError) as e:
+        print(f"branchwatch: collector: {e}", file=sys.stderr)
+        return 2
+
+
+def verify(config_path: str) -> int:
+    """Walk the audit chain: 0 intact, 1 with the problems listed, 2 unusable."""
+    from .audit import AuditLog
+    config = load(config_path)
+    path = config.db_path()
+    if not path.exists():
+        print(f"branchwatch: audit: no collector database at {path}", file=sys.stderr)
+        return 2
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            log = AuditLog(conn)
+            problems, count, (seq, head) = log.verify(), log.count(), log.head()
+        finally:
+            conn.close()
+    except sqlite3.Error as e:
+        print(f"branchwatch: audit: {path}: {e}", file=sys.stderr)
+        return 2
+    for p in problems:
+        print(p)
+    if problems:
+        print(f"audit: NOT intact: {len(problems)} problems in {count} records", file=sys.stderr)
+        return 1
+    # Keep the head elsewhere: only it shows records cut off the end.
+    print(f"audit: intact: {count} records; head {seq} {head}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m collector.cli COMMAND ...`: the collector's commands alone."""
+    parser = argparse.ArgumentParser(prog="branchwatch")
+    add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""The long-running collector: open the store, serve the API, stop cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+
+from aiohttp import web
+
+from .api import build_app
+from .config import Config
+from .store import SqliteStore
+
+log = logging.getLogger("branchwatch.collector")
+
+
+def tls_context(config: Config) -> ssl.SSLContext | None:
+    """A server TLS context from listen.tls_cert/tls_key, or None for plain HTTP."""
+    if config.listen.tls_cert is None:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(config.listen.tls_cert, config.listen.tls_key)
+    return ctx
+
+
+async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
+    """Serve until SIGTERM/SIGINT (or `stop` is set); in-flight requests finish."""
+    store = SqliteStore(config.db_path())
+    try:
+        app = build_app(config, store)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        ctx = tls_context(config)
+        site = web.TCPSite(runner, config.listen.address, config.listen.port, ssl_context=ctx,
+                           shutdown_timeout=10.0)
+        await site.start()
+        for sock in getattr(site._server, "sockets", None) or []:
+            host, port = sock.getsockname()[:2]
+            log.info("collector listening on %s://%s:%s (store %s)",
+                     "https" if ctx else "http", host, port, store.path)
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("collector stopping")
+        # cleanup stops accepting, lets in-flight requests finish, then
+        # shuts the writer thread down: nothing acknowledged is left unwritten.
+        await runner.cleanup()
+    finally:
+        store.close()
+    return 0

@@ -1,0 +1,263 @@
+"""The collector's storage: one small interface, SQLite behind it.
+
+`Store` is what the API and (later) the incident engine use; `SqliteStore`
+is the default, one file in the data directory, WAL with synchronous=FULL
+so an acknowledged batch survives a power cut. A PostgreSQL store can
+implement the same protocol.
+
+Times are kept as integer microseconds since the epoch (UTC), both the
+agent's observation time and the collector's receive time (design.md:
+branch clocks drift, order on corrected observation time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Protocol
+
+import msgspec
+
+from agent.wire import CheckStatus, Event, Heartbeat
+
+from .audit import SCHEMA as AUDIT_SCHEMA
+from .audit import AuditLog
+
+# Versioned migrations: append, never edit a shipped one.
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (1, [
+        # design.md "what makes durable ingest fast": a key that keeps one
+        # agent's batch together in the B-tree; a resend carries the same
+        # (agent, observed_at, id) and is caught by it.
+        """CREATE TABLE events (
+            agent TEXT NOT NULL, observed_at INTEGER NOT NULL, id TEXT NOT NULL,
+            branch TEXT NOT NULL, kind TEXT NOT NULL, check_name TEXT NOT NULL,
+            old_state TEXT, new_state TEXT NOT NULL, reason TEXT NOT NULL,
+            diagnosis TEXT, received_at INTEGER NOT NULL, sent_at INTEGER,
+            PRIMARY KEY (agent, observed_at, id)) WITHOUT ROWID""",
+        """CREATE TABLE agents (
+            agent TEXT PRIMARY KEY, branch TEXT NOT NULL, region TEXT NOT NULL DEFAULT '',
+            first_seen_at INTEGER NOT NULL, last_event_at INTEGER,
+            heartbeat_at INTEGER, heartbeat_sent_at INTEGER, interval REAL,
+            spool_depth INTEGER, checks TEXT)""",
+        AUDIT_SCHEMA,
+    ]),
+]
+
+
+class StoreError(Exception):
+    """The database cannot be used (newer schema, unreadable file)."""
+
+
+class StoredEvent(msgspec.Struct, kw_only=True):
+    """An event as held by the collector: the wire event plus when it came."""
+
+    event: Event
+    received_at: datetime
+    sent_at: datetime | None
+
+
+class AgentRecord(msgspec.Struct, kw_only=True):
+    """What the collector knows of one agent: first seen, last heartbeat."""
+
+    agent: str
+    branch: str
+    region: str
+    first_seen_at: datetime
+    last_event_at: datetime | None
+    heartbeat_at: datetime | None          # collector's receive time
+    heartbeat_sent_at: datetime | None     # the agent's clock
+    interval: float | None
+    spool_depth: int | None
+    checks: list[CheckStatus]
+
+
+class Store(Protocol):
+    """The storage interface the collector needs."""
+
+    def add_events(self, agent: str, branch: str, events: list[Event], received_at: float,
+                   sent_at: datetime | None = None) -> tuple[list[str], list[str]]:
+        """Store new events (audited); returns (accepted ids, duplicate ids)."""
+
+    def put_heartbeat(self, hb: Heartbeat, received_at: float) -> bool:
+        """Record an agent's heartbeat; True if it is that agent's first."""
+
+    def events(self, agent: str | None = None, branch: str | None = None,
+               limit: int | None = None) -> list[StoredEvent]:
+        """Stored events, ordered by observation time."""
+
+    def agents(self) -> list[AgentRecord]:
+        """Every agent seen, with its last heartbeat."""
+
+    def record(self, at: float, kind: str, actor: str, data: dict) -> int:
+        """Append one audit record on its own; returns its seq."""
+
+    def verify_audit(self) -> list[str]:
+        """Problems in the audit chain; empty when intact."""
+
+    def close(self) -> None:
+        """Release the database."""
+
+
+def _us(t: float | datetime | None) -> int | None:
+    if t is None:
+        return None
+    if isinstance(t, datetime):
+        return round(t.timestamp() * 1_000_000)
+    return round(t * 1_000_000)
+
+
+def _dt(us: int | None) -> datetime | None:
+    return None if us is None else datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc)
+
+
+_checks_encoder = msgspec.json.Encoder()
+_checks_decoder = msgspec.json.Decoder(list[CheckStatus])
+
+
+class SqliteStore:
+    """`Store` on one SQLite file: WAL, synchronous=FULL, versioned schema."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE).
+            self._conn = sqlite3.connect(self.path, isolation_level=None,
+                                         check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA busy_timeout=5000")
+            self._migrate()
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: {e}") from None
+        self.audit = AuditLog(self._conn)
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        """The highest migration applied to this database."""
+        row = self._conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        return row[0] or 0
+
+    def _migrate(self) -> None:
+        self._conn.execute("CREATE TABLE IF NOT EXISTS schema_version ("
+                           "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+        current, known = self.schema_version(), MIGRATIONS[-1][0]
+        if current > known:
+            raise StoreError(f"database schema version {current} is newer than this "
+                             f"collector knows ({known}); upgrade branchwatch")
+        for version, statements in MIGRATIONS:
+            if version <= current:
+                continue
+            with self._transaction() as c:
+                for sql in statements:
+                    c.execute(sql)
+                c.execute("INSERT INTO schema_version VALUES (?, datetime('now'))", (version,))
+
+    def add_events(self, agent: str, branch: str, events: list[Event], received_at: float,
+                   sent_at: datetime | None = None) -> tuple[list[str], list[str]]:
+        """Store new events, each with an "event.received" audit record, in one commit."""
+        accepted, duplicates, audit = [], [], []
+        rx, tx = _us(received_at), _us(sent_at)
+        with self._transaction() as c:
+            for e in events:
+                # ON CONFLICT DO NOTHING, not OR IGNORE: OR IGNORE would also
+                # swallow a NOT NULL failure and acknowledge an unstored event.
+                cur = c.execute(
+                    "INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                    (e.agent, _us(e.observed_at), e.id, e.branch, e.kind, e.check,
+                     e.old_state, e.new_state, e.reason, e.diagnosis, rx, tx))
+                if cur.rowcount == 1:
+                    accepted.append(e.id)
+                    audit.append((received_at, "event.received", agent, msgspec.to_builtins(e)))
+                else:
+                    duplicates.append(e.id)
+            if accepted:
+                self.audit.append_many(audit)
+                c.execute("INSERT INTO agents (agent, branch, first_seen_at, last_event_at) "
+                          "VALUES (?, ?, ?, ?) ON CONFLICT(agent) DO UPDATE SET "
+                          "last_event_at = excluded.last_event_at", (agent, branch, rx, rx))
+        return accepted, duplicates
+
+    def put_heartbeat(self, hb: Heartbeat, received_at: float) -> bool:
+        """Keep the agent's last heartbeat; audit "agent.seen" on its first one."""
+        rx = _us(received_at)
+        with self._transaction() as c:
+            row = c.execute("SELECT heartbeat_at FROM agents WHERE agent = ?",
+                            (hb.agent,)).fetchone()
+            first = row is None or row[0] is None
+            c.execute(
+                "INSERT INTO agents (agent, branch, region, first_seen_at, heartbeat_at, "
+                "heartbeat_sent_at, interval, spool_depth, checks) VALUES (?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(agent) DO UPDATE SET branch = excluded.branch, "
+                "region = excluded.region, heartbeat_at = excluded.heartbeat_at, "
+                "heartbeat_sent_at = excluded.heartbeat_sent_at, interval = excluded.interval, "
+                "spool_depth = excluded.spool_depth, checks = excluded.checks",
+                (hb.agent, hb.branch, hb.region, rx, rx, _us(hb.sent_at), hb.interval,
+                 hb.spool_depth, _checks_encoder.encode(hb.checks).decode()))
+            if first:
+                self.audit.append(received_at, "agent.seen", hb.agent, {
+                    "branch": hb.branch, "region": hb.region, "interval": hb.interval,
+                    "sent_at": hb.sent_at.isoformat(), "checks": len(hb.checks)})
+        return first
+
+    def events(self, agent: str | None = None, branch: str | None = None,
+               limit: int | None = None) -> list[StoredEvent]:
+        """Stored events, oldest observation first (optionally one agent/branch)."""
+        where, args = [], []
+        for col, val in (("agent", agent), ("branch", branch)):
+            if val is not None:
+                where.append(f"{col} = ?")
+                args.append(val)
+        sql = ("SELECT id, kind, agent, branch, check_name, old_state, new_state, reason, "
+               "observed_at, diagnosis, received_at, sent_at FROM events")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY observed_at, agent, id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        out = []
+        for (id_, kind, ag, br, check, old, new, reason, obs, diag, rx, tx) in \
+                self._conn.execute(sql, args):
+            ev = Event(id=id_, kind=kind, agent=ag, branch=br, check=check, old_state=old,
+                       new_state=new, reason=reason, observed_at=_dt(obs), diagnosis=diag)
+            out.append(StoredEvent(event=ev, received_at=_dt(rx), sent_at=_dt(tx)))
+        return out
+
+    def agents(self) -> list[AgentRecord]:
+        """Every agent seen (by heartbeat or event), by id."""
+        out = []
+        for (agent, branch, region, first, last_ev, hb_at, hb_sent, interval, depth,
+             checks) in self._conn.execute(
+                "SELECT agent, branch, region, first_seen_at, last_event_at, heartbeat_at, "
+                "heartbeat_sent_at, interval, spool_depth, checks FROM agents ORDER BY agent"):
+            out.append(AgentRecord(
+                agent=agent, branch=branch, region=region, first_seen_at=_dt(first),
+                last_event_at=_dt(last_ev), heartbeat_at=_dt(hb_at),
+                heartbeat_sent_at=_dt(hb_sent), interval=interval, spool_depth=depth,
+                checks=_checks_decoder.decode(checks) if checks else []))
+        return out
+
+    def record(self, at: float, kind: str, actor: str, data: dict) -> int:
+        """Append one audit record in a transaction of its own."""
+        with self._transaction():
+            return self.audit.append(at, kind, actor, data)
+
+    def verify_audit(self) -> list[str]:
+        """Problems in the audit chain; empty when intact."""
+        return self.audit.verify()
+
+    def close(self) -> None:
+        """Close the connection (the WAL is checkpointed by SQLite)."""
+        self._conn.close()

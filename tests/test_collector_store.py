@@ -1,0 +1,146 @@
+"""SqliteStore: idempotent ingest, heartbeats, migrations, durability settings."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from agent.wire import CheckStatus, Event, Heartbeat, new_event_id
+from collector.store import MIGRATIONS, SqliteStore, StoreError
+
+T0 = datetime(2024, 5, 6, 9, 0, tzinfo=timezone.utc)
+RX = T0.timestamp() + 7.25   # the collector received them a little later
+
+
+def ev(i: int, agent: str = "a1", branch: str = "B1", **kw) -> Event:
+    return Event(id=kw.pop("id", new_event_id()), kind="state", agent=agent, branch=branch,
+                 check=f"line/primary/gw{i}", old_state="ok", new_state="critical",
+                 reason="no answer", observed_at=T0 + timedelta(seconds=i),
+                 diagnosis="line", **kw)
+
+
+def hb(agent="a1", branch="B1", depth=0, state="ok") -> Heartbeat:
+    return Heartbeat(agent=agent, branch=branch, region="north", sent_at=T0, interval=15.0,
+                     spool_depth=depth, checks=[CheckStatus(check="ups/rack/on_battery",
+                                                            state=state, reason="", since=T0)])
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SqliteStore(tmp_path / "data" / "collector.db")
+    yield s
+    s.close()
+
+
+def test_add_events_is_idempotent_by_id(store):
+    evs = [ev(i) for i in range(3)]
+    assert store.add_events("a1", "B1", evs, RX) == ([e.id for e in evs], [])
+    more = [ev(9)]
+    assert store.add_events("a1", "B1", evs + more, RX + 1) == ([more[0].id],
+                                                                [e.id for e in evs])
+    assert len(store.events()) == 4
+
+
+def test_same_id_twice_in_one_batch_is_stored_once(store):
+    e = ev(1)
+    assert store.add_events("a1", "B1", [e, e], RX) == ([e.id], [e.id])
+    assert len(store.events()) == 1
+
+
+def test_events_keep_observation_and_receive_times(store):
+    sent = T0 + timedelta(seconds=5)
+    evs = [ev(2), ev(0), ev(1)]
+    store.add_events("a1", "B1", evs, RX, sent)
+    got = store.events(agent="a1")
+    assert [s.event.observed_at for s in got] == [T0 + timedelta(seconds=i) for i in range(3)]
+    assert got[0].event == evs[1]   # every wire field comes back as sent
+    assert got[0].received_at.timestamp() == pytest.approx(RX)
+    assert got[0].sent_at == sent
+    assert store.events(branch="B2") == []
+    assert len(store.events(limit=2)) == 2
+
+
+def test_each_accepted_event_is_audited_in_the_same_commit(store):
+    evs = [ev(i) for i in range(3)]
+    store.add_events("a1", "B1", evs, RX)
+    store.add_events("a1", "B1", evs, RX)            # resend: nothing new to audit
+    recs = store.audit.records("event.received")
+    assert [r["data"]["id"] for r in recs] == [e.id for e in evs]
+    assert {r["actor"] for r in recs} == {"a1"}
+    assert store.verify_audit() == []
+
+
+def test_heartbeat_keeps_the_last_and_audits_the_first(store):
+    assert store.put_heartbeat(hb(depth=3), RX) is True
+    assert store.put_heartbeat(hb(depth=1, state="critical"), RX + 15) is False
+    [a] = store.agents()
+    assert (a.agent, a.branch, a.region, a.spool_depth, a.interval) == ("a1", "B1", "north", 1, 15.0)
+    assert a.heartbeat_at.timestamp() == pytest.approx(RX + 15)
+    assert a.heartbeat_sent_at == T0
+    assert a.first_seen_at.timestamp() == pytest.approx(RX)
+    assert a.checks == [CheckStatus(check="ups/rack/on_battery", state="critical", reason="",
+                                    since=T0)]
+    assert len(store.audit.records("agent.seen")) == 1
+
+
+def test_an_agent_seen_by_events_first_still_gets_agent_seen(store):
+    store.add_events("a1", "B1", [ev(0)], RX)
+    [a] = store.agents()
+    assert a.heartbeat_at is None and a.last_event_at is not None
+    assert store.put_heartbeat(hb(), RX + 1) is True
+
+
+def test_data_survives_reopening(tmp_path):
+    path = tmp_path / "collector.db"
+    s = SqliteStore(path)
+    evs = [ev(i) for i in range(5)]
+    s.add_events("a1", "B1", evs, RX)
+    s.put_heartbeat(hb(), RX)
+    s.close()
+    s = SqliteStore(path)
+    try:
+        assert s.add_events("a1", "B1", evs, RX) == ([], [e.id for e in evs])
+        assert len(s.agents()) == 1 and s.verify_audit() == []
+        assert s.schema_version() == MIGRATIONS[-1][0]
+    finally:
+        s.close()
+
+
+def test_wal_and_full_sync(store):
+    conn = sqlite3.connect(store.path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        conn.close()
+    assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2   # FULL
+
+
+def test_migrations_are_recorded_once(tmp_path):
+    path = tmp_path / "collector.db"
+    SqliteStore(path).close()
+    SqliteStore(path).close()
+    conn = sqlite3.connect(path)
+    versions = [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")]
+    conn.close()
+    assert versions == [v for v, _ in MIGRATIONS]
+
+
+def test_a_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "collector.db"
+    SqliteStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO schema_version VALUES (999, 'later')")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="schema version 999 is newer"):
+        SqliteStore(path)
+
+
+def test_a_failed_batch_leaves_nothing(store):
+    good, bad = ev(0), ev(1)
+    bad.new_state = None   # violates NOT NULL: the whole batch must roll back
+    with pytest.raises(sqlite3.IntegrityError):
+        store.add_events("a1", "B1", [good, bad], RX)
+    assert store.events() == [] and store.audit.count() == 0
