@@ -17,6 +17,7 @@ import msgspec
 import yaml
 
 # Seconds is at most a year: .inf would pass "> 0" and then never poll.
+from .schema_collector_link import CollectorLink, link_problems
 from .schema_network import (Line, Name, Port, Ratio, Seconds, SnmpUpsTarget, Switch,
                              TrapListen, _S, network_problems)
 
@@ -139,6 +140,7 @@ class Config(_S):
     switches: list[Switch] = []
     traps: TrapListen | None = None
     lines: list[Line] = []
+    collector: CollectorLink | None = None
 
 
 class ConfigError(Exception):
@@ -219,6 +221,8 @@ def _semantic_problems(c: Config):
     for key, spec in (("host.memory", h.memory), ("host.load", h.load)):
         if spec is not None and spec.warning > spec.critical:
             yield f"{key}.warning", "expected at most critical"
+    if c.collector is not None:
+        yield from link_problems(c.collector)
 
 
 _MSGSPEC = re.compile(r"^(?P<msg>.*?)(?: - at (?P<key>`key` in )?`\$(?P<path>[^`]*)`)?$")

@@ -55,6 +55,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     # lines and reachability
     "branchwatch_probe_rtt_seconds": ("gauge", "Average round-trip time to a target over a line"),
     "branchwatch_probe_loss_ratio": ("gauge", "Share of probes to a target that got no answer, 0 to 1"),
+    # delivery to the collector
+    "branchwatch_spool_depth": ("gauge", "Events in the local spool waiting for the collector"),
+    "branchwatch_spool_dropped": ("counter", "Oldest events dropped because the spool was full"),
+    "branchwatch_delivery_failures": ("counter", "Failed deliveries to the collector, by endpoint"),
     # local services and host
     "branchwatch_process_count": ("gauge", "Processes matching a configured service"),
     "branchwatch_port_listening": ("gauge", "1 if something listens on the configured TCP port"),

@@ -26,6 +26,9 @@ async def serve(config: Config, probes, events: str = "json", duration: float | 
     snapshot = Snapshot()
     registry = CollectorRegistry()
     a = config.agent
+    # Open the spool first: a spool or token problem is a config error, and
+    # nothing is listening yet that would need closing.
+    link = _open_link(config, snapshot) if config.collector is not None else None
     registry.register(SnapshotCollector(snapshot, a.branch, a.id, a.region))
     try:
         httpd, _ = start_http_server(config.metrics.port, config.metrics.address, registry)
@@ -38,7 +41,13 @@ async def serve(config: Config, probes, events: str = "json", duration: float | 
     if announce is not None:
         announce(url)
     sink = JsonLinesSink() if events == "json" else TextSink()
+    if link is not None:
+        from .sender import SpoolSink, Tee
+        spool, sender = link
+        sink = Tee(sink, SpoolSink(spool, sender.wake))   # journal and spool both
     agent = Agent(config, sink, snapshot)
+    if link is not None:
+        sender.checks = lambda: agent.trackers   # heartbeats carry the current truth
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -47,15 +56,42 @@ async def serve(config: Config, probes, events: str = "json", duration: float | 
         loop.call_later(duration, stop.set)
     scheduler = Scheduler(agent, probes)
     traps = await _start_traps(config, probes, agent, scheduler, links) if config.traps else None
+    delivery = asyncio.create_task(link[1].run(stop)) if link is not None else None
     try:
         await scheduler.run(stop)
     finally:
+        if delivery is not None:
+            stop.set()
+            await delivery
+            link[0].close()
         if traps is not None:
             traps.close()
         httpd.shutdown()
         httpd.server_close()
     log.info("agent stopped")
     return 0
+
+
+def _open_link(config: Config, snapshot):
+    """The spool and the sender to the collector; problems are config errors."""
+    import sqlite3
+
+    from .sender import Sender
+    from .spool import Spool
+    c, a = config.collector, config.agent
+    try:
+        spool = Spool(c.spool.path, c.spool.max_events)
+    except (OSError, sqlite3.Error) as e:
+        raise ConfigError(f"collector.spool.path: cannot open {c.spool.path}: {e}") from None
+    try:
+        sender = Sender.from_link(c, spool, agent=a.id, branch=a.branch, region=a.region,
+                                  publish=lambda samples: snapshot.put("collector", samples))
+    except OSError as e:
+        spool.close()
+        where = "collector.token_file" if c.token_file else "collector.ca_file"
+        raise ConfigError(f"{where}: cannot read it: {e.strerror or e}") from None
+    snapshot.put("collector", sender.samples())
+    return spool, sender
 
 
 async def _start_traps(config: Config, probes, agent, scheduler, links):

@@ -55,6 +55,7 @@ class CheckTracker:
         self.state: State | None = None
         self.reason = ""
         self.diagnosis: str | None = None
+        self.since: float | None = None   # when the debounced state last changed
         self.flapping = False
         self._pending: State | None = None
         self._pending_count = 0
@@ -75,12 +76,15 @@ class CheckTracker:
         self._count_raw_change(result.state, now)
         if self.state is None:
             self.state, self.reason, self.diagnosis = result.state, result.reason, result.diagnosis
+            self.since = now
             return [Transition("state", self.check, None, result.state, result.reason, now,
                                result.diagnosis)]
 
         out: list[Transition] = []
         old = self.state
         changed = self._debounce(result, confirmed)
+        if changed:
+            self.since = now
         if result.state == self.state:
             self.reason, self.diagnosis = result.reason, result.diagnosis
 

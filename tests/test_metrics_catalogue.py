@@ -16,6 +16,8 @@ from agent.events import ListSink
 from agent.metrics import CATALOGUE, Snapshot, SnapshotCollector
 from agent.probes import build_probes
 from agent.runner import Agent, read_all
+from agent.sender import Sender
+from agent.spool import Spool
 from agent.sim.megatec_responder import MegatecResponder
 from agent.snmp.traps import TrapListener
 
@@ -27,7 +29,7 @@ from .test_nut_agent import ONLINE
 UNIT_SUFFIXES = ("_seconds", "_bytes", "_ratio", "_volts", "_hertz", "_celsius", "_info",
                  "_count", "_files", "_up", "_success", "_state", "_flapping", "_status",
                  "_listening", "_per_cpu", "_events", "_per_second", "_octets", "_errors",
-                 "_discards", "_received", "_dropped")
+                 "_discards", "_received", "_dropped", "_depth", "_failures")
 
 
 def test_catalogue_names_follow_prometheus_conventions():
@@ -74,6 +76,11 @@ def test_every_metric_emitted_is_listed_and_every_listed_is_emitted(tmp_path):
             assert reading.ok, (reading.probe, reading.error)
             agent.handle(reading)
     listener.close()
+    # Delivery metrics come from the sender, whatever the collector answers.
+    spool = Spool(tmp_path / "spool.db")
+    sender = Sender(spool, url="http://127.0.0.1:9", token="t", agent="cat", branch="b1")
+    snapshot.put("collector", sender.samples())
+    spool.close()
     registry = CollectorRegistry()
     registry.register(SnapshotCollector(snapshot, "b1", "cat", "r"))
     text = generate_latest(registry).decode()

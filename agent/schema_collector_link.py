@@ -1,0 +1,67 @@
+"""Config schema for the agent's link to the collector (issue 4).
+
+Split from config.py like schema_network.py: this module owns the structs
+and their semantic rules; config.py owns loading and error wording.
+
+    collector:
+      url: https://collector.example:8443
+      token_file: /etc/branchwatch/token      # or token: "..." (exactly one)
+      ca_file: /etc/branchwatch/collector-ca.pem
+      batch_size: 100
+      heartbeat_interval: 30
+      timeout: 10
+      spool: {path: /var/lib/branchwatch/spool.db, max_events: 100000}
+"""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import msgspec
+
+from .schema_network import Seconds, Text, _S
+
+
+class SpoolSettings(_S):
+    """Where undelivered events wait, and how many may wait (oldest dropped first)."""
+
+    path: Text = "/var/lib/branchwatch/spool.db"
+    max_events: typing.Annotated[int, msgspec.Meta(ge=1)] = 100_000
+
+
+class CollectorLink(_S):
+    """How the agent reaches the collector: URL, per-agent token, TLS, batching."""
+
+    url: Text
+    token: Text | None = None
+    token_file: Text | None = None
+    ca_file: Text | None = None
+    batch_size: typing.Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
+    heartbeat_interval: Seconds = 30.0
+    timeout: Seconds = 10.0
+    spool: SpoolSettings = msgspec.field(default_factory=SpoolSettings)
+
+
+def link_problems(link: CollectorLink, key: str = "collector"):
+    """Rules a type cannot say for the collector link: yields (key, problem)."""
+    parts = urlsplit(link.url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        yield f"{key}.url", f"expected an http:// or https:// URL with a host, got {link.url!r}"
+    if parts.query or parts.fragment:
+        yield f"{key}.url", "expected a base URL without query or fragment"
+    if (link.token is None) == (link.token_file is None):
+        yield key, "expected exactly one of 'token' or 'token_file'"
+    if link.ca_file is not None and parts.scheme == "http":
+        yield f"{key}.ca_file", "only used with an https:// url"
+    if link.timeout >= link.heartbeat_interval:
+        # A heartbeat that may hang past the next one would hide a silent line.
+        yield f"{key}.timeout", "expected less than heartbeat_interval"
+
+
+def read_token(link: CollectorLink) -> str:
+    """The token itself: given inline or read (stripped) from token_file."""
+    if link.token is not None:
+        return link.token
+    return Path(link.token_file).read_text(encoding="utf-8").strip()
