@@ -73,6 +73,7 @@ def test_full_example_uses_every_section():
     assert {i.role for i in funds.interfaces} == {"uplink-primary", "uplink-backup", "access", "trunk"}
     assert funds.actions.ports == ["backup", "primary"] and funds.actions.write.user
     assert c.traps.port == 162
+    assert c.collector.token_file and c.collector.spool.max_events == 100000
     assert [(line.name, line.uplink.interface) for line in c.lines] == [
         ("primary", "primary"), ("backup", "backup")]
 
@@ -241,6 +242,12 @@ BAD = [
     Bad("trap-port-zero", AGENT + "traps: {port: 0}\n", "traps.port", ("expected int >= 1",)),
     Bad("ups-snmp-without-host", AGENT + "ups:\n  - name: u\n    snmp: {snmp: {community: c}}\n",
         "ups[0].snmp.host", ("missing, and it is required",)),
+    Bad("collector-token-and-token-file",
+        AGENT + "collector: {url: 'https://c.example', token: t, token_file: /etc/t}\n",
+        "collector", ("exactly one of 'token' or 'token_file'",)),
+    Bad("collector-url-not-http",
+        AGENT + "collector: {url: 'ftp://c.example', token: t}\n",
+        "collector.url", ("expected an http:// or https:// URL",)),
     Bad("duplicate-ups-names",
         AGENT + NUT_UPS + "  - name: rack\n    serial: {port: /dev/ttyUSB0}\n", "ups[1].name",
         ("duplicate UPS name 'rack'",)),

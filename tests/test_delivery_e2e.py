@@ -8,6 +8,7 @@ with SIGKILL before the collector comes back.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sqlite3
@@ -15,8 +16,10 @@ import subprocess
 import sys
 import time
 
+import yaml
+
 from .support.agent import AgentProcess
-from .support.paths import free_port
+from .support.paths import REPO, free_port
 from .test_collector_api import BRANCH, TOKENS, CollectorProcess
 
 
@@ -106,3 +109,17 @@ def test_events_survive_a_collector_outage_and_an_agent_crash(tmp_path):
     done = subprocess.run([sys.executable, "-m", "agent.cli", "audit", "verify", "--config",
                            str(collector.config)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_an_unreadable_token_file_is_a_one_line_config_error(tmp_path):
+    config = {"agent": {"id": "a1", "branch": "B1"}, "metrics": {"port": 0},
+              "collector": {"url": "http://127.0.0.1:9", "token_file": str(tmp_path / "nope"),
+                            "spool": {"path": str(tmp_path / "spool.db")}}}
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump(config))
+    done = subprocess.run([sys.executable, "-m", "agent.cli", "agent", "--config", str(path)],
+                          capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == \
+        "branchwatch: collector.token_file: cannot read it: No such file or directory"
