@@ -33,7 +33,7 @@ class Listen(_S):
 
 
 class Storage(_S):
-    data_dir: typing.Annotated[str, msgspec.Meta(min_length=1)] = "/var/lib/branchwatch"
+    data_dir: typing.Annotated[str, msgspec.Meta(min_length=1)] = "/var/lib/branchwatch-collector"
 
 
 class Limits(_S):

@@ -11,12 +11,13 @@ import pytest
 from .support.paths import REPO
 
 UNIT = REPO / "systemd" / "branchwatch-agent.service"
+COLLECTOR_UNIT = REPO / "systemd" / "branchwatch-collector.service"
 
 
-def _service_section() -> dict[str, list[str]]:
+def _service_section(unit=UNIT) -> dict[str, list[str]]:
     values: dict[str, list[str]] = {}
     section = None
-    for line in UNIT.read_text().splitlines():
+    for line in unit.read_text().splitlines():
         line = line.strip()
         if line.startswith("["):
             section = line
@@ -38,16 +39,28 @@ def test_unit_is_hardened_and_unprivileged():
     assert "User" in s and s["User"] != ["root"]
 
 
-def test_systemd_analyze_verify(tmp_path):
+def test_collector_unit_is_hardened_with_no_capabilities():
+    s = _service_section(COLLECTOR_UNIT)
+    for key, want in {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "DynamicUser": "yes",
+                      "StateDirectory": "branchwatch-collector", "CapabilityBoundingSet": "",
+                      "RestartPreventExitStatus": "2"}.items():
+        assert s.get(key) == [want], key
+    # Its default data_dir is the unit's StateDirectory.
+    from collector.config import Storage
+    assert Storage().data_dir == "/var/lib/branchwatch-collector"
+
+
+@pytest.mark.parametrize("unit_path", [UNIT, COLLECTOR_UNIT], ids=lambda p: p.name)
+def test_systemd_analyze_verify(tmp_path, unit_path):
     tool = shutil.which("systemd-analyze")
     if not tool:
         pytest.skip("systemd-analyze is not installed")
     exe = shutil.which("branchwatch")
     if not exe:
         pytest.skip("the branchwatch command is not installed (pip install -e .)")
-    unit = tmp_path / UNIT.name
+    unit = tmp_path / unit_path.name
     # Verify checks that ExecStart exists: point it at this machine's install.
-    unit.write_text(UNIT.read_text().replace("/usr/local/bin/branchwatch", exe))
+    unit.write_text(unit_path.read_text().replace("/usr/local/bin/branchwatch", exe))
     r = subprocess.run([tool, "verify", str(unit)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     problems = [l for l in (r.stdout + r.stderr).splitlines() if UNIT.name in l]
