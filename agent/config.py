@@ -149,29 +149,41 @@ class ConfigError(Exception):
 
 def load(path: str | Path) -> Config:
     """Read, parse and validate a config file."""
+    return load_as(path, Config, _semantic_problems)
+
+
+def parse(text: str, source: str = "<config>") -> Config:
+    """Parse and validate config text; `source` names it in errors."""
+    return parse_as(text, source, Config, _semantic_problems)
+
+
+def load_as(path: str | Path, root: type, problems, empty_ok: bool = False):
+    """`load` for any schema (the collector's too): same reading, same wording."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         raise ConfigError(f"{path}: cannot read the file: {reason}") from None
-    return parse(text, str(path))
+    return parse_as(text, str(path), root, problems, empty_ok)
 
 
-def parse(text: str, source: str = "<config>") -> Config:
-    """Parse and validate config text; `source` names it in errors."""
+def parse_as(text: str, source: str, root: type, problems, empty_ok: bool = False):
+    """Parse YAML into `root`; `problems(config)` yields (key, problem) rules."""
     try:
         data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as e:
         raise ConfigError(f"{source}: {_yaml_problem(e)}") from None
+    if data is None and empty_ok:
+        data = {}
     if not isinstance(data, dict):
         got = "an empty file" if data is None else f"a {type(data).__name__}"
         raise ConfigError(f"{source}: expected a mapping of settings at the top level, got {got}")
     try:
-        config = msgspec.convert(data, Config, str_keys=True)
+        config = msgspec.convert(data, root, str_keys=True)
     except msgspec.ValidationError as e:
-        raise ConfigError(f"{source}: {_explain(str(e))}") from None
-    for key, problem in _semantic_problems(config):
+        raise ConfigError(f"{source}: {_explain(str(e), root)}") from None
+    for key, problem in problems(config):
         raise ConfigError(f"{source}: {key}: {problem}")
     return config
 
@@ -228,8 +240,9 @@ def _semantic_problems(c: Config):
 _MSGSPEC = re.compile(r"^(?P<msg>.*?)(?: - at (?P<key>`key` in )?`\$(?P<path>[^`]*)`)?$")
 
 
-def _explain(message: str) -> str:
+def _explain(message: str, root: type | None = None) -> str:
     """Turn msgspec's wording into 'key.path: what was expected'."""
+    root = root or Config
     m = _MSGSPEC.match(message)
     msg, path = m["msg"], (m["path"] or "").lstrip(".")
     if m["key"]:
@@ -238,13 +251,13 @@ def _explain(message: str) -> str:
     if found := re.match(r"Object missing required field `(.*)`", msg):
         return f"{_join(path, found[1])}: missing, and it is required"
     if found := re.match(r"Object contains unknown field `(.*)`", msg):
-        allowed = ", ".join(_fields_at(path)) or "none"
+        allowed = ", ".join(_fields_at(path, root)) or "none"
         return f"{_join(path, found[1])}: unknown key (expected one of: {allowed})"
     msg = re.sub(r"`([^`]*)`", r"\1", msg)
     for word, said in (("array", "a list"), ("object", "a mapping"), ("null", "nothing")):
         msg = re.sub(rf"\b(Expected|got) {word}\b", rf"\1 {said}", msg)
     if msg.startswith("Invalid enum value"):
-        allowed = ", ".join(typing.get_args(_type_at(path)))
+        allowed = ", ".join(typing.get_args(_type_at(path, root)))
         msg = f"{msg.replace('Invalid enum value', 'invalid value')} (expected one of: {allowed})"
     return f"{path or '(top level)'}: {msg[0].lower() + msg[1:]}"
 
@@ -253,15 +266,15 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _fields_at(path: str) -> list[str]:
+def _fields_at(path: str, root: type | None = None) -> list[str]:
     """The keys allowed at a key path, by walking the schema's types."""
-    t = _unwrap(_type_at(path))
+    t = _unwrap(_type_at(path, root))
     return list(t.__struct_fields__) if hasattr(t, "__struct_fields__") else []
 
 
-def _type_at(path: str):
+def _type_at(path: str, root: type | None = None):
     """The schema type at a key path."""
-    t: typing.Any = Config
+    t: typing.Any = root or Config
     for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
         t = _unwrap(t)
         if part.startswith("["):

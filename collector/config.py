@@ -7,15 +7,12 @@ the rules a type cannot say live here.
 
 from __future__ import annotations
 
-import re
 import typing
 from pathlib import Path
 
 import msgspec
-import yaml
 
-from agent.config import ConfigError, _StrictLoader, _unwrap, _yaml_problem
-from agent.config import _explain as _agent_explain
+from agent.config import ConfigError, load_as, parse_as
 from agent.schema_network import _S, Name
 
 __all__ = ["Config", "ConfigError", "load", "parse", "AgentEntry"]
@@ -61,34 +58,19 @@ class Config(_S):
 
 
 def load(path: str | Path) -> Config:
-    """Read, parse and validate a collector config file."""
-    path = Path(path)
+    """Read, parse and validate a collector config file (an empty file is all defaults)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise ConfigError(f"{path}: cannot read the file: {reason}") from None
-    return parse(text, str(path))
+        return load_as(path, Config, _semantic_problems, empty_ok=True)
+    except ConfigError as e:
+        raise ConfigError(_token_wording(str(e))) from None
 
 
 def parse(text: str, source: str = "<config>") -> Config:
     """Parse and validate collector config text; `source` names it in errors."""
     try:
-        data = yaml.load(text, Loader=_StrictLoader)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{source}: {_yaml_problem(e)}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping of settings at the top level, "
-                          f"got a {type(data).__name__}")
-    try:
-        config = msgspec.convert(data, Config, str_keys=True)
-    except msgspec.ValidationError as e:
-        raise ConfigError(f"{source}: {_explain(str(e))}") from None
-    for key, problem in _semantic_problems(config):
-        raise ConfigError(f"{source}: {key}: {problem}")
-    return config
+        return parse_as(text, source, Config, _semantic_problems, empty_ok=True)
+    except ConfigError as e:
+        raise ConfigError(_token_wording(str(e))) from None
 
 
 def _semantic_problems(c: Config):
@@ -105,27 +87,9 @@ def _semantic_problems(c: Config):
         hashes.add(a.token_sha256)
 
 
-_UNKNOWN = re.compile(r"^Object contains unknown field `(.*?)`(?: - at `\$(.*)`)?$")
-
-
-def _explain(message: str) -> str:
-    """The agent's wording, with allowed keys taken from this schema."""
-    if found := _UNKNOWN.match(message):
-        path = (found[2] or "").lstrip(".")
-        t = _unwrap(_type_at(path))
-        allowed = ", ".join(getattr(t, "__struct_fields__", ())) or "none"
-        where = f"{path}.{found[1]}" if path else found[1]
-        return f"{where}: unknown key (expected one of: {allowed})"
-    text = _agent_explain(message)
+def _token_wording(text: str) -> str:
+    """Say how to get a valid token hash instead of quoting the regex."""
     if "token_sha256" in text and "matching regex" in text:
-        return text.split(":")[0] + ": expected 64 lowercase hex digits (from `branchwatch collector token`)"
+        head = text.rsplit(": expected", 1)[0]
+        return f"{head}: expected 64 lowercase hex digits (from `branchwatch collector token`)"
     return text
-
-
-def _type_at(path: str):
-    """The schema type at a key path of the collector config."""
-    t: typing.Any = Config
-    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
-        t = _unwrap(t)
-        t = typing.get_args(t)[0] if part.startswith("[") else typing.get_type_hints(t)[part]
-    return t
