@@ -10,8 +10,11 @@ the event loop never waits on an fsync and writes stay serialised.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
+import json
+import logging
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,10 +28,15 @@ from prometheus_client import generate_latest
 from agent.wire import Ack, Batch, Heartbeat, encode
 
 from .config import AgentEntry, Config
+from .incident_desk import ACTIONS, IncidentDesk
+from .incidents import Refused
 from .store import Store
+
+DEADMAN_EVERY = 1.0       # seconds between dead-man rounds (cheap: one SELECT)
 
 STORE = web.AppKey("store", object)
 STATE = web.AppKey("state", object)
+DEADMAN = web.AppKey("deadman", asyncio.Task)
 
 
 class Rejected(Exception):
@@ -54,6 +62,9 @@ class Metrics:
                                  "Time to answer an ingest request, stored and fsync'd",
                                  ["endpoint"], registry=r,
                                  buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5))
+        self.incidents = Gauge("branchwatch_collector_incidents",
+                               "Incidents not yet closed, by status (open, resolved)",
+                               ["status"], registry=r)
         self.rejected = Counter("branchwatch_collector_requests_rejected",
                                 "Ingest requests refused, by endpoint and status code",
                                 ["endpoint", "code"], registry=r)
@@ -64,6 +75,8 @@ class _State:
         self.config = config
         self.clock = clock
         self.by_hash: dict[str, AgentEntry] = {a.token_sha256: a for a in config.agents}
+        self.operators: dict[str, str] = {o.token_sha256: o.name for o in config.operators}
+        self.desk: IncidentDesk | None = None
         self.metrics = Metrics()
         self.seen: set[str] = set()
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
@@ -78,12 +91,28 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _authenticate(st: _State, request: web.Request) -> AgentEntry:
+def _bearer_hash(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Rejected(401, "expected an Authorization: Bearer TOKEN header")
-    digest = token_hash(token.strip())
+    return token_hash(token.strip())
+
+
+def _operator(st: _State, request: web.Request) -> str:
+    """The operator's name for this request's token; agents get 403."""
+    digest = _bearer_hash(request)
+    name = st.operators.get(digest)
+    if name is not None:
+        return name
+    if digest in st.by_hash:
+        raise Rejected(403, "agent tokens may not read or act on incidents; use an "
+                            "operator token")
+    raise Rejected(401, "unknown operator token")
+
+
+def _authenticate(st: _State, request: web.Request) -> AgentEntry:
+    digest = _bearer_hash(request)
     # Looking the digest up leaks at most timing about a sha256 of the
     # token, not the token; the final compare is constant-time anyway.
     entry = st.by_hash.get(digest)
@@ -142,7 +171,6 @@ def _naive(dt) -> bool:
 async def post_events(request: web.Request) -> web.Response:
     """POST /api/v1/events: a Batch in, an Ack out."""
     st: _State = request.app[STATE]
-    store: Store = request.app[STORE]
     entry = _authenticate(st, request)
     batch = _decode(await _body(st, request), Batch)
     _check_identity(entry, batch.agent, batch.branch)
@@ -157,7 +185,7 @@ async def post_events(request: web.Request) -> web.Response:
             raise Rejected(400, f"events[{i}].observed_at: expected a time with a timezone")
         if not e.id:
             raise Rejected(400, f"events[{i}].id: expected a non-empty id")
-    accepted, duplicates = await st.run(store.add_events, batch.agent, batch.branch,
+    accepted, duplicates = await st.run(st.desk.ingest, batch.agent, batch.branch,
                                         batch.events, st.clock(), batch.sent_at)
     st.metrics.events.labels("accepted").inc(len(accepted))
     st.metrics.events.labels("duplicate").inc(len(duplicates))
@@ -176,7 +204,7 @@ async def post_heartbeat(request: web.Request) -> web.Response:
         raise Rejected(400, "sent_at: expected a time with a timezone (e.g. ...Z)")
     if not hb.interval > 0:
         raise Rejected(400, f"interval: expected a number of seconds > 0, got {hb.interval}")
-    await st.run(request.app[STORE].put_heartbeat, hb, st.clock())
+    await st.run(st.desk.heartbeat, hb, st.clock())
     _seen(st, hb.agent)
     return web.Response(status=204)
 
@@ -195,8 +223,75 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """GET /metrics in the Prometheus text format."""
-    body = generate_latest(request.app[STATE].metrics.registry)
+    st: _State = request.app[STATE]
+    # Counted on the writer thread: the book is only ever touched there.
+    counts = await st.run(lambda: {s: len(st.desk.book.incidents(s))
+                                   for s in ("open", "resolved")})
+    for status, n in counts.items():
+        st.metrics.incidents.labels(status).set(n)
+    body = generate_latest(st.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def list_incidents(request: web.Request) -> web.Response:
+    """GET /api/v1/incidents[?status=open|resolved|closed] (operators)."""
+    st: _State = request.app[STATE]
+    _operator(st, request)
+    status = request.query.get("status")
+    if status not in (None, "open", "resolved", "closed"):
+        raise Rejected(400, f"status: expected open, resolved or closed, got {status!r}")
+    return web.json_response({"incidents": await st.run(st.desk.list, status)})
+
+
+async def get_incident(request: web.Request) -> web.Response:
+    """GET /api/v1/incidents/{id} (operators); 404 when unknown."""
+    st: _State = request.app[STATE]
+    _operator(st, request)
+    inc = await st.run(st.desk.get, request.match_info["id"])
+    if inc is None:
+        raise Rejected(404, f"no incident {request.match_info['id']!r}")
+    return web.json_response(inc)
+
+
+async def act_on_incident(request: web.Request) -> web.Response:
+    """POST /api/v1/incidents/{id}/{ack|note|resolve|close}: {why} or {text} (note).
+
+    Who acted is the token's operator, never the body; 409 when the
+    incident's state refuses it (with the reason), 404 when unknown.
+    """
+    st: _State = request.app[STATE]
+    who = _operator(st, request)
+    action, incident_id = request.match_info["action"], request.match_info["id"]
+    if action not in ACTIONS:
+        raise Rejected(404, f"no action {action!r}; expected one of {', '.join(ACTIONS)}")
+    try:
+        body = json.loads(await _body(st, request) or b"{}")
+    except ValueError as e:
+        raise Rejected(400, f"body is not valid JSON: {e}")
+    if not isinstance(body, dict):
+        raise Rejected(400, "(body): expected a JSON object")
+    field = "text" if action == "note" else "why"
+    text = body.get(field)
+    if not isinstance(text, str) or not text.strip():
+        raise Rejected(400, f"{field}: missing, and it is required")
+    force = body.get("force", False) is True
+    try:
+        inc = await st.run(st.desk.act, action, incident_id, who, text, force)
+    except KeyError:
+        raise Rejected(404, f"no incident {incident_id!r}")
+    except Refused as e:
+        raise Rejected(409, str(e))
+    return web.json_response(inc)
+
+
+async def _deadman_loop(st: _State) -> None:
+    log = logging.getLogger("branchwatch.collector")
+    while True:
+        try:
+            await st.run(st.desk.deadman)
+        except Exception:          # a bad round must not end the dead-man for good
+            log.exception("dead-man round failed")
+        await asyncio.sleep(DEADMAN_EVERY)
 
 
 @web.middleware
@@ -232,8 +327,20 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
     app.router.add_post("/api/v1/heartbeat", post_heartbeat)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/v1/incidents", list_incidents)
+    app.router.add_get("/api/v1/incidents/{id}", get_incident)
+    app.router.add_post("/api/v1/incidents/{id}/{action}", act_on_incident)
+    st.desk = IncidentDesk(store, clock, window=config.incidents.window,
+                           deadman_grace=config.incidents.deadman_grace)
+
+    async def _start_deadman(app):
+        app[DEADMAN] = asyncio.create_task(_deadman_loop(st))
 
     async def _stop_writer(app):
+        app[DEADMAN].cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await app[DEADMAN]
         st.writer.shutdown(wait=True)
+    app.on_startup.append(_start_deadman)
     app.on_cleanup.append(_stop_writer)
     return app

@@ -17,7 +17,7 @@ import sys
 
 from .config import ConfigError, load
 
-COMMANDS = ("collector", "audit")
+COMMANDS = ("collector", "audit", "incidents")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +37,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                        "changed, removed or reordered")
     v.add_argument("--config", required=True, metavar="FILE", help="collector config (YAML)")
 
+    from .incidents_cli import add_command as add_incidents
+    add_incidents(sub)
+
 
 def run(args: argparse.Namespace) -> int:
     """Carry out a `collector` or `audit` command; the exit status."""
@@ -50,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
             return serve(args.config)
         if args.command == "audit":
             return verify(args.config)
+        if args.command == "incidents":
+            from .incidents_cli import run as run_incidents
+            return run_incidents(args)
     except ConfigError as e:
         print(f"branchwatch: {e}", file=sys.stderr)
         return 2

@@ -15,7 +15,7 @@ import msgspec
 from agent.config import ConfigError, load_as, parse_as
 from agent.schema_network import _S, Name
 
-__all__ = ["Config", "ConfigError", "load", "parse", "AgentEntry"]
+__all__ = ["Config", "ConfigError", "load", "parse", "AgentEntry", "Operator"]
 
 Sha256Hex = typing.Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
 ListenPort = typing.Annotated[int, msgspec.Meta(ge=0, le=65535)]
@@ -46,11 +46,27 @@ class AgentEntry(_S, kw_only=True):
     token_sha256: Sha256Hex
 
 
+class Operator(_S, kw_only=True):
+    """A person who may ack, note, resolve and close incidents via the API."""
+
+    name: Name
+    token_sha256: Sha256Hex
+
+
+class Incidents(_S):
+    """Incident grouping window and the dead-man's grace (issue 4)."""
+
+    window: typing.Annotated[float, msgspec.Meta(gt=0)] = 120.0
+    deadman_grace: typing.Annotated[float, msgspec.Meta(ge=0)] | None = None
+
+
 class Config(_S):
     listen: Listen = msgspec.field(default_factory=Listen)
     storage: Storage = msgspec.field(default_factory=Storage)
     limits: Limits = msgspec.field(default_factory=Limits)
     agents: list[AgentEntry] = []
+    operators: list[Operator] = []
+    incidents: Incidents = msgspec.field(default_factory=Incidents)
 
     def db_path(self) -> Path:
         """The SQLite file inside the data directory."""
@@ -85,6 +101,14 @@ def _semantic_problems(c: Config):
             yield f"agents[{i}].token_sha256", "the same token is enrolled twice"
         ids.add(a.id)
         hashes.add(a.token_sha256)
+    names = set()
+    for i, o in enumerate(c.operators):
+        if o.name in names:
+            yield f"operators[{i}].name", f"duplicate operator name {o.name!r}"
+        if o.token_sha256 in hashes:
+            yield f"operators[{i}].token_sha256", "the same token is enrolled twice"
+        names.add(o.name)
+        hashes.add(o.token_sha256)
 
 
 def _token_wording(text: str) -> str:

@@ -150,6 +150,10 @@ class IncidentBook:
         """One incident; KeyError when unknown (→ 404)."""
         return self._incidents[incident_id]
 
+    def adopt(self, incident: Incident) -> None:
+        """Take back an incident kept elsewhere (a closed one, loaded on demand)."""
+        self._incidents.setdefault(incident.id, incident)
+
     # --- facts -------------------------------------------------------------------
     def apply_event(self, event: Event, now: datetime) -> list[Change]:
         """Apply one wire event (state, flapping, flapping_end)."""

@@ -24,6 +24,8 @@ from agent.wire import CheckStatus, Event, Heartbeat
 
 from .audit import SCHEMA as AUDIT_SCHEMA
 from .audit import AuditLog
+from .incident_codec import from_dict, to_dict
+from .incidents import Incident
 
 # Versioned migrations: append, never edit a shipped one.
 MIGRATIONS: list[tuple[int, list[str]]] = [
@@ -43,6 +45,13 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             heartbeat_at INTEGER, heartbeat_sent_at INTEGER, interval REAL,
             spool_depth INTEGER, checks TEXT)""",
         AUDIT_SCHEMA,
+    ]),
+    (2, [
+        # issue 4: the incident book's state; `body` is incident_codec.to_dict.
+        """CREATE TABLE incidents (
+            id TEXT PRIMARY KEY, branch TEXT NOT NULL, status TEXT NOT NULL,
+            opened_at TEXT NOT NULL, updated_at REAL NOT NULL, body TEXT NOT NULL)""",
+        "CREATE INDEX incidents_status ON incidents (status)",
     ]),
 ]
 
@@ -97,6 +106,19 @@ class Store(Protocol):
     def verify_audit(self) -> list[str]:
         """Problems in the audit chain; empty when intact."""
 
+    def save_incidents(self, incidents: list[Incident], at: float,
+                       audit: list[tuple[float, str, str, dict]] = ()) -> None:
+        """Upsert incidents and append their audit records, in one commit."""
+
+    def load_open_incidents(self) -> list[Incident]:
+        """Incidents not closed (what the book starts from)."""
+
+    def incident(self, incident_id: str) -> Incident | None:
+        """One incident, or None."""
+
+    def list_incidents(self, status: str | None = None) -> list[Incident]:
+        """Incidents (optionally of one status), oldest first."""
+
     def close(self) -> None:
         """Release the database."""
 
@@ -114,6 +136,7 @@ def _dt(us: int | None) -> datetime | None:
 
 
 _checks_encoder = msgspec.json.Encoder()
+_json = msgspec.json
 _checks_decoder = msgspec.json.Decoder(list[CheckStatus])
 
 
@@ -257,6 +280,37 @@ class SqliteStore:
     def verify_audit(self) -> list[str]:
         """Problems in the audit chain; empty when intact."""
         return self.audit.verify()
+
+    def save_incidents(self, incidents: list[Incident], at: float,
+                       audit: list[tuple[float, str, str, dict]] = ()) -> None:
+        """Upsert incidents and append their audit records, in one commit."""
+        rows = [(i.id, i.branch, i.status, i.started_at.isoformat(), at,
+                 _json.encode(to_dict(i)).decode()) for i in incidents]
+        with self._transaction() as c:
+            c.executemany(
+                "INSERT INTO incidents VALUES (?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
+                "status = excluded.status, opened_at = excluded.opened_at, "
+                "updated_at = excluded.updated_at, body = excluded.body", rows)
+            if audit:
+                self.audit.append_many(list(audit))
+
+    def _incidents(self, where: str = "", args: tuple = ()) -> list[Incident]:
+        sql = "SELECT body FROM incidents " + where + " ORDER BY opened_at, id"
+        return [from_dict(_json.decode(b)) for (b,) in self._conn.execute(sql, args)]
+
+    def load_open_incidents(self) -> list[Incident]:
+        """Incidents not closed (what the book starts from)."""
+        return self._incidents("WHERE status != 'closed'")
+
+    def incident(self, incident_id: str) -> Incident | None:
+        """One incident, or None."""
+        found = self._incidents("WHERE id = ?", (incident_id,))
+        return found[0] if found else None
+
+    def list_incidents(self, status: str | None = None) -> list[Incident]:
+        """Incidents (optionally of one status), oldest first."""
+        return self._incidents() if status is None else self._incidents("WHERE status = ?",
+                                                                          (status,))
 
     def close(self) -> None:
         """Close the connection (the WAL is checkpointed by SQLite)."""

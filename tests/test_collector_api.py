@@ -247,7 +247,9 @@ def test_store_survives_a_restart(tmp_path):
     out = subprocess.run([sys.executable, "-m", "collector.cli", "audit", "verify",
                           "--config", str(c.config)], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "intact: 10 records" in out.stdout
+    assert "audit: intact:" in out.stdout
+    # one record per event; incident changes (issue 4) are audited too
+    assert db_count(c, "SELECT count(*) FROM audit WHERE kind = 'event.received'") == 10
 
 
 def test_shipped_example_config_loads():

@@ -1,0 +1,66 @@
+"""Incidents to and from plain JSON data: for the store and the API.
+
+The book's dataclasses hold datetimes, tuples and a dict keyed by
+(agent, check); JSON has none of those, so faults become a list and times
+ISO 8601 text. `from_dict(to_dict(i)) == i` (a test holds it).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from .incidents import Action, Fault, Incident
+
+
+def _t(dt: datetime | None) -> str | None:
+    return None if dt is None else dt.isoformat()
+
+
+def _dt(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _action(a: Action | None) -> dict | None:
+    return None if a is None else {"who": a.who, "why": a.why, "at": _t(a.at)}
+
+
+def _from_action(d: dict | None) -> Action | None:
+    return None if d is None else Action(d["who"], d["why"], _dt(d["at"]))
+
+
+def to_dict(inc: Incident) -> dict:
+    """An incident as JSON-ready data (faults as a list, times as ISO text)."""
+    return {
+        "id": inc.id, "branch": inc.branch, "title": inc.title,
+        "started_at": _t(inc.started_at), "status": inc.status,
+        "resolved_at": _t(inc.resolved_at), "closed": _action(inc.closed),
+        "resolved_by": _action(inc.resolved_by),
+        "acks": [_action(a) for a in inc.acks], "notes": [_action(a) for a in inc.notes],
+        "faults": [{
+            "agent": f.agent, "branch": f.branch, "check": f.check, "category": f.category,
+            "state": f.state, "reason": f.reason, "diagnosis": f.diagnosis,
+            "last_at": _t(f.last_at), "active": f.active,
+            "spans": [[_t(s), _t(e)] for s, e in f.spans],
+            "flapping": f.flapping, "suppressed": f.suppressed,
+            "history": [[_t(h[0]), *h[1:]] for h in f.history],
+        } for f in inc.faults.values()],
+    }
+
+
+def from_dict(d: dict) -> Incident:
+    """The incident `to_dict` gave."""
+    faults = {}
+    for f in d["faults"]:
+        fault = Fault(
+            agent=f["agent"], branch=f["branch"], check=f["check"], category=f["category"],
+            state=f["state"], reason=f["reason"], diagnosis=f["diagnosis"],
+            last_at=_dt(f["last_at"]), spans=[[_dt(s), _dt(e)] for s, e in f["spans"]],
+            flapping=f["flapping"], suppressed=f["suppressed"],
+            history=[(_dt(h[0]), *h[1:]) for h in f["history"]])
+        faults[(fault.agent, fault.check)] = fault
+    return Incident(
+        id=d["id"], branch=d["branch"], title=d["title"], started_at=_dt(d["started_at"]),
+        status=d["status"], resolved_at=_dt(d["resolved_at"]),
+        closed=_from_action(d["closed"]), resolved_by=_from_action(d["resolved_by"]),
+        acks=[_from_action(a) for a in d["acks"]], notes=[_from_action(a) for a in d["notes"]],
+        faults=faults)

@@ -1,0 +1,125 @@
+"""The running collector's incidents: the pure book (incidents.py) and the
+dead-man (deadman.py) fed from the store, their changes saved and audited.
+
+Every method is synchronous and runs on the API's one writer thread, so
+the book is never touched by two callers at once and its state, the
+incidents table and the audit trail change in the same order.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from agent.wire import Event, Heartbeat
+
+from .deadman import AgentLast, silent_agents
+from .incident_codec import to_dict
+from .incidents import Change, IncidentBook
+from .store import Store
+
+ACTIONS = ("ack", "note", "resolve", "close")
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+def audit_record(at: float, change: Change, actor: str = "collector") -> tuple:
+    """One audit record for one incident change."""
+    return (at, "incident." + change.kind, actor, {
+        "incident": change.incident_id, "check": change.check, "detail": change.detail,
+        "at": change.at.isoformat(), "alert": change.alert})
+
+
+class IncidentDesk:
+    """One IncidentBook over a store: ingest, heartbeats, dead-man, people."""
+
+    def __init__(self, store: Store, clock: Callable[[], float], window: float = 120.0,
+                 deadman_grace: float | None = None):
+        self.store, self.clock, self.grace = store, clock, deadman_grace
+        self.book = IncidentBook(window=window, new_id=self._new_id,
+                                 incidents=store.load_open_incidents())
+        # Agents whose silence is an active fault (survives a restart via the book).
+        self.silent: set[str] = {f.agent for i in self.book.incidents()
+                                 for f in i.faults.values() if f.category == "silent" and f.active}
+
+    def _new_id(self) -> str:
+        # Date for people, a random part so ids never repeat across restarts.
+        return f"INC-{_utc(self.clock()):%Y%m%d}-{uuid.uuid4().hex[:6]}"
+
+    def _save(self, changes: list[Change], at: float, actor: str = "collector") -> None:
+        if not changes:
+            return
+        ids = dict.fromkeys(c.incident_id for c in changes)
+        self.store.save_incidents([self.book.get(i) for i in ids], at,
+                                  [audit_record(at, c, actor) for c in changes])
+
+    # --- facts -------------------------------------------------------------------
+    def ingest(self, agent: str, branch: str, events: list[Event], received_at: float,
+               sent_at: datetime | None = None) -> tuple[list[str], list[str]]:
+        """Store a batch; apply only its new events to the book, by observation time."""
+        accepted, duplicates = self.store.add_events(agent, branch, events, received_at, sent_at)
+        new = set(accepted)
+        now, changes = _utc(received_at), []
+        for e in sorted((e for e in events if e.id in new), key=lambda e: e.observed_at):
+            changes += self.book.apply_event(e, now)
+        self._save(changes, received_at)
+        return accepted, duplicates
+
+    def heartbeat(self, hb: Heartbeat, received_at: float) -> bool:
+        """Store a heartbeat; end the agent's silence; rebuild the truth it carries."""
+        first = self.store.put_heartbeat(hb, received_at)
+        now, changes = _utc(received_at), []
+        if hb.agent in self.silent:
+            self.silent.discard(hb.agent)
+            changes += self.book.clear_silence(hb.agent, hb.branch, now, now)
+        changes += self.book.apply_heartbeat(hb.agent, hb.branch, hb.checks, hb.sent_at, now)
+        self._save(changes, received_at)
+        return first
+
+    def deadman(self) -> list[Change]:
+        """One dead-man round on the clock: new silences open or join incidents."""
+        ts = self.clock()
+        now = _utc(ts)
+        lasts = [AgentLast(agent=a.agent, branch=a.branch, region=a.region,
+                           last_heard=a.heartbeat_at, interval=a.interval,
+                           checks={c.check: c.state for c in a.checks})
+                 for a in self.store.agents() if a.heartbeat_at and a.interval]
+        changes = []
+        for s in silent_agents(lasts, now, self.grace):
+            if s.agent not in self.silent:
+                self.silent.add(s.agent)
+                changes += self.book.apply_silence(s, now)
+        self._save(changes, ts)
+        return changes
+
+    # --- people ------------------------------------------------------------------
+    def act(self, action: str, incident_id: str, who: str, text: str,
+            force: bool = False) -> dict:
+        """ack|note|resolve|close by a person; KeyError unknown, Refused not allowed."""
+        ts = self.clock()
+        now = _utc(ts)
+        if incident_id not in {i.id for i in self.book.incidents()}:
+            stored = self.store.incident(incident_id)
+            if stored is None:
+                raise KeyError(incident_id)
+            # Closed before a restart: the book starts from open ones only, so
+            # hand it this one (a note on a closed incident is allowed).
+            self.book.adopt(stored)
+        if action == "resolve":
+            changes = self.book.resolve(incident_id, who, text, now, force=force)
+        else:
+            changes = getattr(self.book, action)(incident_id, who, text, now)
+        self._save(changes, ts, actor=who)
+        return to_dict(self.book.get(incident_id))
+
+    def list(self, status: str | None = None) -> list[dict]:
+        """Incidents as data (closed ones come from the store)."""
+        return [to_dict(i) for i in self.store.list_incidents(status)]
+
+    def get(self, incident_id: str) -> dict | None:
+        """One incident as data, or None."""
+        inc = self.store.incident(incident_id)
+        return None if inc is None else to_dict(inc)

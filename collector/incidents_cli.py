@@ -1,0 +1,120 @@
+"""`branchwatch incidents list|show|ack|note|resolve|close`: the operator's
+side of the incident API (/api/v1/incidents), over HTTP(S) with a Bearer
+operator token from --token-file or $BRANCHWATCH_TOKEN.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import ssl
+import sys
+import urllib.error
+import urllib.request
+
+DEFAULT_URL = "http://127.0.0.1:9812"
+
+
+def add_command(sub: argparse._SubParsersAction) -> None:
+    """Add `incidents SUBCOMMAND` to a `branchwatch` subparser set."""
+    p = sub.add_parser("incidents", help="list, show and act on the collector's incidents")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=os.environ.get("BRANCHWATCH_URL", DEFAULT_URL),
+                        help=f"the collector (default $BRANCHWATCH_URL or {DEFAULT_URL})")
+    common.add_argument("--token-file", metavar="FILE",
+                        help="operator token (default: $BRANCHWATCH_TOKEN)")
+    common.add_argument("--ca-file", metavar="FILE", help="CA bundle for an HTTPS collector")
+    common.add_argument("--json", action="store_true", help="print the API's JSON")
+    isub = p.add_subparsers(dest="incidents_command", metavar="SUBCOMMAND", required=True)
+    ls = isub.add_parser("list", parents=[common], help="incidents, oldest first")
+    ls.add_argument("--status", choices=("open", "resolved", "closed"))
+    isub.add_parser("show", parents=[common], help="one incident with its faults").add_argument(
+        "id")
+    for action, field, text in (("ack", "why", "acknowledge (records who and why)"),
+                                ("note", "text", "add a note"),
+                                ("resolve", "why", "declare resolved (all faults cleared)"),
+                                ("close", "why", "close a resolved incident")):
+        a = isub.add_parser(action, parents=[common], help=text)
+        a.add_argument("id")
+        a.add_argument(f"--{field}", required=True)
+        if action == "resolve":
+            a.add_argument("--force", action="store_true",
+                           help="resolve even with faults still active")
+
+
+def _token(args) -> str | None:
+    if args.token_file:
+        with open(args.token_file, encoding="utf-8") as f:
+            return f.read().strip()
+    return os.environ.get("BRANCHWATCH_TOKEN")
+
+
+def _call(args, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    req = urllib.request.Request(args.url.rstrip("/") + path, method=method,
+                                 data=None if body is None else json.dumps(body).encode())
+    req.add_header("Authorization", f"Bearer {_token(args)}")
+    req.add_header("Content-Type", "application/json")
+    ctx = ssl.create_default_context(cafile=args.ca_file) if args.ca_file else None
+    try:
+        with urllib.request.urlopen(req, timeout=15, context=ctx) as r:
+            return r.status, json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        try:
+            return e.code, json.loads(e.read() or b"{}")
+        except ValueError:
+            return e.code, {"error": e.reason}
+
+
+def _line(inc: dict) -> str:
+    active = sum(f["active"] for f in inc["faults"])
+    return (f"{inc['id']}  {inc['status']:<8} {inc['branch']:<10} {inc['started_at']}  "
+            f"{inc['title']}  ({active}/{len(inc['faults'])} faults active)")
+
+
+def _show(inc: dict) -> str:
+    out = [_line(inc)]
+    for f in inc["faults"]:
+        tag = " [suppressed]" if f["suppressed"] else ""
+        out.append(f"  {'*' if f['active'] else ' '} {f['check']} {f['state']}: "
+                   f"{f['reason']}{tag}")
+    for kind in ("acks", "notes"):
+        out += [f"  {kind[:-1]} {a['at']} {a['who']}: {a['why']}" for a in inc[kind]]
+    for kind in ("resolved_by", "closed"):
+        if inc[kind]:
+            a = inc[kind]
+            out.append(f"  {kind.replace('_by', '')} {a['at']} {a['who']}: {a['why']}")
+    return "\n".join(out)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Carry out one `incidents` subcommand; 0 ok, 1 refused/not found, 2 unusable."""
+    if not _token(args):
+        print("branchwatch: incidents: give --token-file FILE or set BRANCHWATCH_TOKEN",
+              file=sys.stderr)
+        return 2
+    cmd = args.incidents_command
+    try:
+        if cmd == "list":
+            status, data = _call(args, "GET", "/api/v1/incidents"
+                                 + (f"?status={args.status}" if args.status else ""))
+        elif cmd == "show":
+            status, data = _call(args, "GET", f"/api/v1/incidents/{args.id}")
+        else:
+            body = {"text": args.text} if cmd == "note" else {"why": args.why}
+            if getattr(args, "force", False):
+                body["force"] = True
+            status, data = _call(args, "POST", f"/api/v1/incidents/{args.id}/{cmd}", body)
+    except (OSError, ValueError) as e:
+        print(f"branchwatch: incidents: {args.url}: {e}", file=sys.stderr)
+        return 2
+    if status >= 400:
+        print(f"branchwatch: incidents: {status}: {data.get('error', data)}", file=sys.stderr)
+        return 1 if status in (404, 409) else 2
+    if args.json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    elif cmd == "list":
+        print("\n".join(_line(i) for i in data["incidents"]) or "no incidents")
+    else:
+        print(_show(data))
+    return 0
