@@ -79,6 +79,9 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext | None:
     return ssl.create_default_context(cafile=ca_file) if ca_file else None
 
 
+DEFAULT_HEARTBEAT_INTERVAL = 30.0   # seconds; the same default as collector.heartbeat_interval
+
+
 class Sender:
     """Sends the spool's events and periodic heartbeats until cancelled or stopped."""
 
@@ -203,8 +206,12 @@ class Sender:
 
     async def send_heartbeat(self) -> bool:
         """POST one heartbeat with the current check states; True if the collector took it."""
+        # The interval is a promise the dead-man timer relies on; with periodic
+        # heartbeats off (tests, one-off sends) promise the config default,
+        # never 0 (the wire schema refuses it).
+        every = self.heartbeat_interval or DEFAULT_HEARTBEAT_INTERVAL
         hb = wire.Heartbeat(agent=self.agent, branch=self.branch, region=self.region,
-                            sent_at=wire.utc(self.clock()), interval=float(self.heartbeat_interval or 0),
+                            sent_at=wire.utc(self.clock()), interval=float(every),
                             spool_depth=self.spool.depth(), checks=check_statuses(self.checks()))
         try:
             status, body, _ = await self._post("/api/v1/heartbeat", hb)

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
+# Constraints the collector checks on decode (the agent always meets them):
+# times carry a timezone, ids are not empty, intervals are positive.
+Time = Annotated[datetime, msgspec.Meta(tz=True)]
+Id = Annotated[str, msgspec.Meta(min_length=1)]
 EventKind = Literal["state", "flapping", "flapping_end"]
 StateName = Literal["ok", "warning", "critical", "unknown"]
 
@@ -18,7 +22,7 @@ StateName = Literal["ok", "warning", "critical", "unknown"]
 class Event(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A check's state changed (or started/stopped flapping) at an agent."""
 
-    id: str
+    id: Id
     kind: EventKind
     agent: str
     branch: str
@@ -26,7 +30,7 @@ class Event(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     old_state: StateName | None
     new_state: StateName
     reason: str
-    observed_at: datetime
+    observed_at: Time
     # Network faults: "device", "line" or "local" (domain.md §4.1); else None.
     diagnosis: Literal["device", "line", "local"] | None = None
 
@@ -37,7 +41,7 @@ class CheckStatus(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     check: str
     state: StateName
     reason: str
-    since: datetime | None = None
+    since: Time | None = None
     diagnosis: Literal["device", "line", "local"] | None = None
 
 
@@ -50,7 +54,7 @@ class Batch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     agent: str
     branch: str
-    sent_at: datetime
+    sent_at: Time
     events: list[Event]
 
 
@@ -72,8 +76,8 @@ class Heartbeat(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     agent: str
     branch: str
     region: str = ""
-    sent_at: datetime
-    interval: float
+    sent_at: Time
+    interval: Annotated[float, msgspec.Meta(gt=0)]
     spool_depth: int = 0
     checks: list[CheckStatus]
 

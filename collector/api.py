@@ -164,27 +164,17 @@ def _check_identity(entry: AgentEntry, agent: str, branch: str) -> None:
                             f"{entry.branch!r}, not {branch!r}")
 
 
-def _naive(dt) -> bool:
-    return dt.tzinfo is None
-
-
 async def post_events(request: web.Request) -> web.Response:
     """POST /api/v1/events: a Batch in, an Ack out."""
     st: _State = request.app[STATE]
     entry = _authenticate(st, request)
     batch = _decode(await _body(st, request), Batch)
     _check_identity(entry, batch.agent, batch.branch)
-    if _naive(batch.sent_at):
-        raise Rejected(400, "sent_at: expected a time with a timezone (e.g. ...Z)")
     for i, e in enumerate(batch.events):
         if e.agent != batch.agent or e.branch != batch.branch:
             field = "agent" if e.agent != batch.agent else "branch"
             raise Rejected(400, f"events[{i}].{field}: expected the batch's "
                                 f"{field} {getattr(batch, field)!r}, got {getattr(e, field)!r}")
-        if _naive(e.observed_at):
-            raise Rejected(400, f"events[{i}].observed_at: expected a time with a timezone")
-        if not e.id:
-            raise Rejected(400, f"events[{i}].id: expected a non-empty id")
     accepted, duplicates = await st.run(st.desk.ingest, batch.agent, batch.branch,
                                         batch.events, st.clock(), batch.sent_at)
     st.metrics.events.labels("accepted").inc(len(accepted))
@@ -200,10 +190,6 @@ async def post_heartbeat(request: web.Request) -> web.Response:
     entry = _authenticate(st, request)
     hb = _decode(await _body(st, request), Heartbeat)
     _check_identity(entry, hb.agent, hb.branch)
-    if _naive(hb.sent_at):
-        raise Rejected(400, "sent_at: expected a time with a timezone (e.g. ...Z)")
-    if not hb.interval > 0:
-        raise Rejected(400, f"interval: expected a number of seconds > 0, got {hb.interval}")
     await st.run(st.desk.heartbeat, hb, st.clock())
     _seen(st, hb.agent)
     return web.Response(status=204)

@@ -93,22 +93,17 @@ def _semantic_problems(c: Config):
     """Rules a type cannot say: TLS pairs, unique agent ids and tokens."""
     if (c.listen.tls_cert is None) != (c.listen.tls_key is None):
         yield "listen", "expected both tls_cert and tls_key, or neither"
-    ids, hashes = set(), set()
-    for i, a in enumerate(c.agents):
-        if a.id in ids:
-            yield f"agents[{i}].id", f"duplicate agent id {a.id!r}"
-        if a.token_sha256 in hashes:
-            yield f"agents[{i}].token_sha256", "the same token is enrolled twice"
-        ids.add(a.id)
-        hashes.add(a.token_sha256)
-    names = set()
-    for i, o in enumerate(c.operators):
-        if o.name in names:
-            yield f"operators[{i}].name", f"duplicate operator name {o.name!r}"
-        if o.token_sha256 in hashes:
-            yield f"operators[{i}].token_sha256", "the same token is enrolled twice"
-        names.add(o.name)
-        hashes.add(o.token_sha256)
+    hashes: set[str] = set()   # one token, one identity: agents and operators alike
+    for section, key, what in (("agents", "id", "agent id"), ("operators", "name", "operator name")):
+        names: set[str] = set()
+        for i, entry in enumerate(getattr(c, section)):
+            name = getattr(entry, key)
+            if name in names:
+                yield f"{section}[{i}].{key}", f"duplicate {what} {name!r}"
+            if entry.token_sha256 in hashes:
+                yield f"{section}[{i}].token_sha256", "the same token is enrolled twice"
+            names.add(name)
+            hashes.add(entry.token_sha256)
 
 
 def _token_wording(text: str) -> str:
