@@ -72,18 +72,14 @@ def nic_link_up(nic: str, sysfs: Path = Path("/sys/class/net")) -> bool | None:
     except OSError:
         return None
     try:
-        if (base / "carrier").read_text().strip() == "0":
-            return False
+        carrier = (base / "carrier").read_text().strip()
     except OSError:
-        pass   # carrier is unreadable while the NIC is administratively down
-    if oper == "up":
-        return True
+        carrier = None   # unreadable while the NIC is administratively down
+    if carrier == "0":
+        return False
     if oper == "unknown":  # loopback, tun and some virtual NICs never say "up"
-        try:
-            return (base / "carrier").read_text().strip() == "1"
-        except OSError:
-            return None
-    return False
+        return None if carrier is None else carrier == "1"
+    return oper == "up"
 
 
 def diagnose_silent_switch(local_up: bool | None) -> tuple[str | None, str]:

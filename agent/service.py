@@ -55,14 +55,18 @@ async def serve(config: Config, probes, events: str = "json", duration: float | 
     if duration is not None:
         loop.call_later(duration, stop.set)
     scheduler = Scheduler(agent, probes)
-    traps = await _start_traps(config, probes, agent, scheduler, links) if config.traps else None
-    delivery = asyncio.create_task(link[1].run(stop)) if link is not None else None
+    traps = delivery = None
     try:
+        # Inside the try: a trap port that cannot be bound still closes
+        # /metrics and the spool on the way out.
+        traps = await _start_traps(config, probes, agent, scheduler, links) if config.traps else None
+        delivery = asyncio.create_task(link[1].run(stop)) if link is not None else None
         await scheduler.run(stop)
     finally:
+        stop.set()
         if delivery is not None:
-            stop.set()
             await delivery
+        if link is not None:
             link[0].close()
         if traps is not None:
             traps.close()
