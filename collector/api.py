@@ -3,8 +3,9 @@
 Every refusal is a 4xx with a JSON body `{"error": "one line"}`:
 401 unknown token, 403 writing as another agent or branch, 400 malformed
 JSON or a schema violation (naming the field), 413 a body over the limit.
-The store is synchronous (SQLite); its calls run on one writer thread so
-the event loop never waits on an fsync and writes stay serialised.
+The store is synchronous (SQLite); its calls run on one writer thread
+(collector/writer.py, group commit) so the event loop never waits on an
+fsync and writes stay serialised.
 """
 
 from __future__ import annotations
@@ -17,20 +18,22 @@ import json
 import logging
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import generate_latest
+from prometheus_client.core import CounterMetricFamily
 
 from agent.wire import Ack, Batch, Heartbeat, encode
 
 from .config import AgentEntry, Config
+from .incident_codec import encode as encode_incidents
 from .incident_desk import ACTIONS, IncidentDesk
 from .incidents import Refused
 from .store import Store
+from .writer import Writer
 
 DEADMAN_EVERY = 1.0       # seconds between dead-man rounds (cheap: one SELECT)
 
@@ -65,9 +68,33 @@ class Metrics:
         self.incidents = Gauge("branchwatch_collector_incidents",
                                "Incidents not yet closed, by status (open, resolved)",
                                ["status"], registry=r)
+        self.silent = Gauge("branchwatch_collector_agents_silent",
+                            "Agents silent past their heartbeat interval plus grace "
+                            "(the dead-man's 'branch unreachable')", registry=r)
+        self.offset = Gauge("branchwatch_collector_agent_clock_offset_seconds",
+                            "Estimated collector clock minus agent clock (min of recent "
+                            "heartbeat samples; includes network delay)", ["agent"], registry=r)
+        r.register(_WriterCounts(self))
+        self.writer: Writer | None = None
         self.rejected = Counter("branchwatch_collector_requests_rejected",
                                 "Ingest requests refused, by endpoint and status code",
                                 ["endpoint", "code"], registry=r)
+
+
+class _WriterCounts:
+    """The writer's own counters, read at scrape time."""
+
+    def __init__(self, metrics: Metrics):
+        self.metrics = metrics
+
+    def collect(self):
+        w = self.metrics.writer
+        yield CounterMetricFamily("branchwatch_collector_store_commits",
+                                  "Store transactions committed; each answers every request "
+                                  "waiting (group commit)", value=w.groups if w else 0)
+        yield CounterMetricFamily("branchwatch_collector_store_jobs",
+                                  "Store jobs (requests) run by the writer",
+                                  value=w.jobs_done if w else 0)
 
 
 class _State:
@@ -79,11 +106,11 @@ class _State:
         self.desk: IncidentDesk | None = None
         self.metrics = Metrics()
         self.seen: set[str] = set()
-        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self.writer: Writer | None = None
 
     async def run(self, fn, *args):
-        """Run a store call on the writer thread."""
-        return await asyncio.get_running_loop().run_in_executor(self.writer, fn, *args)
+        """Run a store call on the writer thread (committed when it returns)."""
+        return await self.writer.run(fn, *args)
 
 
 def token_hash(token: str) -> str:
@@ -156,6 +183,11 @@ def _decode(body: bytes, type_):
         raise Rejected(400, wire_problem(e))
 
 
+def _json(data) -> web.Response:
+    """A 200 JSON response for incident data (datetimes as RFC 3339)."""
+    return web.Response(body=encode_incidents(data), content_type="application/json")
+
+
 def _check_identity(entry: AgentEntry, agent: str, branch: str) -> None:
     if agent != entry.id:
         raise Rejected(403, f"agent: this token belongs to agent {entry.id!r}, not {agent!r}")
@@ -211,10 +243,12 @@ async def metrics(request: web.Request) -> web.Response:
     """GET /metrics in the Prometheus text format."""
     st: _State = request.app[STATE]
     # Counted on the writer thread: the book is only ever touched there.
-    counts = await st.run(lambda: {s: len(st.desk.book.incidents(s))
-                                   for s in ("open", "resolved")})
-    for status, n in counts.items():
+    counts = await st.run(st.desk.counts)
+    for status, n in counts["incidents"].items():
         st.metrics.incidents.labels(status).set(n)
+    st.metrics.silent.set(counts["silent"])
+    for agent, offset in counts["offsets"].items():
+        st.metrics.offset.labels(agent).set(round(offset, 3))
     body = generate_latest(st.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -226,7 +260,7 @@ async def list_incidents(request: web.Request) -> web.Response:
     status = request.query.get("status")
     if status not in (None, "open", "resolved", "closed"):
         raise Rejected(400, f"status: expected open, resolved or closed, got {status!r}")
-    return web.json_response({"incidents": await st.run(st.desk.list, status)})
+    return _json({"incidents": await st.run(st.desk.list, status)})
 
 
 async def get_incident(request: web.Request) -> web.Response:
@@ -236,7 +270,7 @@ async def get_incident(request: web.Request) -> web.Response:
     inc = await st.run(st.desk.get, request.match_info["id"])
     if inc is None:
         raise Rejected(404, f"no incident {request.match_info['id']!r}")
-    return web.json_response(inc)
+    return _json(inc)
 
 
 async def act_on_incident(request: web.Request) -> web.Response:
@@ -267,7 +301,7 @@ async def act_on_incident(request: web.Request) -> web.Response:
         raise Rejected(404, f"no incident {incident_id!r}")
     except Refused as e:
         raise Rejected(409, str(e))
-    return web.json_response(inc)
+    return _json(inc)
 
 
 async def _deadman_loop(st: _State) -> None:
@@ -318,6 +352,7 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
     app.router.add_post("/api/v1/incidents/{id}/{action}", act_on_incident)
     st.desk = IncidentDesk(store, clock, window=config.incidents.window,
                            deadman_grace=config.incidents.deadman_grace)
+    st.writer = st.metrics.writer = Writer(store, on_failure=st.desk.reload)
 
     async def _start_deadman(app):
         app[DEADMAN] = asyncio.create_task(_deadman_loop(st))
@@ -326,7 +361,7 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
         app[DEADMAN].cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await app[DEADMAN]
-        st.writer.shutdown(wait=True)
+        st.writer.stop()
     app.on_startup.append(_start_deadman)
     app.on_cleanup.append(_stop_writer)
     return app

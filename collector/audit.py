@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+
+import msgspec
 from datetime import datetime, timezone
 
 GENESIS = "0" * 64
@@ -34,9 +36,13 @@ CREATE TABLE audit (
 """
 
 
+_canonical = msgspec.json.Encoder(order="sorted")
+
+
 def canonical_json(data) -> str:
-    """One fixed text for a value: sorted keys, no spaces, UTF-8 kept."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """One fixed text for a value: sorted keys, no spaces, UTF-8 kept (msgspec: fast,
+    and datetimes become RFC 3339 text)."""
+    return _canonical.encode(data).decode("utf-8")
 
 
 def timestamp(at: float) -> str:

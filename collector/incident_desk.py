@@ -1,9 +1,15 @@
 """The running collector's incidents: the pure book (incidents.py) and the
 dead-man (deadman.py) fed from the store, their changes saved and audited.
 
-Every method is synchronous and runs on the API's one writer thread, so
-the book is never touched by two callers at once and its state, the
-incidents table and the audit trail change in the same order.
+Every method is synchronous and runs on the API's one writer thread
+(collector/writer.py), inside that thread's transaction: an event and the
+incident change it causes are committed together or not at all. The book
+is never touched by two callers at once, and its state, the incidents
+table and the audit trail change in the same order. When a job fails and
+is rolled back, `reload` rebuilds the book from what is stored.
+
+Agents' timestamps reach the book on the collector's clock
+(clock_offset.py): the store keeps what the agent said.
 """
 
 from __future__ import annotations
@@ -12,8 +18,11 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
 
+import msgspec
+
 from agent.wire import Event, Heartbeat
 
+from .clock_offset import ClockOffsets
 from .deadman import AgentLast, silent_agents
 from .incident_codec import to_dict
 from .incidents import Change, IncidentBook
@@ -38,9 +47,24 @@ class IncidentDesk:
 
     def __init__(self, store: Store, clock: Callable[[], float], window: float = 120.0,
                  deadman_grace: float | None = None):
-        self.store, self.clock, self.grace = store, clock, deadman_grace
-        self.book = IncidentBook(window=window, new_id=self._new_id,
-                                 incidents=store.load_open_incidents())
+        self.store, self.clock, self.grace, self.window = store, clock, deadman_grace, window
+        self.offsets = ClockOffsets()
+        # The dead-man's view, kept in memory (one SELECT per second over
+        # thousands of agents would stall the writer): agent -> last heard.
+        self.lasts: dict[str, AgentLast] = {}
+        for a in store.agents():
+            if a.heartbeat_sent_at is not None:
+                self.offsets.observe(a.agent, a.heartbeat_sent_at, a.heartbeat_at.timestamp())
+            if a.heartbeat_at and a.interval:
+                self.lasts[a.agent] = AgentLast(
+                    agent=a.agent, branch=a.branch, region=a.region, last_heard=a.heartbeat_at,
+                    interval=a.interval, checks={c.check: c.state for c in a.checks})
+        self.reload()
+
+    def reload(self) -> None:
+        """Rebuild the book (and who is silent) from the stored open incidents."""
+        self.book = IncidentBook(window=self.window, new_id=self._new_id,
+                                 incidents=self.store.load_open_incidents())
         # Agents whose silence is an active fault (survives a restart via the book).
         self.silent: set[str] = {f.agent for i in self.book.incidents()
                                  for f in i.faults.values() if f.category == "silent" and f.active}
@@ -59,11 +83,15 @@ class IncidentDesk:
     # --- facts -------------------------------------------------------------------
     def ingest(self, agent: str, branch: str, events: list[Event], received_at: float,
                sent_at: datetime | None = None) -> tuple[list[str], list[str]]:
-        """Store a batch; apply only its new events to the book, by observation time."""
+        """Store a batch; apply only its new events to the book, by corrected observation time."""
         accepted, duplicates = self.store.add_events(agent, branch, events, received_at, sent_at)
+        if sent_at is not None:
+            self.offsets.observe(agent, sent_at, received_at)
         new = set(accepted)
+        fresh = [msgspec.structs.replace(e, observed_at=self.offsets.correct(agent, e.observed_at))
+                 for e in events if e.id in new]
         now, changes = _utc(received_at), []
-        for e in sorted((e for e in events if e.id in new), key=lambda e: e.observed_at):
+        for e in sorted(fresh, key=lambda e: e.observed_at):
             changes += self.book.apply_event(e, now)
         self._save(changes, received_at)
         return accepted, duplicates
@@ -71,11 +99,14 @@ class IncidentDesk:
     def heartbeat(self, hb: Heartbeat, received_at: float) -> bool:
         """Store a heartbeat; end the agent's silence; rebuild the truth it carries."""
         first = self.store.put_heartbeat(hb, received_at)
+        self.offsets.observe(hb.agent, hb.sent_at, received_at)
         now, changes = _utc(received_at), []
+        self.lasts[hb.agent] = AgentLast.from_heartbeat(hb, heard_at=now)
         if hb.agent in self.silent:
             self.silent.discard(hb.agent)
             changes += self.book.clear_silence(hb.agent, hb.branch, now, now)
-        changes += self.book.apply_heartbeat(hb.agent, hb.branch, hb.checks, hb.sent_at, now)
+        changes += self.book.apply_heartbeat(hb.agent, hb.branch, hb.checks,
+                                             self.offsets.correct(hb.agent, hb.sent_at), now)
         self._save(changes, received_at)
         return first
 
@@ -83,17 +114,18 @@ class IncidentDesk:
         """One dead-man round on the clock: new silences open or join incidents."""
         ts = self.clock()
         now = _utc(ts)
-        lasts = [AgentLast(agent=a.agent, branch=a.branch, region=a.region,
-                           last_heard=a.heartbeat_at, interval=a.interval,
-                           checks={c.check: c.state for c in a.checks})
-                 for a in self.store.agents() if a.heartbeat_at and a.interval]
         changes = []
-        for s in silent_agents(lasts, now, self.grace):
+        for s in silent_agents(self.lasts.values(), now, self.grace):
             if s.agent not in self.silent:
                 self.silent.add(s.agent)
                 changes += self.book.apply_silence(s, now)
         self._save(changes, ts)
         return changes
+
+    def counts(self) -> dict:
+        """Numbers for /metrics: incidents by status, silent agents, clock offsets."""
+        return {"incidents": {s: len(self.book.incidents(s)) for s in ("open", "resolved")},
+                "silent": len(self.silent), "offsets": self.offsets.agents()}
 
     # --- people ------------------------------------------------------------------
     def act(self, action: str, incident_id: str, who: str, text: str,

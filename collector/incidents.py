@@ -41,8 +41,15 @@ from datetime import datetime, timedelta
 
 from agent.wire import CheckStatus, Event
 
+from .incident_index import IncidentIndex, device_of
 from .incident_rules import (FALLBACK_TITLE, SUPPRESSIBLE, TITLE_RULES, TitleRule, category,
                              is_fault, silence_check)
+
+
+# A fault's history is for people reading the incident; the full record of
+# every event is the events table. Bounded so a chatty check cannot make
+# every save of its incident slower.
+HISTORY_KEEP = 20
 
 
 class Refused(Exception):
@@ -65,6 +72,13 @@ class Fault:
     flapping: bool = False
     suppressed: bool = False
     history: list[tuple] = field(default_factory=list)  # (observed_at, kind, state, reason)
+
+    def note(self, entry: tuple) -> None:
+        """Add to the history in time order, keeping the newest HISTORY_KEEP entries."""
+        self.history.append(entry)
+        if len(self.history) > 1 and entry[0] < self.history[-2][0]:
+            self.history.sort(key=lambda h: h[0])
+        del self.history[:-HISTORY_KEEP]
 
     @property
     def active(self) -> bool:
@@ -136,7 +150,9 @@ class IncidentBook:
         self._new_id = new_id or (lambda: f"inc-{next(counter)}")
         self._incidents: dict[str, Incident] = {i.id: i for i in incidents}
         self._latest: dict[tuple[str, str], tuple[Incident, Fault]] = {}
+        self.index = IncidentIndex()
         for inc in sorted(self._incidents.values(), key=lambda i: i.started_at):
+            self.index.add_incident(inc)
             for key, f in inc.faults.items():
                 self._latest[key] = (inc, f)
 
@@ -152,7 +168,9 @@ class IncidentBook:
 
     def adopt(self, incident: Incident) -> None:
         """Take back an incident kept elsewhere (a closed one, loaded on demand)."""
-        self._incidents.setdefault(incident.id, incident)
+        if incident.id not in self._incidents:
+            self._incidents[incident.id] = incident
+            self.index.add_incident(incident)
 
     # --- facts -------------------------------------------------------------------
     def apply_event(self, event: Event, now: datetime) -> list[Change]:
@@ -189,8 +207,7 @@ class IncidentBook:
         inc, fault = self._latest.get(key, (None, None))
         if fault is not None and t < fault.last_at:
             # Late and superseded for this check: history only, in time order.
-            fault.history.append((t, "superseded " + kind, state, reason))
-            fault.history.sort(key=lambda h: h[0])
+            fault.note((t, "superseded " + kind, state, reason))
             return []
         faulty = kind == "flapping" or is_fault(check, state)
         if fault is not None and fault.active and inc.status != "closed":
@@ -198,12 +215,12 @@ class IncidentBook:
         if not faulty:
             if fault is not None:
                 fault.last_at = t
-                fault.history.append((t, kind, state, reason))
+                fault.note((t, kind, state, reason))
             return []
         return self._start(branch, agent, check, kind, state, reason, diagnosis, t, inc, fault)
 
     def _update(self, inc, fault, kind, state, reason, diagnosis, t, faulty) -> list[Change]:
-        fault.history.append((t, kind, state, reason))
+        fault.note((t, kind, state, reason))
         fault.last_at, fault.state = t, state
         if state != "ok":                 # keep why it was a fault (the title may show it)
             fault.reason, fault.diagnosis = reason, diagnosis or fault.diagnosis
@@ -218,8 +235,9 @@ class IncidentBook:
         if state != "ok" or fault.flapping or faulty:
             return changes                # still a fault, or unknown: not repaired
         fault.spans[-1][1] = t
+        self.index.span_ended(inc)
         changes.append(Change("cleared", inc.id, t, f"{fault.check}: {reason}", fault.check))
-        if inc.status == "open" and not inc.active_faults():
+        if inc.status == "open" and not self.index.any_active(inc):
             inc.status = "resolved"
             inc.resolved_at = max(f.spans[-1][1] for f in inc.faults.values())
             changes.append(Change("resolved", inc.id, inc.resolved_at, "every fault cleared"))
@@ -240,16 +258,23 @@ class IncidentBook:
         if opened:
             target = Incident(self._new_id(), branch, "", t)
             self._incidents[target.id] = target
+            self.index.add_incident(target)
         if fault is None or inc is not target:
             fault = Fault(agent, branch, check, cat, state, reason, diagnosis, t,
                           suppressed=blocker is not None)
+            replaced = target.faults.get((agent, check))
             target.faults[(agent, check)] = fault
             self._latest[(agent, check)] = (target, fault)
+            if replaced is None:
+                self.index.add_fault(target, fault)
+            else:
+                self.index.remove_fault(target, replaced)
         fault.spans.append([t, None])
+        self.index.span_started(target, fault, t)
         fault.state, fault.reason, fault.last_at = state, reason, t
         fault.diagnosis = diagnosis or fault.diagnosis
         fault.flapping = fault.flapping or kind == "flapping"
-        fault.history.append((t, kind, state, reason))
+        fault.note((t, kind, state, reason))
         target.started_at = min(target.started_at, t)
         what = f"{check} {state}: {reason}"
         if opened:
@@ -265,35 +290,28 @@ class IncidentBook:
 
     def _blocker(self, branch: str, t: datetime) -> Incident | None:
         """The incident holding a blocker active at t at this branch, if any."""
-        for inc in self._live(branch):
-            if any(
-                    f.active_at(t) and (f.category == "silent" or
-                                        f.category == "network" and f.state == "critical")
-                    for f in inc.faults.values()):
+        for inc in self.index.live(branch):
+            if t < inc.started_at or inc.resolved_at is not None and t >= inc.resolved_at:
+                continue                  # nothing in it was active at t
+            if any((f.category == "silent" or f.state == "critical") and f.active_at(t)
+                   for f in self.index.notable(inc)):
                 return inc
         return None
 
     def _may_join(self, inc: Incident, check: str, t: datetime) -> bool:
         if inc.status == "resolved":
             return inc.started_at - self.window <= t <= inc.resolved_at + self.window
-        device = "/".join(check.split("/")[:2])
         # Suppressed children are consequences: they do not stretch the window.
-        return any(abs(s - t) <= self.window for f in inc.faults.values() if not f.suppressed
-                   for s, _ in f.spans) or any(f.active and f.check.startswith(device + "/")
-                            for f in inc.faults.values() if device.count("/"))
+        device = device_of(check)
+        return self.index.starts_near(inc, t, self.window) or (
+            device is not None and self.index.device_active(inc, device))
 
     def _candidate(self, branch: str, check: str, t: datetime) -> Incident | None:
-        return next((i for i in self._live(branch) if self._may_join(i, check, t)), None)
-
-    def _live(self, branch: str) -> list[Incident]:
-        """Not-closed incidents at a branch, newest first (linear scan: see the report)."""
-        return sorted((i for i in self._incidents.values()
-                       if i.branch == branch and i.status != "closed"),
-                      key=lambda i: (i.started_at, i.id), reverse=True)
+        return next((i for i in self.index.live(branch) if self._may_join(i, check, t)), None)
 
     def _retitle(self, inc: Incident, t: datetime) -> list[Change]:
-        faults = [f for f in inc.faults.values() if not f.suppressed] or list(inc.faults.values())
-        cats = {f.category for f in faults}
+        cats, all_suppressed = self.index.categories(inc)
+        faults = [f for f in self.index.notable(inc) if all_suppressed or not f.suppressed]
         rule = next((r for r in self.rules if r.matches(cats)), None)
         diag = sorted({f.diagnosis for f in faults if f.category == "network" and f.diagnosis})
         silence = [f.reason for f in faults if f.category == "silent"]
@@ -333,7 +351,8 @@ class IncidentBook:
         changes = []
         for f in active:      # forced: cleared by this person, flapping or not
             f.spans[-1][1], f.flapping = now, False
-            f.history.append((now, "cleared by person", f.state, f"{who}: {why}"))
+            self.index.span_ended(inc)
+            f.note((now, "cleared by person", f.state, f"{who}: {why}"))
             changes.append(Change("cleared", inc.id, now, f"{f.check}: by {who}: {why}", f.check))
         inc.status, inc.resolved_at, inc.resolved_by = "resolved", now, Action(who, why, now)
         return changes + [Change("resolved", inc.id, now, f"by {who}: {why}")]

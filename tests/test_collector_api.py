@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -21,51 +20,22 @@ from pathlib import Path
 import pytest
 
 from agent.wire import Batch, CheckStatus, Event, Heartbeat, encode, new_event_id
-from collector.api import token_hash
 from collector.config import load
 
-from .support.paths import REPO, free_port
+from .support.collector import CollectorProcess as SupportCollector
+from .support.paths import REPO
 
 TOKENS = {"a1": "token-of-a1-xxxxxxxxxxxxxxxx", "a2": "token-of-a2-yyyyyyyyyyyyyyyy"}
 BRANCH = {"a1": "B1", "a2": "B2"}
 MAX_BODY = 65536
 
 
-class CollectorProcess:
-    """A collector as its own process, on a free loopback port."""
+class CollectorProcess(SupportCollector):
+    """The API tests' collector: agents a1 (B1) and a2 (B2), a 64 KiB body limit."""
 
     def __init__(self, folder: Path):
-        self.port = free_port()
-        self.config = folder / "collector.yaml"
-        agents = "\n".join(f"  - {{id: {a}, branch: {BRANCH[a]}, token_sha256: {token_hash(t)}}}"
-                           for a, t in TOKENS.items())
-        self.config.write_text(f"listen: {{address: 127.0.0.1, port: {self.port}}}\n"
-                               f"storage: {{data_dir: {folder / 'data'}}}\n"
-                               f"limits: {{max_body: {MAX_BODY}}}\nagents:\n{agents}\n")
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 15.0) -> "CollectorProcess":
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "collector.cli", "collector", "--config", str(self.config)],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"collector exited: {self.proc.stderr.read().decode()}")
-            try:
-                if get(self.url + "/healthz")[0] == 200:
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("collector did not answer /healthz")
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(timeout=15)
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-        return rc
+        super().__init__(folder, {a: (BRANCH[a], t) for a, t in TOKENS.items()},
+                         max_body=MAX_BODY)
 
 
 def request(url: str, body: bytes | None = None, token: str | None = None,
@@ -144,8 +114,10 @@ def test_ingest_then_resend_is_all_duplicates(collector):
     assert ack == {"accepted": [], "duplicates": [e.id for e in evs]}
     ids = ",".join(f"'{e.id}'" for e in evs)
     assert db_count(collector, f"SELECT count(*) FROM events WHERE id IN ({ids})") == 5
-    assert db_count(collector, "SELECT count(*) FROM audit WHERE kind = 'event.received' "
-                               f"AND json_extract(data, '$.id') IN ({ids})") == 5
+    # One audit record for the batch, holding all five; none for the resend.
+    assert db_count(collector, "SELECT count(*) FROM audit, json_each(audit.data, '$.events') "
+                               "WHERE kind = 'events.received' "
+                               f"AND json_extract(value, '$.id') IN ({ids})") == 5
 
 
 def test_heartbeat_is_stored_and_first_is_audited(collector):
@@ -248,8 +220,9 @@ def test_store_survives_a_restart(tmp_path):
                           "--config", str(c.config)], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "audit: intact:" in out.stdout
-    # one record per event; incident changes (issue 4) are audited too
-    assert db_count(c, "SELECT count(*) FROM audit WHERE kind = 'event.received'") == 10
+    # every event is in an audit record (one per batch); incident changes are audited too
+    assert db_count(c, "SELECT count(*) FROM audit, json_each(audit.data, '$.events') "
+                       "WHERE kind = 'events.received'") == 10
 
 
 def test_shipped_example_config_loads():
@@ -278,9 +251,12 @@ def test_tls(tmp_path):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                     "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    from collector.api import token_hash
     c = CollectorProcess(tmp_path)
+    operator = "operator-token-for-tls-xxxxxxxxxxxx"
     text = c.config.read_text().replace(
         "listen: {", f"listen: {{tls_cert: {cert}, tls_key: {key}, ")
+    text += f"operators:\n  - {{name: alice, token_sha256: {token_hash(operator)}}}\n"
     c.config.write_text(text)
     c.url = c.url.replace("http:", "https:")
     ctx = ssl.create_default_context(cafile=str(cert))
@@ -301,5 +277,15 @@ def test_tls(tmp_path):
                                      headers={"Authorization": f"Bearer {TOKENS['a1']}"})
         with urllib.request.urlopen(req, context=ctx, timeout=5) as r:
             assert r.status == 204
+        # The operators' CLI over HTTPS: with the CA it lists, without it a clear refusal.
+        env = {**os.environ, "BRANCHWATCH_TOKEN": operator}
+        cli = [sys.executable, "-m", "collector.cli", "incidents", "list", "--url", c.url]
+        ok = subprocess.run([*cli, "--ca-file", str(cert), "--json"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=30)
+        assert ok.returncode == 0, ok.stderr
+        assert json.loads(ok.stdout) == {"incidents": []}
+        bad = subprocess.run(cli, cwd=REPO, env=env, capture_output=True, text=True, timeout=30)
+        assert bad.returncode != 0 and "Traceback" not in bad.stderr
+        assert "certificate" in bad.stderr.lower()
     finally:
         assert c.stop() == 0

@@ -12,6 +12,7 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
+import pytest
 
 from agent.wire import Batch, CheckStatus, Event, Heartbeat, encode, new_event_id
 from collector.api import token_hash
@@ -167,6 +168,7 @@ def test_silent_agent_opens_branch_unreachable_with_ups_state(tmp_path):
         assert "likely power exhausted" in inc["title"]
         assert "ups/rack/battery_low" in inc["title"]
         assert any(f["category"] == "silent" and f["active"] for f in inc["faults"])
+        assert metric(c, "branchwatch_collector_agents_silent") == 1
         assert len(audit(c, "incident.opened")) + len(audit(c, "incident.joined")) >= 2
         # Heard again: the silence clears (the UPS fault stays until it clears).
         hb2 = Heartbeat(agent="a1", branch="B1", sent_at=datetime.now(timezone.utc),
@@ -174,12 +176,77 @@ def test_silent_agent_opens_branch_unreachable_with_ups_state(tmp_path):
         assert request(c.url + "/api/v1/heartbeat", encode(hb2), TOKENS["a1"])[0] == 204
         [inc] = incidents(c)
         assert not any(f["category"] == "silent" and f["active"] for f in inc["faults"])
+        assert metric(c, "branchwatch_collector_agents_silent") == 0
+    finally:
+        assert c.stop() == 0
+
+
+def _wait_silent(c, timeout: float = 15.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [i for i in incidents(c) if i["title"].startswith("branch unreachable")]
+        if found:
+            return found[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no branch unreachable incident: {incidents(c)}")
+
+
+def test_silence_survives_a_collector_restart_and_clears_after(tmp_path):
+    c = IncidentCollector(tmp_path, grace=1).start()
+    try:
+        hb = Heartbeat(agent="a1", branch="B1", sent_at=datetime.now(timezone.utc),
+                       interval=1.0, checks=[])
+        assert request(c.url + "/api/v1/heartbeat", encode(hb), TOKENS["a1"])[0] == 204
+        opened = _wait_silent(c)
+    finally:
+        assert c.stop() == 0
+    c.start()                   # same data directory
+    try:
+        # Still silent after the restart: the same incident, not a second one,
+        # and the gauge knows it without waiting for a new dead-man verdict.
+        time.sleep(2.5)
+        assert [i["id"] for i in incidents(c)] == [opened["id"]]
+        assert metric(c, "branchwatch_collector_agents_silent") == 1
+        assert len(audit(c, "incident.opened")) == 1
+        hb2 = Heartbeat(agent="a1", branch="B1", sent_at=datetime.now(timezone.utc),
+                        interval=30.0, checks=[])
+        assert request(c.url + "/api/v1/heartbeat", encode(hb2), TOKENS["a1"])[0] == 204
+        [inc] = incidents(c)
+        assert inc["status"] == "resolved"
+        assert metric(c, "branchwatch_collector_agents_silent") == 0
+    finally:
+        assert c.stop() == 0
+
+
+def test_a_skewed_agent_clock_is_corrected_from_its_heartbeats(tmp_path):
+    """design.md: order and measure on corrected observation time. a2's clock is
+    an hour slow; its on-battery event lands at the right moment on ours."""
+    c = IncidentCollector(tmp_path).start()
+    try:
+        skew = timedelta(hours=1)
+        now = datetime.now(timezone.utc)
+        hb = Heartbeat(agent="a2", branch="B2", sent_at=now - skew, interval=15.0, checks=[])
+        assert request(c.url + "/api/v1/heartbeat", encode(hb), TOKENS["a2"])[0] == 204
+        e = Event(id=new_event_id(), kind="state", agent="a2", branch="B2",
+                  check="ups/rack/on_battery", old_state="ok", new_state="critical",
+                  reason="mains lost", observed_at=now - skew - timedelta(seconds=5))
+        body = encode(Batch(agent="a2", branch="B2", sent_at=datetime.now(timezone.utc) - skew,
+                            events=[e]))
+        assert request(c.url + "/api/v1/events", body, TOKENS["a2"])[0] == 200
+        [inc] = incidents(c)
+        started = datetime.fromisoformat(inc["started_at"])
+        assert abs((started - (now - timedelta(seconds=5))).total_seconds()) < 2.0
+        offset = metric(c, "branchwatch_collector_agent_clock_offset_seconds", agent="a2")
+        assert offset == pytest.approx(3600, abs=2)
+        # The store keeps what the agent said.
+        assert db_count(c, "SELECT observed_at FROM events WHERE agent = 'a2'") == round(
+            e.observed_at.timestamp() * 1_000_000)
     finally:
         assert c.stop() == 0
 
 
 def test_incident_round_trips_through_the_store(tmp_path):
-    from collector.incident_codec import from_dict, to_dict
+    from collector.incident_codec import encode, from_dict, to_dict
     from collector.incidents import IncidentBook
     from collector.store import SqliteStore
     book = IncidentBook()
@@ -190,7 +257,7 @@ def test_incident_round_trips_through_the_store(tmp_path):
     [inc] = book.incidents()
     book.ack(inc.id, "alice", "looking", now)
     book.note(inc.id, "alice", "branch called", now)
-    assert from_dict(json.loads(json.dumps(to_dict(inc)))) == inc
+    assert from_dict(json.loads(encode(to_dict(inc)))) == inc
     store = SqliteStore(tmp_path / "c.db")
     try:
         store.save_incidents([inc], 1.0, [(1.0, "incident.test", "collector", {})])

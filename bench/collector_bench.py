@@ -1,0 +1,222 @@
+"""Collector throughput and reaction time against a real collector process.
+
+Three runs, each with a fresh collector (SQLite WAL, synchronous=FULL: every
+acknowledged batch is fsync'd):
+  - ingest: 8 agents post batches of 100 new events as fast as the collector
+    acknowledges them, for --window seconds; events/s accepted, CPU of the
+    collector, and the store's commits per second (group commit);
+  - heartbeats: 5,000 enrolled agents, each posting a heartbeat (20 checks)
+    every 15 s, spread evenly; p50/p99/max latency and collector CPU;
+  - delay: a real upsd (dummy-ups) and a real agent sending to the
+    collector; from the moment upsd serves "OB" to the moment the incident
+    is listed by the collector's API (median and max over --changes).
+Targets (issue 4, 2-core machine): >= 20,000 events/s sustained, p99 under
+50 ms at 5,000 agents, delay under 3 s.
+
+Run: python3 bench/collector_bench.py [--window 20] [--changes 4]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import aiohttp
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from collector.api import token_hash  # noqa: E402
+from tests.support.agent import AgentProcess  # noqa: E402
+from tests.support.collector import CollectorProcess  # noqa: E402
+from tests.support.nut import NutServer  # noqa: E402
+
+from measure import main, spread  # noqa: E402
+
+INGEST_AGENTS, BATCH, CHECKS = 8, 100, 200
+HB_AGENTS, HB_INTERVAL, HB_CHECKS = 5000, 15.0, 20
+OPERATOR = "bench-operator-token-xxxxxxxxxxxxxxxx"
+ONLINE = "ups.status: OL\nbattery.charge: 100\nbattery.runtime: 1800\ninput.voltage: 230\n"
+ON_BATTERY = ONLINE.replace("OL", "OB DISCHRG")
+
+
+def _cpu(proc: psutil.Process) -> float:
+    return sum(proc.cpu_times()[:2])
+
+
+def batch_body(agent: str, seq: int) -> bytes:
+    """100 new events of one agent, as a spool replay after a long cut sends them.
+
+    Each of CHECKS checks goes warning in one pass and ok in the next, 3 s
+    apart; an hour separates passes. So every other pass opens an incident
+    of CHECKS faults and the pass after clears and resolves it."""
+    t0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+    events = []
+    for i in range(BATCH):
+        n = seq * BATCH + i
+        n_pass, k = divmod(n, CHECKS)
+        at = t0 + timedelta(hours=n_pass, seconds=3 * k)
+        events.append({"id": uuid.uuid4().hex, "kind": "state", "agent": agent, "branch": agent,
+                       "check": f"tcp/svc{k}", "old_state": None,
+                       "new_state": "warning" if n_pass % 2 == 0 else "ok",
+                       "reason": "connect refused", "observed_at": at.isoformat()})
+    return json.dumps({"agent": agent, "branch": agent, "sent_at":
+                       datetime.now(timezone.utc).isoformat(), "events": events}).encode()
+
+
+async def _ingest_client(url: str, agent: str, until: float, out: list) -> None:
+    headers = {"Authorization": f"Bearer tok-{agent}-xxxxxxxxxxxxxxxx",
+               "Content-Type": "application/json"}
+    seq = 0
+    async with aiohttp.ClientSession(headers=headers) as http:
+        while time.monotonic() < until:
+            body = batch_body(agent, seq)
+            seq += 1
+            async with http.post(url + "/api/v1/events", data=body) as r:
+                ack = await r.json()
+                if r.status != 200:
+                    raise RuntimeError(f"ingest refused: {r.status} {ack}")
+                out.append(len(ack["accepted"]))
+
+
+def run_ingest(folder: Path, window: float) -> dict:
+    agents = {f"ing{i}": (f"ing{i}", f"tok-ing{i}-xxxxxxxxxxxxxxxx")
+              for i in range(INGEST_AGENTS)}
+    with CollectorProcess(folder, agents, max_body=1 << 20) as c:
+        proc = psutil.Process(c.proc.pid)
+        asyncio.run(_ingest_all(c.url, list(agents), 2.0))           # warm-up
+        commits0 = _scrape(c.url, "branchwatch_collector_store_commits_total")
+        cpu0, t0 = _cpu(proc), time.monotonic()
+        counts: list[int] = []
+        asyncio.run(_ingest_all(c.url, list(agents), window, counts))
+        elapsed = time.monotonic() - t0
+        cpu = _cpu(proc) - cpu0
+        commits = _scrape(c.url, "branchwatch_collector_store_commits_total") - commits0
+        return {"events_per_s": round(sum(counts) / elapsed),
+                "batches": len(counts), "window_s": round(elapsed, 1),
+                "collector_cpu_cores": round(cpu / elapsed, 2),
+                "commits_per_s": round(commits / elapsed),
+                "db_mb": round((folder / "data" / "collector.db").stat().st_size / 2**20, 1)}
+
+
+async def _ingest_all(url: str, agents: list[str], window: float, out: list | None = None):
+    until = time.monotonic() + window
+    await asyncio.gather(*(_ingest_client(url, a, until, out if out is not None else [])
+                           for a in agents))
+
+
+def _scrape(url: str, name: str) -> float:
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return 0.0
+
+
+def heartbeat_body(agent: str) -> bytes:
+    checks = [{"check": f"tcp/svc{i}", "state": "ok", "reason": "answers",
+               "since": "2026-01-05T09:00:00+00:00"} for i in range(HB_CHECKS)]
+    return json.dumps({"agent": agent, "branch": agent, "region": "r1",
+                       "sent_at": datetime.now(timezone.utc).isoformat(),
+                       "interval": HB_INTERVAL, "spool_depth": 0, "checks": checks}).encode()
+
+
+async def _heartbeats(url: str, window: float) -> list[float]:
+    latencies: list[float] = []
+    connector = aiohttp.TCPConnector(limit=200)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        async def one(i: int, at: float):
+            await asyncio.sleep(max(0.0, at - time.monotonic()))
+            agent = f"hb{i}"
+            headers = {"Authorization": f"Bearer tok-{agent}-xxxxxxxxxxxxxxxx",
+                       "Content-Type": "application/json"}
+            t = time.monotonic()
+            async with http.post(url + "/api/v1/heartbeat", data=heartbeat_body(agent),
+                                 headers=headers) as r:
+                await r.read()
+                if r.status != 204:
+                    raise RuntimeError(f"heartbeat refused: {r.status}")
+            latencies.append(time.monotonic() - t)
+
+        start = time.monotonic() + 0.5
+        tasks, rounds = [], max(1, round(window / HB_INTERVAL))
+        for k in range(rounds):
+            for i in range(HB_AGENTS):
+                tasks.append(one(i, start + k * HB_INTERVAL + i * HB_INTERVAL / HB_AGENTS))
+        await asyncio.gather(*tasks)
+    return latencies
+
+
+def run_heartbeats(folder: Path, window: float) -> dict:
+    agents = {f"hb{i}": (f"hb{i}", "r1", f"tok-hb{i}-xxxxxxxxxxxxxxxx") for i in range(HB_AGENTS)}
+    with CollectorProcess(folder, agents) as c:
+        proc = psutil.Process(c.proc.pid)
+        cpu0, t0 = _cpu(proc), time.monotonic()
+        lat = sorted(asyncio.run(_heartbeats(c.url, window)))
+        elapsed = time.monotonic() - t0
+        cpu = _cpu(proc) - cpu0
+    ms = [x * 1000 for x in lat]
+    return {"agents": HB_AGENTS, "requests": len(ms), "per_s": round(len(ms) / elapsed),
+            "p50_ms": round(statistics.median(ms), 1),
+            "p99_ms": round(ms[int(len(ms) * 0.99) - 1], 1), "max_ms": round(ms[-1], 1),
+            "collector_cpu_cores": round(cpu / elapsed, 2)}
+
+
+def _incidents(url: str) -> list[dict]:
+    req = urllib.request.Request(url + "/api/v1/incidents?status=open",
+                                 headers={"Authorization": f"Bearer {OPERATOR}"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.loads(r.read())["incidents"]
+
+
+def run_delay(folder: Path, changes: int) -> list[float]:
+    agents = {"a1": ("B1", "north", "tok-a1-xxxxxxxxxxxxxxxx")}
+    extra = (f"operators:\n  - {{name: bench, token_sha256: {token_hash(OPERATOR)}}}\n"
+             "incidents: {window: 1}\n")
+    delays = []
+    with NutServer(folder / "nut", {"ups0": ONLINE}) as nut, \
+            CollectorProcess(folder / "collector", agents, extra=extra) as c:
+        config = {"agent": {"id": "a1", "branch": "B1", "region": "north"},
+                  # Default debounce (2 polls): the delay a real branch sees.
+                  "state": {"flap_threshold": 1000},
+                  "ups": [{"name": "ups0", "nut": {"ups": "ups0", "port": nut.port}}],
+                  "collector": {"url": c.url, "token": "tok-a1-xxxxxxxxxxxxxxxx",
+                                "spool": {"path": str(folder / "spool.db")}}}
+        (folder / "agent").mkdir()
+        with AgentProcess(folder / "agent", config):
+            time.sleep(3)
+            for _ in range(changes):
+                served = nut.set_device("ups0", ON_BATTERY, poll=0.02)
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    if any(f["check"] == "ups/ups0/on_battery" and f["active"]
+                           for i in _incidents(c.url) for f in i["faults"]):
+                        delays.append(time.time() - served)
+                        break
+                    time.sleep(0.02)
+                else:
+                    raise RuntimeError("no incident at the collector")
+                nut.set_device("ups0", ONLINE, poll=0.02)
+                while any(i["status"] == "open" for i in _incidents(c.url)):
+                    time.sleep(0.1)
+                time.sleep(2)   # past the 1 s grouping window: the next cut is a new incident
+    return delays
+
+
+def run(window: float, changes: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        return {"ingest": run_ingest(tmp / "ingest", window),
+                "heartbeats": run_heartbeats(tmp / "hb", max(window, HB_INTERVAL)),
+                "ups_to_incident_s": spread(run_delay(tmp / "delay", changes))}
+
+
+if __name__ == "__main__":
+    main(__doc__, run, "UPS status changes timed to the incident")

@@ -1,0 +1,55 @@
+"""Each agent's clock offset, estimated from what it sends (design.md:
+"branch clocks drift ... estimate each agent's clock offset from
+heartbeats, and order and measure durations on corrected observation
+time").
+
+Every heartbeat (and every batch) carries the agent's clock at sending;
+the collector notes its own clock on receipt. received - sent is the
+offset plus the network delay, and the delay is never negative, so the
+smallest recent sample is the best estimate (NTP's minimum filter). A
+window of recent samples lets the estimate follow a clock that is stepped.
+
+Offsets within DEAD_BAND are taken as zero: that is network delay and
+NTP-level agreement, and correcting by it would only add jitter.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime, timedelta
+
+WINDOW = 8            # samples kept per agent (2 minutes at a 15 s heartbeat)
+DEAD_BAND = 2.0       # seconds
+
+
+class ClockOffsets:
+    """Per agent, the estimated (collector clock - agent clock) in seconds."""
+
+    def __init__(self, window: int = WINDOW, dead_band: float = DEAD_BAND):
+        self.window, self.dead_band = window, dead_band
+        self._samples: dict[str, deque[float]] = {}
+
+    def observe(self, agent: str, sent_at: datetime, received_at: float) -> float:
+        """Add one sample (the agent's send time, our receive time); the new estimate."""
+        samples = self._samples.setdefault(agent, deque(maxlen=self.window))
+        samples.append(received_at - sent_at.timestamp())
+        return self.offset(agent)
+
+    def estimate(self, agent: str) -> float | None:
+        """The raw estimate (seconds), None before any sample."""
+        samples = self._samples.get(agent)
+        return min(samples) if samples else None
+
+    def offset(self, agent: str) -> float:
+        """The correction to apply: the estimate, or 0 inside the dead band or unknown."""
+        est = self.estimate(agent)
+        return 0.0 if est is None or abs(est) <= self.dead_band else est
+
+    def correct(self, agent: str, t: datetime) -> datetime:
+        """An agent's timestamp on the collector's clock."""
+        off = self.offset(agent)
+        return t + timedelta(seconds=off) if off else t
+
+    def agents(self) -> dict[str, float]:
+        """Every agent's raw estimate (for /metrics)."""
+        return {a: min(s) for a, s in self._samples.items() if s}

@@ -1,0 +1,73 @@
+"""A collector as its own process on a free loopback port (tests and bench)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from collector.api import token_hash
+
+from .paths import REPO, free_port
+
+
+class CollectorProcess:
+    """`python -m collector.cli collector` with enrolled agents, until stopped.
+
+    agents: id -> (branch, token) or (branch, region, token).
+    """
+
+    def __init__(self, folder: Path, agents: dict[str, tuple], max_body: int = 65536,
+                 extra: str = ""):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.folder = folder
+        self.config = folder / "collector.yaml"
+        lines = []
+        for agent, entry in agents.items():
+            branch, region, token = entry if len(entry) == 3 else (entry[0], "", entry[1])
+            lines.append(f"  - {{id: {agent}, branch: {branch}, region: '{region}', "
+                         f"token_sha256: {token_hash(token)}}}")
+        self.config.write_text(f"listen: {{address: 127.0.0.1, port: {self.port}}}\n"
+                               f"storage: {{data_dir: {folder / 'data'}}}\n"
+                               f"limits: {{max_body: {max_body}}}\n"
+                               + ("agents:\n" + "\n".join(lines) + "\n" if lines else "")
+                               + extra)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 15.0) -> "CollectorProcess":
+        """Start and wait for /healthz."""
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "collector.cli", "collector", "--config", str(self.config)],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"collector exited: {self.proc.stderr.read().decode()}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=5) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("collector did not answer /healthz")
+
+    def stop(self) -> int:
+        """SIGTERM and wait; the exit code."""
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout=15)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return rc
+
+    def __enter__(self) -> "CollectorProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.stop()

@@ -1,0 +1,153 @@
+"""The collector's writer thread over a real SQLite store: group commit, a
+failing request rolled back alone, an ingest stored with its incident
+change or not at all."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from agent.wire import Event, new_event_id
+from collector.clock_offset import ClockOffsets
+from collector.incident_desk import IncidentDesk
+from collector.store import SqliteStore
+from collector.writer import Writer
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+
+
+def ev(check: str, state: str = "critical", t: float = 0) -> Event:
+    return Event(id=new_event_id(), kind="state", agent="a1", branch="B1", check=check,
+                 old_state=None, new_state=state, reason=f"{check} {state}",
+                 observed_at=T0 + timedelta(seconds=t))
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SqliteStore(tmp_path / "c.db")
+    yield s
+    s.close()
+
+
+def test_waiting_requests_share_one_commit(store):
+    writer = Writer(store)
+    def slow():
+        time.sleep(0.3)         # while this runs, the others queue up
+        return "first"
+
+    async def main():
+        first = asyncio.ensure_future(writer.run(slow))
+        await asyncio.sleep(0.05)
+        rest = [writer.run(store.add_events, "a1", "B1", [ev(f"tcp/s{i}")], 1.0)
+                for i in range(50)]
+        return await first, await asyncio.gather(*rest)
+
+    first, acks = asyncio.run(main())
+    writer.stop()
+    assert first == "first" and all(len(a[0]) == 1 for a in acks)
+    assert len(store.events()) == 50
+    assert writer.jobs_done == 51 and writer.groups <= 3     # 51 requests, a few fsyncs
+
+
+def test_a_failing_request_is_rolled_back_alone(store):
+    calls = []
+    writer = Writer(store, on_failure=lambda: calls.append("rebuilt"))
+
+    def store_then_fail():
+        store.add_events("a1", "B1", [ev("tcp/bad")], 1.0)
+        raise RuntimeError("boom")
+
+    async def main():
+        return await asyncio.gather(
+            writer.run(store.add_events, "a1", "B1", [ev("tcp/good1")], 1.0),
+            writer.run(store_then_fail),
+            writer.run(store.add_events, "a1", "B1", [ev("tcp/good2")], 1.0),
+            return_exceptions=True)
+
+    good1, bad, good2 = asyncio.run(main())
+    writer.stop()
+    assert isinstance(bad, RuntimeError) and str(bad) == "boom"
+    assert sorted(e.event.check for e in store.events()) == ["tcp/good1", "tcp/good2"]
+    assert calls == ["rebuilt"]
+    assert store.verify_audit() == []
+
+
+def test_an_event_and_its_incident_are_stored_together_or_not_at_all(store, monkeypatch):
+    desk = IncidentDesk(store, clock=lambda: T0.timestamp() + 60)
+    writer = Writer(store, on_failure=desk.reload)
+
+    def broken(*a, **k):
+        raise RuntimeError("incident engine bug")
+
+    async def ingest(events):
+        return await writer.run(desk.ingest, "a1", "B1", events, T0.timestamp() + 60, None)
+
+    monkeypatch.setattr(desk.book, "apply_event", broken)
+    with pytest.raises(RuntimeError):
+        asyncio.run(ingest([ev("ups/rack/on_battery")]))
+    # Rolled back: no event (so the agent's resend is not a "duplicate"), no incident,
+    # and the book was rebuilt from the store (the broken one is gone).
+    assert store.events() == [] and store.list_incidents() == []
+    assert desk.book.apply_event is not broken
+    accepted, _ = asyncio.run(ingest([ev("ups/rack/on_battery")]))
+    writer.stop()
+    assert len(accepted) == 1 and len(store.list_incidents()) == 1
+
+
+def test_a_failed_commit_fails_every_request_in_it_and_the_next_group_works(store):
+    calls = []
+    writer = Writer(store, on_failure=lambda: calls.append("rebuilt"))
+    # A deferred foreign key is only checked at COMMIT: a real commit failure.
+    store._conn.execute("PRAGMA foreign_keys=ON")
+    store._conn.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    store._conn.execute("CREATE TABLE child (p INTEGER REFERENCES parent (id) "
+                        "DEFERRABLE INITIALLY DEFERRED)")
+    gate = threading.Event()
+
+    def orphan():
+        store._conn.execute("INSERT INTO child VALUES (99)")
+
+    async def main():
+        # The first job holds the writer while the next two queue: they share a group.
+        hold = asyncio.ensure_future(writer.run(gate.wait, 5))
+        await asyncio.sleep(0.05)
+        bad = asyncio.ensure_future(writer.run(orphan))
+        good = asyncio.ensure_future(writer.run(store.add_events, "a1", "B1",
+                                                [ev("tcp/good")], 1.0))
+        await asyncio.sleep(0.05)
+        gate.set()
+        await hold
+        return await asyncio.gather(bad, good, return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, Exception) for r in results), results
+    assert store.events() == [] and calls
+    # The store is usable again: the failed transaction was ended.
+    again = asyncio.run(_run(writer, store.add_events, "a1", "B1", [ev("tcp/after")], 1.0))
+    writer.stop()
+    assert len(again[0]) == 1 and [e.event.check for e in store.events()] == ["tcp/after"]
+
+
+async def _run(writer, fn, *args):
+    return await writer.run(fn, *args)
+
+
+def test_clock_offset_is_the_smallest_recent_sample_outside_the_dead_band():
+    off = ClockOffsets(window=3)
+    sent = T0
+    assert off.offset("a") == 0.0 and off.estimate("a") is None
+    off.observe("a", sent, T0.timestamp() + 3600.4)      # slow network
+    off.observe("a", sent, T0.timestamp() + 3600.05)
+    assert off.estimate("a") == pytest.approx(3600.05)
+    assert off.correct("a", T0) == T0 + timedelta(seconds=3600.05)
+    for _ in range(3):                                    # clock stepped: old samples age out
+        off.observe("a", sent, T0.timestamp() + 10)
+    assert off.offset("a") == pytest.approx(10)
+    off.observe("b", sent, T0.timestamp() + 1.5)          # network delay, NTP-level: no change
+    assert off.offset("b") == 0.0 and off.correct("b", T0) == T0
+    off.observe("c", sent, T0.timestamp() - 30)           # agent clock ahead
+    assert off.correct("c", T0) == T0 - timedelta(seconds=30)
