@@ -30,6 +30,7 @@ from agent.wire import Ack, Batch, Heartbeat, encode
 
 from .config import AgentEntry, Config
 from .incident_codec import encode as encode_incidents
+from .grader import GRADING_ACTIONS, Grader
 from .incident_desk import ACTIONS, IncidentDesk
 from .incidents import Refused
 from .store import Store
@@ -273,9 +274,16 @@ async def get_incident(request: web.Request) -> web.Response:
     return _json(inc)
 
 
-async def act_on_incident(request: web.Request) -> web.Response:
-    """POST /api/v1/incidents/{id}/{ack|note|resolve|close}: {why} or {text} (note).
+# What each action needs in its body besides who (the token): the text field,
+# and for grading actions the value field (grader.GRADING_ACTIONS).
+TEXT_FIELD = {"note": "text", "deadline": "what"}
 
+
+async def act_on_incident(request: web.Request) -> web.Response:
+    """POST /api/v1/incidents/{id}/{action}.
+
+    ack|resolve|close {why}; note {text}; deadline {key, what} (met, with what
+    was sent); criterion|withdraw {criterion, why}; grade {grade, why[, table]}.
     Who acted is the token's operator, never the body; 409 when the
     incident's state refuses it (with the reason), 404 when unknown.
     """
@@ -290,13 +298,15 @@ async def act_on_incident(request: web.Request) -> web.Response:
         raise Rejected(400, f"body is not valid JSON: {e}")
     if not isinstance(body, dict):
         raise Rejected(400, "(body): expected a JSON object")
-    field = "text" if action == "note" else "why"
-    text = body.get(field)
-    if not isinstance(text, str) or not text.strip():
-        raise Rejected(400, f"{field}: missing, and it is required")
+    field = TEXT_FIELD.get(action, "why")
+    text = _required_text(body, field)
+    value = _required_text(body, GRADING_ACTIONS[action]) if action in GRADING_ACTIONS else None
+    table = body.get("table")
+    if table is not None and not isinstance(table, str):
+        raise Rejected(400, "table: expected a table name (text)")
     force = body.get("force", False) is True
     try:
-        inc = await st.run(st.desk.act, action, incident_id, who, text, force)
+        inc = await st.run(st.desk.act, action, incident_id, who, text, force, value, table)
     except KeyError:
         raise Rejected(404, f"no incident {incident_id!r}")
     except Refused as e:
@@ -304,13 +314,22 @@ async def act_on_incident(request: web.Request) -> web.Response:
     return _json(inc)
 
 
+def _required_text(body: dict, field: str) -> str:
+    text = body.get(field)
+    if not isinstance(text, str) or not text.strip():
+        raise Rejected(400, f"{field}: missing, and it is required")
+    return text
+
+
 async def _deadman_loop(st: _State) -> None:
     log = logging.getLogger("branchwatch.collector")
     while True:
-        try:
-            await st.run(st.desk.deadman)
-        except Exception:          # a bad round must not end the dead-man for good
-            log.exception("dead-man round failed")
+        # Separate jobs: a grading bug must not stop the dead-man, nor the reverse.
+        for job in (st.desk.deadman, st.desk.grade_all):
+            try:
+                await st.run(job)
+            except Exception:      # a bad round must not end the loop for good
+                log.exception("%s round failed", job.__name__)
         await asyncio.sleep(DEADMAN_EVERY)
 
 
@@ -351,7 +370,8 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
     app.router.add_get("/api/v1/incidents/{id}", get_incident)
     app.router.add_post("/api/v1/incidents/{id}/{action}", act_on_incident)
     st.desk = IncidentDesk(store, clock, window=config.incidents.window,
-                           deadman_grace=config.incidents.deadman_grace)
+                           deadman_grace=config.incidents.deadman_grace,
+                           grader=Grader.from_config(config))
     st.writer = st.metrics.writer = Writer(store, on_failure=st.desk.reload)
 
     async def _start_deadman(app):

@@ -60,6 +60,57 @@ class Incidents(_S):
     deadman_grace: typing.Annotated[float, msgspec.Meta(ge=0)] | None = None
 
 
+class BusinessStop(_S, kw_only=True):
+    """A fault that means a branch cannot do business (domain.md §2.1): faults of
+    one of `checks`, or faults of every one of `all_of` at once (both uplinks)."""
+
+    name: typing.Annotated[str, msgspec.Meta(min_length=1)]
+    checks: list[str] = []
+    all_of: list[str] = []
+    states: list[typing.Literal["warning", "critical", "unknown"]] = msgspec.field(
+        default_factory=lambda: ["critical", "unknown"])
+
+
+class ObservedKind(_S, kw_only=True):
+    """Checks whose faults are an observed kind for the hospital table (domain.md §2.2)."""
+
+    kind: typing.Annotated[str, msgspec.Meta(min_length=1)]
+    checks: list[str]
+
+
+# domain.md §2.1: "core system unreachable, both uplinks down, branch
+# unreachable, UPS exhausted; configurable per deployment". Check ids for the
+# core system and uplink ports are the deployment's; these are the names the
+# example configs use.
+DEFAULT_BUSINESS_STOPS = [
+    BusinessStop(name="branch unreachable", checks=["agent/*/silent"]),
+    BusinessStop(name="core system unreachable", checks=["tcp/core*", "line/*/core*"]),
+    BusinessStop(name="UPS exhausted", checks=["ups/*/battery_low"], states=["critical"]),
+]
+
+# domain.md §2.2, class 2 and 3 from observation.
+DEFAULT_OBSERVED = [
+    ObservedKind(kind="network_down_whole", checks=["agent/*/silent"]),
+    ObservedKind(kind="uplink_down", checks=["line/*"]),
+    ObservedKind(kind="switch_down", checks=["switch/*/reachable"]),
+    ObservedKind(kind="backup_failed", checks=["backup/*"]),
+    ObservedKind(kind="server_down", checks=["tcp/server-*", "tcp/his*", "process/*"]),
+    ObservedKind(kind="service_down", checks=["tcp/*", "listen/*"]),
+]
+
+
+class Grading(_S):
+    """Which grading tables apply, the business-hours calendar, and which faults
+    stop business (issue 5; domain.md §2)."""
+
+    tables: list[typing.Annotated[str, msgspec.Meta(min_length=1)]] = msgspec.field(
+        default_factory=lambda: ["cbrc"])
+    calendar: dict = {}
+    business_stopping: list[BusinessStop] = msgspec.field(
+        default_factory=lambda: list(DEFAULT_BUSINESS_STOPS))
+    observed: list[ObservedKind] = msgspec.field(default_factory=lambda: list(DEFAULT_OBSERVED))
+
+
 class Config(_S):
     listen: Listen = msgspec.field(default_factory=Listen)
     storage: Storage = msgspec.field(default_factory=Storage)
@@ -67,6 +118,7 @@ class Config(_S):
     agents: list[AgentEntry] = []
     operators: list[Operator] = []
     incidents: Incidents = msgspec.field(default_factory=Incidents)
+    grading: Grading = msgspec.field(default_factory=Grading)
 
     def db_path(self) -> Path:
         """The SQLite file inside the data directory."""
@@ -90,7 +142,7 @@ def parse(text: str, source: str = "<config>") -> Config:
 
 
 def _semantic_problems(c: Config):
-    """Rules a type cannot say: TLS pairs, unique agent ids and tokens."""
+    """Rules a type cannot say: TLS pairs, unique agent ids and tokens, grading."""
     if (c.listen.tls_cert is None) != (c.listen.tls_key is None):
         yield "listen", "expected both tls_cert and tls_key, or neither"
     hashes: set[str] = set()   # one token, one identity: agents and operators alike
@@ -104,6 +156,25 @@ def _semantic_problems(c: Config):
                 yield f"{section}[{i}].token_sha256", "the same token is enrolled twice"
             names.add(name)
             hashes.add(entry.token_sha256)
+    yield from _grading_problems(c.grading)
+
+
+def _grading_problems(g: Grading):
+    """Tables that load, a calendar that parses, business stops that say what they match."""
+    from .grading import Calendar, TableError, load_tables
+    try:
+        load_tables(g.tables)
+    except TableError as e:
+        yield "grading.tables", str(e)
+    try:
+        Calendar.from_dict(g.calendar, "", "grading.calendar") if g.calendar else None
+    except ValueError as e:
+        key, _, what = str(e).lstrip(": ").partition(": ")
+        yield key, what
+    for i, b in enumerate(g.business_stopping):
+        if bool(b.checks) == bool(b.all_of):
+            yield (f"grading.business_stopping[{i}]",
+                   "expected exactly one of checks (any of) or all_of (every one at once)")
 
 
 def _token_wording(text: str) -> str:

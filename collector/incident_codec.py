@@ -13,6 +13,8 @@ from datetime import datetime
 
 import msgspec
 
+from .grading import Assertion
+from .incident_grades import DeadlineState, GradeRecord
 from .incidents import Action, Fault, Incident
 
 
@@ -56,6 +58,8 @@ def to_dict(inc: Incident) -> dict:
             "flapping": f.flapping, "suppressed": f.suppressed,
             "history": [[_t(h[0]), *h[1:]] for h in f.history],
         } for f in inc.faults.values()],
+        # issue 5: dataclasses msgspec encodes as they are.
+        "grades": inc.grades, "assertions": inc.assertions, "deadlines": inc.deadlines,
     }
 
 
@@ -75,4 +79,8 @@ def from_dict(d: dict) -> Incident:
         status=d["status"], resolved_at=_dt(d["resolved_at"]),
         closed=_from_action(d["closed"]), resolved_by=_from_action(d["resolved_by"]),
         acks=[_from_action(a) for a in d["acks"]], notes=[_from_action(a) for a in d["notes"]],
-        faults=faults)
+        faults=faults,
+        # Absent in incidents stored before grading existed.
+        grades=msgspec.convert(d.get("grades", {}), dict[str, GradeRecord]),
+        assertions=msgspec.convert(d.get("assertions", []), list[Assertion]),
+        deadlines=msgspec.convert(d.get("deadlines", []), list[DeadlineState]))

@@ -14,6 +14,7 @@ Agents' timestamps reach the book on the collector's clock
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -25,10 +26,13 @@ from agent.wire import Event, Heartbeat
 from .clock_offset import ClockOffsets
 from .deadman import AgentLast, silent_agents
 from .incident_codec import to_dict
-from .incidents import Change, IncidentBook
+from .grader import GRADING_ACTIONS, Grader
+from .incidents import Change, IncidentBook, Refused
 from .store import Store
 
-ACTIONS = ("ack", "note", "resolve", "close")
+log = logging.getLogger("branchwatch.collector")
+
+ACTIONS = ("ack", "note", "resolve", "close", *GRADING_ACTIONS)
 
 
 def _utc(ts: float) -> datetime:
@@ -46,8 +50,9 @@ class IncidentDesk:
     """One IncidentBook over a store: ingest, heartbeats, dead-man, people."""
 
     def __init__(self, store: Store, clock: Callable[[], float], window: float = 120.0,
-                 deadman_grace: float | None = None):
+                 deadman_grace: float | None = None, grader: Grader | None = None):
         self.store, self.clock, self.grace, self.window = store, clock, deadman_grace, window
+        self.grader = grader
         self.offsets = ClockOffsets()
         # The dead-man's view, kept in memory (one SELECT per second over
         # thousands of agents would stall the writer): agent -> last heard.
@@ -64,7 +69,8 @@ class IncidentDesk:
     def reload(self) -> None:
         """Rebuild the book (and who is silent) from the stored open incidents."""
         self.book = IncidentBook(window=self.window, new_id=self._new_id,
-                                 incidents=self.store.load_open_incidents())
+                                 incidents=self.store.load_open_incidents(),
+                                 cause_of=self.grader.cause_of if self.grader else None)
         # Agents whose silence is an active fault (survives a restart via the book).
         self.silent: set[str] = {f.agent for i in self.book.incidents()
                                  for f in i.faults.values() if f.category == "silent" and f.active}
@@ -122,6 +128,23 @@ class IncidentDesk:
         self._save(changes, ts)
         return changes
 
+    def grade_all(self) -> list[Change]:
+        """Grades and deadlines of every incident not closed, as time passes. One
+        incident that cannot be graded is logged and skipped, never the others."""
+        if self.grader is None:
+            return []
+        ts = self.clock()
+        now, changes = _utc(ts), []
+        for inc in self.book.incidents():
+            if inc.status == "closed":
+                continue
+            try:
+                changes += self.grader.regrade(inc, now)
+            except Exception:
+                log.exception("grading %s failed", inc.id)
+        self._save(changes, ts)
+        return changes
+
     def counts(self) -> dict:
         """Numbers for /metrics: incidents by status, silent agents, clock offsets."""
         return {"incidents": {s: len(self.book.incidents(s)) for s in ("open", "resolved")},
@@ -129,8 +152,9 @@ class IncidentDesk:
 
     # --- people ------------------------------------------------------------------
     def act(self, action: str, incident_id: str, who: str, text: str,
-            force: bool = False) -> dict:
-        """ack|note|resolve|close by a person; KeyError unknown, Refused not allowed."""
+            force: bool = False, value: str | None = None, table: str | None = None) -> dict:
+        """ack|note|resolve|close, or a grading action (grader.GRADING_ACTIONS), by a
+        person; KeyError unknown, Refused not allowed."""
         ts = self.clock()
         now = _utc(ts)
         if incident_id not in {i.id for i in self.book.incidents()}:
@@ -140,11 +164,20 @@ class IncidentDesk:
             # Closed before a restart: the book starts from open ones only, so
             # hand it this one (a note on a closed incident is allowed).
             self.book.adopt(stored)
-        if action == "resolve":
+        inc = self.book.get(incident_id)
+        if action in GRADING_ACTIONS:
+            if self.grader is None:
+                raise Refused("grading is not configured on this collector")
+            changes = self.grader.act(inc, action, who, text, value, now, table)
+        elif action == "resolve":
             changes = self.book.resolve(incident_id, who, text, now, force=force)
         else:
             changes = getattr(self.book, action)(incident_id, who, text, now)
         self._save(changes, ts, actor=who)
+        if self.grader is not None and changes:
+            # What follows from the person's act (a criterion raises the grade,
+            # closing ends the progress reports) is the collector's doing.
+            self._save(self.grader.regrade(inc, now), ts)
         return to_dict(self.book.get(incident_id))
 
     def list(self, status: str | None = None) -> list[dict]:

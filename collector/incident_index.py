@@ -14,6 +14,7 @@ import bisect
 import operator
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -32,7 +33,8 @@ _newest = operator.attrgetter("started_at", "id")
 
 
 class _PerIncident:
-    __slots__ = ("notable", "unsuppressed", "every", "active", "starts", "by_device")
+    __slots__ = ("notable", "unsuppressed", "every", "active", "starts", "by_device",
+                 "branches", "causes")
 
     def __init__(self):
         self.notable: list[Fault] = []
@@ -41,19 +43,23 @@ class _PerIncident:
         self.active = 0                            # faults not cleared
         self.starts: list[datetime] = []           # span starts of unsuppressed faults, sorted
         self.by_device: dict[str, list[Fault]] = defaultdict(list)
+        self.branches: set[str] = set()
+        self.causes: dict[str, list[Fault]] = defaultdict(list)   # cause -> its faults
 
 
 class IncidentIndex:
     """Per incident and per branch look-ups for IncidentBook."""
 
-    def __init__(self):
+    def __init__(self, cause_of: Callable[[str], str | None] | None = None):
+        self.cause_of = cause_of
         self._of: dict[str, _PerIncident] = {}
         self._branch: dict[str, list[Incident]] = defaultdict(list)
+        self._cause: dict[str, list[Incident]] = defaultdict(list)
 
     def add_incident(self, inc: Incident) -> None:
         """A new or loaded incident (with whatever faults it already holds)."""
         self._of[inc.id] = _PerIncident()
-        self._branch[inc.branch].append(inc)
+        self._add_branch(inc, inc.branch)
         for f in inc.faults.values():
             self.add_fault(inc, f)
             for start, end in f.spans:
@@ -71,10 +77,25 @@ class IncidentIndex:
             ix.unsuppressed[f.category] += 1
         if f.check.count("/") >= 2:          # a part of a device, not the device itself
             ix.by_device[device_of(f.check)].append(f)
+        self._add_branch(inc, f.branch)
+        cause = self.cause_of(f.check) if self.cause_of else None
+        if cause is not None:
+            if not ix.causes.get(cause):
+                self._cause[cause].append(inc)
+            ix.causes[cause].append(f)
+
+    def _add_branch(self, inc: Incident, branch: str) -> None:
+        ix = self._of[inc.id]
+        if branch not in ix.branches:
+            ix.branches.add(branch)
+            self._branch[branch].append(inc)
 
     def remove_fault(self, inc: Incident, f: Fault) -> None:
         """A fault object replaced in the incident: rebuild its look-ups."""
-        self._branch[inc.branch].remove(inc)
+        for branch in self._of[inc.id].branches:
+            self._branch[branch].remove(inc)
+        for cause in self._of[inc.id].causes:
+            self._cause[cause].remove(inc)
         self.add_incident(inc)
 
     def span_started(self, inc: Incident, f: Fault, t: datetime) -> None:
@@ -117,6 +138,28 @@ class IncidentIndex:
     def device_active(self, inc: Incident, device: str) -> bool:
         """An active fault of this device is in the incident."""
         return any(f.active for f in self._of[inc.id].by_device.get(device, ()))
+
+    def with_cause(self, cause: str) -> list[Incident]:
+        """Not-closed incidents holding faults of this cause, newest first."""
+        incs = self._cause.get(cause, [])
+        incs[:] = [i for i in incs if i.status != "closed"]
+        return sorted(incs, key=_newest, reverse=True)
+
+    def caused(self, inc: Incident, cause: str) -> list[Fault]:
+        """Its faults that show this cause."""
+        return self._of[inc.id].causes.get(cause, [])
+
+    def spread(self, inc: Incident) -> tuple[str, set[str]] | None:
+        """(cause, branches) when one cause holds it at more than one branch."""
+        for cause, faults in self._of[inc.id].causes.items():
+            branches = {f.branch for f in faults}
+            if len(branches) > 1:
+                return cause, branches
+        return None
+
+    def branches(self, inc: Incident) -> set[str]:
+        """Every branch with a fault in it."""
+        return set(self._of[inc.id].branches)
 
     def live(self, branch: str) -> list[Incident]:
         """Not-closed incidents at a branch, newest first (closed ones are dropped)."""

@@ -114,6 +114,11 @@ class Incident:
     acks: list[Action] = field(default_factory=list)
     notes: list[Action] = field(default_factory=list)
     faults: dict[tuple[str, str], Fault] = field(default_factory=dict)
+    # issue 5 (collector/incident_grades.py): table -> GradeRecord, the
+    # criteria people set (grading.Assertion), DeadlineState list.
+    grades: dict = field(default_factory=dict)
+    assertions: list = field(default_factory=list)
+    deadlines: list = field(default_factory=list)
 
     def active_faults(self) -> list[Fault]:
         """Faults not yet cleared."""
@@ -142,15 +147,19 @@ class IncidentBook:
 
     def __init__(self, window: float = 120.0, rules: list[TitleRule] | None = None,
                  uplinks: Iterable[str] = (), new_id: Callable[[], str] | None = None,
-                 incidents: Iterable[Incident] = ()):
+                 incidents: Iterable[Incident] = (),
+                 cause_of: Callable[[str], str | None] | None = None):
         self.window = timedelta(seconds=window)
+        # check id -> name of the business-stopping cause it shows (or None);
+        # faults with the same cause join across branches.
+        self.cause_of = cause_of
         self.rules = TITLE_RULES if rules is None else rules
         self.uplinks = frozenset(uplinks)
         counter = itertools.count(1)
         self._new_id = new_id or (lambda: f"inc-{next(counter)}")
         self._incidents: dict[str, Incident] = {i.id: i for i in incidents}
         self._latest: dict[tuple[str, str], tuple[Incident, Fault]] = {}
-        self.index = IncidentIndex()
+        self.index = IncidentIndex(cause_of)
         for inc in sorted(self._incidents.values(), key=lambda i: i.started_at):
             self.index.add_incident(inc)
             for key, f in inc.faults.items():
@@ -253,7 +262,11 @@ class IncidentBook:
                                   and self._may_join(inc, check, t)):
             target = inc                  # the same check firing again
         else:
-            target = self._candidate(branch, check, t)
+            # domain.md §2.1: a region's business stops on the same cause at
+            # many branches; the regulator grades that as one incident.
+            cause = self.cause_of(check) if self.cause_of else None
+            target = (cause and self._same_cause(cause, branch, t)) or \
+                self._candidate(branch, check, t)
         changes, opened = [], target is None
         if opened:
             target = Incident(self._new_id(), branch, "", t)
@@ -293,8 +306,16 @@ class IncidentBook:
         for inc in self.index.live(branch):
             if t < inc.started_at or inc.resolved_at is not None and t >= inc.resolved_at:
                 continue                  # nothing in it was active at t
-            if any((f.category == "silent" or f.state == "critical") and f.active_at(t)
-                   for f in self.index.notable(inc)):
+            if any(f.branch == branch and (f.category == "silent" or f.state == "critical")
+                   and f.active_at(t) for f in self.index.notable(inc)):
+                return inc
+        return None
+
+    def _same_cause(self, cause: str, branch: str, t: datetime) -> Incident | None:
+        """An open incident where this business-stopping cause holds at another branch at t."""
+        for inc in self.index.with_cause(cause):
+            if inc.status == "open" and any(
+                    f.branch != branch and f.active_at(t) for f in self.index.caused(inc, cause)):
                 return inc
         return None
 
@@ -310,6 +331,13 @@ class IncidentBook:
         return next((i for i in self.index.live(branch) if self._may_join(i, check, t)), None)
 
     def _retitle(self, inc: Incident, t: datetime) -> list[Change]:
+        spread = self.index.spread(inc)
+        if spread is not None:
+            cause, branches = spread
+            title = f"{cause}: {len(branches)} branches"
+            old, inc.title = inc.title, title
+            return [] if title == old or not old else [
+                Change("retitled", inc.id, t, f"{old} -> {title}")]
         cats, all_suppressed = self.index.categories(inc)
         faults = [f for f in self.index.notable(inc) if all_suppressed or not f.suppressed]
         rule = next((r for r in self.rules if r.matches(cats)), None)

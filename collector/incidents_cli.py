@@ -1,4 +1,5 @@
-"""`branchwatch incidents list|show|ack|note|resolve|close`: the operator's
+"""`branchwatch incidents list|show|ack|note|resolve|close|deadline|criterion|
+withdraw|grade`: the operator's
 side of the incident API (/api/v1/incidents), over HTTP(S) with a Bearer
 operator token from --token-file or $BRANCHWATCH_TOKEN.
 """
@@ -41,6 +42,19 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         if action == "resolve":
             a.add_argument("--force", action="store_true",
                            help="resolve even with faults still active")
+    # issue 5: grading and deadlines (domain.md §2, §3).
+    for action, value, field, text in (
+            ("deadline", "key", "what", "mark a deadline met, with what was sent"),
+            ("criterion", "criterion", "why", "set a criterion only a person can judge "
+                                              "(data damage, cause)"),
+            ("withdraw", "criterion", "why", "withdraw a criterion (the grade is judged afresh)"),
+            ("grade", "grade", "why", "set the grade by hand (e.g. lower it), with a reason")):
+        a = isub.add_parser(action, parents=[common], help=text)
+        a.add_argument("id")
+        a.add_argument(value)
+        a.add_argument(f"--{field}", required=True)
+        if action == "grade":
+            a.add_argument("--table", help="grading table (default: the first in use)")
 
 
 def _token(args) -> str | None:
@@ -84,6 +98,19 @@ def _show(inc: dict) -> str:
         if inc[kind]:
             a = inc[kind]
             out.append(f"  {kind.replace('_by', '')} {a['at']} {a['who']}: {a['why']}")
+    for name, g in inc.get("grades", {}).items():
+        grade = g["grade"] or "ungraded"
+        out.append(f"  grade {name}: {grade}{' (provisional)' if g['provisional'] else ''}"
+                   + (f" since {g['reached_at']} by {g['rule']}" if g["grade"] else ""))
+        out += [f"    {r}" for r in g["reasons"][:3]]
+    for a in inc.get("assertions", []):
+        out.append(f"  criterion {a['criterion']}{' (withdrawn)' if a['withdrawn'] else ''} "
+                   f"{a['at']} {a['who']}: {a['why']}")
+    for d in inc.get("deadlines", []):
+        done = (f" met {d['met_at']} by {d['met_by']}: {d['what']}" if d["status"] == "met"
+                else "")
+        out.append(f"  deadline {d['key']} {d['status']:<6} due {d['due_at']}  {d['title']}"
+                   f"{done}")
     return "\n".join(out)
 
 
@@ -101,7 +128,9 @@ def run(args: argparse.Namespace) -> int:
         elif cmd == "show":
             status, data = _call(args, "GET", f"/api/v1/incidents/{args.id}")
         else:
-            body = {"text": args.text} if cmd == "note" else {"why": args.why}
+            body = {k: getattr(args, k) for k in ("text", "why", "what", "key", "criterion",
+                                                  "grade", "table")
+                    if getattr(args, k, None) is not None}
             if getattr(args, "force", False):
                 body["force"] = True
             status, data = _call(args, "POST", f"/api/v1/incidents/{args.id}/{cmd}", body)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import ssl
 
 from aiohttp import web
 
 from .api import build_app
+from .clock import ENV as CLOCK_ENV, clock_from_env
 from .config import Config
 from .store import SqliteStore
 
@@ -29,7 +31,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
     """Serve until SIGTERM/SIGINT (or `stop` is set); in-flight requests finish."""
     store = SqliteStore(config.db_path())
     try:
-        app = build_app(config, store)
+        app = build_app(config, store, clock=clock_from_env())
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         ctx = tls_context(config)
@@ -40,6 +42,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
             host, port = sock.getsockname()[:2]
             log.info("collector listening on %s://%s:%s (store %s)",
                      "https" if ctx else "http", host, port, store.path)
+        if CLOCK_ENV in os.environ:
+            log.warning("clock shifted by the file in %s (a drill or a test)", CLOCK_ENV)
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ class CollectorProcess:
     """
 
     def __init__(self, folder: Path, agents: dict[str, tuple], max_body: int = 65536,
-                 extra: str = ""):
+                 extra: str = "", env: dict[str, str] | None = None):
         folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.folder = folder
@@ -38,13 +39,14 @@ class CollectorProcess:
                                + ("agents:\n" + "\n".join(lines) + "\n" if lines else "")
                                + extra)
         self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 15.0) -> "CollectorProcess":
         """Start and wait for /healthz."""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "collector.cli", "collector", "--config", str(self.config)],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -1,0 +1,199 @@
+"""Plan an incident's deadlines from its table, its start and end, and its grade history.
+
+Pure: the same inputs give the same list, so the caller can re-plan after
+every change (a new grade, the end) and store the result with the incident.
+The deadline kinds are data in the table (domain.md §3, §2.3):
+
+- after_start:        start + minutes, once min_grade was reached; with
+                      not_before_grade, no earlier than the moment it was
+                      reached (§3: reached after its 60 min → due on reaching);
+                      at_once_for_rules: due at the moment one of those rules
+                      held, if earlier (§3: at once for the grade-I data criterion).
+                      Counted from the original start, so an upgrade does not move it.
+- after_grade_reached: first reaching of min_grade + minutes.
+- every_after_grade:  first reaching of min_grade + n × minutes, n = 1, 2, ...
+                      while the incident is open (§3: grade I progress every 2 h).
+                      Planned: every one due up to `now`, and the next one;
+                      after the end, every one due before the end.
+- after_end:          end + minutes (hospital §6.6 review within 2 days).
+- after_observed_start: an observed kind's start + minutes, unless it was over
+                      by then (§2.3 manual-operation milestones).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from .facts import Grading, IncidentFacts, RuleMatch, require_aware
+from .table import DeadlineRule, GradingTable
+
+WHOLE_NETWORK = "network_down_whole"
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """One thing due by a moment: stable key, what, when, which table deadline, why."""
+
+    key: str            # stable, e.g. "regulator-notice", "progress-2", "manual-30m"
+    title: str
+    due_at: datetime
+    rule: str           # the table deadline's key
+    reason: str
+    departments: tuple[str, ...] = ()
+
+
+# (grade, reached_at) or (grade, reached_at, rule_id), or a RuleMatch
+HistoryItem = tuple | RuleMatch
+
+
+def plan_deadlines(table: GradingTable, started_at: datetime, ended_at: datetime | None,
+                   grade_history: Iterable[HistoryItem], now: datetime,
+                   whole_network_outage_start: datetime | None = None, *,
+                   whole_network_outage_end: datetime | None = None,
+                   observed: Mapping[str, tuple[datetime, datetime | None]] | None = None,
+                   ) -> list[Deadline]:
+    """Every deadline the table sets for this incident, ordered by due time."""
+    for t, what in ((started_at, "started_at"), (ended_at, "ended_at"), (now, "now"),
+                    (whole_network_outage_start, "whole_network_outage_start"),
+                    (whole_network_outage_end, "whole_network_outage_end")):
+        require_aware(t, what)
+    history = _history(table, grade_history, now)
+    spans = dict(observed or {})
+    if whole_network_outage_start is not None:
+        spans[WHOLE_NETWORK] = (whole_network_outage_start, whole_network_outage_end)
+    out: list[Deadline] = []
+    for d in table.deadlines:
+        out.extend(_PLAN[d.kind](d, table, started_at, ended_at, history, now, spans))
+    return sorted(out, key=lambda x: (x.due_at, x.key))
+
+
+def history_from(grading: Grading) -> list[tuple[str, datetime, str]]:
+    """grade_history items from one classify() result: every rule that held."""
+    return [(m.grade, m.reached_at, m.rule) for m in grading.matches]
+
+
+def observed_spans(facts: IncidentFacts, now: datetime) -> dict[str, tuple[datetime, datetime | None]]:
+    """Per observed kind, its first continuous span known at `now` (end None = still on)."""
+    out: dict[str, tuple[datetime, datetime | None]] = {}
+    for o in sorted((o for o in facts.observed if o.start <= now), key=lambda o: o.start):
+        end = None if o.end is None or o.end > now else o.end
+        if o.kind not in out:
+            out[o.kind] = (o.start, end)
+        else:
+            s, e = out[o.kind]
+            if e is not None and o.start <= e:   # overlapping or touching: the same span
+                out[o.kind] = (s, None if end is None else max(e, end))
+    return out
+
+
+def _history(table: GradingTable, items: Iterable[HistoryItem], now: datetime):
+    """(rank, reached_at, rule) for each item known by `now`; rank checks the grade."""
+    out = []
+    for item in items:
+        if isinstance(item, RuleMatch):
+            grade, reached, rule = item.grade, item.reached_at, item.rule
+        else:
+            grade, reached, rule = (tuple(item) + (None,))[:3]
+        require_aware(reached, "grade_history reached_at")
+        if grade is not None and reached <= now:
+            out.append((table.rank(grade), reached, rule))
+    return out
+
+
+def _first_reached(table: GradingTable, history, grade: str | None) -> datetime | None:
+    """The first moment the incident held `grade` or higher (any grade when None)."""
+    need = table.rank(grade) if grade is not None else 1
+    times = [r for rank, r, _ in history if rank >= need]
+    return min(times) if times else None
+
+
+def _after_start(d: DeadlineRule, table, started_at, ended_at, history, now, spans):
+    reached = _first_reached(table, history, d.min_grade)
+    if d.min_grade is not None and reached is None:
+        return []
+    due = started_at + timedelta(minutes=d.minutes)
+    why = f"{_mins(d.minutes)} after the incident's start at {_iso(started_at)}"
+    if d.not_before_grade and reached is not None and reached > due:
+        # domain.md §3: grade reached after the window passed: due at the moment it was reached.
+        due, why = reached, f"grade {d.min_grade} or higher reached at {_iso(reached)}, after the {_mins(d.minutes)} had passed"
+    once = [(r, rule) for _, r, rule in history if rule in d.at_once_for_rules]
+    if once and min(once)[0] < due:
+        # domain.md §3: immediately for the grade-I data/damage criterion.
+        r, rule = min(once)
+        due, why = r, f"at once: rule {rule} held at {_iso(r)}"
+    return [Deadline(d.key, d.title, due, d.key, _cite(why, d))]
+
+
+def _after_grade_reached(d: DeadlineRule, table, started_at, ended_at, history, now, spans):
+    reached = _first_reached(table, history, d.min_grade)
+    if reached is None:
+        return []
+    due = reached + timedelta(minutes=d.minutes)
+    why = f"{_mins(d.minutes)} after grade {d.min_grade} was reached at {_iso(reached)}"
+    return [Deadline(d.key, d.title, due, d.key, _cite(why, d))]
+
+
+def _every_after_grade(d: DeadlineRule, table, started_at, ended_at, history, now, spans):
+    reached = _first_reached(table, history, d.min_grade)
+    if reached is None:
+        return []
+    period = timedelta(minutes=d.minutes)
+    out, n = [], 1
+    while True:
+        due = reached + n * period
+        # Decision: a report due exactly at the end is replaced by the end itself (第三十三條).
+        if ended_at is not None and due >= ended_at:
+            break
+        why = f"{n} × {_mins(d.minutes)} after grade {d.min_grade} was reached at {_iso(reached)}"
+        out.append(Deadline(f"{d.key}-{n}", d.title, due, d.key, _cite(why, d)))
+        if ended_at is None and due > now:
+            break                       # the next upcoming one, then stop
+        n += 1
+    return out
+
+
+def _after_end(d: DeadlineRule, table, started_at, ended_at, history, now, spans):
+    if ended_at is None:
+        return []
+    if d.min_grade is not None and _first_reached(table, history, d.min_grade) is None:
+        return []
+    why = f"{_mins(d.minutes)} after the incident ended at {_iso(ended_at)}"
+    return [Deadline(d.key, d.title, ended_at + timedelta(minutes=d.minutes), d.key, _cite(why, d))]
+
+
+def _after_observed_start(d: DeadlineRule, table, started_at, ended_at, history, now, spans):
+    span = spans.get(d.observed)
+    if span is None:
+        return []
+    start, end = span
+    due = start + timedelta(minutes=d.minutes)
+    over = end if end is not None else ended_at
+    # hospital §3.2 "not restored within 30 min": restored by the milestone → no milestone.
+    if over is not None and over <= due:
+        return []
+    why = f"{_mins(d.minutes)} after {d.observed} began at {_iso(start)}"
+    if d.departments:
+        why += f"; switch to paper: {', '.join(d.departments)}"
+    return [Deadline(d.key, d.title, due, d.key, _cite(why, d), d.departments)]
+
+
+_PLAN = {"after_start": _after_start, "after_grade_reached": _after_grade_reached,
+         "every_after_grade": _every_after_grade, "after_end": _after_end,
+         "after_observed_start": _after_observed_start}
+
+
+def _mins(m: float) -> str:
+    if m % 60 == 0:
+        h = int(m // 60)
+        return f"{h // 24} days" if h % 24 == 0 and h >= 48 else f"{h} h"
+    return f"{m:g} min"
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _cite(why: str, d: DeadlineRule) -> str:
+    return f"{why} ({d.cite})" if d.cite else why

@@ -1,0 +1,108 @@
+"""From an incident's faults to the facts grading reads (pure).
+
+domain.md §2.1: "A region 'cannot do business' while a configured
+business-stopping fault holds at its branches". Each `BusinessStop` of the
+config says which faults those are: any fault of `checks`, or faults of
+every one of `all_of` at the same time and branch (both uplinks down).
+Their active spans become `Outage`s of the branch's region.
+
+domain.md §2.2: the hospital classes follow from what failed; `ObservedKind`
+maps checks to the kinds its table names (server_down, uplink_down, ...).
+
+The scope unit is the region an enrolled agent was given; an agent without
+one counts its branch as its own region (a deployment that maps nothing
+still grades "one region" correctly, never "no region").
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from .config import BusinessStop, ObservedKind
+from .grading import Assertion, IncidentFacts, Observed, Outage
+from .incidents import Fault, Incident
+
+Span = tuple[datetime, datetime | None]
+
+
+def _matches(check: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(check, p) for p in patterns)
+
+
+def cause_lookup(stops: list[BusinessStop]) -> Callable[[str], str | None]:
+    """check id -> the business-stopping cause it shows, for faults that join across
+    branches (only `checks` stops: one uplink down at two branches is not one cause)."""
+    def cause_of(check: str) -> str | None:
+        return next((b.name for b in stops if b.checks and _matches(check, b.checks)), None)
+    return cause_of
+
+
+def _union(spans: Iterable[Span]) -> list[Span]:
+    out: list[list] = []
+    for s, e in sorted(spans, key=lambda x: x[0]):
+        if out and (out[-1][1] is None or s <= out[-1][1]):
+            if out[-1][1] is not None and (e is None or e > out[-1][1]):
+                out[-1][1] = e
+            continue
+        out.append([s, e])
+    return [(s, e) for s, e in out]
+
+
+def _intersect(a: list[Span], b: list[Span]) -> list[Span]:
+    out = []
+    for s1, e1 in a:
+        for s2, e2 in b:
+            s = max(s1, s2)
+            ends = [e for e in (e1, e2) if e is not None]
+            e = min(ends) if ends else None
+            if e is None or s < e:
+                out.append((s, e))
+    return out
+
+
+def _spans(faults: Iterable[Fault]) -> list[Span]:
+    return _union((s, e) for f in faults for s, e in f.spans)
+
+
+def outages(faults: Iterable[Fault], stops: list[BusinessStop],
+            region_of: Callable[[str], str]) -> tuple[Outage, ...]:
+    """Per branch, when it could not do business, as outages of its region."""
+    by_branch: dict[str, list[Fault]] = {}
+    for f in faults:
+        by_branch.setdefault(f.branch, []).append(f)
+    out = []
+    for branch, fs in sorted(by_branch.items()):
+        for stop in stops:
+            def hit(f: Fault, patterns) -> bool:
+                return _matches(f.check, patterns) and (
+                    f.state in stop.states or any(h[2] in stop.states for h in f.history))
+            if stop.checks:
+                spans = _spans(f for f in fs if hit(f, stop.checks))
+            else:
+                spans = None
+                for pattern in stop.all_of:
+                    part = _spans(f for f in fs if hit(f, [pattern]))
+                    spans = part if spans is None else _intersect(spans, part)
+            for s, e in spans or []:
+                out.append(Outage(region_of(branch), s, e, f"branch {branch}: {stop.name}"))
+    return tuple(out)
+
+
+def observed(faults: Iterable[Fault], kinds: list[ObservedKind]) -> tuple[Observed, ...]:
+    """Every active span of a fault mapped to an observed kind."""
+    return tuple(Observed(k.kind, s, e, f"{f.branch}: {f.check}")
+                 for f in faults for k in kinds if _matches(f.check, k.checks)
+                 for s, e in f.spans)
+
+
+def facts_of(inc: Incident, stops: list[BusinessStop], kinds: list[ObservedKind],
+             region_of: Callable[[str], str], assertions: Iterable[Assertion] = ()
+             ) -> IncidentFacts:
+    """What grading needs to know about one incident."""
+    faults = list(inc.faults.values())
+    ended = inc.resolved_at if inc.status != "open" else None
+    return IncidentFacts(started_at=inc.started_at, ended_at=ended,
+                         outages=outages(faults, stops, region_of),
+                         observed=observed(faults, kinds), assertions=tuple(assertions))
