@@ -59,7 +59,22 @@ class Grader:
 
     def regrade(self, inc: Incident, now: datetime) -> list[Change]:
         """Grade and deadlines as of now."""
-        return regrade(inc, self.facts(inc), self.tables, self.calendar, now)
+        return self.regrade_with(inc, self.facts(inc), now)
+
+    def regrade_with(self, inc: Incident, facts: IncidentFacts, now: datetime) -> list[Change]:
+        """`regrade` on facts already built."""
+        return regrade(inc, facts, self.tables, self.calendar, now)
+
+    def moves_with_time(self, inc: Incident, facts: IncidentFacts) -> bool:
+        """Whether time alone can change this incident's grade or deadlines: an
+        outage accumulating, a person's criterion, a deadline still due, or an
+        observed kind a table reads. If not, it need not be looked at again
+        until it changes."""
+        uses_observed = any(r.kind == "observed" for t in self.tables.values() for r in t.rules
+                            ) or any(d.kind == "after_observed_start"
+                                     for t in self.tables.values() for d in t.deadlines)
+        return bool(facts.outages or facts.assertions or (uses_observed and facts.observed)
+                    or any(d.status == "due" for d in inc.deadlines))
 
     def act(self, inc: Incident, action: str, who: str, why: str, value: str | None,
             now: datetime, table: str | None = None) -> list[Change]:

@@ -68,6 +68,9 @@ class IncidentDesk:
 
     def reload(self) -> None:
         """Rebuild the book (and who is silent) from the stored open incidents."""
+        # Incidents whose grades time alone cannot change (grade_all skips them
+        # until they change again).
+        self.quiet: set[str] = set()
         self.book = IncidentBook(window=self.window, new_id=self._new_id,
                                  incidents=self.store.load_open_incidents(),
                                  cause_of=self.grader.cause_of if self.grader else None)
@@ -83,6 +86,7 @@ class IncidentDesk:
         if not changes:
             return
         ids = dict.fromkeys(c.incident_id for c in changes)
+        self.quiet.difference_update(ids)      # changed: grade it again
         self.store.save_incidents([self.book.get(i) for i in ids], at,
                                   [audit_record(at, c, actor) for c in changes])
 
@@ -135,14 +139,19 @@ class IncidentDesk:
             return []
         ts = self.clock()
         now, changes = _utc(ts), []
+        quiet = []
         for inc in self.book.incidents():
-            if inc.status == "closed":
+            if inc.status == "closed" or inc.id in self.quiet:
                 continue
             try:
-                changes += self.grader.regrade(inc, now)
+                facts = self.grader.facts(inc)
+                changes += self.grader.regrade_with(inc, facts, now)
+                if not self.grader.moves_with_time(inc, facts):
+                    quiet.append(inc.id)
             except Exception:
                 log.exception("grading %s failed", inc.id)
         self._save(changes, ts)
+        self.quiet.update(quiet)
         return changes
 
     def counts(self) -> dict:
