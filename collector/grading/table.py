@@ -14,6 +14,7 @@ is judged); deadline kinds: deadlines.py. The schema is in docs/grading.md.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -22,7 +23,19 @@ from typing import Mapping
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SEARCH_DIR = ROOT / "config" / "grading"
+
+
+def _search_dir() -> Path:
+    """Where table names are looked up: the source tree's config/grading, or,
+    for an installed package, <prefix>/share/branchwatch/grading (pyproject's
+    data-files put the shipped tables there)."""
+    source = ROOT / "config" / "grading"
+    if source.is_dir():
+        return source
+    return Path(sys.prefix) / "share" / "branchwatch" / "grading"
+
+
+SEARCH_DIR = _search_dir()
 
 RULE_KINDS = ("scope", "provisional", "observed", "asserted")
 DEADLINE_KINDS = ("after_start", "after_grade_reached", "every_after_grade", "after_end",
