@@ -15,7 +15,9 @@ import msgspec
 # times carry a timezone, ids are not empty, intervals are positive.
 Time = Annotated[datetime, msgspec.Meta(tz=True)]
 Id = Annotated[str, msgspec.Meta(min_length=1)]
-EventKind = Literal["state", "flapping", "flapping_end"]
+# "action": something the agent did (a failover step, a runbook action):
+# check "action/<what>/<step>", new_state ok (done) or critical (failed).
+EventKind = Literal["state", "flapping", "flapping_end", "action"]
 StateName = Literal["ok", "warning", "critical", "unknown"]
 
 
