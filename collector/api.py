@@ -32,6 +32,8 @@ from .config import AgentEntry, Config
 from .incident_codec import encode as encode_incidents
 from .grader import GRADING_ACTIONS, Grader
 from .incident_desk import ACTIONS, IncidentDesk
+from .incident_runbooks import PERSON_ACTIONS, Runbooks
+from .runbook_executor import execute
 from .incidents import Refused
 from .store import Store
 from .writer import Writer
@@ -108,6 +110,7 @@ class _State:
         self.metrics = Metrics()
         self.seen: set[str] = set()
         self.writer: Writer | None = None
+        self.tasks: set[asyncio.Task] = set()     # runbook executions in flight
 
     async def run(self, fn, *args):
         """Run a store call on the writer thread (committed when it returns)."""
@@ -160,18 +163,28 @@ async def _body(st: _State, request: web.Request) -> bytes:
         raise Rejected(413, f"body is over the limit of {limit} bytes; send smaller batches")
 
 
-_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
+# DOTALL: a field name may hold a newline (it is named back, flattened).
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 
 
 def wire_problem(e: msgspec.MsgspecError) -> str:
     """msgspec's error as one line: 'field.path: what was wrong'."""
+    return _one_line(_wire_problem(e))
+
+
+def _one_line(text: str) -> str:
+    # Field names come from the request: a line break in one must not make two lines.
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _wire_problem(e: msgspec.MsgspecError) -> str:
     if isinstance(e, msgspec.DecodeError) and not isinstance(e, msgspec.ValidationError):
         return f"body is not valid JSON: {e}"
     m = _AT.match(str(e))
     msg, path = m["msg"], (m["path"] or "").lstrip(".")
-    if found := re.match(r"Object missing required field `(.*)`", msg):
+    if found := re.match(r"Object missing required field `(.*)`", msg, re.DOTALL):
         return f"{path + '.' if path else ''}{found[1]}: missing, and it is required"
-    if found := re.match(r"Object contains unknown field `(.*)`", msg):
+    if found := re.match(r"Object contains unknown field `(.*)`", msg, re.DOTALL):
         return f"{path + '.' if path else ''}{found[1]}: unknown field"
     msg = re.sub(r"`([^`]*)`", r"\1", msg)
     return f"{path or '(body)'}: {msg[0].lower() + msg[1:]}"
@@ -225,7 +238,11 @@ async def post_heartbeat(request: web.Request) -> web.Response:
     _check_identity(entry, hb.agent, hb.branch)
     await st.run(st.desk.heartbeat, hb, st.clock())
     _seen(st, hb.agent)
-    return web.Response(status=204)
+    # issue 6: runbook actions for this branch's agent ride back on the answer.
+    commands = await st.run(st.desk.take_commands, hb.branch)
+    if not commands:
+        return web.Response(status=204)
+    return _json({"commands": [command_for_agent(x) for x in commands]})
 
 
 def _seen(st: _State, agent: str) -> None:
@@ -325,12 +342,96 @@ async def _deadman_loop(st: _State) -> None:
     log = logging.getLogger("branchwatch.collector")
     while True:
         # Separate jobs: a grading bug must not stop the dead-man, nor the reverse.
-        for job in (st.desk.deadman, st.desk.grade_all):
+        for job in (st.desk.deadman, st.desk.grade_all, st.desk.advance_runbooks):
             try:
                 await st.run(job)
             except Exception:      # a bad round must not end the loop for good
                 log.exception("%s round failed", job.__name__)
+        _start_executions(st)
         await asyncio.sleep(DEADMAN_EVERY)
+
+
+def _start_executions(st: _State) -> None:
+    """Run the webhooks and commands runbooks asked for, each in a task of its own."""
+    while st.desk.outbox:
+        x = st.desk.outbox.pop(0)
+        task = asyncio.create_task(_execute(st, x))
+        st.tasks.add(task)
+        task.add_done_callback(st.tasks.discard)
+
+
+async def _execute(st: _State, x) -> None:
+    ok, message = await execute(x, st.config.runbooks)
+    await st.run(st.desk.runbook_result, x, ok, message)
+    _start_executions(st)
+
+
+def command_for_agent(x) -> dict:
+    """A runbook action as the agent receives it; its result comes back as an
+    `action` event with check action/runbook/INCIDENT/RUN/STEP."""
+    return {"id": f"{x.incident}/{x.run}/{x.step}",
+            "check": f"action/runbook/{x.incident}/{x.run}/{x.step}",
+            "action": msgspec.to_builtins(x.action)}
+
+
+async def start_runbook(request: web.Request) -> web.Response:
+    """POST /api/v1/incidents/{id}/runbooks {runbook, why}: start one by hand."""
+    st: _State = request.app[STATE]
+    who = _operator(st, request)
+    body = await _json_body(st, request)
+    runbook, why = _required_text(body, "runbook"), _required_text(body, "why")
+    return _json(await _person(st, request, st.desk.runbook_act, "start", runbook, who, why))
+
+
+async def act_on_step(request: web.Request) -> web.Response:
+    """POST /api/v1/incidents/{id}/steps/{step}/{confirm|skip|fail}
+    {note (confirm) | why, choice (a decision), run (default: the run at that step)}."""
+    st: _State = request.app[STATE]
+    who = _operator(st, request)
+    action, step = request.match_info["action"], request.match_info["step"]
+    if action not in PERSON_ACTIONS:
+        raise Rejected(404, f"no action {action!r}; expected one of {', '.join(PERSON_ACTIONS)}")
+    body = await _json_body(st, request)
+    text = _required_text(body, "note" if action == "confirm" else "why")
+    extra = {k: body.get(k) for k in ("run", "choice")}
+    for k, v in extra.items():
+        if v is not None and not isinstance(v, str):
+            raise Rejected(400, f"{k}: expected text")
+    return _json(await _person(st, request, st.desk.runbook_act, action, step, who, text,
+                               extra["run"], extra["choice"]))
+
+
+async def list_runbooks(request: web.Request) -> web.Response:
+    """GET /api/v1/runbooks: the runbooks this collector knows (operators)."""
+    st: _State = request.app[STATE]
+    _operator(st, request)
+    books = st.desk.runbooks.runbooks if st.desk.runbooks else {}
+    return _json({"runbooks": [{"id": rb.id, "title": rb.title, "source": rb.source,
+                                "steps": [s.id for s in rb.steps]}
+                               for rb in sorted(books.values(), key=lambda rb: rb.id)]})
+
+
+async def _json_body(st: _State, request: web.Request) -> dict:
+    try:
+        body = json.loads(await _body(st, request) or b"{}")
+    except ValueError as e:
+        raise Rejected(400, f"body is not valid JSON: {e}")
+    if not isinstance(body, dict):
+        raise Rejected(400, "(body): expected a JSON object")
+    return body
+
+
+async def _person(st: _State, request: web.Request, fn, *args):
+    """Run a person's action on the writer; 404 unknown incident, 409 refused."""
+    incident_id = request.match_info["id"]
+    try:
+        return await st.run(fn, incident_id, *args)
+    except KeyError:
+        raise Rejected(404, f"no incident {incident_id!r}")
+    except Refused as e:
+        raise Rejected(409, str(e))
+    finally:
+        _start_executions(st)
 
 
 @web.middleware
@@ -368,10 +469,15 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/incidents", list_incidents)
     app.router.add_get("/api/v1/incidents/{id}", get_incident)
+    app.router.add_post("/api/v1/incidents/{id}/runbooks", start_runbook)
+    app.router.add_post("/api/v1/incidents/{id}/steps/{step}/{action}", act_on_step)
+    app.router.add_get("/api/v1/runbooks", list_runbooks)
     app.router.add_post("/api/v1/incidents/{id}/{action}", act_on_incident)
     st.desk = IncidentDesk(store, clock, window=config.incidents.window,
                            deadman_grace=config.incidents.deadman_grace,
-                           grader=Grader.from_config(config))
+                           grader=Grader.from_config(config),
+                           runbooks=Runbooks.from_folder(config.runbooks.folder,
+                                                         config.runbooks.auto_start))
     st.writer = st.metrics.writer = Writer(store, on_failure=st.desk.reload)
 
     async def _start_deadman(app):

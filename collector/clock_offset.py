@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 WINDOW = 8            # samples kept per agent (2 minutes at a 15 s heartbeat)
 DEAD_BAND = 2.0       # seconds
+MAX_OFFSET = 366 * 86400.0   # beyond a year a clock is broken: its samples are ignored
 
 
 class ClockOffsets:
@@ -30,9 +31,11 @@ class ClockOffsets:
         self._samples: dict[str, deque[float]] = {}
 
     def observe(self, agent: str, sent_at: datetime, received_at: float) -> float:
-        """Add one sample (the agent's send time, our receive time); the new estimate."""
-        samples = self._samples.setdefault(agent, deque(maxlen=self.window))
-        samples.append(received_at - sent_at.timestamp())
+        """Add one sample (the agent's send time, our receive time); the new estimate.
+        A clock more than MAX_OFFSET away is broken, not skewed: not a sample."""
+        offset = received_at - sent_at.timestamp()
+        if abs(offset) <= MAX_OFFSET:
+            self._samples.setdefault(agent, deque(maxlen=self.window)).append(offset)
         return self.offset(agent)
 
     def estimate(self, agent: str) -> float | None:
@@ -48,7 +51,10 @@ class ClockOffsets:
     def correct(self, agent: str, t: datetime) -> datetime:
         """An agent's timestamp on the collector's clock."""
         off = self.offset(agent)
-        return t + timedelta(seconds=off) if off else t
+        try:
+            return t + timedelta(seconds=off) if off else t
+        except OverflowError:          # year 1 or 9999: leave it as the agent said
+            return t
 
     def agents(self) -> dict[str, float]:
         """Every agent's raw estimate (for /metrics)."""

@@ -111,6 +111,16 @@ class Grading(_S):
     observed: list[ObservedKind] = msgspec.field(default_factory=lambda: list(DEFAULT_OBSERVED))
 
 
+class RunbookSettings(_S):
+    """Runbooks (issue 6): where they are, whether incidents start them, and the
+    collector-side commands a runbook may run (an allow list: name -> argv)."""
+
+    folder: str | None = None            # default: the shipped config/runbooks
+    auto_start: bool = True
+    commands: dict[str, typing.Annotated[list[str], msgspec.Meta(min_length=1)]] = {}
+    timeout: typing.Annotated[float, msgspec.Meta(gt=0)] = 30.0   # webhook/command, seconds
+
+
 class Config(_S):
     listen: Listen = msgspec.field(default_factory=Listen)
     storage: Storage = msgspec.field(default_factory=Storage)
@@ -119,6 +129,7 @@ class Config(_S):
     operators: list[Operator] = []
     incidents: Incidents = msgspec.field(default_factory=Incidents)
     grading: Grading = msgspec.field(default_factory=Grading)
+    runbooks: RunbookSettings = msgspec.field(default_factory=RunbookSettings)
 
     def db_path(self) -> Path:
         """The SQLite file inside the data directory."""
@@ -157,6 +168,16 @@ def _semantic_problems(c: Config):
             names.add(name)
             hashes.add(entry.token_sha256)
     yield from _grading_problems(c.grading)
+    yield from _runbook_problems(c.runbooks)
+
+
+def _runbook_problems(r: RunbookSettings):
+    """Runbooks that load (each checked; a bad one names its file and key)."""
+    from .incident_runbooks import Runbooks
+    try:
+        Runbooks.from_folder(r.folder)
+    except ConfigError as e:
+        yield "runbooks.folder", str(e)
 
 
 def _grading_problems(g: Grading):

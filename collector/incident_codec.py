@@ -16,6 +16,7 @@ import msgspec
 from .grading import Assertion
 from .incident_grades import DeadlineState, GradeRecord
 from .incidents import Action, Fault, Incident
+from .runbooks.run import AgentAction, Run
 
 
 _encoder = msgspec.json.Encoder()
@@ -60,6 +61,7 @@ def to_dict(inc: Incident) -> dict:
         } for f in inc.faults.values()],
         # issue 5: dataclasses msgspec encodes as they are.
         "grades": inc.grades, "assertions": inc.assertions, "deadlines": inc.deadlines,
+        "runbooks": inc.runbooks, "actions": inc.actions,
     }
 
 
@@ -83,4 +85,6 @@ def from_dict(d: dict) -> Incident:
         # Absent in incidents stored before grading existed.
         grades=msgspec.convert(d.get("grades", {}), dict[str, GradeRecord]),
         assertions=msgspec.convert(d.get("assertions", []), list[Assertion]),
-        deadlines=msgspec.convert(d.get("deadlines", []), list[DeadlineState]))
+        deadlines=msgspec.convert(d.get("deadlines", []), list[DeadlineState]),
+        runbooks=msgspec.convert(d.get("runbooks", []), list[Run]),
+        actions=msgspec.convert(d.get("actions", []), list[AgentAction]))

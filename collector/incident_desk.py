@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import msgspec
 
@@ -27,10 +27,17 @@ from .clock_offset import ClockOffsets
 from .deadman import AgentLast, silent_agents
 from .incident_codec import to_dict
 from .grader import GRADING_ACTIONS, Grader
+from .incident_runbooks import AGENT_ACTIONS, Execute, Runbooks, waiting_on_agents
 from .incidents import Change, IncidentBook, Refused
 from .store import Store
 
 log = logging.getLogger("branchwatch.collector")
+
+# An event observed further than this from when it arrived (after clock
+# correction) is kept in the store and the audit trail but opens no incident:
+# a spool replays days, not years; years mean a broken clock, and grading it
+# would count decades of business hours.
+MAX_EVENT_AGE = timedelta(days=31)
 
 ACTIONS = ("ack", "note", "resolve", "close", *GRADING_ACTIONS)
 
@@ -50,9 +57,14 @@ class IncidentDesk:
     """One IncidentBook over a store: ingest, heartbeats, dead-man, people."""
 
     def __init__(self, store: Store, clock: Callable[[], float], window: float = 120.0,
-                 deadman_grace: float | None = None, grader: Grader | None = None):
+                 deadman_grace: float | None = None, grader: Grader | None = None,
+                 runbooks: Runbooks | None = None):
         self.store, self.clock, self.grace, self.window = store, clock, deadman_grace, window
-        self.grader = grader
+        self.grader, self.runbooks = grader, runbooks
+        # Runbook actions to carry out: by the API (webhooks, commands), or by a
+        # branch's agent when it next sends a heartbeat (branch -> actions).
+        self.outbox: list[Execute] = []
+        self.commands: dict[str, list[Execute]] = {}
         self.offsets = ClockOffsets()
         # The dead-man's view, kept in memory (one SELECT per second over
         # thousands of agents would stall the writer): agent -> last heard.
@@ -77,6 +89,10 @@ class IncidentDesk:
         # Agents whose silence is an active fault (survives a restart via the book).
         self.silent: set[str] = {f.agent for i in self.book.incidents()
                                  for f in i.faults.values() if f.category == "silent" and f.active}
+        # Agent actions handed out before a restart and not yet answered: again.
+        self.commands = {}
+        for inc in self.book.incidents():
+            self._hand_out(waiting_on_agents(inc))
 
     def _new_id(self) -> str:
         # Date for people, a random part so ids never repeat across restarts.
@@ -85,6 +101,12 @@ class IncidentDesk:
     def _save(self, changes: list[Change], at: float, actor: str = "collector") -> None:
         if not changes:
             return
+        if self.runbooks is not None:
+            # issue 6: an incident that opens gets the runbook its faults call for.
+            for c in [c for c in changes if c.kind == "opened"]:
+                more, executes = self.runbooks.opened(self.book.get(c.incident_id), _utc(at))
+                changes = changes + more
+                self._hand_out(executes)
         ids = dict.fromkeys(c.incident_id for c in changes)
         self.quiet.difference_update(ids)      # changed: grade it again
         self.store.save_incidents([self.book.get(i) for i in ids], at,
@@ -102,7 +124,12 @@ class IncidentDesk:
                  for e in events if e.id in new]
         now, changes = _utc(received_at), []
         for e in sorted(fresh, key=lambda e: e.observed_at):
-            changes += self.book.apply_event(e, now)
+            if abs(now - e.observed_at) > MAX_EVENT_AGE:
+                continue        # stored and audited, but a month away is no incident of now
+            if e.kind == "action":
+                changes += self._agent_action(e)
+            else:
+                changes += self.book.apply_event(e, now)
         self._save(changes, received_at)
         return accepted, duplicates
 
@@ -131,6 +158,76 @@ class IncidentDesk:
                 changes += self.book.apply_silence(s, now)
         self._save(changes, ts)
         return changes
+
+    # --- runbooks (issue 6) ----------------------------------------------------------
+    def _hand_out(self, executes: list[Execute]) -> None:
+        """Agent actions wait for the branch's agent to fetch them; the rest go to
+        the API's executor (webhooks, allowed commands)."""
+        for x in executes:
+            if x.action.type in AGENT_ACTIONS:
+                self.commands.setdefault(x.branch, []).append(x)
+            else:
+                self.outbox.append(x)
+
+    def _agent_action(self, e: Event) -> list[Change]:
+        """An agent's `action` event: the result of a runbook command it was given,
+        or something it did by itself (its failover), kept on the newest open incident."""
+        if self.runbooks is None:
+            return []
+        live = [i for i in self.book.index.live(e.branch) if i.status == "open"]
+        parts = e.check.split("/")
+        if len(parts) == 5 and parts[:2] == ["action", "runbook"]:   # action/runbook/INC/RUN/STEP
+            try:
+                inc = self.book.get(parts[2])
+            except KeyError:
+                return []
+            changes, executes = self.runbooks.result(inc, parts[3], parts[4],
+                                                     e.new_state == "ok", e.reason, e.observed_at)
+            self._hand_out(executes)
+            return self.runbooks.record_action(inc, e, e.observed_at) + changes
+        return self.runbooks.record_action(live[0], e, e.observed_at) if live else []
+
+    def take_commands(self, branch: str) -> list[Execute]:
+        """The runbook actions waiting for this branch's agent (handed out once)."""
+        return self.commands.pop(branch, [])
+
+    def advance_runbooks(self) -> list[Change]:
+        """Once a second: waits that are over, agent reports that arrived, time-outs."""
+        if self.runbooks is None:
+            return []
+        ts = self.clock()
+        now, changes = _utc(ts), []
+        for inc in self.book.incidents():
+            if inc.status != "closed" and any(r.status == "running" for r in inc.runbooks):
+                more, executes = self.runbooks.advance(inc, now)
+                changes += more
+                self._hand_out(executes)
+        self._save(changes, ts)
+        return changes
+
+    def runbook_act(self, incident_id: str, action: str, step: str, who: str, note: str,
+                    run_id: str | None = None, choice: str | None = None) -> dict:
+        """A person: confirm|skip|fail a step, or start RUNBOOK (step = its id)."""
+        if self.runbooks is None:
+            raise Refused("runbooks are not configured on this collector")
+        ts = self.clock()
+        inc = self._incident(incident_id)
+        if action == "start":
+            changes, executes = self.runbooks.start(inc, step, who, _utc(ts))
+        else:
+            changes, executes = self.runbooks.act(inc, action, step, who, note, _utc(ts),
+                                                  run_id, choice)
+        self._hand_out(executes)
+        self._save(changes, ts, actor=who)
+        return to_dict(inc)
+
+    def runbook_result(self, x: Execute, ok: bool, message: str) -> None:
+        """The API's executor finished an action (webhook, command)."""
+        ts = self.clock()
+        inc = self._incident(x.incident)
+        changes, executes = self.runbooks.result(inc, x.run, x.step, ok, message, _utc(ts))
+        self._hand_out(executes)
+        self._save(changes, ts)
 
     def grade_all(self) -> list[Change]:
         """Grades and deadlines of every incident not closed, as time passes. One
@@ -166,14 +263,7 @@ class IncidentDesk:
         person; KeyError unknown, Refused not allowed."""
         ts = self.clock()
         now = _utc(ts)
-        if incident_id not in {i.id for i in self.book.incidents()}:
-            stored = self.store.incident(incident_id)
-            if stored is None:
-                raise KeyError(incident_id)
-            # Closed before a restart: the book starts from open ones only, so
-            # hand it this one (a note on a closed incident is allowed).
-            self.book.adopt(stored)
-        inc = self.book.get(incident_id)
+        inc = self._incident(incident_id)
         if action in GRADING_ACTIONS:
             if self.grader is None:
                 raise Refused("grading is not configured on this collector")
@@ -188,6 +278,19 @@ class IncidentDesk:
             # closing ends the progress reports) is the collector's doing.
             self._save(self.grader.regrade(inc, now), ts)
         return to_dict(self.book.get(incident_id))
+
+    def _incident(self, incident_id: str):
+        """An incident by id, from the book or (closed before a restart) the store."""
+        try:
+            return self.book.get(incident_id)
+        except KeyError:
+            stored = self.store.incident(incident_id)
+            if stored is None:
+                raise KeyError(incident_id) from None
+            # The book starts from open ones only: hand it this one (a note on
+            # a closed incident is allowed).
+            self.book.adopt(stored)
+            return stored
 
     def list(self, status: str | None = None) -> list[dict]:
         """Incidents as data (closed ones come from the store)."""

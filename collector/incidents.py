@@ -119,6 +119,10 @@ class Incident:
     grades: dict = field(default_factory=dict)
     assertions: list = field(default_factory=list)
     deadlines: list = field(default_factory=list)
+    # issue 6 (collector/incident_runbooks.py): runbooks.run.Run list, and the
+    # agents' action events at the branch (runbooks.run.AgentAction).
+    runbooks: list = field(default_factory=list)
+    actions: list = field(default_factory=list)
 
     def active_faults(self) -> list[Fault]:
         """Faults not yet cleared."""

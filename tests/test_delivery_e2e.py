@@ -61,7 +61,7 @@ class Service:
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", self.port))
-        self.sock.listen(16)
+        self.sock.listen(4096)     # never accepts: a small backlog fills and times out
 
     def down(self):
         self.sock.close()

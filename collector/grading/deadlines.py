@@ -30,6 +30,7 @@ from .facts import Grading, IncidentFacts, RuleMatch, require_aware
 from .table import DeadlineRule, GradingTable
 
 WHOLE_NETWORK = "network_down_whole"
+MAX_PERIODIC = 24          # every_after_grade: planned reports kept (2 days of 2-hourly ones)
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,11 @@ def _every_after_grade(d: DeadlineRule, table, started_at, ended_at, history, no
     if reached is None:
         return []
     period = timedelta(minutes=d.minutes)
-    out, n = [], 1
+    # At most the MAX_PERIODIC most recent (and the next): a grade reached long
+    # ago (a replay of old events, a broken agent clock) must not plan thousands.
+    limit = ended_at if ended_at is not None else now
+    n = max(1, int((limit - reached) / period) - MAX_PERIODIC + 1)
+    out = []
     while True:
         due = reached + n * period
         # Decision: a report due exactly at the end is replaced by the end itself (第三十三條).
