@@ -333,7 +333,9 @@ async def act_on_incident(request: web.Request) -> web.Response:
 
 def _required_text(body: dict, field: str) -> str:
     text = body.get(field)
-    if not isinstance(text, str) or not text.strip():
+    if text is not None and not isinstance(text, str):
+        raise Rejected(400, f"{field}: expected text, got {type(text).__name__} {text!r}")
+    if text is None or not text.strip():
         raise Rejected(400, f"{field}: missing, and it is required")
     return text
 

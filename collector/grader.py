@@ -86,7 +86,7 @@ class Grader:
                                     withdraw=action == "withdraw")
             if action == "withdraw":     # a person's act: the grade may go down
                 return changes + regrade_by_person(inc, self.facts(inc), self.tables,
-                                                   self.calendar, now, who, why)
+                                                   self.calendar, now, who, why, value)
             return changes + self.regrade(inc, now)
         if action == "grade":
             name = table or next(iter(self.tables))

@@ -66,6 +66,28 @@ def _spans(faults: Iterable[Fault]) -> list[Span]:
     return _union((s, e) for f in faults for s, e in f.spans)
 
 
+def stopping_spans(f: Fault, states: Iterable[str]) -> list[Span]:
+    """The parts of a fault's spans when its state was one of `states` (a UPS
+    battery that went warning at 09:00 and critical at 09:20 stops business
+    from 09:20). States come from the fault's history (its newest entries;
+    before the oldest one kept, the oldest one's state is assumed)."""
+    states = set(states)
+    history = sorted(f.history, key=lambda h: h[0])
+    out = []
+    for start, end in f.spans:
+        # The state at the span's start, then each change inside it.
+        before = [h for h in history if h[0] <= start]
+        state = (before[-1] if before else history[0] if history else (start, "", f.state))[2]
+        t = start
+        for h in (h for h in history if start < h[0] and (end is None or h[0] < end)):
+            if state in states:
+                out.append((t, h[0]))
+            state, t = h[2], h[0]
+        if state in states:
+            out.append((t, end))
+    return _union(out)
+
+
 def outages(faults: Iterable[Fault], stops: list[BusinessStop],
             region_of: Callable[[str], str]) -> tuple[Outage, ...]:
     """Per branch, when it could not do business, as outages of its region."""
@@ -75,15 +97,15 @@ def outages(faults: Iterable[Fault], stops: list[BusinessStop],
     out = []
     for branch, fs in sorted(by_branch.items()):
         for stop in stops:
-            def hit(f: Fault, patterns) -> bool:
-                return _matches(f.check, patterns) and (
-                    f.state in stop.states or any(h[2] in stop.states for h in f.history))
+            def stopped(patterns) -> list[Span]:
+                return _union(s for f in fs if _matches(f.check, patterns)
+                              for s in stopping_spans(f, stop.states))
             if stop.checks:
-                spans = _spans(f for f in fs if hit(f, stop.checks))
+                spans = stopped(stop.checks)
             else:
                 spans = None
                 for pattern in stop.all_of:
-                    part = _spans(f for f in fs if hit(f, [pattern]))
+                    part = stopped([pattern])
                     spans = part if spans is None else _intersect(spans, part)
             for s, e in spans or []:
                 out.append(Outage(region_of(branch), s, e, f"branch {branch}: {stop.name}"))

@@ -56,6 +56,7 @@ class GradeRecord:
     history: list[GradeChange] = field(default_factory=list)
     # When a person set the grade: the grade rank the facts gave then.
     person_floor: int | None = None
+    handler: str | None = None          # who handles this grade (domain.md §2.2), per the table
 
     def as_grading(self) -> Grading:
         """This record as a classify() result (for raise_only)."""
@@ -116,6 +117,7 @@ def _apply_grade(inc: Incident, rec: GradeRecord, table: GradingTable, computed:
     old = _label(table, rec.grade, rec.provisional) if rec.history else "not yet graded"
     rec.grade, rec.rule, rec.provisional = kept.grade, kept.rule, kept.provisional
     rec.reached_at, rec.reasons = kept.reached_at, list(kept.reasons)
+    rec.handler = table.handler(kept.grade)
     rec.history.append(GradeChange(kept.grade, kept.rule, kept.provisional, kept.reached_at,
                                    now, who, why))
     new = _label(table, kept.grade, kept.provisional)
@@ -152,6 +154,14 @@ def _plan(inc: Incident, rec: GradeRecord, table: GradingTable, facts: IncidentF
                                   f"{p.key} due {d.due_at.isoformat()} -> {p.due_at.isoformat()}"
                                   f" ({p.reason})"))
             d.due_at, d.reason = p.due_at, p.reason
+    # Due ones the table no longer plans (the outage ended before a milestone,
+    # the incident ended before a progress report) are withdrawn, not missed.
+    keys = {p.key for p in planned}
+    for d in [d for d in inc.deadlines if d.table == table.name and d.status == "due"
+              and d.key not in keys]:
+        inc.deadlines.remove(d)
+        changes.append(Change("deadline_dropped", inc.id, now,
+                              f"{d.key} (was due {d.due_at.isoformat()}) no longer applies"))
     inc.deadlines.sort(key=lambda d: (d.due_at, d.key))
     return changes
 
@@ -159,7 +169,9 @@ def _plan(inc: Incident, rec: GradeRecord, table: GradingTable, facts: IncidentF
 def _misses(inc: Incident, now: datetime) -> list[Change]:
     changes = []
     for d in inc.deadlines:
-        if d.status == "due" and d.due_at <= now:
+        # "within 60 minutes": a deadline is missed once its moment has passed,
+        # not at it (a report sent at 60:00 is on time).
+        if d.status == "due" and d.due_at < now:
             d.status, d.missed_at = "missed", now
             changes.append(Change("deadline_missed", inc.id, now,
                                   f"{d.key} was due {d.due_at.isoformat()}: {d.title}", None, True))
@@ -201,10 +213,14 @@ def set_criterion(inc: Incident, tables: dict[str, GradingTable], criterion: str
 
 
 def regrade_by_person(inc: Incident, facts: IncidentFacts, tables: dict[str, GradingTable],
-                      calendar: Calendar, now: datetime, who: str, why: str) -> list[Change]:
-    """After a person withdrew a criterion: judge afresh (the grade may go down)."""
+                      calendar: Calendar, now: datetime, who: str, why: str,
+                      criterion: str | None = None) -> list[Change]:
+    """After a person withdrew a criterion: judge afresh (the grade may go down) in
+    the tables that know it; the others, and grades set by hand there, stay."""
     changes = []
     for name, table in tables.items():
+        if criterion is not None and criterion not in table.criteria():
+            continue
         rec = inc.grades.setdefault(name, GradeRecord(name))
         rec.person_floor = None
         computed = classify(facts, table, calendar, now)

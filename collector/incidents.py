@@ -319,7 +319,8 @@ class IncidentBook:
         """An open incident where this business-stopping cause holds at another branch at t."""
         for inc in self.index.with_cause(cause):
             if inc.status == "open" and any(
-                    f.branch != branch and f.active_at(t) for f in self.index.caused(inc, cause)):
+                    f.branch != branch and not f.suppressed and f.active_at(t)
+                    for f in self.index.caused(inc, cause)):   # a suppressed one is a consequence
                 return inc
         return None
 

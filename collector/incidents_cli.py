@@ -102,6 +102,8 @@ def _show(inc: dict) -> str:
         grade = g["grade"] or "ungraded"
         out.append(f"  grade {name}: {grade}{' (provisional)' if g['provisional'] else ''}"
                    + (f" since {g['reached_at']} by {g['rule']}" if g["grade"] else ""))
+        if g.get("handler"):
+            out.append(f"    handled by: {g['handler']}")
         out += [f"    {r}" for r in g["reasons"][:3]]
     for a in inc.get("assertions", []):
         out.append(f"  criterion {a['criterion']}{' (withdrawn)' if a['withdrawn'] else ''} "
