@@ -17,7 +17,7 @@ import sys
 
 from .config import ConfigError, load
 
-COMMANDS = ("collector", "audit", "incidents")
+COMMANDS = ("collector", "audit", "incidents", "runbook")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -39,6 +39,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     from .incidents_cli import add_command as add_incidents
     add_incidents(sub)
+    from .runbook_cli import add_command as add_runbook
+    add_runbook(sub)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
         if args.command == "incidents":
             from .incidents_cli import run as run_incidents
             return run_incidents(args)
+        if args.command == "runbook":
+            from .runbook_cli import run as run_runbook
+            return run_runbook(args)
     except ConfigError as e:
         print(f"branchwatch: {e}", file=sys.stderr)
         return 2

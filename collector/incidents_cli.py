@@ -20,13 +20,7 @@ DEFAULT_URL = "http://127.0.0.1:9812"
 def add_command(sub: argparse._SubParsersAction) -> None:
     """Add `incidents SUBCOMMAND` to a `branchwatch` subparser set."""
     p = sub.add_parser("incidents", help="list, show and act on the collector's incidents")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", default=os.environ.get("BRANCHWATCH_URL", DEFAULT_URL),
-                        help=f"the collector (default $BRANCHWATCH_URL or {DEFAULT_URL})")
-    common.add_argument("--token-file", metavar="FILE",
-                        help="operator token (default: $BRANCHWATCH_TOKEN)")
-    common.add_argument("--ca-file", metavar="FILE", help="CA bundle for an HTTPS collector")
-    common.add_argument("--json", action="store_true", help="print the API's JSON")
+    common = common_arguments()
     isub = p.add_subparsers(dest="incidents_command", metavar="SUBCOMMAND", required=True)
     ls = isub.add_parser("list", parents=[common], help="incidents, oldest first")
     ls.add_argument("--status", choices=("open", "resolved", "closed"))
@@ -55,6 +49,41 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         a.add_argument(f"--{field}", required=True)
         if action == "grade":
             a.add_argument("--table", help="grading table (default: the first in use)")
+
+
+def common_arguments() -> argparse.ArgumentParser:
+    """--url, --token-file, --ca-file, --json: every operator command has them."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=os.environ.get("BRANCHWATCH_URL", DEFAULT_URL),
+                        help=f"the collector (default $BRANCHWATCH_URL or {DEFAULT_URL})")
+    common.add_argument("--token-file", metavar="FILE",
+                        help="operator token (default: $BRANCHWATCH_TOKEN)")
+    common.add_argument("--ca-file", metavar="FILE", help="CA bundle for an HTTPS collector")
+    common.add_argument("--json", action="store_true", help="print the API's JSON")
+    return common
+
+
+def request(args, method: str, path: str, body: dict | None = None
+            ) -> tuple[int, dict] | int:
+    """One API call for a CLI command: (status, data), or an exit status (2) after
+    printing why the collector could not be asked."""
+    if not _token(args):
+        print(f"branchwatch: {args.command}: give --token-file FILE or set BRANCHWATCH_TOKEN",
+              file=sys.stderr)
+        return 2
+    try:
+        return _call(args, method, path, body)
+    except (OSError, ValueError) as e:
+        print(f"branchwatch: {args.command}: {args.url}: {e}", file=sys.stderr)
+        return 2
+
+
+def refused(args, status: int, data: dict) -> int | None:
+    """Print a refusal in one line; its exit status (1 refused/not found, 2 else)."""
+    if status < 400:
+        return None
+    print(f"branchwatch: {args.command}: {status}: {data.get('error', data)}", file=sys.stderr)
+    return 1 if status in (404, 409) else 2
 
 
 def _token(args) -> str | None:
@@ -118,30 +147,24 @@ def _show(inc: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Carry out one `incidents` subcommand; 0 ok, 1 refused/not found, 2 unusable."""
-    if not _token(args):
-        print("branchwatch: incidents: give --token-file FILE or set BRANCHWATCH_TOKEN",
-              file=sys.stderr)
-        return 2
     cmd = args.incidents_command
-    try:
-        if cmd == "list":
-            status, data = _call(args, "GET", "/api/v1/incidents"
-                                 + (f"?status={args.status}" if args.status else ""))
-        elif cmd == "show":
-            status, data = _call(args, "GET", f"/api/v1/incidents/{args.id}")
-        else:
-            body = {k: getattr(args, k) for k in ("text", "why", "what", "key", "criterion",
-                                                  "grade", "table")
-                    if getattr(args, k, None) is not None}
-            if getattr(args, "force", False):
-                body["force"] = True
-            status, data = _call(args, "POST", f"/api/v1/incidents/{args.id}/{cmd}", body)
-    except (OSError, ValueError) as e:
-        print(f"branchwatch: incidents: {args.url}: {e}", file=sys.stderr)
-        return 2
-    if status >= 400:
-        print(f"branchwatch: incidents: {status}: {data.get('error', data)}", file=sys.stderr)
-        return 1 if status in (404, 409) else 2
+    if cmd == "list":
+        answer = request(args, "GET", "/api/v1/incidents"
+                         + (f"?status={args.status}" if args.status else ""))
+    elif cmd == "show":
+        answer = request(args, "GET", f"/api/v1/incidents/{args.id}")
+    else:
+        body = {k: getattr(args, k) for k in ("text", "why", "what", "key", "criterion",
+                                              "grade", "table")
+                if getattr(args, k, None) is not None}
+        if getattr(args, "force", False):
+            body["force"] = True
+        answer = request(args, "POST", f"/api/v1/incidents/{args.id}/{cmd}", body)
+    if isinstance(answer, int):
+        return answer
+    status, data = answer
+    if (code := refused(args, status, data)) is not None:
+        return code
     if args.json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
     elif cmd == "list":

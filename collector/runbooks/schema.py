@@ -118,7 +118,7 @@ def _problems(rb: Runbook):
     known = set(ids) | {END}
     for i, s in enumerate(rb.steps):
         at = f"steps[{i}]"
-        if ids.count(s.id) > 1:
+        if s.id in ids[:i]:
             yield f"{at}.id", f"duplicate step id {s.id!r}"
         for key in ("next", "on_fail"):
             target = getattr(s, key)
