@@ -183,3 +183,15 @@ def test_a_runbook_that_loops_by_itself_stops(tmp_path):
                     " options: {line: a}}\n")
     run, eff = start("R1", load_runbook(path), "collector", at(0, "line"))
     assert run.status == "failed" and ("runbook_failed", None) in kinds(eff)
+
+
+def test_every_shipped_runbook_is_packaged():
+    """pyproject's data-files list them all (an installed collector finds them)."""
+    import tomllib
+    from pathlib import Path
+    data = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    packaged = data["tool"]["setuptools"]["data-files"]
+    names = {Path(p).name for p in packaged["share/branchwatch/runbooks"]}
+    assert names == {p.name for p in shipped_dir().glob("*.yaml")}
+    tables = {Path(p).name for p in packaged["share/branchwatch/grading"]}
+    assert tables == {p.name for p in (shipped_dir().parent / "grading").glob("*.yaml")}
