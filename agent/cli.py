@@ -1,4 +1,4 @@
-"""The `branchwatch` command: agent, port, check-config, demo."""
+"""The `branchwatch` command: agent, port, ups-command, check-config, demo."""
 
 from __future__ import annotations
 
@@ -34,6 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("state", choices=["up", "down"])
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    p = sub.add_parser("ups-command", help="run a NUT instant command on a UPS (if allowed)")
+    p.add_argument("--config", required=True, metavar="FILE", help="agent config (YAML)")
+    p.add_argument("ups", help="UPS name (ups[].name, read through nut)")
+    p.add_argument("instcmd", metavar="COMMAND",
+                   help="NUT instant command, listed in ups[].nut.actions.commands "
+                        "(e.g. test.battery.start.quick)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
     p = sub.add_parser("check-config", help="validate an agent config; exit 2 if it is wrong")
     p.add_argument("file", metavar="FILE")
 
@@ -50,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        if args.command in ("collector", "audit", "incidents"):
+        if args.command in ("collector", "audit", "incidents", "runbook"):
             from collector.cli import run as run_collector
             return run_collector(args)
         if args.command == "check-config":
@@ -63,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "port":
             return run_port_action(load(args.config), args.switch, args.port, args.state == "up",
                                    as_json=args.json)
+        if args.command == "ups-command":
+            return run_ups_command(load(args.config), args.ups, args.instcmd, as_json=args.json)
         if args.command == "demo":
             from .demo import run_demo
             return run_demo(port=args.port, duration=args.duration, speed=args.speed)
@@ -87,6 +97,19 @@ def run_port_action(config: Config, switch: str, port: str, up: bool, as_json: b
 
     from .snmp.actions import set_port_admin
     result = asyncio.run(set_port_admin(config, switch, port, up))
+    if as_json:
+        print(json.dumps(result.as_dict()))
+    else:
+        print(f"{result.outcome}: {result.message}", file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else 1
+
+
+def run_ups_command(config: Config, ups: str, command: str, as_json: bool = False) -> int:
+    """Run a NUT instant command and print the outcome; 0 if done, 1 otherwise."""
+    import json
+
+    from .ups.instcmd import ups_command
+    result = asyncio.run(ups_command(config, ups, command))
     if as_json:
         print(json.dumps(result.as_dict()))
     else:

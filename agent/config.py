@@ -18,6 +18,7 @@ import yaml
 
 # Seconds is at most a year: .inf would pass "> 0" and then never poll.
 from .schema_collector_link import CollectorLink, link_problems
+from .schema_failover import Failover, failover_problems
 from .schema_network import (Line, Name, Port, Ratio, Seconds, SnmpUpsTarget, Switch,
                              TrapListen, _S, network_problems)
 
@@ -40,6 +41,17 @@ class StatePolicy(_S):
     recheck_interval: Seconds = 0.5
 
 
+# A NUT instant command name (`test.battery.start.quick`, `outlet.1.load.off`):
+# no spaces or line breaks, so it can never smuggle a second protocol line.
+CommandName = typing.Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class NutActions(_S):
+    """Which NUT instant commands the agent may run on this UPS (pre-authorised)."""
+
+    commands: list[CommandName]
+
+
 class NutTarget(_S):
     ups: Name
     host: str = "127.0.0.1"
@@ -47,6 +59,9 @@ class NutTarget(_S):
     user: str | None = None
     password: str | None = None
     timeout: Seconds = 3.0
+    # New keys go last: unknown-key errors list keys in this order (older ones first).
+    password_file: str | None = None   # or the password in a file (stripped)
+    actions: NutActions | None = None  # instant commands allowed (agent/ups/instcmd.py)
 
 
 class SerialTarget(_S):
@@ -141,6 +156,7 @@ class Config(_S):
     traps: TrapListen | None = None
     lines: list[Line] = []
     collector: CollectorLink | None = None
+    failover: Failover | None = None
 
 
 class ConfigError(Exception):
@@ -203,6 +219,8 @@ def _semantic_problems(c: Config):
         if u.name in names:
             yield f"{where}.name", f"duplicate UPS name {u.name!r}"
         names.add(u.name)
+        if u.nut is not None:
+            yield from _nut_problems(f"{where}.nut", u.nut)
         t = u.thresholds
         if t.charge_critical > t.charge_warning:
             yield f"{where}.thresholds.charge_critical", "expected at most charge_warning"
@@ -235,6 +253,21 @@ def _semantic_problems(c: Config):
             yield f"{key}.warning", "expected at most critical"
     if c.collector is not None:
         yield from link_problems(c.collector)
+    if c.failover is not None:
+        yield from failover_problems(c.failover, c.lines, c.switches)
+
+
+def _nut_problems(where: str, t: NutTarget):
+    """Credentials and the allow list of a NUT target."""
+    if t.password is not None and t.password_file is not None:
+        yield where, "expected at most one of 'password' or 'password_file'"
+    for key in ("user", "password"):
+        value = getattr(t, key)
+        if value is not None and ("\n" in value or "\r" in value):
+            yield f"{where}.{key}", "expected no line breaks (upsd reads one line per request)"
+    if t.actions is not None and t.user is None:
+        # upsd runs INSTCMD only for a user logged in with instcmds in upsd.users.
+        yield f"{where}.actions", "expected nut.user (upsd runs instant commands only for a user)"
 
 
 _MSGSPEC = re.compile(r"^(?P<msg>.*?)(?: - at (?P<key>`key` in )?`\$(?P<path>[^`]*)`)?$")

@@ -39,7 +39,8 @@ class JsonLinesSink:
 class TextSink:
     """One readable line per event, for people watching a terminal."""
 
-    ARROW = {"state": "→", "flapping": "⇄ flapping,", "flapping_end": "→ steady"}
+    ARROW = {"state": "→", "flapping": "⇄ flapping,", "flapping_end": "→ steady",
+             "action": "⚙ did"}
 
     def __init__(self, out: TextIO = sys.stdout):
         self.out = out

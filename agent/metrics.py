@@ -59,6 +59,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "branchwatch_spool_depth": ("gauge", "Events in the local spool waiting for the collector"),
     "branchwatch_spool_dropped": ("counter", "Oldest events dropped because the spool was full"),
     "branchwatch_delivery_failures": ("counter", "Failed deliveries to the collector, by endpoint"),
+    # automatic uplink failover (agent/failover_runner.py, domain.md §4.1)
+    "branchwatch_failover_active": ("gauge", "1 while the agent has failed over to the backup line"),
+    "branchwatch_failover_swaps": ("counter", "Uplink swaps attempted, by direction (fail_over, swap_back)"),
+    "branchwatch_failover_blocked": ("counter", "Uplink swaps held back by max_swaps_per_hour"),
     # local services and host
     "branchwatch_process_count": ("gauge", "Processes matching a configured service"),
     "branchwatch_port_listening": ("gauge", "1 if something listens on the configured TCP port"),

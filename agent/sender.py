@@ -93,7 +93,8 @@ class Sender:
                  clock: Callable[[], float] = time.time,
                  rand: Callable[[], float] = random.random,
                  sleep: Callable[[float], Awaitable] = asyncio.sleep,
-                 publish: Callable[[list[Sample]], None] | None = None):
+                 publish: Callable[[list[Sample]], None] | None = None,
+                 on_commands: Callable[[list[wire.Command]], None] | None = None):
         self.spool = spool
         self.url = url.rstrip("/")
         self.agent, self.branch, self.region = agent, branch, region
@@ -105,6 +106,7 @@ class Sender:
         self.base_delay, self.max_delay, self.refused_delay = base_delay, max_delay, refused_delay
         self.clock, self.rand, self.sleep = clock, rand, sleep
         self.publish = publish
+        self.on_commands = on_commands       # runbook actions a heartbeat answer brings
         self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -222,8 +224,23 @@ class Sender:
             self.failures["heartbeat"] += 1
             level = logging.ERROR if status is not None and 400 <= status < 500 else logging.WARNING
             log.log(level, "heartbeat not delivered (%s): %s", status or "no answer", _text(body))
+        elif status == 200 and body:
+            self._commands(body)
         self._publish()
         return ok
+
+    def _commands(self, body: bytes) -> None:
+        """Hand the runbook actions in a heartbeat's answer to whoever carries them out."""
+        try:
+            answer = msgspec.json.decode(body, type=wire.HeartbeatAnswer)
+        except msgspec.MsgspecError as e:
+            log.error("collector's heartbeat answer is not understood: %s: %s", e, _text(body))
+            return
+        if answer.commands and self.on_commands is not None:
+            self.on_commands(answer.commands)
+        elif answer.commands:
+            log.warning("%d runbook action(s) from the collector, but this agent carries "
+                        "out none", len(answer.commands))
 
     async def _heartbeat_forever(self) -> None:
         while True:

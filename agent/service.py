@@ -55,15 +55,22 @@ async def serve(config: Config, probes, events: str = "json", duration: float | 
     if duration is not None:
         loop.call_later(duration, stop.set)
     scheduler = Scheduler(agent, probes)
-    traps = delivery = None
+    traps = delivery = failover = None
     try:
         # Inside the try: a trap port that cannot be bound still closes
         # /metrics and the spool on the way out.
         traps = await _start_traps(config, probes, agent, scheduler, links) if config.traps else None
         delivery = asyncio.create_task(link[1].run(stop)) if link is not None else None
+        if config.failover is not None:
+            # domain.md §4.1: swap uplinks by itself (pre-authorised), even when
+            # the collector cannot be reached; its steps go through `sink`.
+            from .failover_runner import FailoverRunner
+            failover = asyncio.create_task(FailoverRunner.for_agent(config, agent).run(stop))
         await scheduler.run(stop)
     finally:
         stop.set()
+        if failover is not None:
+            await failover   # its last step's events reach the spool before it closes
         if delivery is not None:
             await delivery
         if link is not None:

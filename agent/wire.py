@@ -100,3 +100,23 @@ _encoder = msgspec.json.Encoder()
 def encode(obj) -> bytes:
     """JSON bytes of a wire object."""
     return _encoder.encode(obj)
+
+
+class Command(msgspec.Struct, kw_only=True):
+    """A runbook action the collector hands to a branch's agent (issue 6).
+
+    `action` is the runbook step's action (type snmp_port or nut_command, with
+    its fields). The agent carries it out and reports an `action` event with
+    check `check` (action/runbook/INCIDENT/RUN/STEP): ok if done, else critical.
+    """
+
+    id: Id
+    check: Id
+    action: dict
+
+
+class HeartbeatAnswer(msgspec.Struct, kw_only=True):
+    """The collector's 200 answer to a heartbeat when it has work for the agent
+    (otherwise 204, no body)."""
+
+    commands: list[Command] = []

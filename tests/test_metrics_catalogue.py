@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agent.config import from_dict
 from agent.events import ListSink
+from agent.failover_runner import failover_samples
 from agent.metrics import CATALOGUE, Snapshot, SnapshotCollector
 from agent.probes import build_probes
 from agent.runner import Agent, read_all
@@ -29,7 +30,8 @@ from .test_nut_agent import ONLINE
 UNIT_SUFFIXES = ("_seconds", "_bytes", "_ratio", "_volts", "_hertz", "_celsius", "_info",
                  "_count", "_files", "_up", "_success", "_state", "_flapping", "_status",
                  "_listening", "_per_cpu", "_events", "_per_second", "_octets", "_errors",
-                 "_discards", "_received", "_dropped", "_depth", "_failures")
+                 "_discards", "_received", "_dropped", "_depth", "_failures",
+                 "_active", "_swaps", "_blocked")
 
 
 def test_catalogue_names_follow_prometheus_conventions():
@@ -81,6 +83,8 @@ def test_every_metric_emitted_is_listed_and_every_listed_is_emitted(tmp_path):
     sender = Sender(spool, url="http://127.0.0.1:9", token="t", agent="cat", branch="b1")
     snapshot.put("collector", sender.samples())
     spool.close()
+    # So do the failover's, from its runner (agent/failover_runner.py).
+    snapshot.put("failover", failover_samples(False, {"fail_over": 0, "swap_back": 0}, 0))
     registry = CollectorRegistry()
     registry.register(SnapshotCollector(snapshot, "b1", "cat", "r"))
     text = generate_latest(registry).decode()
