@@ -44,10 +44,15 @@ async def serve(config: Config, probes, events: str = "json", duration: float | 
     if link is not None:
         from .sender import SpoolSink, Tee
         spool, sender = link
-        sink = Tee(sink, SpoolSink(spool, sender.wake))   # journal and spool both
+        # Spool first, then the journal: a crash between the two must not leave
+        # an event that was printed but never delivered.
+        sink = Tee(SpoolSink(spool, sender.wake), sink)
     agent = Agent(config, sink, snapshot)
     if link is not None:
         sender.checks = lambda: agent.trackers   # heartbeats carry the current truth
+        # issue 6: runbook actions confirmed at the collector, carried out here.
+        from .runbook_commands import CommandRunner
+        sender.on_commands = CommandRunner(config, agent.sink.emit).handle
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

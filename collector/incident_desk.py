@@ -142,8 +142,9 @@ class IncidentDesk:
         if hb.agent in self.silent:
             self.silent.discard(hb.agent)
             changes += self.book.clear_silence(hb.agent, hb.branch, now, now)
-        changes += self.book.apply_heartbeat(hb.agent, hb.branch, hb.checks,
-                                             self.offsets.correct(hb.agent, hb.sent_at), now)
+        changes += self.book.apply_heartbeat(
+            hb.agent, hb.branch, hb.checks, self.offsets.correct(hb.agent, hb.sent_at), now,
+            lambda t: self.offsets.correct(hb.agent, t))
         self._save(changes, received_at)
         return first
 

@@ -63,7 +63,7 @@ def context(inc: Incident, now: datetime) -> Context:
                    for f in inc.faults.values() if f.spans)
     diag = next((f.diagnosis for f in inc.faults.values()
                  if f.active and f.diagnosis and not f.suppressed), None)
-    return Context(now, diag, faults, tuple(inc.actions))
+    return Context(now, diag, faults, tuple(inc.actions), inc.started_at)
 
 
 class Runbooks:

@@ -203,16 +203,23 @@ class IncidentBook:
                            "heard again", None, heard_at)
 
     def apply_heartbeat(self, agent: str, branch: str, checks: Iterable[CheckStatus],
-                        at: datetime, now: datetime) -> list[Change]:
-        """Rebuild the truth after a gap: any check whose state differs from ours, as of `at`."""
+                        at: datetime, now: datetime,
+                        correct: Callable[[datetime], datetime] = lambda t: t) -> list[Change]:
+        """Rebuild the truth after a gap: any check whose state differs from ours, as of
+        when the agent says it entered that state (`since`, on our clock), else `at`.
+        (The events that said so exactly may still be in the agent's spool; starting
+        the fault at `at` would make them look older than it, and superseded.)"""
         changes = []
         # Faults before clears, so one snapshot cannot resolve and reopen an incident.
         for c in sorted(checks, key=lambda c: not is_fault(c.check, c.state)):
             known = self._latest.get((agent, c.check))
             ours = known[1].state if known and known[1].active else "ok"
             if c.state != ours and (is_fault(c.check, c.state) or known and known[1].active):
+                since = correct(c.since) if c.since is not None else at
+                t = since if since <= at and (known is None or since >= known[1].last_at) \
+                    else at
                 changes += self._apply(agent, branch, c.check, "state", c.state,
-                                       c.reason, c.diagnosis, at)
+                                       c.reason, c.diagnosis, t)
         return changes
 
     def _apply(self, agent, branch, check, kind, state, reason, diagnosis, t) -> list[Change]:

@@ -18,8 +18,11 @@ import sqlite3
 import subprocess
 import threading
 import time
+import urllib.request
 
 import pytest
+
+from collector.api import token_hash
 
 from .support.agent import AgentProcess
 from .support.collector import CollectorProcess
@@ -29,6 +32,7 @@ from .support.snmpsim import SnmpSim, render, subset
 ADMIN = "1.3.6.1.2.1.2.2.1.7."
 GI9 = 9          # the backup uplink port in the recording (gi1 is the primary)
 TOKEN = "failover-e2e-token-a1"
+OPERATOR = "failover-e2e-operator-token-xxxxxx"
 
 
 class Far:
@@ -260,7 +264,9 @@ def spooled_actions(path) -> list[str]:
 
 def test_fails_over_with_the_collector_unreachable_and_delivers_later(sim, far, tmp_path):
     primary, backup = far
-    collector = CollectorProcess(tmp_path / "collector", {"a1": ("BR-1", TOKEN)})  # not started
+    collector = CollectorProcess(   # not started yet
+        tmp_path / "collector", {"a1": ("BR-1", TOKEN)},
+        extra=f"operators:\n  - {{name: wang, token_sha256: {token_hash(OPERATOR)}}}\n")
     spool = tmp_path / "spool.db"
     c = config(sim, primary, backup)
     c["collector"] = {"url": collector.url, "token": TOKEN, "heartbeat_interval": 1,
@@ -281,3 +287,21 @@ def test_fails_over_with_the_collector_unreachable_and_delivers_later(sim, far, 
             assert rows == [("action/failover/fail_over", "ok"),
                             ("action/failover/verify_backup", "ok")]
             wait_for(lambda: spooled_actions(spool) == [], timeout=10, what="an emptied spool")
+            # The incident shows the network-fault runbook with the line path taken
+            # and the backup line done by the agent (issue 6: "the incident shows
+            # the steps done"), though the collector heard of it only now.
+            run = wait_for(lambda: runbook_at(collector, "call-it-line"), timeout=10,
+                           what="the runbook past the backup-line step")
+            steps = {r["step"]: r for r in run["records"]}
+            assert steps["diagnose"]["choice"] == "line"
+            assert steps["backup-line"]["status"] == "done"
+            assert steps["backup-line"]["note"].startswith("agent: ")
+
+
+def runbook_at(collector, step: str) -> dict | None:
+    req = urllib.request.Request(collector.url + "/api/v1/incidents",
+                                 headers={"Authorization": f"Bearer {OPERATOR}"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        incs = json.loads(r.read())["incidents"]
+    runs = [run for inc in incs for run in inc["runbooks"] if run["runbook"]["id"] == "network-fault"]
+    return runs[0] if runs and runs[0]["current"] == step else None

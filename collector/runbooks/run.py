@@ -84,6 +84,7 @@ class Context:
     diagnosis: str | None = None
     faults: tuple[Fact, ...] = ()
     actions: tuple[AgentAction, ...] = ()
+    since: datetime | None = None      # the incident's start: agent actions from then count
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,10 @@ def _action(run: Run, step: Step, rec: StepRecord, ctx: Context) -> list[Effect]
     if step.done_when:
         # The agent does this one itself (pre-authorised, even with the line
         # cut) and reports it: the step follows its report.
-        seen = [a for a in ctx.actions if a.at >= run.started_at
+        # From the incident's start: a spool replay brings the agent's report
+        # after the run began, stamped with when the agent acted.
+        since = min(run.started_at, ctx.since or run.started_at)
+        seen = [a for a in ctx.actions if a.at >= since
                 and fnmatch.fnmatchcase(a.check, step.done_when)]
         if seen:
             last = max(seen, key=lambda a: a.at)
