@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import hmac
-import json
 import logging
 import re
 import time
@@ -28,30 +26,21 @@ from prometheus_client.core import CounterMetricFamily
 
 from agent.wire import Ack, Batch, Heartbeat, encode
 
+from .api_base import (DEADMAN, STATE, STORE, Rejected, _bearer_hash, _body, _json,
+                       start_executions)
+from .api_base import token_hash
 from .config import AgentEntry, Config
-from .incident_codec import encode as encode_incidents
-from .grader import GRADING_ACTIONS, Grader
-from .incident_desk import ACTIONS, IncidentDesk
-from .incident_runbooks import PERSON_ACTIONS, Runbooks
-from .runbook_executor import execute
-from .incidents import Refused
+from .api_people import (act_on_incident, act_on_step, get_incident, list_incidents,
+                         list_runbooks, start_runbook)
+from .grader import Grader
+from .incident_desk import IncidentDesk
+from .incident_runbooks import Runbooks
 from .store import Store
 from .writer import Writer
 
+__all__ = ["build_app", "token_hash", "wire_problem"]   # token_hash: tools import it here
+
 DEADMAN_EVERY = 1.0       # seconds between dead-man rounds (cheap: one SELECT)
-
-STORE = web.AppKey("store", object)
-STATE = web.AppKey("state", object)
-DEADMAN = web.AppKey("deadman", asyncio.Task)
-
-
-class Rejected(Exception):
-    """A request refused with a status and a one-line reason."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
 
 class Metrics:
     """The collector's /metrics, on a registry of its own."""
@@ -117,31 +106,6 @@ class _State:
         return await self.writer.run(fn, *args)
 
 
-def token_hash(token: str) -> str:
-    """The sha256 hex digest the config stores for a token."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def _bearer_hash(request: web.Request) -> str:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Rejected(401, "expected an Authorization: Bearer TOKEN header")
-    return token_hash(token.strip())
-
-
-def _operator(st: _State, request: web.Request) -> str:
-    """The operator's name for this request's token; agents get 403."""
-    digest = _bearer_hash(request)
-    name = st.operators.get(digest)
-    if name is not None:
-        return name
-    if digest in st.by_hash:
-        raise Rejected(403, "agent tokens may not read or act on incidents; use an "
-                            "operator token")
-    raise Rejected(401, "unknown operator token")
-
-
 def _authenticate(st: _State, request: web.Request) -> AgentEntry:
     digest = _bearer_hash(request)
     # Looking the digest up leaks at most timing about a sha256 of the
@@ -150,17 +114,6 @@ def _authenticate(st: _State, request: web.Request) -> AgentEntry:
     if entry is None or not hmac.compare_digest(entry.token_sha256, digest):
         raise Rejected(401, "unknown agent token")
     return entry
-
-
-async def _body(st: _State, request: web.Request) -> bytes:
-    limit = st.config.limits.max_body
-    if request.content_length is not None and request.content_length > limit:
-        raise Rejected(413, f"body of {request.content_length} bytes is over the limit of "
-                            f"{limit} bytes; send smaller batches")
-    try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise Rejected(413, f"body is over the limit of {limit} bytes; send smaller batches")
 
 
 # DOTALL: a field name may hold a newline (it is named back, flattened).
@@ -195,11 +148,6 @@ def _decode(body: bytes, type_):
         return msgspec.json.decode(body, type=type_)
     except msgspec.MsgspecError as e:
         raise Rejected(400, wire_problem(e))
-
-
-def _json(data) -> web.Response:
-    """A 200 JSON response for incident data (datetimes as RFC 3339)."""
-    return web.Response(body=encode_incidents(data), content_type="application/json")
 
 
 def _check_identity(entry: AgentEntry, agent: str, branch: str) -> None:
@@ -271,75 +219,6 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def list_incidents(request: web.Request) -> web.Response:
-    """GET /api/v1/incidents[?status=open|resolved|closed] (operators)."""
-    st: _State = request.app[STATE]
-    _operator(st, request)
-    status = request.query.get("status")
-    if status not in (None, "open", "resolved", "closed"):
-        raise Rejected(400, f"status: expected open, resolved or closed, got {status!r}")
-    return _json({"incidents": await st.run(st.desk.list, status)})
-
-
-async def get_incident(request: web.Request) -> web.Response:
-    """GET /api/v1/incidents/{id} (operators); 404 when unknown."""
-    st: _State = request.app[STATE]
-    _operator(st, request)
-    inc = await st.run(st.desk.get, request.match_info["id"])
-    if inc is None:
-        raise Rejected(404, f"no incident {request.match_info['id']!r}")
-    return _json(inc)
-
-
-# What each action needs in its body besides who (the token): the text field,
-# and for grading actions the value field (grader.GRADING_ACTIONS).
-TEXT_FIELD = {"note": "text", "deadline": "what"}
-
-
-async def act_on_incident(request: web.Request) -> web.Response:
-    """POST /api/v1/incidents/{id}/{action}.
-
-    ack|resolve|close {why}; note {text}; deadline {key, what} (met, with what
-    was sent); criterion|withdraw {criterion, why}; grade {grade, why[, table]}.
-    Who acted is the token's operator, never the body; 409 when the
-    incident's state refuses it (with the reason), 404 when unknown.
-    """
-    st: _State = request.app[STATE]
-    who = _operator(st, request)
-    action, incident_id = request.match_info["action"], request.match_info["id"]
-    if action not in ACTIONS:
-        raise Rejected(404, f"no action {action!r}; expected one of {', '.join(ACTIONS)}")
-    try:
-        body = json.loads(await _body(st, request) or b"{}")
-    except ValueError as e:
-        raise Rejected(400, f"body is not valid JSON: {e}")
-    if not isinstance(body, dict):
-        raise Rejected(400, "(body): expected a JSON object")
-    field = TEXT_FIELD.get(action, "why")
-    text = _required_text(body, field)
-    value = _required_text(body, GRADING_ACTIONS[action]) if action in GRADING_ACTIONS else None
-    table = body.get("table")
-    if table is not None and not isinstance(table, str):
-        raise Rejected(400, "table: expected a table name (text)")
-    force = body.get("force", False) is True
-    try:
-        inc = await st.run(st.desk.act, action, incident_id, who, text, force, value, table)
-    except KeyError:
-        raise Rejected(404, f"no incident {incident_id!r}")
-    except Refused as e:
-        raise Rejected(409, str(e))
-    return _json(inc)
-
-
-def _required_text(body: dict, field: str) -> str:
-    text = body.get(field)
-    if text is not None and not isinstance(text, str):
-        raise Rejected(400, f"{field}: expected text, got {type(text).__name__} {text!r}")
-    if text is None or not text.strip():
-        raise Rejected(400, f"{field}: missing, and it is required")
-    return text
-
-
 async def _deadman_loop(st: _State) -> None:
     log = logging.getLogger("branchwatch.collector")
     while True:
@@ -349,23 +228,8 @@ async def _deadman_loop(st: _State) -> None:
                 await st.run(job)
             except Exception:      # a bad round must not end the loop for good
                 log.exception("%s round failed", job.__name__)
-        _start_executions(st)
+        start_executions(st)
         await asyncio.sleep(DEADMAN_EVERY)
-
-
-def _start_executions(st: _State) -> None:
-    """Run the webhooks and commands runbooks asked for, each in a task of its own."""
-    while st.desk.outbox:
-        x = st.desk.outbox.pop(0)
-        task = asyncio.create_task(_execute(st, x))
-        st.tasks.add(task)
-        task.add_done_callback(st.tasks.discard)
-
-
-async def _execute(st: _State, x) -> None:
-    ok, message = await execute(x, st.config.runbooks)
-    await st.run(st.desk.runbook_result, x, ok, message)
-    _start_executions(st)
 
 
 def command_for_agent(x) -> dict:
@@ -374,66 +238,6 @@ def command_for_agent(x) -> dict:
     return {"id": f"{x.incident}/{x.run}/{x.step}",
             "check": f"action/runbook/{x.incident}/{x.run}/{x.step}",
             "action": msgspec.to_builtins(x.action)}
-
-
-async def start_runbook(request: web.Request) -> web.Response:
-    """POST /api/v1/incidents/{id}/runbooks {runbook, why}: start one by hand."""
-    st: _State = request.app[STATE]
-    who = _operator(st, request)
-    body = await _json_body(st, request)
-    runbook, why = _required_text(body, "runbook"), _required_text(body, "why")
-    return _json(await _person(st, request, st.desk.runbook_act, "start", runbook, who, why))
-
-
-async def act_on_step(request: web.Request) -> web.Response:
-    """POST /api/v1/incidents/{id}/steps/{step}/{confirm|skip|fail}
-    {note (confirm) | why, choice (a decision), run (default: the run at that step)}."""
-    st: _State = request.app[STATE]
-    who = _operator(st, request)
-    action, step = request.match_info["action"], request.match_info["step"]
-    if action not in PERSON_ACTIONS:
-        raise Rejected(404, f"no action {action!r}; expected one of {', '.join(PERSON_ACTIONS)}")
-    body = await _json_body(st, request)
-    text = _required_text(body, "note" if action == "confirm" else "why")
-    extra = {k: body.get(k) for k in ("run", "choice")}
-    for k, v in extra.items():
-        if v is not None and not isinstance(v, str):
-            raise Rejected(400, f"{k}: expected text")
-    return _json(await _person(st, request, st.desk.runbook_act, action, step, who, text,
-                               extra["run"], extra["choice"]))
-
-
-async def list_runbooks(request: web.Request) -> web.Response:
-    """GET /api/v1/runbooks: the runbooks this collector knows (operators)."""
-    st: _State = request.app[STATE]
-    _operator(st, request)
-    books = st.desk.runbooks.runbooks if st.desk.runbooks else {}
-    return _json({"runbooks": [{"id": rb.id, "title": rb.title, "source": rb.source,
-                                "steps": [s.id for s in rb.steps]}
-                               for rb in sorted(books.values(), key=lambda rb: rb.id)]})
-
-
-async def _json_body(st: _State, request: web.Request) -> dict:
-    try:
-        body = json.loads(await _body(st, request) or b"{}")
-    except ValueError as e:
-        raise Rejected(400, f"body is not valid JSON: {e}")
-    if not isinstance(body, dict):
-        raise Rejected(400, "(body): expected a JSON object")
-    return body
-
-
-async def _person(st: _State, request: web.Request, fn, *args):
-    """Run a person's action on the writer; 404 unknown incident, 409 refused."""
-    incident_id = request.match_info["id"]
-    try:
-        return await st.run(fn, incident_id, *args)
-    except KeyError:
-        raise Rejected(404, f"no incident {incident_id!r}")
-    except Refused as e:
-        raise Rejected(409, str(e))
-    finally:
-        _start_executions(st)
 
 
 @web.middleware

@@ -1,0 +1,147 @@
+"""The operators' side of the collector's API: incidents, grading actions,
+runbooks (issues 4-6). Every handler needs an operator token; who acted is
+the token's operator, never the body; refusals are 4xx with one line.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from .api_base import STATE, Rejected, _body, _json, _operator, start_executions
+from .grader import GRADING_ACTIONS
+from .incident_desk import ACTIONS
+from .incident_runbooks import PERSON_ACTIONS
+from .incidents import Refused
+
+_State = object   # collector.api._State (typing only: avoids an import cycle)
+
+
+async def list_incidents(request: web.Request) -> web.Response:
+    """GET /api/v1/incidents[?status=open|resolved|closed] (operators)."""
+    st: _State = request.app[STATE]
+    _operator(st, request)
+    status = request.query.get("status")
+    if status not in (None, "open", "resolved", "closed"):
+        raise Rejected(400, f"status: expected open, resolved or closed, got {status!r}")
+    return _json({"incidents": await st.run(st.desk.list, status)})
+
+
+async def get_incident(request: web.Request) -> web.Response:
+    """GET /api/v1/incidents/{id} (operators); 404 when unknown."""
+    st: _State = request.app[STATE]
+    _operator(st, request)
+    inc = await st.run(st.desk.get, request.match_info["id"])
+    if inc is None:
+        raise Rejected(404, f"no incident {request.match_info['id']!r}")
+    return _json(inc)
+
+
+# What each action needs in its body besides who (the token): the text field,
+# and for grading actions the value field (grader.GRADING_ACTIONS).
+TEXT_FIELD = {"note": "text", "deadline": "what"}
+
+
+async def act_on_incident(request: web.Request) -> web.Response:
+    """POST /api/v1/incidents/{id}/{action}.
+
+    ack|resolve|close {why}; note {text}; deadline {key, what} (met, with what
+    was sent); criterion|withdraw {criterion, why}; grade {grade, why[, table]}.
+    Who acted is the token's operator, never the body; 409 when the
+    incident's state refuses it (with the reason), 404 when unknown.
+    """
+    st: _State = request.app[STATE]
+    who = _operator(st, request)
+    action, incident_id = request.match_info["action"], request.match_info["id"]
+    if action not in ACTIONS:
+        raise Rejected(404, f"no action {action!r}; expected one of {', '.join(ACTIONS)}")
+    try:
+        body = json.loads(await _body(st, request) or b"{}")
+    except ValueError as e:
+        raise Rejected(400, f"body is not valid JSON: {e}")
+    if not isinstance(body, dict):
+        raise Rejected(400, "(body): expected a JSON object")
+    field = TEXT_FIELD.get(action, "why")
+    text = _required_text(body, field)
+    value = _required_text(body, GRADING_ACTIONS[action]) if action in GRADING_ACTIONS else None
+    table = body.get("table")
+    if table is not None and not isinstance(table, str):
+        raise Rejected(400, "table: expected a table name (text)")
+    force = body.get("force", False) is True
+    try:
+        inc = await st.run(st.desk.act, action, incident_id, who, text, force, value, table)
+    except KeyError:
+        raise Rejected(404, f"no incident {incident_id!r}")
+    except Refused as e:
+        raise Rejected(409, str(e))
+    return _json(inc)
+
+
+def _required_text(body: dict, field: str) -> str:
+    text = body.get(field)
+    if text is not None and not isinstance(text, str):
+        raise Rejected(400, f"{field}: expected text, got {type(text).__name__} {text!r}")
+    if text is None or not text.strip():
+        raise Rejected(400, f"{field}: missing, and it is required")
+    return text
+
+
+async def start_runbook(request: web.Request) -> web.Response:
+    """POST /api/v1/incidents/{id}/runbooks {runbook, why}: start one by hand."""
+    st: _State = request.app[STATE]
+    who = _operator(st, request)
+    body = await _json_body(st, request)
+    runbook, why = _required_text(body, "runbook"), _required_text(body, "why")
+    return _json(await _person(st, request, st.desk.runbook_act, "start", runbook, who, why))
+
+
+async def act_on_step(request: web.Request) -> web.Response:
+    """POST /api/v1/incidents/{id}/steps/{step}/{confirm|skip|fail}
+    {note (confirm) | why, choice (a decision), run (default: the run at that step)}."""
+    st: _State = request.app[STATE]
+    who = _operator(st, request)
+    action, step = request.match_info["action"], request.match_info["step"]
+    if action not in PERSON_ACTIONS:
+        raise Rejected(404, f"no action {action!r}; expected one of {', '.join(PERSON_ACTIONS)}")
+    body = await _json_body(st, request)
+    text = _required_text(body, "note" if action == "confirm" else "why")
+    extra = {k: body.get(k) for k in ("run", "choice")}
+    for k, v in extra.items():
+        if v is not None and not isinstance(v, str):
+            raise Rejected(400, f"{k}: expected text")
+    return _json(await _person(st, request, st.desk.runbook_act, action, step, who, text,
+                               extra["run"], extra["choice"]))
+
+
+async def list_runbooks(request: web.Request) -> web.Response:
+    """GET /api/v1/runbooks: the runbooks this collector knows (operators)."""
+    st: _State = request.app[STATE]
+    _operator(st, request)
+    books = st.desk.runbooks.runbooks if st.desk.runbooks else {}
+    return _json({"runbooks": [{"id": rb.id, "title": rb.title, "source": rb.source,
+                                "steps": [s.id for s in rb.steps]}
+                               for rb in sorted(books.values(), key=lambda rb: rb.id)]})
+
+
+async def _json_body(st: _State, request: web.Request) -> dict:
+    try:
+        body = json.loads(await _body(st, request) or b"{}")
+    except ValueError as e:
+        raise Rejected(400, f"body is not valid JSON: {e}")
+    if not isinstance(body, dict):
+        raise Rejected(400, "(body): expected a JSON object")
+    return body
+
+
+async def _person(st: _State, request: web.Request, fn, *args):
+    """Run a person's action on the writer; 404 unknown incident, 409 refused."""
+    incident_id = request.match_info["id"]
+    try:
+        return await st.run(fn, incident_id, *args)
+    except KeyError:
+        raise Rejected(404, f"no incident {incident_id!r}")
+    except Refused as e:
+        raise Rejected(409, str(e))
+    finally:
+        start_executions(st)
