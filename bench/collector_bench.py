@@ -41,6 +41,7 @@ from tests.support.nut import NutServer  # noqa: E402
 from measure import main, spread  # noqa: E402
 
 INGEST_AGENTS, BATCH, CHECKS = 8, 100, 200
+REPLAY_FROM = datetime.now(timezone.utc) - timedelta(days=14)
 HB_AGENTS, HB_INTERVAL, HB_CHECKS = 5000, 15.0, 20
 OPERATOR = "bench-operator-token-xxxxxxxxxxxxxxxx"
 ONLINE = "ups.status: OL\nbattery.charge: 100\nbattery.runtime: 1800\ninput.voltage: 230\n"
@@ -55,14 +56,15 @@ def batch_body(agent: str, seq: int) -> bytes:
     """100 new events of one agent, as a spool replay after a long cut sends them.
 
     Each of CHECKS checks goes warning in one pass and ok in the next, 3 s
-    apart; an hour separates passes. So every other pass opens an incident
-    of CHECKS faults and the pass after clears and resolves it."""
-    t0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+    apart; ten minutes separate passes. So every other pass opens an incident
+    of CHECKS faults and the pass after clears and resolves it. The replay
+    starts 14 days back: the collector applies events observed within a month
+    of their arrival, so all of these go through the incident engine."""
     events = []
     for i in range(BATCH):
         n = seq * BATCH + i
         n_pass, k = divmod(n, CHECKS)
-        at = t0 + timedelta(hours=n_pass, seconds=3 * k)
+        at = REPLAY_FROM + timedelta(minutes=20 * n_pass, seconds=3 * k)
         events.append({"id": uuid.uuid4().hex, "kind": "state", "agent": agent, "branch": agent,
                        "check": f"tcp/svc{k}", "old_state": None,
                        "new_state": "warning" if n_pass % 2 == 0 else "ok",

@@ -17,6 +17,7 @@ still grades "one region" correctly, never "no region").
 from __future__ import annotations
 
 import fnmatch
+import functools
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
@@ -28,6 +29,13 @@ Span = tuple[datetime, datetime | None]
 
 
 def _matches(check: str, patterns: Iterable[str]) -> bool:
+    return _match_any(check, tuple(patterns))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _match_any(check: str, patterns: tuple[str, ...]) -> bool:
+    # Graded every second for every incident that changed: the same few
+    # hundred check ids against the same patterns, so remember the answers.
     return any(fnmatch.fnmatchcase(check, p) for p in patterns)
 
 

@@ -106,8 +106,11 @@ class Runbooks:
     def advance(self, inc: Incident, now: datetime) -> tuple[list[Change], list[Execute]]:
         """Move every running run of the incident as far as it goes by itself."""
         changes, executes = [], []
-        ctx = context(inc, now)
+        ctx = None
         for run in inc.runbooks:
+            if not moves_by_itself(run):
+                continue                 # a person's turn: nothing to look at
+            ctx = ctx or context(inc, now)
             c, x = self._effects(inc, advance(run, ctx), now)
             changes, executes = changes + c, executes + x
         return changes, executes
@@ -151,6 +154,22 @@ class Runbooks:
         if not at:
             raise Refused(f"{inc.id} has no runbook running")
         return at[-1]
+
+
+def moves_by_itself(run: Run) -> bool:
+    """Whether time or the incident's facts can move this run (a wait, a decision
+    the diagnosis may answer, an action running or allowed); a manual task or
+    an action waiting for a person cannot."""
+    if run.status != "running" or run.current is None:
+        return False
+    step, rec = run.runbook.step(run.current), run.record()
+    if step.kind == "wait":
+        return True
+    if step.kind == "decision":
+        return step.auto is not None
+    if step.kind == "action":
+        return step.preauthorised or rec.confirmed
+    return False
 
 
 def waiting_on_agents(inc: Incident) -> list[Execute]:
