@@ -30,11 +30,14 @@ from .api_base import (DEADMAN, STATE, STORE, Rejected, _bearer_hash, _body, _js
                        start_executions)
 from .api_base import token_hash
 from .config import AgentEntry, Config
+from .api_reports import add_report_routes
 from .api_people import (act_on_incident, act_on_step, get_incident, list_incidents,
                          list_runbooks, start_runbook)
 from .grader import Grader
 from .incident_desk import IncidentDesk
 from .incident_runbooks import Runbooks
+from .notify import http as notify_http
+from .notify.notifier import Notifier
 from .store import Store
 from .writer import Writer
 
@@ -102,8 +105,12 @@ class _State:
         self.tasks: set[asyncio.Task] = set()     # runbook executions in flight
 
     async def run(self, fn, *args):
-        """Run a store call on the writer thread (committed when it returns)."""
-        return await self.writer.run(fn, *args)
+        """Run a store call on the writer thread (committed when it returns); then
+        hand what it queued for people to the notification dispatcher (issue 7)."""
+        try:
+            return await self.writer.run(fn, *args)
+        finally:
+            notify_http.send_mail(self)
 
 
 def _authenticate(st: _State, request: web.Request) -> AgentEntry:
@@ -223,7 +230,8 @@ async def _deadman_loop(st: _State) -> None:
     log = logging.getLogger("branchwatch.collector")
     while True:
         # Separate jobs: a grading bug must not stop the dead-man, nor the reverse.
-        for job in (st.desk.deadman, st.desk.grade_all, st.desk.advance_runbooks):
+        for job in (st.desk.deadman, st.desk.grade_all, st.desk.advance_runbooks,
+                    st.desk.notify_tick):
             try:
                 await st.run(job)
             except Exception:      # a bad round must not end the loop for good
@@ -279,11 +287,14 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
     app.router.add_post("/api/v1/incidents/{id}/steps/{step}/{action}", act_on_step)
     app.router.add_get("/api/v1/runbooks", list_runbooks)
     app.router.add_post("/api/v1/incidents/{id}/{action}", act_on_incident)
+    grader = Grader.from_config(config)
     st.desk = IncidentDesk(store, clock, window=config.incidents.window,
-                           deadman_grace=config.incidents.deadman_grace,
-                           grader=Grader.from_config(config),
+                           deadman_grace=config.incidents.deadman_grace, grader=grader,
                            runbooks=Runbooks.from_folder(config.runbooks.folder,
-                                                         config.runbooks.auto_start))
+                                                         config.runbooks.auto_start),
+                           notifier=Notifier.from_config(config, grader.tables))
+    notify_http.setup(app, st)        # ack links, Alertmanager's webhook, the dispatcher
+    add_report_routes(app)            # the regulator's reports (issue 7)
     st.writer = st.metrics.writer = Writer(store, on_failure=st.desk.reload)
 
     async def _start_deadman(app):

@@ -17,7 +17,7 @@ import sys
 
 from .config import ConfigError, load
 
-COMMANDS = ("collector", "audit", "incidents", "runbook")
+COMMANDS = ("collector", "audit", "incidents", "runbook", "report")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +41,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_incidents(sub)
     from .runbook_cli import add_command as add_runbook
     add_runbook(sub)
+    from .report_cli import add_command as add_report    # issue 7
+    add_report(sub)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
         if args.command == "runbook":
             from .runbook_cli import run as run_runbook
             return run_runbook(args)
+        if args.command == "report":
+            from .report_cli import run as run_report
+            return run_report(args)
     except ConfigError as e:
         print(f"branchwatch: {e}", file=sys.stderr)
         return 2

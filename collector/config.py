@@ -15,6 +15,11 @@ import msgspec
 from agent.config import ConfigError, load_as, parse_as
 from agent.schema_network import _S, Name
 
+from .reports.settings import ReportSettings
+
+from .notify.settings import Notify
+from .notify.settings import problems as _notify_problems
+
 __all__ = ["Config", "ConfigError", "load", "parse", "AgentEntry", "Operator"]
 
 Sha256Hex = typing.Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
@@ -130,6 +135,8 @@ class Config(_S):
     incidents: Incidents = msgspec.field(default_factory=Incidents)
     grading: Grading = msgspec.field(default_factory=Grading)
     runbooks: RunbookSettings = msgspec.field(default_factory=RunbookSettings)
+    reports: ReportSettings = msgspec.field(default_factory=ReportSettings)
+    notify: Notify = msgspec.field(default_factory=Notify)    # issue 7: collector/notify/
 
     def db_path(self) -> Path:
         """The SQLite file inside the data directory."""
@@ -169,6 +176,17 @@ def _semantic_problems(c: Config):
             hashes.add(entry.token_sha256)
     yield from _grading_problems(c.grading)
     yield from _runbook_problems(c.runbooks)
+    if c.notify != Notify():
+        yield from _notify_problems(c.notify, _tables(c.grading))
+
+
+def _tables(g: Grading) -> dict:
+    """The grading tables in use, or none when they do not load (reported above)."""
+    from .grading import TableError, load_tables
+    try:
+        return load_tables(g.tables)
+    except TableError:
+        return {}
 
 
 def _runbook_problems(r: RunbookSettings):

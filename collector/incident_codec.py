@@ -16,6 +16,7 @@ import msgspec
 from .grading import Assertion
 from .incident_grades import DeadlineState, GradeRecord
 from .incidents import Action, Fault, Incident
+from .notify.state import NotifyState
 from .runbooks.run import AgentAction, Run
 
 
@@ -62,6 +63,7 @@ def to_dict(inc: Incident) -> dict:
         # issue 5: dataclasses msgspec encodes as they are.
         "grades": inc.grades, "assertions": inc.assertions, "deadlines": inc.deadlines,
         "runbooks": inc.runbooks, "actions": inc.actions,
+        "notify": inc.notify,                    # issue 7: NotifyState or None
     }
 
 
@@ -87,4 +89,5 @@ def from_dict(d: dict) -> Incident:
         assertions=msgspec.convert(d.get("assertions", []), list[Assertion]),
         deadlines=msgspec.convert(d.get("deadlines", []), list[DeadlineState]),
         runbooks=msgspec.convert(d.get("runbooks", []), list[Run]),
-        actions=msgspec.convert(d.get("actions", []), list[AgentAction]))
+        actions=msgspec.convert(d.get("actions", []), list[AgentAction]),
+        notify=msgspec.convert(d.get("notify"), NotifyState | None))

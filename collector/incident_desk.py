@@ -58,9 +58,13 @@ class IncidentDesk:
 
     def __init__(self, store: Store, clock: Callable[[], float], window: float = 120.0,
                  deadman_grace: float | None = None, grader: Grader | None = None,
-                 runbooks: Runbooks | None = None):
+                 runbooks: Runbooks | None = None, notifier=None):
         self.store, self.clock, self.grace, self.window = store, clock, deadman_grace, window
         self.grader, self.runbooks = grader, runbooks
+        # issue 7 (collector/notify/): planned here, on the writer thread; `mail`
+        # is what the API's dispatcher sends on the event loop.
+        self.notifier = notifier
+        self.mail: list = []
         # Runbook actions to carry out: by the API (webhooks, commands), or by a
         # branch's agent when it next sends a heartbeat (branch -> actions).
         self.outbox: list[Execute] = []
@@ -93,6 +97,9 @@ class IncidentDesk:
         self.commands = {}
         for inc in self.book.incidents():
             self._hand_out(waiting_on_agents(inc))
+        # Deliveries queued before a restart go out again (the dispatcher skips
+        # ones it already holds).
+        self.mail = self.notifier.pending(self.book.incidents()) if self.notifier else []
 
     def _new_id(self) -> str:
         # Date for people, a random part so ids never repeat across restarts.
@@ -109,8 +116,39 @@ class IncidentDesk:
                 self._hand_out(executes)
         ids = dict.fromkeys(c.incident_id for c in changes)
         self.quiet.difference_update(ids)      # changed: grade it again
+        notes = None
+        if self.notifier is not None:          # issue 7: who hears of it
+            notes = self.notifier.on_changes(changes, self._incident, _utc(at))
         self.store.save_incidents([self.book.get(i) for i in ids], at,
-                                  [audit_record(at, c, actor) for c in changes])
+                                  [audit_record(at, c, actor) for c in changes]
+                                  + ([(at, k, "collector", d) for k, d in notes.records]
+                                     if notes else []))
+        if notes:
+            self.mail += notes.outbox
+
+    # --- notifications (issue 7) -----------------------------------------------------
+    def notify_tick(self) -> int:
+        """Once a second: escalations, deadline reminders, held alerts, refreshes."""
+        if self.notifier is None:
+            return 0
+        ts = self.clock()
+        notes = self.notifier.tick(self.book.incidents(), _utc(ts))
+        if notes.touched or notes.records:
+            self.store.save_incidents([self.book.get(i) for i in notes.touched], ts,
+                                      [(ts, k, "collector", d) for k, d in notes.records])
+        self.mail += notes.outbox
+        return len(notes.outbox)
+
+    def delivered(self, item, ok: bool, error: str | None, attempts: int, final: bool) -> None:
+        """The dispatcher's outcome for one item: kept on the incident, audited."""
+        ts = self.clock()
+        try:
+            inc = self._incident(item.incident)
+        except KeyError:
+            return
+        records = self.notifier.delivered(inc, item, ok, error, attempts, final, _utc(ts))
+        if records or item.delivery is not None:
+            self.store.save_incidents([inc], ts, [(ts, k, "collector", d) for k, d in records])
 
     # --- facts -------------------------------------------------------------------
     def ingest(self, agent: str, branch: str, events: list[Event], received_at: float,

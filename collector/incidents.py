@@ -123,6 +123,9 @@ class Incident:
     # agents' action events at the branch (runbooks.run.AgentAction).
     runbooks: list = field(default_factory=list)
     actions: list = field(default_factory=list)
+    # issue 7 (collector/notify/state.py): NotifyState once anyone was told,
+    # so escalation, who was notified and waiting deliveries survive a restart.
+    notify: object = None
 
     def active_faults(self) -> list[Fault]:
         """Faults not yet cleared."""

@@ -26,6 +26,8 @@ from .audit import SCHEMA as AUDIT_SCHEMA
 from .audit import AuditLog
 from .incident_codec import encode, from_dict, to_dict
 from .incidents import Incident
+from .reports.storage import SCHEMA as REPORTS_SCHEMA
+from .reports.storage import ReportRows, StoredReport
 
 # Versioned migrations: append, never edit a shipped one.
 MIGRATIONS: list[tuple[int, list[str]]] = [
@@ -53,6 +55,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             opened_at TEXT NOT NULL, updated_at REAL NOT NULL, body TEXT NOT NULL)""",
         "CREATE INDEX incidents_status ON incidents (status)",
     ]),
+    # issue 7: drafts and issued (frozen) reports (collector/reports/storage.py).
+    (3, REPORTS_SCHEMA),
 ]
 
 
@@ -122,6 +126,24 @@ class Store(Protocol):
     def list_incidents(self, status: str | None = None) -> list[Incident]:
         """Incidents (optionally of one status), oldest first."""
 
+    # issue 7: reports (collector/reports/storage.py ReportRows).
+    def add_report(self, report: StoredReport, at: float) -> None:
+        """Keep a new draft (audited)."""
+
+    def edit_report(self, report_id: str, fields: dict, changed: dict, at: float,
+                    who: str) -> None:
+        """Replace a draft's fields (audited); ReportFrozen once issued."""
+
+    def issue_report(self, report_id: str, markdown: str, html: str, at: float, who: str,
+                     why: str) -> None:
+        """Freeze a draft with its rendered text (audited)."""
+
+    def report(self, report_id: str) -> StoredReport | None:
+        """One report, or None."""
+
+    def reports(self, incident: str | None = None) -> list[StoredReport]:
+        """Reports (of one incident), oldest first."""
+
     def close(self) -> None:
         """Release the database."""
 
@@ -143,7 +165,7 @@ _json = msgspec.json
 _checks_decoder = msgspec.json.Decoder(list[CheckStatus])
 
 
-class SqliteStore:
+class SqliteStore(ReportRows):
     """`Store` on one SQLite file: WAL, synchronous=FULL, versioned schema."""
 
     def __init__(self, path: str | Path):

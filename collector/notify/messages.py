@@ -1,0 +1,157 @@
+"""What a message says: text from the language's template (templates/*.yaml),
+the JSON webhook's body, and the alert Alertmanager receives. Pure.
+
+Every message starts with the incident id, its grade and title; a drill says
+DRILL in its first words (issue 7: nobody may take a drill for the real thing).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import yaml
+
+from ..incidents import Incident
+from .routing import Rules, branches_of
+
+TEMPLATES = Path(__file__).with_name("templates")
+FAULTS_SHOWN = 5
+KEYS = ("drill", "ungraded", "subject", "reasons", "body")
+
+
+@cache
+def template(language: str) -> dict:
+    """The shipped template of a language (checked: every key, every reason)."""
+    data = yaml.safe_load((TEMPLATES / f"{language}.yaml").read_text(encoding="utf-8"))
+    missing = [k for k in KEYS if k not in data]
+    if missing:
+        raise ValueError(f"templates/{language}.yaml: missing {', '.join(missing)}")
+    return data
+
+
+def is_drill(inc: Incident) -> bool:
+    """A drill incident: a `drill` flag (set by the drill feature) or a DRILL title."""
+    return bool(getattr(inc, "drill", False)) or inc.title.upper().startswith("DRILL")
+
+
+def grade_label(inc: Incident, rules: Rules, ungraded: str) -> str:
+    """'III 較大' per graded table (' / ' between tables), or the ungraded word."""
+    labels = []
+    for name, rec in inc.grades.items():
+        if rec.grade is None:
+            continue
+        t = rules.tables.get(name)
+        title = t.grade_titles.get(rec.grade) if t is not None else None
+        labels.append(f"{rec.grade} {title}" if title else rec.grade)
+    return " / ".join(labels) or ungraded
+
+
+def zone(rules: Rules) -> ZoneInfo:
+    """The time zone messages show times in."""
+    return ZoneInfo(rules.timezone)
+
+
+def local(t: datetime | None, tz: ZoneInfo) -> str:
+    """A time as people at the bank read it."""
+    return "" if t is None else t.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def render(inc: Incident, reason: str, detail: str, rules: Rules, tz: ZoneInfo
+           ) -> tuple[str, str]:
+    """(subject, text without the ack link) for one alert."""
+    t = template(rules.settings.language)
+    subject = _fill(t["subject"], drill=t["drill"] if is_drill(inc) else "", id=inc.id,
+                    grade=grade_label(inc, rules, t["ungraded"]), title=inc.title)
+    faults = [f for f in inc.faults.values() if f.active and not f.suppressed]
+    shown = "; ".join(f"{f.check} {f.state}: {f.reason}" for f in faults[:FAULTS_SHOWN])
+    if len(faults) > FAULTS_SHOWN:
+        shown += f"; +{len(faults) - FAULTS_SHOWN}"
+    due = "; ".join(f"{d.key} {d.status} {local(d.due_at, tz)}" for d in inc.deadlines
+                    if d.status != "met")
+    branches = branches_of(inc)
+    values = dict(subject=subject, id=inc.id, title=inc.title,
+                  what=_fill(t["reasons"].get(reason, "{detail}"), detail=detail),
+                  branches=", ".join(branches),
+                  region=", ".join(dict.fromkeys(r for b in branches
+                                                 if (r := rules.region_of(b)))) or "-",
+                  started=local(inc.started_at, tz), status=inc.status, faults=shown,
+                  deadlines=due)
+    lines = [line for line in (_line(b, values) for b in t["body"]) if line is not None]
+    return subject, "\n".join(lines)
+
+
+def with_link(text: str, ack_url: str | None, rules: Rules) -> str:
+    """The text with the person's ack link in the template's ack line."""
+    lines = text.split("\n")
+    if ack_url:
+        line = _line(next(b for b in template(rules.settings.language)["body"]
+                          if "{ack_url}" in b), {"ack_url": ack_url})
+        lines.insert(max(len(lines) - 1, 1), line)   # before the CLI line
+    return "\n".join(lines)
+
+
+def webhook_body(inc: Incident, rules: Rules, reason: str, subject: str, text: str,
+                 to: str, role: str | None, level: int | None, ack_url: str | None,
+                 at: datetime) -> dict:
+    """The native JSON webhook's body: the message and the incident's essentials."""
+    return {"version": 1, "incident": inc.id, "drill": is_drill(inc), "reason": reason,
+            "subject": subject, "text": text, "to": to, "role": role, "level": level,
+            "ack_url": ack_url, "at": at.isoformat(), "title": inc.title,
+            "status": inc.status, "branch": inc.branch, "branches": branches_of(inc),
+            "region": rules.region_of(inc.branch),
+            "started_at": inc.started_at.isoformat(),
+            "grades": {n: r.grade for n, r in inc.grades.items()},
+            "deadlines": [{"key": d.key, "status": d.status, "due_at": d.due_at.isoformat()}
+                          for d in inc.deadlines]}
+
+
+def am_alert(inc: Incident, rules: Rules, now: datetime) -> dict:
+    """The incident as one Alertmanager alert (POST /api/v2/alerts). A firing one
+    ends 4 resend intervals ahead (re-posted every `resend`, as Prometheus does);
+    a resolved one ends when it resolved."""
+    am = rules.settings.alertmanager
+    # Severity from the worst any fault was, not what is active now: Alertmanager
+    # knows an alert by its labels, which should change as little as possible.
+    critical = any(r.grade is not None for r in inc.grades.values()) or any(
+        not f.suppressed and any(h[2] in ("critical", "unknown") for h in f.history)
+        for f in inc.faults.values())
+    labels = {"alertname": "BranchwatchIncident", "incident": inc.id, "branch": inc.branch,
+              "severity": "critical" if critical else "warning"}
+    if region := rules.region_of(inc.branch):
+        labels["region"] = region
+    for name, rec in inc.grades.items():
+        if rec.grade is not None:
+            labels["grade_" + re.sub(r"[^A-Za-z0-9_]", "_", name)] = rec.grade
+    if is_drill(inc):
+        labels["drill"] = "true"
+    subject, _ = render(inc, "opened", "", rules, zone(rules))
+    ends = inc.resolved_at if inc.status != "open" and inc.resolved_at else \
+        now + timedelta(seconds=4 * am.resend)
+    alert = {"labels": labels,
+             "annotations": {"summary": subject, "title": inc.title},
+             "startsAt": inc.started_at.isoformat(), "endsAt": ends.isoformat()}
+    if rules.settings.public_url:
+        alert["generatorURL"] = f"{rules.settings.public_url.rstrip('/')}/api/v1/incidents/{inc.id}"
+    return alert
+
+
+def _fill(pattern: str, **values) -> str:
+    return string.Formatter().vformat(pattern, (), _Blank(values))
+
+
+def _line(pattern: str, values: dict) -> str | None:
+    names = [n for _, n, _, _ in string.Formatter().parse(pattern) if n]
+    data = [n for n in names if n != "id"]
+    if data and not any(values.get(n) for n in data):
+        return None
+    return _fill(pattern, **values)
+
+
+class _Blank(dict):
+    def __missing__(self, key):
+        return ""

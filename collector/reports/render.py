@@ -1,0 +1,109 @@
+"""Reports as Markdown, HTML and PDF from one Jinja2 template per language and
+kind (templates/zh/written.j2, templates/en/summary.j2, ...).
+
+The same template renders twice: with MarkdownBlocks in an environment
+without autoescape, and with HtmlBlocks in one with autoescape (so text a
+person or an agent wrote is escaped). PDF is WeasyPrint over the HTML, where
+WeasyPrint and the Noto CJK fonts are installed (../shared/realstack.md:
+the font must be named in @page too, or footers fall back to another font).
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import jinja2
+from markupsafe import Markup
+
+from .blocks import BLOCKS
+
+TEMPLATES = Path(__file__).parent / "templates"
+FORMATS = ("md", "html")
+CJK_FONT = "Noto Sans CJK SC"
+LANG_TAGS = {"zh": "zh-CN", "en": "en"}
+
+
+def _finalize_md(value):
+    # None prints as nothing; `<` can never open a tag in a Markdown viewer.
+    return "" if value is None else str(value).replace("<", "&lt;")
+
+
+def _finalize_html(value):
+    return "" if value is None else value
+
+
+@functools.cache
+def environment(fmt: str) -> jinja2.Environment:
+    """The template environment for one format (HTML autoescapes)."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=fmt == "html",
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        keep_trailing_newline=True, extensions=["jinja2.ext.do"],
+        finalize=_finalize_html if fmt == "html" else _finalize_md)
+
+
+def time_format(tz: str):
+    """A function for templates: RFC 3339 text (or a datetime) as 'YYYY-MM-DD HH:MM'
+    in the report's time zone; None stays None."""
+    zone = ZoneInfo(tz)
+
+    def t(value, pattern: str = "%Y-%m-%d %H:%M"):
+        if value is None:
+            return None
+        when = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return when.astimezone(zone).strftime(pattern)
+    return t
+
+
+def render(meta: dict, fields: dict, fmt: str) -> str:
+    """One report (meta: id, status, issued_at, issued_by, supersedes) as Markdown or
+    a whole HTML page."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    env = environment(fmt)
+    template = env.get_template(f"{fields['language']}/{fields['kind']}.j2")
+    body = template.render(r=fields, meta=meta, b=BLOCKS[fmt], t=time_format(fields["timezone"]))
+    body = body.strip() + "\n"
+    if fmt == "md":
+        return body
+    return env.get_template("html/page.j2").render(
+        body=Markup(body), title=meta["id"], lang=LANG_TAGS.get(fields["language"], "en"),
+        font=CJK_FONT)
+
+
+def pdf_problem() -> str | None:
+    """Why a PDF cannot be made here (None when it can)."""
+    try:
+        import weasyprint  # noqa: F401
+    except (ImportError, OSError) as e:        # OSError: pango missing
+        return (f"PDF needs WeasyPrint ({e}): pip install 'branchwatch[pdf]' "
+                "(and Debian's libpango-1.0-0)")
+    if not _cjk_font():
+        return (f"PDF needs the {CJK_FONT} font for Chinese text: apt-get install "
+                "fonts-noto-cjk")
+    return None
+
+
+@functools.cache
+def _cjk_font() -> bool:
+    if shutil.which("fc-match") is None:
+        return False
+    out = subprocess.run(["fc-match", "-f", "%{family}", CJK_FONT], capture_output=True,
+                         text=True, timeout=10)
+    return CJK_FONT.split(" CJK")[0] + " CJK" in out.stdout
+
+
+def pdf(html: str) -> bytes:
+    """The HTML page as PDF (WeasyPrint; ~2 s a page). RuntimeError when it cannot."""
+    problem = pdf_problem()
+    if problem:
+        raise RuntimeError(problem)
+    import weasyprint
+    return weasyprint.HTML(string=html).write_pdf()
