@@ -44,15 +44,19 @@ def _from_action(d: dict | None) -> Action | None:
     return None if d is None else Action(d["who"], d["why"], _dt(d["at"]))
 
 
-def to_dict(inc: Incident) -> dict:
-    """An incident as plain data (faults as a list); `encode` makes it JSON."""
+def to_dict(inc: Incident, stored: bool = False) -> dict:
+    """An incident as plain data (faults as a list); `encode` makes it JSON.
+
+    `stored`: for the database, faults stay Fault dataclasses (msgspec encodes
+    them in C; an incident is saved on every change) and carry no derived
+    `active`; `from_dict` reads either form."""
     return {
         "id": inc.id, "branch": inc.branch, "title": inc.title,
         "started_at": _t(inc.started_at), "status": inc.status,
         "resolved_at": _t(inc.resolved_at), "closed": _action(inc.closed),
         "resolved_by": _action(inc.resolved_by),
         "acks": [_action(a) for a in inc.acks], "notes": [_action(a) for a in inc.notes],
-        "faults": [{
+        "faults": list(inc.faults.values()) if stored else [{
             "agent": f.agent, "branch": f.branch, "check": f.check, "category": f.category,
             "state": f.state, "reason": f.reason, "diagnosis": f.diagnosis,
             "last_at": _t(f.last_at), "active": f.active,

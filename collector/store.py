@@ -357,7 +357,7 @@ class SqliteStore(ReportRows):
                        audit: list[tuple[float, str, str, dict]] = ()) -> None:
         """Upsert incidents and append their audit records, in one commit."""
         rows = [(i.id, i.branch, i.status, i.started_at.isoformat(), at,
-                 encode(to_dict(i)).decode()) for i in incidents]
+                 encode(to_dict(i, stored=True)).decode()) for i in incidents]
         with self._transaction() as c:
             c.executemany(
                 "INSERT INTO incidents VALUES (?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
