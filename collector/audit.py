@@ -14,12 +14,13 @@ are committed together or not at all.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sqlite3
+from datetime import datetime, timezone
 
 import msgspec
-from datetime import datetime, timezone
 
 GENESIS = "0" * 64
 
@@ -45,8 +46,10 @@ def canonical_json(data) -> str:
     return _canonical.encode(data).decode("utf-8")
 
 
+@functools.lru_cache(maxsize=256)
 def timestamp(at: float) -> str:
-    """Epoch seconds as the fixed-width UTC text stored in `at`."""
+    """Epoch seconds as the fixed-width UTC text stored in `at` (the records of one
+    save share one time: remembered)."""
     return datetime.fromtimestamp(at, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -29,6 +30,10 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
 
 async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
     """Serve until SIGTERM/SIGINT (or `stop` is set); in-flight requests finish."""
+    # The incident book holds many long-lived objects; the default thresholds
+    # run full collections over them every few thousand allocations (7 % of
+    # the writer's time in the ingest benchmark). Collect young objects less often.
+    gc.set_threshold(50_000, 20, 50)
     store = SqliteStore(config.db_path())
     try:
         app = build_app(config, store, clock=clock_from_env())
