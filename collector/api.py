@@ -31,10 +31,12 @@ from .api_base import (DEADMAN, STATE, STORE, Rejected, _bearer_hash, _body, _js
 from .api_base import token_hash
 from .config import AgentEntry, Config
 from .api_reports import add_report_routes
+from .drills.http import add_drill_routes
 from .api_people import (act_on_incident, act_on_step, get_incident, list_incidents,
                          list_runbooks, start_runbook)
 from .grader import Grader
 from .incident_desk import IncidentDesk
+from .incident_rules import drill_of
 from .incident_runbooks import Runbooks
 from .notify import http as notify_http
 from .notify.notifier import Notifier
@@ -61,8 +63,11 @@ class Metrics:
                                  ["endpoint"], registry=r,
                                  buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5))
         self.incidents = Gauge("branchwatch_collector_incidents",
-                               "Incidents not yet closed, by status (open, resolved)",
-                               ["status"], registry=r)
+                               "Incidents not yet closed, by status (open, resolved); "
+                               "drills never count here", ["status"], registry=r)
+        self.drill_incidents = Gauge("branchwatch_collector_drill_incidents",
+                                     "Drill incidents not yet closed, by status (domain.md §5)",
+                                     ["status"], registry=r)
         self.silent = Gauge("branchwatch_collector_agents_silent",
                             "Agents silent past their heartbeat interval plus grace "
                             "(the dead-man's 'branch unreachable')", registry=r)
@@ -219,6 +224,8 @@ async def metrics(request: web.Request) -> web.Response:
     counts = await st.run(st.desk.counts)
     for status, n in counts["incidents"].items():
         st.metrics.incidents.labels(status).set(n)
+    for status, n in counts["drill_incidents"].items():
+        st.metrics.drill_incidents.labels(status).set(n)
     st.metrics.silent.set(counts["silent"])
     for agent, offset in counts["offsets"].items():
         st.metrics.offset.labels(agent).set(round(offset, 3))
@@ -274,7 +281,7 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
     app = web.Application(client_max_size=config.limits.max_body,
                           middlewares=[_timing_and_refusals])
     st = _State(config, clock)
-    st.seen.update(a.agent for a in store.agents())
+    st.seen.update(a.agent for a in store.agents() if drill_of(a.agent) is None)
     st.metrics.agents_seen.set(len(st.seen))
     app[STATE], app[STORE] = st, store
     app.router.add_post("/api/v1/events", post_events)
@@ -295,6 +302,7 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
                            notifier=Notifier.from_config(config, grader.tables))
     notify_http.setup(app, st)        # ack links, Alertmanager's webhook, the dispatcher
     add_report_routes(app)            # the regulator's reports (issue 7)
+    add_drill_routes(app)             # drills (issue 7; domain.md §5)
     st.writer = st.metrics.writer = Writer(store, on_failure=st.desk.reload)
 
     async def _start_deadman(app):

@@ -19,13 +19,21 @@ _State = object   # collector.api._State (typing only: avoids an import cycle)
 
 
 async def list_incidents(request: web.Request) -> web.Response:
-    """GET /api/v1/incidents[?status=open|resolved|closed] (operators)."""
+    """GET /api/v1/incidents[?status=open|resolved|closed][&drill=1|only] (operators).
+    Drill incidents are left out unless asked for (domain.md §5)."""
     st: _State = request.app[STATE]
     _operator(st, request)
     status = request.query.get("status")
     if status not in (None, "open", "resolved", "closed"):
         raise Rejected(400, f"status: expected open, resolved or closed, got {status!r}")
-    return _json({"incidents": await st.run(st.desk.list, status)})
+    drill = DRILL_QUERY.get(request.query.get("drill", "0"))
+    if drill is None:
+        raise Rejected(400, f"drill: expected 0, 1 (drills too) or only, "
+                            f"got {request.query['drill']!r}")
+    return _json({"incidents": await st.run(st.desk.list, status, drill)})
+
+
+DRILL_QUERY = {"0": "no", "false": "no", "1": "yes", "true": "yes", "only": "only"}
 
 
 async def get_incident(request: web.Request) -> web.Response:

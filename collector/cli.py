@@ -17,7 +17,7 @@ import sys
 
 from .config import ConfigError, load
 
-COMMANDS = ("collector", "audit", "incidents", "runbook", "report")
+COMMANDS = ("collector", "audit", "incidents", "runbook", "report", "drill")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +43,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_runbook(sub)
     from .report_cli import add_command as add_report    # issue 7
     add_report(sub)
+    from .drill_cli import add_command as add_drill      # issue 7: drills (domain.md §5)
+    add_drill(sub)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
         if args.command == "report":
             from .report_cli import run as run_report
             return run_report(args)
+        if args.command == "drill":
+            from .drill_cli import run as run_drill
+            return run_drill(args)
     except ConfigError as e:
         print(f"branchwatch: {e}", file=sys.stderr)
         return 2

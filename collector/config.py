@@ -126,6 +126,12 @@ class RunbookSettings(_S):
     timeout: typing.Annotated[float, msgspec.Meta(gt=0)] = 30.0   # webhook/command, seconds
 
 
+class DrillSettings(_S):
+    """Drills (issue 7; domain.md §5): where the scenarios are (collector/drills/)."""
+
+    folder: str | None = None            # default: the shipped config/drills
+
+
 class Config(_S):
     listen: Listen = msgspec.field(default_factory=Listen)
     storage: Storage = msgspec.field(default_factory=Storage)
@@ -137,6 +143,7 @@ class Config(_S):
     runbooks: RunbookSettings = msgspec.field(default_factory=RunbookSettings)
     reports: ReportSettings = msgspec.field(default_factory=ReportSettings)
     notify: Notify = msgspec.field(default_factory=Notify)    # issue 7: collector/notify/
+    drills: DrillSettings = msgspec.field(default_factory=DrillSettings)   # domain.md §5
 
     def db_path(self) -> Path:
         """The SQLite file inside the data directory."""
@@ -174,8 +181,12 @@ def _semantic_problems(c: Config):
                 yield f"{section}[{i}].token_sha256", "the same token is enrolled twice"
             names.add(name)
             hashes.add(entry.token_sha256)
+    for i, a in enumerate(c.agents):
+        if a.id.startswith("drill:"):      # domain.md §5: a drill's faults, never a real agent's
+            yield f"agents[{i}].id", "ids starting with 'drill:' are kept for drills"
     yield from _grading_problems(c.grading)
     yield from _runbook_problems(c.runbooks)
+    yield from _drill_problems(c.drills)
     if c.notify != Notify():
         yield from _notify_problems(c.notify, _tables(c.grading))
 
@@ -196,6 +207,15 @@ def _runbook_problems(r: RunbookSettings):
         Runbooks.from_folder(r.folder)
     except ConfigError as e:
         yield "runbooks.folder", str(e)
+
+
+def _drill_problems(d: DrillSettings):
+    """Drill scenarios that load (each checked; a bad one names its file and key)."""
+    from .drills.scenario import load_scenarios
+    try:
+        load_scenarios(d.folder)
+    except ConfigError as e:
+        yield "drills.folder", str(e)
 
 
 def _grading_problems(g: Grading):

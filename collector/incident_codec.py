@@ -53,6 +53,7 @@ def to_dict(inc: Incident, stored: bool = False) -> dict:
     return {
         "id": inc.id, "branch": inc.branch, "title": inc.title,
         "started_at": _t(inc.started_at), "status": inc.status,
+        "drill": inc.drill,                      # domain.md §5: a drill's incident
         "resolved_at": _t(inc.resolved_at), "closed": _action(inc.closed),
         "resolved_by": _action(inc.resolved_by),
         "acks": [_action(a) for a in inc.acks], "notes": [_action(a) for a in inc.notes],
@@ -84,7 +85,7 @@ def from_dict(d: dict) -> Incident:
         faults[(fault.agent, fault.check)] = fault
     return Incident(
         id=d["id"], branch=d["branch"], title=d["title"], started_at=_dt(d["started_at"]),
-        status=d["status"], resolved_at=_dt(d["resolved_at"]),
+        status=d["status"], drill=d.get("drill", False), resolved_at=_dt(d["resolved_at"]),
         closed=_from_action(d["closed"]), resolved_by=_from_action(d["resolved_by"]),
         acks=[_from_action(a) for a in d["acks"]], notes=[_from_action(a) for a in d["notes"]],
         faults=faults,

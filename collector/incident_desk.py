@@ -28,6 +28,7 @@ from .deadman import AgentLast, silent_agents
 from .incident_codec import to_dict
 from .grader import GRADING_ACTIONS, Grader
 from .incident_runbooks import AGENT_ACTIONS, Execute, Runbooks, waiting_on_agents
+from .incident_rules import drill_of
 from .incidents import Change, IncidentBook, Refused
 from .store import Store
 
@@ -69,6 +70,9 @@ class IncidentDesk:
         # branch's agent when it next sends a heartbeat (branch -> actions).
         self.outbox: list[Execute] = []
         self.commands: dict[str, list[Execute]] = {}
+        # domain.md §5: a drill's runbook actions never leave the collector; the
+        # drill desk (collector/drills/desk.py) answers them as its scenario says.
+        self.rehearsals: list[Execute] = []
         self.offsets = ClockOffsets()
         # The dead-man's view, kept in memory (one SELECT per second over
         # thousands of agents would stall the writer): agent -> last heard.
@@ -91,7 +95,7 @@ class IncidentDesk:
                                  incidents=self.store.load_open_incidents(),
                                  cause_of=self.grader.cause_of if self.grader else None)
         # Agents whose silence is an active fault (survives a restart via the book).
-        self.silent: set[str] = {f.agent for i in self.book.incidents()
+        self.silent: set[str] = {f.agent for i in self.book.incidents() if not i.drill
                                  for f in i.faults.values() if f.category == "silent" and f.active}
         # Agent actions handed out before a restart and not yet answered: again.
         self.commands = {}
@@ -203,7 +207,9 @@ class IncidentDesk:
         """Agent actions wait for the branch's agent to fetch them; the rest go to
         the API's executor (webhooks, allowed commands)."""
         for x in executes:
-            if x.action.type in AGENT_ACTIONS:
+            if self._incident(x.incident).drill:
+                self.rehearsals.append(x)      # domain.md §5: no switch or UPS is touched
+            elif x.action.type in AGENT_ACTIONS:
                 self.commands.setdefault(x.branch, []).append(x)
             else:
                 self.outbox.append(x)
@@ -213,7 +219,9 @@ class IncidentDesk:
         or something it did by itself (its failover), kept on the newest open incident."""
         if self.runbooks is None:
             return []
-        live = [i for i in self.book.index.live(e.branch) if i.status == "open"]
+        side = drill_of(e.agent)                # a drill's report never lands on a real one
+        live = [i for i in self.book.index.live(e.branch)
+                if i.status == "open" and self.book.drill_run(i) == side]
         parts = e.check.split("/")
         if len(parts) == 5 and parts[:2] == ["action", "runbook"]:   # action/runbook/INC/RUN/STEP
             try:
@@ -291,8 +299,11 @@ class IncidentDesk:
         return changes
 
     def counts(self) -> dict:
-        """Numbers for /metrics: incidents by status, silent agents, clock offsets."""
-        return {"incidents": {s: len(self.book.incidents(s)) for s in ("open", "resolved")},
+        """Numbers for /metrics: real and drill incidents by status (domain.md §5: a
+        drill never counts as a real incident), silent agents, clock offsets."""
+        incs = {s: self.book.incidents(s) for s in ("open", "resolved")}
+        return {"incidents": {s: sum(not i.drill for i in v) for s, v in incs.items()},
+                "drill_incidents": {s: sum(i.drill for i in v) for s, v in incs.items()},
                 "silent": len(self.silent), "offsets": self.offsets.agents()}
 
     # --- people ------------------------------------------------------------------
@@ -331,9 +342,11 @@ class IncidentDesk:
             self.book.adopt(stored)
             return stored
 
-    def list(self, status: str | None = None) -> list[dict]:
-        """Incidents as data (closed ones come from the store)."""
-        return [to_dict(i) for i in self.store.list_incidents(status)]
+    def list(self, status: str | None = None, drill: str = "no") -> list[dict]:
+        """Incidents as data (closed ones come from the store): real ones (drill "no",
+        the default: domain.md §5), drills too ("yes") or drills only ("only")."""
+        keep = {"no": (False,), "yes": (False, True), "only": (True,)}[drill]
+        return [to_dict(i) for i in self.store.list_incidents(status) if i.drill in keep]
 
     def get(self, incident_id: str) -> dict | None:
         """One incident as data, or None."""

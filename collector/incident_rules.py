@@ -77,3 +77,16 @@ def category(check: str, diagnosis: str | None = None, uplinks: Iterable[str] = 
 def silence_check(agent: str) -> str:
     """The check id the dead-man's silence is kept under."""
     return f"agent/{agent}/silent"
+
+
+# domain.md §5 (第十五條 to 第二十四條): a drill's faults come from agent ids
+# `drill:RUN:BRANCH` (collector/drills/); the config refuses them for real agents.
+DRILL_AGENT = "drill:"
+DRILL_TITLE = "DRILL: "
+
+
+def drill_of(agent: str) -> str | None:
+    """The drill run an agent id speaks for (`drill:RUN:BRANCH`); None for a real agent."""
+    if not agent.startswith(DRILL_AGENT):
+        return None
+    return agent[len(DRILL_AGENT):].split(":", 1)[0]

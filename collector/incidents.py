@@ -30,6 +30,9 @@ Rules (issue 4; choices where it is silent are marked "chosen"):
   use observation time, so a late fault that started before a resolution
   joins and reopens that incident (the resolution was premature).
 - `Change.at` is observation time for fault changes, `now` for people.
+- Drills (domain.md §5): faults of a drill's agents (`drill:RUN:BRANCH`) open
+  and join only that drill's incidents (`drill`, titled "DRILL: ..."), and a
+  real fault only real ones: neither joins, reopens nor suppresses the other.
 """
 
 from __future__ import annotations
@@ -42,8 +45,8 @@ from datetime import datetime, timedelta
 from agent.wire import CheckStatus, Event
 
 from .incident_index import IncidentIndex, device_of
-from .incident_rules import (FALLBACK_TITLE, SUPPRESSIBLE, TITLE_RULES, TitleRule, category,
-                             is_fault, silence_check)
+from .incident_rules import (DRILL_TITLE, FALLBACK_TITLE, SUPPRESSIBLE, TITLE_RULES, TitleRule,
+                             category, drill_of, is_fault, silence_check)
 
 
 # A fault's history is for people reading the incident; the full record of
@@ -108,6 +111,7 @@ class Incident:
     title: str
     started_at: datetime
     status: str = "open"                    # open | resolved | closed
+    drill: bool = False                     # domain.md §5: opened by a drill's faults
     resolved_at: datetime | None = None
     closed: Action | None = None
     resolved_by: Action | None = None       # set when a person resolved it
@@ -181,6 +185,11 @@ class IncidentBook:
     def get(self, incident_id: str) -> Incident:
         """One incident; KeyError when unknown (→ 404)."""
         return self._incidents[incident_id]
+
+    def drill_run(self, inc: Incident) -> str | None:
+        """The drill run whose faults make up this incident; None for a real one."""
+        first = next(iter(inc.faults.values()), None) if inc.drill else None
+        return drill_of(first.agent) if first is not None else None
 
     def adopt(self, incident: Incident) -> None:
         """Take back an incident kept elsewhere (a closed one, loaded on demand)."""
@@ -269,7 +278,8 @@ class IncidentBook:
     def _start(self, branch, agent, check, kind, state, reason, diagnosis, t,
                inc, fault) -> list[Change]:
         cat = category(check, diagnosis, self.uplinks)
-        blocker = self._blocker(branch, t) if cat in SUPPRESSIBLE else None
+        side = drill_of(agent)            # domain.md §5: a drill and the real world never mix
+        blocker = self._blocker(branch, t, side) if cat in SUPPRESSIBLE else None
         if blocker is not None:
             target = blocker
         elif inc is not None and (inc.status == "open" or inc.status == "resolved"
@@ -279,11 +289,11 @@ class IncidentBook:
             # domain.md §2.1: a region's business stops on the same cause at
             # many branches; the regulator grades that as one incident.
             cause = self.cause_of(check) if self.cause_of else None
-            target = (cause and self._same_cause(cause, branch, t)) or \
-                self._candidate(branch, check, t)
+            target = (cause and self._same_cause(cause, branch, t, side)) or \
+                self._candidate(branch, check, t, side)
         changes, opened = [], target is None
         if opened:
-            target = Incident(self._new_id(), branch, "", t)
+            target = Incident(self._new_id(), branch, "", t, drill=side is not None)
             self._incidents[target.id] = target
             self.index.add_incident(target)
         if fault is None or inc is not target:
@@ -315,9 +325,13 @@ class IncidentBook:
             changes.append(Change(kind_, target.id, t, what, check, not fault.suppressed))
         return changes + self._retitle(target, t)
 
-    def _blocker(self, branch: str, t: datetime) -> Incident | None:
+    def _live(self, branch: str, side: str | None) -> list[Incident]:
+        """Not-closed incidents at a branch on the same side (real, or this drill)."""
+        return [i for i in self.index.live(branch) if self.drill_run(i) == side]
+
+    def _blocker(self, branch: str, t: datetime, side: str | None) -> Incident | None:
         """The incident holding a blocker active at t at this branch, if any."""
-        for inc in self.index.live(branch):
+        for inc in self._live(branch, side):
             if t < inc.started_at or inc.resolved_at is not None and t >= inc.resolved_at:
                 continue                  # nothing in it was active at t
             if any(f.branch == branch and (f.category == "silent" or f.state == "critical")
@@ -325,10 +339,11 @@ class IncidentBook:
                 return inc
         return None
 
-    def _same_cause(self, cause: str, branch: str, t: datetime) -> Incident | None:
+    def _same_cause(self, cause: str, branch: str, t: datetime,
+                    side: str | None) -> Incident | None:
         """An open incident where this business-stopping cause holds at another branch at t."""
         for inc in self.index.with_cause(cause):
-            if inc.status == "open" and any(
+            if inc.status == "open" and self.drill_run(inc) == side and any(
                     f.branch != branch and not f.suppressed and f.active_at(t)
                     for f in self.index.caused(inc, cause)):   # a suppressed one is a consequence
                 return inc
@@ -342,29 +357,31 @@ class IncidentBook:
         return self.index.starts_near(inc, t, self.window) or (
             device is not None and self.index.device_active(inc, device))
 
-    def _candidate(self, branch: str, check: str, t: datetime) -> Incident | None:
-        return next((i for i in self.index.live(branch) if self._may_join(i, check, t)), None)
+    def _candidate(self, branch: str, check: str, t: datetime,
+                   side: str | None) -> Incident | None:
+        return next((i for i in self._live(branch, side) if self._may_join(i, check, t)), None)
 
     def _retitle(self, inc: Incident, t: datetime) -> list[Change]:
+        # issue 7: nobody may take a drill for the real thing; it says so first.
+        title = (DRILL_TITLE if inc.drill else "") + self._title(inc)
+        old, inc.title = inc.title, title
+        if title == old or not old:
+            return []
+        return [Change("retitled", inc.id, t, f"{old} -> {title}")]
+
+    def _title(self, inc: Incident) -> str:
         spread = self.index.spread(inc)
         if spread is not None:
             cause, branches = spread
-            title = f"{cause}: {len(branches)} branches"
-            old, inc.title = inc.title, title
-            return [] if title == old or not old else [
-                Change("retitled", inc.id, t, f"{old} -> {title}")]
+            return f"{cause}: {len(branches)} branches"
         cats, all_suppressed = self.index.categories(inc)
         faults = [f for f in self.index.notable(inc) if all_suppressed or not f.suppressed]
         rule = next((r for r in self.rules if r.matches(cats)), None)
         diag = sorted({f.diagnosis for f in faults if f.category == "network" and f.diagnosis})
         silence = [f.reason for f in faults if f.category == "silent"]
-        title = FALLBACK_TITLE if rule is None else rule.title.format(
+        return FALLBACK_TITLE if rule is None else rule.title.format(
             diagnosis=f" ({'/'.join(diag)})" if diag else "",
             silence=f": {silence[-1]}" if silence else "")
-        old, inc.title = inc.title, title
-        if title == old or not old:
-            return []
-        return [Change("retitled", inc.id, t, f"{old} -> {title}" if old else title)]
 
     # --- people ------------------------------------------------------------------
     def ack(self, incident_id: str, who: str, why: str, now: datetime) -> list[Change]:

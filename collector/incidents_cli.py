@@ -13,6 +13,7 @@ import ssl
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 DEFAULT_URL = "http://127.0.0.1:9812"
 
@@ -24,6 +25,9 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     isub = p.add_subparsers(dest="incidents_command", metavar="SUBCOMMAND", required=True)
     ls = isub.add_parser("list", parents=[common], help="incidents, oldest first")
     ls.add_argument("--status", choices=("open", "resolved", "closed"))
+    ls.add_argument("--drill", nargs="?", const="1", choices=("1", "only"),
+                    help="also list drill incidents (hidden by default); --drill only: "
+                         "nothing else")
     isub.add_parser("show", parents=[common], help="one incident with its faults").add_argument(
         "id")
     for action, field, text in (("ack", "why", "acknowledge (records who and why)"),
@@ -84,6 +88,39 @@ def refused(args, status: int, data: dict) -> int | None:
         return None
     print(f"branchwatch: {args.command}: {status}: {data.get('error', data)}", file=sys.stderr)
     return 1 if status in (404, 409) else 2
+
+
+def get_raw(args, path: str, timeout: float = 30.0) -> tuple[int, dict | bytes] | int:
+    """GET a non-JSON answer (a PDF, a rendered report): (200, bytes), (status, the
+    JSON refusal), or an exit status after saying why the collector was not reached."""
+    if not _token(args):
+        return request(args, "GET", path)       # says how to give a token
+    req = urllib.request.Request(args.url.rstrip("/") + path)
+    req.add_header("Authorization", f"Bearer {_token(args)}")
+    ctx = ssl.create_default_context(cafile=args.ca_file) if args.ca_file else None
+    try:
+        with urllib.request.urlopen(req, timeout=timeout, context=ctx) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        try:
+            return e.code, json.loads(e.read() or b"{}")
+        except ValueError:
+            return e.code, {"error": e.reason}
+    except OSError as e:
+        print(f"branchwatch: {args.command}: {args.url}: {e}", file=sys.stderr)
+        return 2
+
+
+def finish(args, answer, render: Callable[[dict], str]) -> int:
+    """The end of every operator command: the exit status of a refusal or an
+    unreachable collector, else the answer printed (as JSON with --json) and 0."""
+    if isinstance(answer, int):
+        return answer
+    status, data = answer
+    if (code := refused(args, status, data)) is not None:
+        return code
+    print(json.dumps(data, indent=2, ensure_ascii=False) if args.json else render(data))
+    return 0
 
 
 def _token(args) -> str | None:
@@ -149,8 +186,9 @@ def run(args: argparse.Namespace) -> int:
     """Carry out one `incidents` subcommand; 0 ok, 1 refused/not found, 2 unusable."""
     cmd = args.incidents_command
     if cmd == "list":
-        answer = request(args, "GET", "/api/v1/incidents"
-                         + (f"?status={args.status}" if args.status else ""))
+        query = "&".join(f"{k}={v}" for k, v in (("status", args.status),
+                                                  ("drill", args.drill)) if v)
+        answer = request(args, "GET", "/api/v1/incidents" + (f"?{query}" if query else ""))
     elif cmd == "show":
         answer = request(args, "GET", f"/api/v1/incidents/{args.id}")
     else:
@@ -160,15 +198,6 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, "force", False):
             body["force"] = True
         answer = request(args, "POST", f"/api/v1/incidents/{args.id}/{cmd}", body)
-    if isinstance(answer, int):
-        return answer
-    status, data = answer
-    if (code := refused(args, status, data)) is not None:
-        return code
-    if args.json:
-        print(json.dumps(data, indent=2, ensure_ascii=False))
-    elif cmd == "list":
-        print("\n".join(_line(i) for i in data["incidents"]) or "no incidents")
-    else:
-        print(_show(data))
-    return 0
+    return finish(args, answer, lambda data: (
+        "\n".join(_line(i) for i in data["incidents"]) or "no incidents") if cmd == "list"
+        else _show(data))

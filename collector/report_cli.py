@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import ssl
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 
-from .incidents_cli import _token, common_arguments, refused, request
+from .incidents_cli import common_arguments, get_raw, refused, request
 
 
 def add_command(sub: argparse._SubParsersAction) -> None:
@@ -74,7 +73,7 @@ def _show(args) -> int:
         if not args.output:
             print("branchwatch: report show: --format pdf needs --output FILE", file=sys.stderr)
             return 2
-        answer = _pdf(args, f"/api/v1/reports/{rid}?format=pdf")
+        answer = get_raw(args, f"/api/v1/reports/{rid}?format=pdf", timeout=120)
     else:
         answer = request(args, "GET", f"/api/v1/reports/{rid}")
     if isinstance(answer, int):
@@ -91,26 +90,6 @@ def _show(args) -> int:
     else:
         sys.stdout.write(body.decode("utf-8"))
     return 0
-
-
-def _pdf(args, path: str) -> tuple[int, dict | bytes] | int:
-    """GET a PDF: (200, bytes), or (status, the JSON refusal), or an exit status."""
-    if not _token(args):
-        return request(args, "GET", path)       # says how to give a token
-    req = urllib.request.Request(args.url.rstrip("/") + path)
-    req.add_header("Authorization", f"Bearer {_token(args)}")
-    ctx = ssl.create_default_context(cafile=args.ca_file) if args.ca_file else None
-    try:
-        with urllib.request.urlopen(req, timeout=120, context=ctx) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        try:
-            return e.code, json.loads(e.read() or b"{}")
-        except ValueError:
-            return e.code, {"error": e.reason}
-    except OSError as e:
-        print(f"branchwatch: report: {args.url}: {e}", file=sys.stderr)
-        return 2
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,9 +13,8 @@ token, like `branchwatch incidents`.
 from __future__ import annotations
 
 import argparse
-import json
 
-from .incidents_cli import common_arguments, refused, request
+from .incidents_cli import common_arguments, finish, request
 
 
 def add_command(sub: argparse._SubParsersAction) -> None:
@@ -85,16 +84,6 @@ def run(args: argparse.Namespace) -> int:
                 if getattr(args, k, None) is not None}
         answer = request(args, "POST",
                          f"/api/v1/incidents/{args.incident}/steps/{args.step}/{cmd}", body)
-    if isinstance(answer, int):
-        return answer
-    status, data = answer
-    if (code := refused(args, status, data)) is not None:
-        return code
-    if args.json:
-        print(json.dumps(data, indent=2, ensure_ascii=False))
-    elif cmd == "list":
-        print("\n".join(f"{r['id']:<20} {r['title']}  ({len(r['steps'])} steps; {r['source']})"
-                        for r in data["runbooks"]) or "no runbooks")
-    else:
-        print(show(data))
-    return 0
+    return finish(args, answer, lambda data: "\n".join(
+        f"{r['id']:<20} {r['title']}  ({len(r['steps'])} steps; {r['source']})"
+        for r in data["runbooks"]) or "no runbooks" if cmd == "list" else show(data))

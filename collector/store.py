@@ -24,6 +24,9 @@ from agent.wire import CheckStatus, Event, Heartbeat
 
 from .audit import SCHEMA as AUDIT_SCHEMA
 from .audit import AuditLog
+from .drills.model import DrillRun
+from .drills.storage import SCHEMA as DRILLS_SCHEMA
+from .drills.storage import DrillRows
 from .incident_codec import encode, from_dict, to_dict
 from .incidents import Incident
 from .reports.storage import SCHEMA as REPORTS_SCHEMA
@@ -57,6 +60,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     ]),
     # issue 7: drafts and issued (frozen) reports (collector/reports/storage.py).
     (3, REPORTS_SCHEMA),
+    # issue 7: drill runs, archived (domain.md §5; collector/drills/storage.py).
+    (4, DRILLS_SCHEMA),
 ]
 
 
@@ -144,6 +149,17 @@ class Store(Protocol):
     def reports(self, incident: str | None = None) -> list[StoredReport]:
         """Reports (of one incident), oldest first."""
 
+    # issue 7: drills (collector/drills/storage.py DrillRows).
+    def put_drill(self, run: DrillRun, at: float,
+                  audit: list[tuple[float, str, str, dict]] = ()) -> None:
+        """Insert or update a drill run with its audit records; an archived one is frozen."""
+
+    def drill(self, drill_id: str) -> DrillRun | None:
+        """One drill run, or None."""
+
+    def drills(self, status: str | None = None) -> list[DrillRun]:
+        """Drill runs (of one status), oldest first."""
+
     def close(self) -> None:
         """Release the database."""
 
@@ -165,7 +181,7 @@ _json = msgspec.json
 _checks_decoder = msgspec.json.Decoder(list[CheckStatus])
 
 
-class SqliteStore(ReportRows):
+class SqliteStore(ReportRows, DrillRows):
     """`Store` on one SQLite file: WAL, synchronous=FULL, versioned schema."""
 
     def __init__(self, path: str | Path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 
+from ..incident_rules import DRILL_TITLE
 from ..incidents import Incident
 from .schema import Runbook
 
@@ -18,9 +19,11 @@ def applies(rb: Runbook, inc: Incident) -> bool:
     """Whether this runbook is for this incident."""
     a = rb.applies_to
     faults = [f for f in inc.faults.values() if not f.suppressed] or list(inc.faults.values())
+    # domain.md §5: a drill's incident gets the runbook the real one would.
+    title = inc.title.removeprefix(DRILL_TITLE) if inc.drill else inc.title
     return (any(f.category in a.categories for f in faults)
             or any(fnmatch.fnmatchcase(f.check, p) for f in faults for p in a.checks)
-            or any(fnmatch.fnmatchcase(inc.title, p) for p in a.titles))
+            or any(fnmatch.fnmatchcase(title, p) for p in a.titles))
 
 
 def choose(runbooks: dict[str, Runbook], inc: Incident) -> Runbook | None:
