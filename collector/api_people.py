@@ -64,12 +64,7 @@ async def act_on_incident(request: web.Request) -> web.Response:
     action, incident_id = request.match_info["action"], request.match_info["id"]
     if action not in ACTIONS:
         raise Rejected(404, f"no action {action!r}; expected one of {', '.join(ACTIONS)}")
-    try:
-        body = json.loads(await _body(st, request) or b"{}")
-    except ValueError as e:
-        raise Rejected(400, f"body is not valid JSON: {e}")
-    if not isinstance(body, dict):
-        raise Rejected(400, "(body): expected a JSON object")
+    body = await _json_body(st, request)
     field = TEXT_FIELD.get(action, "why")
     text = _required_text(body, field)
     value = _required_text(body, GRADING_ACTIONS[action]) if action in GRADING_ACTIONS else None

@@ -28,6 +28,7 @@ from .support.agent import AgentProcess
 from .support.collector import CollectorProcess
 from .support.paths import data_dir, free_port, need_binary
 from .support.snmpsim import SnmpSim, render, subset
+from .test_delivery_e2e import wait_for
 
 ADMIN = "1.3.6.1.2.1.2.2.1.7."
 GI9 = 9          # the backup uplink port in the recording (gi1 is the primary)
@@ -154,15 +155,6 @@ def config(sim: SnmpSim, primary: Far, backup: Far, **failover) -> dict:
         "failover": {"primary": "primary", "backup": "backup", "hold": 1, "return_after": 3,
                      "max_swaps_per_hour": 2, "verify_timeout": 3, **failover},
     }
-
-
-def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def actions(agent: AgentProcess) -> list[tuple[str, str]]:
