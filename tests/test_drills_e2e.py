@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ from agent.wire import Batch, Event, encode, new_event_id
 from collector.api import token_hash
 
 from .support.collector import CollectorProcess
+from .support.collector import audit_records as audit
 from .support.notify import SmtpSink
 from .support.paths import REPO
 from .test_collector_api import metric, request
@@ -84,13 +84,6 @@ def send(c, check: str, at: datetime, diagnosis: str | None = None) -> None:
     assert request(c.url + "/api/v1/events", body, AGENT)[0] == 200
 
 
-def audit(c, kind: str) -> list[tuple[str, dict]]:
-    db = sqlite3.connect(f"file:{c.folder / 'data' / 'collector.db'}?mode=ro", uri=True)
-    try:
-        return [(a, json.loads(d)) for a, d in db.execute(
-            "SELECT actor, data FROM audit WHERE kind = ? ORDER BY seq", (kind,))]
-    finally:
-        db.close()
 
 
 def row(report: str, *words: str) -> str:

@@ -18,8 +18,7 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -28,6 +27,7 @@ from agent.wire import Batch, Event, encode, new_event_id
 from collector.api import token_hash
 
 from .support.collector import CollectorProcess
+from .support.collector import DrillClock as Drill
 from .support.paths import REPO
 from .test_collector_api import request
 
@@ -38,18 +38,6 @@ BRANCH = {"a1": "B1", "a2": "B2"}
 MONDAY_1000 = datetime(2026, 12, 7, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 
 
-class Drill:
-    """The collector's clock, moved by the offset file."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def set(self, at: datetime) -> None:
-        self.path.write_text(repr(at.timestamp() - time.time()))
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(time.time() + float(self.path.read_text()),
-                                      tz=timezone.utc)
 
 
 @pytest.fixture(scope="module")

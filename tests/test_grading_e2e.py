@@ -16,13 +16,13 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from datetime import datetime, timedelta, timezone
 
 from collector.api import token_hash
 
 from .support.agent import AgentProcess
 from .support.collector import CollectorProcess
+from .support.collector import DrillClock as Drill
 from .support.paths import REPO
 from .test_collector_api import metric, request
 from .test_delivery_e2e import wait_for
@@ -54,19 +54,6 @@ class CoreSystem:
         self.sock.close()
 
 
-class Drill:
-    """The collector's clock, set by writing the offset file."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def set(self, at: datetime) -> None:
-        """Make the collector's `now` be `at` (give or take the time the test takes)."""
-        self.path.write_text(repr(at.timestamp() - time.time()))
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(time.time() + float(self.path.read_text()),
-                                      tz=timezone.utc)
 
 
 def agent_config(folder, agent, branch, region, url, core_port) -> dict:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ from agent.wire import Batch, Event, encode, new_event_id
 from collector.api import token_hash
 
 from .support.collector import CollectorProcess
+from .support.collector import audit_records as audit
 from .support.paths import REPO
 from .test_collector_api import TOKENS, request
 from .test_delivery_e2e import wait_for
@@ -59,13 +59,6 @@ def cli(c, *args) -> subprocess.CompletedProcess:
                           timeout=30, env={**os.environ, "BRANCHWATCH_TOKEN": OPERATOR})
 
 
-def audit(c, kind: str) -> list[tuple[str, dict]]:
-    db = sqlite3.connect(f"file:{c.folder / 'data' / 'collector.db'}?mode=ro", uri=True)
-    try:
-        return [(a, json.loads(d)) for a, d in db.execute(
-            "SELECT actor, data FROM audit WHERE kind = ? ORDER BY seq", (kind,))]
-    finally:
-        db.close()
 
 
 def test_power_cut_runbook_through_its_manual_steps_from_the_cli(tmp_path):

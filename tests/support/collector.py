@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -73,3 +76,28 @@ class CollectorProcess:
     def __exit__(self, *exc) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.stop()
+
+
+def audit_records(c: CollectorProcess, kind: str) -> list[tuple[str, dict]]:
+    """(actor, data) of every audit record of this kind, oldest first (read-only)."""
+    db = sqlite3.connect(f"file:{c.folder / 'data' / 'collector.db'}?mode=ro", uri=True)
+    try:
+        return [(a, json.loads(d)) for a, d in db.execute(
+            "SELECT actor, data FROM audit WHERE kind = ? ORDER BY seq", (kind,))]
+    finally:
+        db.close()
+
+
+class DrillClock:
+    """A collector's clock, moved by writing its BRANCHWATCH_CLOCK_OFFSET_FILE."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def set(self, at: datetime) -> None:
+        """Make the collector's `now` be `at` (give or take the time the test takes)."""
+        self.path.write_text(repr(at.timestamp() - time.time()))
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(time.time() + float(self.path.read_text()),
+                                      tz=timezone.utc)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from .paths import free_port, need_binary
+from .paths import free_port, need_binary, terminate
 
 
 class SmtpSink:
@@ -153,13 +153,7 @@ class Alertmanager:
         urllib.request.urlopen(req, timeout=5).close()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.log.close()
 
     def __enter__(self):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,14 @@ def need_binary(path: str) -> str:
     if not found:
         pytest.skip(f"{path} is not installed (CI installs it: .ci/setup)")
     return found
+
+
+def terminate(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """SIGTERM a server the test started, SIGKILL it if it does not go."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

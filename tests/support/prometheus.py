@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from .paths import free_port, need_binary
+from .paths import free_port, need_binary, terminate
 
 
 class PrometheusServer:
@@ -64,13 +64,7 @@ class PrometheusServer:
         raise AssertionError(f"no data for {expr!r} within {timeout} s")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.log.close()
 
     def __enter__(self):
