@@ -32,6 +32,7 @@ from .api_base import token_hash
 from .config import AgentEntry, Config
 from .api_reports import add_report_routes
 from .drills.http import add_drill_routes
+from .web.routes import add_console_routes
 from .api_people import (act_on_incident, act_on_step, get_incident, list_incidents,
                          list_runbooks, start_runbook)
 from .grader import Grader
@@ -303,6 +304,8 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
     notify_http.setup(app, st)        # ack links, Alertmanager's webhook, the dispatcher
     add_report_routes(app)            # the regulator's reports (issue 7)
     add_drill_routes(app)             # drills (issue 7; domain.md §5)
+    if config.console.enabled:
+        add_console_routes(app)       # the operators' web console (issue 8)
     st.writer = st.metrics.writer = Writer(store, on_failure=st.desk.reload)
 
     async def _start_deadman(app):

@@ -131,17 +131,26 @@ async def get_report(request: web.Request) -> web.Response:
     report = await request.app[STATE].run(request.app[REPORTS].get, rid)
     if report is None:
         raise Rejected(404, f"no such report {rid!r}")
+    return await report_response(report, fmt)
+
+
+async def report_response(report: StoredReport, fmt: str, attachment: bool = False
+                          ) -> web.Response:
+    """A report as json, md, html or pdf; `attachment`: as a file to save (the console)."""
+    if fmt not in ("json", "md", "html", "pdf"):
+        raise Rejected(404, f"format: expected json, md, html or pdf, got {fmt!r}")
+    disposition = {"Content-Disposition": f'{"attachment" if attachment else "inline"}; '
+                                          f'filename="{report.id}.{fmt}"'}
     if fmt == "json":
         return _json(_whole(report))
     if fmt in TYPES:
         return web.Response(text=rendered(report, fmt), content_type=TYPES[fmt],
-                            charset="utf-8")
+                            charset="utf-8", headers=disposition if attachment else None)
     if (problem := pdf_problem()) is not None:
         raise Rejected(501, problem)
     # WeasyPrint takes seconds: off the event loop, and never on the writer thread.
     body = await asyncio.to_thread(pdf, rendered(report, "html"))
-    return web.Response(body=body, content_type="application/pdf",
-                        headers={"Content-Disposition": f'inline; filename="{rid}.pdf"'})
+    return web.Response(body=body, content_type="application/pdf", headers=disposition)
 
 
 async def act_on_report(request: web.Request) -> web.Response:

@@ -30,6 +30,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--agent", metavar="ID", help="print a whole agents[] entry for this agent id")
     t.add_argument("--branch", metavar="CODE", help="the branch this agent may write")
     t.add_argument("--region", metavar="NAME", default="", help="the branch's region")
+    w = csub.add_parser("password", help="hash a console password (read from stdin or "
+                                         "asked for); print the console.users entry")
+    w.add_argument("--user", metavar="NAME", help="print a whole console.users[] entry")
+    w.add_argument("--roles", metavar="R,R", default="operator",
+                   help="viewer, operator and/or leadership (comma-separated)")
 
     p = sub.add_parser("audit", help="the collector's audit trail")
     asub = p.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
@@ -52,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.command == "collector" and args.collector_command == "token":
             return print_token(args.agent, args.branch, args.region)
+        if args.command == "collector" and args.collector_command == "password":
+            return print_password(args.user, args.roles)
         if args.command == "collector":
             if not args.config:
                 print("branchwatch: collector: --config FILE is required", file=sys.stderr)
@@ -77,6 +84,30 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     return 2
+
+
+def print_password(user: str | None, roles: str) -> int:
+    """Hash a console password (issue 8): asked for on a terminal, else one stdin line."""
+    import getpass
+
+    from .web.passwords import hash_password
+    bad = [r for r in roles.split(",") if r not in ("viewer", "operator", "leadership")]
+    if bad:
+        print(f"branchwatch: collector password: --roles: unknown role {bad[0]!r}; "
+              f"expected viewer, operator or leadership", file=sys.stderr)
+        return 2
+    password = (getpass.getpass("password: ") if sys.stdin.isatty()
+                else sys.stdin.readline().rstrip("\n"))
+    if len(password) < 8:
+        print("branchwatch: collector password: use at least 8 characters", file=sys.stderr)
+        return 2
+    digest = hash_password(password)
+    if user is None:
+        print(f"password: '{digest}'")
+    else:
+        print(f"  - {{name: {user}, roles: [{', '.join(roles.split(','))}], "
+              f"password: '{digest}'}}")
+    return 0
 
 
 def print_token(agent: str | None, branch: str | None, region: str = "") -> int:

@@ -16,6 +16,7 @@ from agent.config import ConfigError, load_as, parse_as
 from agent.schema_network import _S, Name
 
 from .reports.settings import ReportSettings
+from .web.passwords import PATTERN as PASSWORD_PATTERN
 
 from .notify.settings import Notify
 from .notify.settings import problems as _notify_problems
@@ -132,6 +133,31 @@ class DrillSettings(_S):
     folder: str | None = None            # default: the shipped config/drills
 
 
+Role = typing.Literal["viewer", "operator", "leadership"]
+
+
+class ConsoleUser(_S, kw_only=True):
+    """A person who logs in to the web console (issue 8). viewer reads;
+    operator also acknowledges, notes, works runbook steps and resolves;
+    leadership also sets grades and criteria and closes incidents."""
+
+    name: Name
+    roles: typing.Annotated[list[Role], msgspec.Meta(min_length=1)]
+    password: typing.Annotated[str, msgspec.Meta(pattern=PASSWORD_PATTERN)]
+
+
+class Console(_S):
+    """The web console (issue 8; collector/web/): who may log in, how long a
+    session lasts (idle and in all), and the language by default."""
+
+    enabled: bool = True
+    users: list[ConsoleUser] = []
+    session_idle: typing.Annotated[float, msgspec.Meta(gt=0)] = 1800.0     # seconds
+    session_max: typing.Annotated[float, msgspec.Meta(gt=0)] = 43200.0     # seconds
+    language: typing.Literal["zh", "en"] = "zh"
+    refresh: typing.Annotated[float, msgspec.Meta(ge=1, le=60)] = 2.0      # live-update seconds
+
+
 class Config(_S):
     listen: Listen = msgspec.field(default_factory=Listen)
     storage: Storage = msgspec.field(default_factory=Storage)
@@ -144,6 +170,7 @@ class Config(_S):
     reports: ReportSettings = msgspec.field(default_factory=ReportSettings)
     notify: Notify = msgspec.field(default_factory=Notify)    # issue 7: collector/notify/
     drills: DrillSettings = msgspec.field(default_factory=DrillSettings)   # domain.md §5
+    console: Console = msgspec.field(default_factory=Console)   # issue 8: collector/web/
 
     def db_path(self) -> Path:
         """The SQLite file inside the data directory."""
@@ -187,6 +214,11 @@ def _semantic_problems(c: Config):
     yield from _grading_problems(c.grading)
     yield from _runbook_problems(c.runbooks)
     yield from _drill_problems(c.drills)
+    names = set()
+    for i, u in enumerate(c.console.users):
+        if u.name in names:
+            yield f"console.users[{i}].name", f"duplicate user name {u.name!r}"
+        names.add(u.name)
     if c.notify != Notify():
         yield from _notify_problems(c.notify, _tables(c.grading))
 
@@ -238,6 +270,9 @@ def _grading_problems(g: Grading):
 
 def _token_wording(text: str) -> str:
     """Say how to get a valid token hash instead of quoting the regex."""
+    if ".password" in text and "matching regex" in text:
+        head = text.rsplit(": expected", 1)[0]
+        return f"{head}: expected a scrypt hash (from `branchwatch collector password`)"
     if "token_sha256" in text and "matching regex" in text:
         head = text.rsplit(": expected", 1)[0]
         return f"{head}: expected 64 lowercase hex digits (from `branchwatch collector token`)"

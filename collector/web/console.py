@@ -1,0 +1,186 @@
+"""The console's plumbing: routes, who is logged in, roles, CSRF, rendering.
+
+Pages (collector/web/pages.py) and actions (collector/web/actions.py) are
+plain aiohttp handlers wrapped by `page` and `action` here, which do the
+security once for all of them:
+
+- a session cookie (HttpOnly, SameSite=Strict, Path=/console, Secure over
+  TLS) names a server-side session (collector/web/sessions.py);
+- every POST needs the session's CSRF token (a hidden form field) and, when
+  the browser sends an Origin, the collector's own origin;
+- each action needs a role: viewer reads, operator works incidents,
+  leadership also grades, closes and issues reports (ROLE_ACTIONS);
+- who acted is the session's user, recorded in the audit trail by the same
+  desk calls the API uses (never a name from the form).
+
+Live updates are htmx polls of page fragments; a poll does not count as
+activity, so an open tab does not keep an idle session alive.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
+
+import jinja2
+from aiohttp import web
+
+from ..api_base import STATE, Rejected
+from .i18n import LANGUAGES, duration, translate
+from .sessions import Session, Sessions
+
+CONSOLE = web.AppKey("console", object)
+COOKIE, LANG_COOKIE = "bw_session", "bw_lang"
+STATIC = Path(__file__).parent / "static"
+
+VIEWER = frozenset({"logout"})
+OPERATOR = VIEWER | frozenset({"ack", "note", "resolve", "deadline", "confirm", "skip", "fail",
+                      "draft", "drill"})
+ROLE_ACTIONS = {
+    "viewer": VIEWER,
+    "operator": OPERATOR,
+    "leadership": OPERATOR | {"close", "grade", "criterion", "withdraw", "issue"},
+}
+
+HEADERS = {
+    # No inline script or style anywhere: htmx's indicator styles are turned off
+    # in base.html's htmx-config.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+                               "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin", "Cache-Control": "no-store",
+}
+
+
+class Console:
+    """What every console handler shares: sessions, users, templates, time zone."""
+
+    def __init__(self, config, tz: str):
+        c = config.console
+        self.users = {u.name: u for u in c.users}
+        self.sessions = Sessions(c.session_idle, c.session_max)
+        self.language, self.refresh = c.language, c.refresh
+        self.tls = config.listen.tls_cert is not None
+        self.zone = ZoneInfo(tz)
+        self.env = jinja2.Environment(
+            loader=jinja2.PackageLoader("collector.web", "templates"),
+            autoescape=True, trim_blocks=True, lstrip_blocks=True,
+            undefined=jinja2.StrictUndefined)
+
+    def allowed(self, s: Session | None, action: str) -> bool:
+        return s is not None and any(action in ROLE_ACTIONS[r] for r in s.roles)
+
+
+def lang_of(request: web.Request) -> str:
+    lang = request.cookies.get(LANG_COOKIE)
+    return lang if lang in LANGUAGES else request.app[CONSOLE].language
+
+
+def render(request: web.Request, template: str, status: int = 200, **data) -> web.Response:
+    """A page or fragment in the visitor's language, with the console's headers."""
+    con: Console = request.app[CONSOLE]
+    st = request.app[STATE]
+    lang = lang_of(request)
+    now = datetime.fromtimestamp(st.clock(), timezone.utc)
+    s: Session | None = request.get("session")
+
+    def local(dt: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+        return "" if dt is None else dt.astimezone(con.zone).strftime(fmt)
+
+    flash = list(s.flash) if s else []
+    if s and not request.headers.get("HX-Request"):
+        s.flash.clear()                 # shown once, on the next full page
+    html = con.env.get_template(template).render(
+        t=translate(lang), lang=lang, other_lang="en" if lang == "zh" else "zh",
+        now=now, now_ms=int(now.timestamp() * 1000), local=local,
+        ago=lambda seconds: duration(seconds, lang), session=s, flash=flash,
+        can=lambda action: con.allowed(s, action), refresh=con.refresh,
+        path=request.path_qs, **data)
+    return web.Response(text=html, status=status, content_type="text/html", charset="utf-8",
+                        headers=HEADERS)
+
+
+def _session(request: web.Request, poll: bool) -> Session | None:
+    # A live-update poll is never the person's activity.
+    return request.app[CONSOLE].sessions.get(request.cookies.get(COOKIE), touch=not poll)
+
+
+def _refused(r: Rejected) -> web.Response:
+    """A refusal on a console path: a short text page, not the API's JSON."""
+    return web.Response(text=f"{r.status}: {r}\n", status=r.status, content_type="text/plain",
+                        charset="utf-8", headers=HEADERS)
+
+
+def _to_login(request: web.Request, expired: bool) -> web.Response:
+    target = "/console/login?next=" + quote(request.path_qs) + ("&expired=1" if expired else "")
+    if request.headers.get("HX-Request"):
+        # htmx follows HX-Redirect with a full page load.
+        return web.Response(status=401, headers={"HX-Redirect": target, **HEADERS})
+    raise web.HTTPSeeOther(target)
+
+
+def page(handler):
+    """A GET page: logged in (or sent to the login page), rendered with the session."""
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request):
+        poll = request.query.get("poll") == "1"
+        s = _session(request, poll)
+        if s is None:
+            return _to_login(request, expired=COOKIE in request.cookies)
+        request["session"] = s
+        try:
+            return await handler(request)
+        except Rejected as r:
+            return _refused(r)
+    return wrapped
+
+
+def action(name: str | None):
+    """A POST: logged in, same origin, the CSRF token, and a role allowed to do
+    `name` (None: the action names itself in the path as {action})."""
+    def wrap(handler):
+        @functools.wraps(handler)
+        async def wrapped(request: web.Request):
+            s = _session(request, poll=False)
+            if s is None:
+                return _to_login(request, expired=True)
+            request["session"] = s
+            try:
+                await _check_post(request, s, name or request.match_info.get("action", ""))
+                return await handler(request)
+            except Rejected as r:
+                return _refused(r)
+        return wrapped
+    return wrap
+
+
+async def _check_post(request: web.Request, s: Session, what: str) -> None:
+    con: Console = request.app[CONSOLE]
+    origin = request.headers.get("Origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.host:
+        raise Rejected(403, f"cross-origin request from {origin} refused")
+    form = await request.post()
+    if not con.sessions.csrf_ok(s, form.get("csrf")):
+        raise Rejected(403, "the form's CSRF token is missing or stale: reload the page "
+                            "and try again")
+    if not con.allowed(s, what):
+        raise Rejected(403, f"{s.user} ({', '.join(s.roles)}) may not {what}")
+    request["form"] = form
+
+
+def back(request: web.Request, default: str, kind: str | None = None,
+         text: str | None = None) -> web.Response:
+    """Post/redirect/get: back to the page the form was on, with a message shown once."""
+    if kind:
+        request["session"].flash.append((kind, text or ""))
+    target = request["form"].get("next") or default
+    if not target.startswith("/console/") or target.startswith("//"):
+        target = default           # never redirect off this site
+    raise web.HTTPSeeOther(target)
+
+
+def who(request: web.Request) -> str:
+    return request["session"].user

@@ -1,0 +1,166 @@
+"""The console's pages (GET): log in and out, incidents, one incident, branches,
+drills, report downloads. A request from htmx (a live-update poll) gets the
+page's live fragment only; the same URL without it gets the whole page."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from aiohttp import web
+
+from ..api_base import STATE, STORE, Rejected
+from ..api_reports import REPORTS, report_response
+from ..drills.http import DRILLS
+from .console import (CONSOLE, COOKIE, HEADERS, LANG_COOKIE, Console, page, render)
+from .i18n import LANGUAGES
+from .passwords import check_password
+from .views import branch_tiles, checklist, grade_labels, incident_rows, timeline
+
+
+def _now(request) -> datetime:
+    return datetime.fromtimestamp(request.app[STATE].clock(), timezone.utc)
+
+
+def _live(request) -> bool:
+    return bool(request.headers.get("HX-Request"))
+
+
+async def login_form(request: web.Request) -> web.Response:
+    """GET /console/login."""
+    return render(request, "login.html", error=None, user="",
+                  next=request.query.get("next", "/console/incidents"),
+                  expired=request.query.get("expired") == "1")
+
+
+async def login(request: web.Request) -> web.Response:
+    """POST /console/login {user, password, next}: a new session, or the form again."""
+    con: Console = request.app[CONSOLE]
+    st = request.app[STATE]
+    form = await request.post()
+    name, password = form.get("user", "").strip(), form.get("password", "")
+    nxt = form.get("next", "")
+    nxt = nxt if nxt.startswith("/console/") and not nxt.startswith("//") else "/console/incidents"
+    user = con.users.get(name)
+    if con.sessions.throttled(name):
+        return render(request, "login.html", status=429, error="login_throttled", user=name,
+                      next=nxt, expired=False)
+    # Checked even for an unknown name, so timing does not tell which names exist.
+    ok = check_password(password, user.password if user else _DUMMY) and user is not None
+    if not ok:
+        con.sessions.failed(name)
+        await st.run(request.app[STORE].record, st.clock(), "console.login_failed", name[:64],
+                     {"remote": request.remote})
+        return render(request, "login.html", status=401, error="login_failed", user=name,
+                      next=nxt, expired=False)
+    s = con.sessions.start(user.name, user.roles)
+    await st.run(request.app[STORE].record, st.clock(), "console.login", user.name,
+                 {"roles": list(user.roles), "remote": request.remote})
+    response = web.HTTPSeeOther(nxt, headers=HEADERS)
+    response.set_cookie(COOKIE, s.id, path="/console", httponly=True, samesite="Strict",
+                        secure=con.tls)
+    raise response
+
+
+# A hash no password matches in practice: compared when the name is unknown.
+_DUMMY = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
+
+async def set_language(request: web.Request) -> web.Response:
+    """GET /console/lang/{lang}?next=PATH: remember the language in a cookie."""
+    lang = request.match_info["lang"]
+    if lang not in LANGUAGES:
+        raise web.HTTPNotFound(text=f"no language {lang!r}; expected zh or en")
+    nxt = request.query.get("next", "/console/incidents")
+    nxt = nxt if nxt.startswith("/console/") and not nxt.startswith("//") else "/console/incidents"
+    response = web.HTTPSeeOther(nxt)
+    response.set_cookie(LANG_COOKIE, lang, path="/console", samesite="Strict",
+                        max_age=365 * 86400)
+    raise response
+
+
+async def home(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/console/incidents")
+
+
+@page
+async def incidents(request: web.Request) -> web.Response:
+    """GET /console/incidents: open incidents (grade, age, deadline, ack) and resolved
+    ones not yet closed; drills are on the drills page (domain.md §5)."""
+    st = request.app[STATE]
+    now, tables = _now(request), st.desk.grader.tables if st.desk.grader else {}
+    open_ = incident_rows(await st.run(st.desk.list, "open"), tables, now)
+    resolved = incident_rows(await st.run(st.desk.list, "resolved"), tables, now)
+    return render(request, "_incidents_live.html" if _live(request) else "incidents.html",
+                  open=open_, resolved=resolved)
+
+
+@page
+async def incident(request: web.Request) -> web.Response:
+    """GET /console/incidents/{id}: everything about one incident."""
+    st = request.app[STATE]
+    iid = request.match_info["id"]
+    inc = await st.run(st.desk.get, iid)
+    if inc is None:
+        raise Rejected(404, f"no incident {iid!r}")
+    tables = st.desk.grader.tables if st.desk.grader else {}
+    reports = await st.run(request.app[REPORTS].list, iid)
+    now = _now(request)
+    row = incident_rows([inc], tables, now)[0]
+    data = dict(inc=inc, row=row, grades=grade_labels(inc, tables), tables=tables,
+                timeline=timeline(inc), runs=[checklist(r) for r in inc["runbooks"]],
+                reports=reports, records=inc["grades"])
+    return render(request, "_incident_live.html" if _live(request) else "incident.html",
+                  **data)
+
+
+@page
+async def branches(request: web.Request) -> web.Response:
+    """GET /console/branches: every branch by region, live."""
+    st = request.app[STATE]
+    agents = await st.run(request.app[STORE].agents)
+    open_ = await st.run(st.desk.list, "open")
+    regions = branch_tiles(agents, st.config.agents, set(st.desk.silent), open_, _now(request))
+    return render(request, "_branches_live.html" if _live(request) else "branches.html",
+                  regions=regions)
+
+
+@page
+async def drills(request: web.Request) -> web.Response:
+    """GET /console/drills: drill runs with their reports, and drill incidents."""
+    st = request.app[STATE]
+    desk = request.app[DRILLS]
+    runs = [r.summary() for r in await st.run(desk.list)]
+    tables = st.desk.grader.tables if st.desk.grader else {}
+    drill_incidents = incident_rows(await st.run(st.desk.list, None, "only"), tables,
+                                    _now(request))
+    scenarios = sorted(desk.scenarios.values(), key=lambda s: s.id)
+    return render(request, "_drills_live.html" if _live(request) else "drills.html",
+                  runs=runs, drill_incidents=drill_incidents, scenarios=scenarios,
+                  branch_names=sorted({a.branch for a in st.config.agents}))
+
+
+@page
+async def report_download(request: web.Request) -> web.Response:
+    """GET /console/reports/{rid}.{fmt}: a report as a file (md, html or pdf)."""
+    st = request.app[STATE]
+    rid, fmt = request.match_info["rid"], request.match_info["fmt"]
+    report = await st.run(request.app[REPORTS].get, rid)
+    if report is None:
+        raise Rejected(404, f"no such report {rid!r}")
+    return await report_response(report, fmt, attachment=True)
+
+
+@page
+async def drill_report_download(request: web.Request) -> web.Response:
+    """GET /console/drills/{did}/report.{fmt}?lang=: the drill report (md or html)."""
+    st = request.app[STATE]
+    did, fmt = request.match_info["did"], request.match_info["fmt"]
+    if fmt not in ("md", "html"):
+        raise Rejected(404, f"format: expected md or html, got {fmt!r}")
+    try:
+        text = await st.run(request.app[DRILLS].report, did, request.query.get("lang"), fmt)
+    except KeyError:
+        raise Rejected(404, f"no such drill {did!r}")
+    return web.Response(text=text, content_type="text/markdown" if fmt == "md" else "text/html",
+                        charset="utf-8", headers={
+                            "Content-Disposition": f'attachment; filename="{did}.{fmt}"'})

@@ -1,0 +1,37 @@
+"""Where the console's pages and actions are mounted on the collector's app."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..api_base import STATE
+from . import actions, pages
+from .console import CONSOLE, STATIC, Console
+
+
+def add_console_routes(app: web.Application) -> None:
+    """Mount the console under /console/ (issue 8); `/` leads to it."""
+    st = app[STATE]
+    grader = st.desk.grader
+    tz = (st.config.reports.timezone
+          or (grader.calendar.timezone if grader is not None else None) or "UTC")
+    app[CONSOLE] = Console(st.config, tz)
+    r = app.router
+    r.add_get("/", pages.home)
+    r.add_get("/console/", pages.home)
+    r.add_get("/console/login", pages.login_form)
+    r.add_post("/console/login", pages.login)
+    r.add_post("/console/logout", actions.logout)
+    r.add_get("/console/lang/{lang}", pages.set_language)
+    r.add_get("/console/incidents", pages.incidents)
+    r.add_get("/console/incidents/{id}", pages.incident)
+    r.add_post("/console/incidents/{id}/reports", actions.draft_report)
+    r.add_post("/console/incidents/{id}/steps/{step}/{action}", actions.on_step)
+    r.add_post("/console/incidents/{id}/{action}", actions.on_incident)
+    r.add_get("/console/reports/{rid}.{fmt}", pages.report_download)
+    r.add_post("/console/reports/{rid}/issue", actions.issue_report)
+    r.add_get("/console/branches", pages.branches)
+    r.add_get("/console/drills", pages.drills)
+    r.add_post("/console/drills", actions.start_drill)
+    r.add_get("/console/drills/{did}/report.{fmt}", pages.drill_report_download)
+    r.add_static("/console/static/", STATIC, append_version=True)

@@ -1,0 +1,212 @@
+"""What the console's pages show, computed from the collector's own data: pure
+functions (no I/O, `now` given), so the pages and their tests agree.
+
+Incidents arrive as `incident_codec.to_dict` data; branches as the store's
+agent records (last heartbeat and its checks) with the config's enrolment.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from datetime import datetime
+
+from agent.wire import CheckStatus
+
+from ..runbooks.run import Run
+
+STATE_RANK = {"ok": 0, "unknown": 1, "warning": 2, "critical": 3}
+
+# Which checks a branch tile shows under which heading (agent check ids).
+GROUPS = (
+    ("ups", ("ups/*",)),
+    ("uplinks", ("line/*", "switch/*", "failover/*")),
+    ("services", ("tcp/*", "listen/*", "process/*", "http/*")),
+    ("host", ("*",)),
+)
+
+# The steps a person works from the console (domain.md §4: not pre-authorised).
+PERSON_STEPS = ("manual", "decision", "action")
+
+
+def worst(states) -> str:
+    return max(states, key=lambda s: STATE_RANK.get(s, 1), default="ok")
+
+
+def grade_labels(inc: dict, tables: dict) -> list[dict]:
+    """Each table's grade as shown: 'III 较大', with its rank for sorting."""
+    out = []
+    for name, rec in inc["grades"].items():
+        table = tables.get(name)
+        title = table.grade_titles.get(rec.grade, "") if table and rec.grade else ""
+        rank = table.rank(rec.grade) if table else 0
+        out.append({"table": name, "grade": rec.grade, "title": title,
+                    "provisional": rec.provisional, "rank": rank, "rule": rec.rule})
+    return out
+
+
+def next_deadline(inc: dict) -> object | None:
+    """The soonest deadline still due (a DeadlineState), or None."""
+    due = [d for d in inc["deadlines"] if d.status == "due"]
+    return min(due, key=lambda d: d.due_at, default=None)
+
+
+def incident_row(inc: dict, tables: dict, now: datetime) -> dict:
+    """One line of the incidents page."""
+    grades = grade_labels(inc, tables)
+    branches = sorted({f["branch"] for f in inc["faults"]}) or [inc["branch"]]
+    nd = next_deadline(inc)
+    return {
+        "id": inc["id"], "title": inc["title"], "status": inc["status"], "drill": inc["drill"],
+        "branches": branches, "grades": [g for g in grades if g["grade"]],
+        "rank": max((g["rank"] for g in grades), default=0),
+        "started_at": inc["started_at"], "age": (now - inc["started_at"]).total_seconds(),
+        "ack": inc["acks"][-1] if inc["acks"] else None,
+        "deadline": nd, "deadline_left": (nd.due_at - now).total_seconds() if nd else None,
+        "missed": sum(d.status == "missed" for d in inc["deadlines"]),
+        "active_faults": sum(f["active"] for f in inc["faults"]),
+    }
+
+
+def incident_rows(incidents: list[dict], tables: dict, now: datetime) -> list[dict]:
+    """Most severe first, then the oldest."""
+    rows = [incident_row(i, tables, now) for i in incidents]
+    return sorted(rows, key=lambda r: (-r["rank"], r["started_at"]))
+
+
+def timeline(inc: dict, limit: int = 300) -> list[dict]:
+    """Everything that happened to an incident, oldest first: faults, people,
+    grades, runbook steps, deadlines (the newest `limit` entries)."""
+    e = [{"at": inc["started_at"], "kind": "opened", "text": inc["title"], "who": None}]
+    for f in inc["faults"]:
+        for at, kind, state, reason in (h[:4] for h in f["history"]):
+            e.append({"at": at, "kind": "fault_entry", "who": None, "state": state,
+                      "text": f"{f['branch']} {f['check']}: {state} ({kind}) {reason}"})
+    for a in inc["acks"]:
+        e.append({"at": a["at"], "kind": "acked", "who": a["who"], "text": a["why"]})
+    for a in inc["notes"]:
+        e.append({"at": a["at"], "kind": "note", "who": a["who"], "text": a["why"]})
+    for name, rec in inc["grades"].items():
+        for c in rec.history:
+            if c.grade is None and c.who is None:
+                continue            # "not graded yet" is no event
+            text = f"{name}: {c.grade or '—'}" + (" (provisional)" if c.provisional else "")
+            text += f" · {c.rule}" if c.rule else ""
+            text += f" · {c.why}" if c.why else ""
+            e.append({"at": c.at, "kind": "graded", "who": c.who, "text": text})
+    for run in inc["runbooks"]:
+        for r in run.records:
+            if r.status in ("done", "skipped", "failed"):
+                text = f"{run.runbook.id} / {r.step}: {r.status}"
+                text += f" ({r.choice})" if r.choice else ""
+                text += f" — {r.note}" if r.note else ""
+                e.append({"at": r.ended_at or r.started_at, "kind": "step_entry",
+                          "who": r.who, "text": text})
+    for d in inc["deadlines"]:
+        if d.status == "met":
+            e.append({"at": d.met_at, "kind": "deadline_met", "who": d.met_by,
+                      "text": f"{d.title}: {d.what or ''}"})
+        elif d.status == "missed":
+            e.append({"at": d.missed_at or d.due_at, "kind": "deadline_missed", "who": None,
+                      "text": d.title})
+    if inc["resolved_at"]:
+        by = inc["resolved_by"]
+        e.append({"at": inc["resolved_at"], "kind": "resolved", "who": by and by["who"],
+                  "text": by["why"] if by else ""})
+    if inc["closed"]:
+        e.append({"at": inc["closed"]["at"], "kind": "closed", "who": inc["closed"]["who"],
+                  "text": inc["closed"]["why"]})
+    e.sort(key=lambda x: x["at"])
+    return e[-limit:]
+
+
+def checklist(run: Run) -> dict:
+    """A runbook run as a checklist: every step in file order with its latest record;
+    `actionable` on the current step when a person must confirm, skip or fail it."""
+    steps = []
+    for step in run.runbook.steps:
+        rec = run.record(step.id)
+        current = step.id == run.current and run.status == "running"
+        status = rec.status if rec else "pending"
+        person = current and status in ("waiting", "running") and (
+            step.kind in ("manual", "decision")
+            or (step.kind == "action" and not step.preauthorised and not (rec and rec.confirmed)))
+        steps.append({"step": step, "record": rec, "status": status, "current": current,
+                      "actionable": person})
+    return {"run": run, "steps": steps}
+
+
+def group_of(check: str) -> str:
+    for name, patterns in GROUPS:
+        if any(fnmatch.fnmatchcase(check, p) for p in patterns):
+            return name
+    return "host"
+
+
+def _newer_faults(incidents: list[dict]) -> dict[str, dict[str, dict]]:
+    """agent -> check -> the latest fault of the open incidents."""
+    out: dict[str, dict[str, dict]] = {}
+    for inc in incidents:
+        for f in inc["faults"]:
+            known = out.setdefault(f["agent"], {}).get(f["check"])
+            if known is None or f["last_at"] > known["last_at"]:
+                out[f["agent"]][f["check"]] = f
+    return out
+
+
+def branch_tiles(agents: list, enrolled: list, silent: set[str], open_incidents: list[dict],
+                 now: datetime) -> list[dict]:
+    """Regions, each with its branches: the state of UPS, uplinks, services and host
+    from the last heartbeat, silent agents, and the branch's open incidents."""
+    by_branch: dict[str, dict] = {}
+
+    def branch(name: str, region: str) -> dict:
+        b = by_branch.setdefault(name, {"branch": name, "region": region, "agents": [],
+                                        "groups": {g: [] for g, _ in GROUPS},
+                                        "incidents": []})
+        b["region"] = b["region"] or region
+        return b
+
+    newer = _newer_faults(open_incidents)
+    region_of = {e.id: e.region for e in enrolled}      # the config is the authority
+    seen = set()
+    for a in agents:
+        if a.agent.startswith("drill:"):
+            continue
+        seen.add(a.agent)
+        b = branch(a.branch, region_of.get(a.agent) or a.region)
+        b["agents"].append({"agent": a.agent, "silent": a.agent in silent, "never": False,
+                            "heard": a.heartbeat_at,
+                            "heard_ago": (now - a.heartbeat_at).total_seconds()
+                            if a.heartbeat_at else None})
+        checks = {c.check: c for c in a.checks}
+        for check, f in newer.get(a.agent, {}).items():
+            # A state change since the last heartbeat (they come every 15 s or so).
+            if a.heartbeat_at is None or f["last_at"] > a.heartbeat_at:
+                checks[check] = CheckStatus(check=check, reason=f["reason"],
+                                            state=f["state"] if f["active"] else "ok")
+        for c in checks.values():
+            b["groups"][group_of(c.check)].append(c)
+    for e in enrolled:
+        if e.id not in seen:
+            branch(e.branch, e.region)["agents"].append(
+                {"agent": e.id, "silent": False, "heard": None, "heard_ago": None,
+                 "never": True})
+    for inc in open_incidents:
+        for name in {f["branch"] for f in inc["faults"]} or {inc["branch"]}:
+            if name in by_branch:
+                by_branch[name]["incidents"].append(inc["id"])
+    for b in by_branch.values():
+        b["group_state"] = {g: worst(c.state for c in cs) for g, cs in b["groups"].items()}
+        b["problems"] = {g: [c for c in cs if c.state != "ok"] for g, cs in b["groups"].items()}
+        if any(a["silent"] for a in b["agents"]):
+            b["state"] = "silent"
+        elif all(a.get("never") for a in b["agents"]):
+            b["state"] = "unknown"
+        else:
+            b["state"] = worst(b["group_state"].values())
+    regions: dict[str, list] = {}
+    for b in sorted(by_branch.values(), key=lambda b: b["branch"]):
+        regions.setdefault(b["region"], []).append(b)
+    return [{"region": r, "branches": bs,
+             "state": worst("critical" if b["state"] == "silent" else b["state"] for b in bs)}
+            for r, bs in sorted(regions.items())]
