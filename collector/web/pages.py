@@ -4,6 +4,7 @@ page's live fragment only; the same URL without it gets the whole page."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, timezone
 
 from aiohttp import web
@@ -120,8 +121,9 @@ async def branches(request: web.Request) -> web.Response:
     agents = await st.run(request.app[STORE].agents)
     open_ = await st.run(st.desk.list, "open")
     regions = branch_tiles(agents, st.config.agents, set(st.desk.silent), open_, _now(request))
+    totals = Counter(b["state"] for r in regions for b in r["branches"])
     return render(request, "_branches_live.html" if _live(request) else "branches.html",
-                  regions=regions)
+                  regions=regions, totals=totals)
 
 
 @page
