@@ -15,6 +15,7 @@ import re
 import pytest
 
 from .support.collector import CollectorProcess, audit_records
+from .support.notify import HttpSink
 from .support.console import (chromium, console_yaml, fault_batch, heartbeat, login,
                               screenshots)
 from .test_collector_api import request
@@ -23,10 +24,20 @@ TOKENS = {"a1": "console-agent-token-north-1", "a2": "console-agent-token-south-
 AGENTS = {"a1": ("BR-N1", "north", TOKENS["a1"]), "a2": ("BR-S1", "south", TOKENS["a2"])}
 
 
+def notify_yaml(hook: str) -> str:
+    """The on-duty person's webhook; leadership after 15 minutes unacknowledged."""
+    return ("notify:\n  people:\n"
+            f"    - {{name: 李娜, roles: [execution], webhook: '{hook}'}}\n"
+            f"    - {{name: 张伟, roles: [leadership], webhook: '{hook}'}}\n"
+            "  routes:\n    - name: all\n      notify: [execution]\n"
+            "      escalate: [{after: 15, roles: [leadership]}]\n")
+
+
 @pytest.fixture(scope="module")
 def collector(tmp_path_factory):
-    with CollectorProcess(tmp_path_factory.mktemp("console"), AGENTS,
-                          extra=console_yaml(refresh=1)) as c:
+    with HttpSink() as hook, CollectorProcess(
+            tmp_path_factory.mktemp("console"), AGENTS,
+            extra=console_yaml(refresh=1) + notify_yaml(hook.url)) as c:
         yield c
 
 
@@ -82,6 +93,11 @@ def test_operator_works_an_incident_end_to_end(collector, browser, tmp_path):
     done = page.inner_text(f"#runbooks .step.done[data-step='{step}']")
     assert "alice" in done and "市电停电" in done
     assert any(actor == "alice" for actor, _ in audit_records(c, "incident.step_done"))
+
+    # Who was told: the on-duty person's webhook, the chain stopped by the ack.
+    page.wait_for_selector("#notifications tr.delivery.sent")
+    told = page.inner_text("#notifications")
+    assert "李娜" in told and "webhook" in told and "升级停止" in told
 
     # A note, then the written report: drafted, downloaded.
     page.fill("#note-form textarea", "发电机已就位")

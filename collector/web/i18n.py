@@ -125,6 +125,11 @@ WORDS: dict[str, dict[str, str]] = {
     "pending": {"zh": "未开始", "en": "pending"},
     "role": {"zh": "负责", "en": "role"},
     "language": {"zh": "English", "en": "中文"},
+    "notifications": {"zh": "通知与升级", "en": "Notifications"},
+    "escalation_stopped": {"zh": "已确认，升级停止", "en": "acknowledged: escalation stopped"},
+    "held": {"zh": "暂缓", "en": "held"},
+    "queued": {"zh": "排队中", "en": "queued"},
+    "sent": {"zh": "已发送", "en": "sent"},
 }
 
 

@@ -15,7 +15,8 @@ from ..drills.http import DRILLS
 from .console import (CONSOLE, COOKIE, HEADERS, LANG_COOKIE, Console, page, render)
 from .i18n import LANGUAGES
 from .passwords import check_password
-from .views import branch_tiles, checklist, grade_labels, incident_rows, timeline
+from .views import (branch_tiles, checklist, grade_labels, incident_rows, notifications,
+                    timeline)
 
 
 def _now(request) -> datetime:
@@ -109,7 +110,7 @@ async def incident(request: web.Request) -> web.Response:
     row = incident_rows([inc], tables, now)[0]
     data = dict(inc=inc, row=row, grades=grade_labels(inc, tables), tables=tables,
                 timeline=timeline(inc), runs=[checklist(r) for r in inc["runbooks"]],
-                reports=reports, records=inc["grades"])
+                reports=reports, records=inc["grades"], notified=notifications(inc))
     return render(request, "_incident_live.html" if _live(request) else "incident.html",
                   **data)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from datetime import datetime
+from types import SimpleNamespace
 
 from agent.wire import CheckStatus
 
@@ -210,3 +211,24 @@ def branch_tiles(agents: list, enrolled: list, silent: set[str], open_incidents:
     return [{"region": r, "branches": bs,
              "state": worst("critical" if b["state"] == "silent" else b["state"] for b in bs)}
             for r, bs in sorted(regions.items())]
+
+
+def notifications(inc: dict, limit: int = 30) -> dict | None:
+    """Who was told what (issue 7): the escalation chain and how far it went, whether
+    an ack stopped it, and the newest deliveries with the message each carried."""
+    n = inc["notify"]
+    if n is None:
+        return None
+    subjects = {m.id: m.subject for m in n.messages}
+    chain = [{"after": lvl.after, "roles": lvl.roles, "reached": i <= n.level}
+             for i, lvl in enumerate(n.chain)]
+    deliveries = [{"at": d.done_at, "to": d.to, "channel": d.channel, "status": d.status,
+                   "attempts": d.attempts, "error": d.error,
+                   "subject": subjects.get(d.message, "")} for d in n.deliveries[-limit:]]
+    return {"route": n.route, "chain": chain, "acked": n.acked(_acks(inc)),
+            "held": n.held, "deliveries": list(reversed(deliveries))}
+
+
+def _acks(inc: dict) -> list:
+    """The incident's acks as objects with .at (NotifyState.acked reads them so)."""
+    return [SimpleNamespace(**a) for a in inc["acks"]]
