@@ -159,6 +159,14 @@ def test_leadership_grades_and_a_refusal_comes_back_as_a_message(collector):
     assert v.go(f"/console/incidents/{iid}")[2].count('class="flash') == 0   # shown once
 
 
+def test_incidents_filter_by_region(collector):
+    v = Visitor(collector.url)
+    v.login("vera")
+    assert "BR-1" in v.go("/console/incidents?region=east")[2]
+    page = v.go("/console/incidents?region=west")[2]
+    assert "data-incident" not in page and "region=west" in page     # the poll keeps the filter
+
+
 def test_unknown_things_are_404_with_a_reason(collector):
     v = Visitor(collector.url)
     v.login("alice")

@@ -125,6 +125,7 @@ WORDS: dict[str, dict[str, str]] = {
     "pending": {"zh": "未开始", "en": "pending"},
     "role": {"zh": "负责", "en": "role"},
     "language": {"zh": "English", "en": "中文"},
+    "all": {"zh": "全部", "en": "all"},
     "notifications": {"zh": "通知与升级", "en": "Notifications"},
     "escalation_stopped": {"zh": "已确认，升级停止", "en": "acknowledged: escalation stopped"},
     "held": {"zh": "暂缓", "en": "held"},

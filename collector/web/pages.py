@@ -90,10 +90,16 @@ async def incidents(request: web.Request) -> web.Response:
     ones not yet closed; drills are on the drills page (domain.md §5)."""
     st = request.app[STATE]
     now, tables = _now(request), st.desk.grader.tables if st.desk.grader else {}
-    open_ = incident_rows(await st.run(st.desk.list, "open"), tables, now)
-    resolved = incident_rows(await st.run(st.desk.list, "resolved"), tables, now)
+    region = request.query.get("region") or None
+    region_of = {a.branch: a.region for a in st.config.agents}
+    shown = {}
+    for status in ("open", "resolved"):
+        found = incident_rows(await st.run(st.desk.list, status), tables, now)
+        shown[status] = [r for r in found if region is None
+                         or any(region_of.get(b) == region for b in r["branches"])]
     return render(request, "_incidents_live.html" if _live(request) else "incidents.html",
-                  open=open_, resolved=resolved)
+                  open=shown["open"], resolved=shown["resolved"], region=region,
+                  regions=sorted(set(region_of.values()) - {""}))
 
 
 @page
