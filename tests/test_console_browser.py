@@ -19,6 +19,7 @@ from .support.notify import HttpSink
 from .support.console import (chromium, console_yaml, fault_batch, heartbeat, login,
                               screenshots)
 from .test_collector_api import request
+from .test_delivery_e2e import wait_for
 
 TOKENS = {"a1": "console-agent-token-north-1", "a2": "console-agent-token-south-1"}
 AGENTS = {"a1": ("BR-N1", "north", TOKENS["a1"]), "a2": ("BR-S1", "south", TOKENS["a2"])}
@@ -87,7 +88,12 @@ def test_operator_works_an_incident_end_to_end(collector, browser, tmp_path):
     page.click(f"a[href='/console/incidents/{incident}']")
     page.wait_for_selector("#runbooks .step.current")
     step = page.get_attribute("#runbooks .step.current", "data-step")
+    # What a person types survives the live updates around it.
+    page.evaluate("""window.__swaps = 0;
+        document.body.addEventListener('htmx:afterSwap', () => window.__swaps++)""")
     page.fill("#runbooks .step.current input[name=note]", "找到原因：市电停电")
+    wait_for(lambda: page.evaluate("window.__swaps") >= 2, timeout=15)
+    assert page.input_value("#runbooks .step.current input[name=note]") == "找到原因：市电停电"
     page.click("#runbooks .step.current button.confirm")
     page.wait_for_selector(f"#runbooks .step.done[data-step='{step}']")
     done = page.inner_text(f"#runbooks .step.done[data-step='{step}']")
