@@ -45,11 +45,19 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("check-config", help="validate an agent config; exit 2 if it is wrong")
     p.add_argument("file", metavar="FILE")
 
-    p = sub.add_parser("demo", help="an agent against a simulated UPS and services")
-    p.add_argument("--port", type=int, default=9811, help="/metrics port (0: any free port)")
+    p = sub.add_parser("demo", help="the collector and three simulated branches play a "
+                                    "story (no root, nothing installed)")
+    p.add_argument("--port", type=int, default=9812,
+                   help="the collector's port on 127.0.0.1, console and API (0: any free port)")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="play the story faster (e.g. 4); about 2.5 min at 1")
     p.add_argument("--duration", type=float, default=None,
-                   help="stop after this many seconds (default: run until Ctrl-C)")
-    p.add_argument("--speed", type=float, default=1.0, help="play the story faster (e.g. 5)")
+                   help="stop this many seconds after the start, or when the story is over "
+                        "if that is later (default: run until Ctrl-C)")
+    p.add_argument("--no-browser", action="store_true", help="do not open the console")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="keep the collector's data and the reports in DIR (default: a "
+                        "temporary directory, removed at the end)")
 
     from collector.cli import add_commands as add_collector_commands
     add_collector_commands(sub)   # collector, collector token, audit verify
@@ -74,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "ups-command":
             return run_ups_command(load(args.config), args.ups, args.instcmd, as_json=args.json)
         if args.command == "demo":
-            from .demo import run_demo
-            return run_demo(port=args.port, duration=args.duration, speed=args.speed)
+            from collector.demo.run import run_demo   # the collector side: only when asked
+            return run_demo(port=args.port, speed=args.speed, duration=args.duration,
+                            no_browser=args.no_browser, data_dir=args.data_dir)
     except ConfigError as e:
         print(f"branchwatch: {e}", file=sys.stderr)
         return 2

@@ -1,7 +1,8 @@
 """Turning transitions into wire events, and where events go.
 
-Until the collector link exists, events go to stdout as JSON lines (the
-journal picks them up under systemd); the demo prints them as text.
+Events go to stdout as JSON lines (the journal picks them up under systemd;
+`--events text` prints them for people) and, with a `collector:` section,
+through the spool to the collector.
 """
 
 from __future__ import annotations

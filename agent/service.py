@@ -15,6 +15,8 @@ async def serve(config: Config, probes, events: str = "json", duration: float | 
 
     `announce(url)` is called with the /metrics URL once it listens;
     `links` is the LinkView the probes share (for the trap listener).
+    `events` is "json" or "text" (stdout), or an EventSink of the caller's
+    (the demo, which prints its own story).
     """
     from prometheus_client import CollectorRegistry, start_http_server
 
@@ -40,7 +42,10 @@ async def serve(config: Config, probes, events: str = "json", duration: float | 
     log.info("agent %s (branch %s): %d probes; metrics on %s", a.id, a.branch, len(probes), url)
     if announce is not None:
         announce(url)
-    sink = JsonLinesSink() if events == "json" else TextSink()
+    if isinstance(events, str):
+        sink = JsonLinesSink() if events == "json" else TextSink()
+    else:
+        sink = events
     if link is not None:
         from .sender import SpoolSink, Tee
         spool, sender = link

@@ -216,12 +216,16 @@ class IncidentDesk:
 
     def _agent_action(self, e: Event) -> list[Change]:
         """An agent's `action` event: the result of a runbook command it was given,
-        or something it did by itself (its failover), kept on the newest open incident."""
+        or something it did by itself (its failover), kept on the incident it belongs to."""
         if self.runbooks is None:
             return []
         side = drill_of(e.agent)                # a drill's report never lands on a real one
-        live = [i for i in self.book.index.live(e.branch)
-                if i.status == "open" and self.book.drill_run(i) == side]
+        mine = [i for i in self.book.index.live(e.branch) if self.book.drill_run(i) == side]
+        # The newest open incident; else one resolved whose runbook still runs: an
+        # agent's swap back comes after the repaired line has resolved the incident,
+        # and its runbook waits for exactly that (network-fault: swap-back).
+        live = ([i for i in mine if i.status == "open"]
+                or [i for i in mine if any(r.status == "running" for r in i.runbooks)])
         parts = e.check.split("/")
         if len(parts) == 5 and parts[:2] == ["action", "runbook"]:   # action/runbook/INC/RUN/STEP
             try:

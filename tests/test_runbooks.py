@@ -195,3 +195,44 @@ def test_every_shipped_runbook_is_packaged():
     assert names == {p.name for p in shipped_dir().glob("*.yaml")}
     tables = {Path(p).name for p in packaged["share/branchwatch/grading"]}
     assert tables == {p.name for p in (shipped_dir().parent / "grading").glob("*.yaml")}
+
+
+def test_the_agents_swap_back_completes_the_runbook_of_a_resolved_incident(tmp_path):
+    """The repaired line resolves the incident before the agent swaps back (it waits
+    return_after); its swap_back/verify_primary still belong to that incident's
+    runbook, whose swap-back step they complete, with no false plan failure."""
+    from agent.wire import Event, new_event_id
+    from collector.incident_desk import IncidentDesk
+    from collector.incident_runbooks import Runbooks
+    from collector.store import SqliteStore
+
+    now = [T0.timestamp()]
+    store = SqliteStore(tmp_path / "collector.db")
+    desk = IncidentDesk(store, lambda: now[0], runbooks=Runbooks.from_folder(None))
+
+    def event(seconds, check, kind, new, old, diagnosis=None):
+        now[0] = T0.timestamp() + seconds
+        e = Event(id=new_event_id(), kind=kind, agent="a1", branch="B1", check=check,
+                  old_state=old, new_state=new, reason=check, diagnosis=diagnosis,
+                  observed_at=T0 + timedelta(seconds=seconds))
+        with store.group():
+            desk.ingest("a1", "B1", [e], now[0])
+            desk.advance_runbooks()
+
+    event(0, "line/primary/gw", "state", "critical", "ok", "line")
+    event(2, "action/failover/fail_over", "action", "ok", None)
+    event(3, "action/failover/verify_backup", "action", "ok", None)
+    [inc] = desk.book.incidents()
+    run = inc.runbooks[0]
+    desk.runbook_act(inc.id, "confirm", "call-it-line", "wang", "IT ticket 4411")
+    event(60, "line/primary/gw", "state", "ok", "critical")
+    assert inc.status == "resolved" and run.current == "wait-primary"
+    event(65, "action/failover/swap_back", "action", "ok", None)
+    event(66, "action/failover/verify_primary", "action", "ok", None)
+    now[0] = T0.timestamp() + 60 + 601
+    with store.group():
+        desk.advance_runbooks()
+    assert run.current == "review", [(r.step, r.status) for r in run.records]
+    assert run.record("swap-back").status == "done"
+    assert not [r for r in run.records if r.status == "failed"]
+    store.close()

@@ -1,0 +1,217 @@
+"""The three acts of the demo's story (story.py holds the stage: pacing, the
+clock, reading back). Every line that says what the collector did is read
+from its API; the operator acts through the same API a person would use.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from . import views as v
+
+# domain.md §4.2: the power-cut runbook, as the demo operator works it.
+POWER_STEPS = [
+    ("find-cause", "a storm brought down the overhead supply line", None),
+    ("call-power-company", "State Grid: a crew is on the way, about 4 h", None),
+    ("long-outage", "4 h is far longer than the UPS can carry the branch (31 min)", "long"),
+    ("disconnect-mains", "mains input breaker open (photo: breaker-open.jpg)", None),
+    ("start-generator", "generator started, 230 V at its output", None),
+]
+
+# What a person writes into the written report before issuing it (第二十八條).
+WRITTEN = {"cause_analysis": "（演示）核心系统至北区、南区网点的专线中断，原因待运营商确认。",
+           "consequences": "（演示）北区、南区网点无法办理核心业务，未发现数据损坏。",
+           "next_steps": "（演示）督促运营商抢修；网点启用应急服务流程。"}
+
+
+class Acts:
+    """The acts; mixed into story.Story, which gives n, client, clock, beat and the rest."""
+
+    async def power_cut(self, b) -> None:
+        """Act 1 (domain.md §4.2): UPS on battery, the generator runbook, mains back."""
+        self.n.scene(f"Power cut at {b.name}")
+        self.n.world(f"A storm cuts the mains at {b.name}: its UPS runs the branch on battery "
+                     f"(ups.status OB DISCHRG, input 0 V)")
+        b.mains_lost()
+        inc = await self.incident(
+            lambda i: i if i["status"] == "open" and v.faults(i, "ups/*/on_battery", b.name)
+            and v.run_of(i, "power-cut") else None, f"the power-cut incident at {b.name}")
+        fault = v.faults(inc, "ups/*/on_battery")[0]
+        self.n.collector(f"incident {inc['id']} opened: \"{inc['title']}\" at {b.name} "
+                         f"({fault['check']}: {fault['reason']})")
+        run = v.run_of(inc, "power-cut")
+        self.n.collector(f"runbook {run['runbook']['id']} ({run['runbook']['title']}) started; "
+                         f"{v.where(run)}")
+        self.n.collector(f"cbrc: {v.grade_text(inc, self.n.at)}")
+        await self.beat()
+        for step, note, choice in POWER_STEPS:
+            body = {"note": note, **({"choice": choice} if choice else {})}
+            inc = await self.client.step(inc["id"], step, "confirm", **body)
+            self.n.operator(f"confirms {step}" + (f" [{choice}]" if choice else "")
+                            + f": {note}")
+            self.n.collector(v.where(v.run_of(inc, "power-cut")))
+            await self.beat(0.5)
+
+        self.n.scene("The generator settles")
+        await self.move_clock(181, "generator-stable waits 3 min")
+        inc = await self.same(inc, lambda i: v.at_step(i, "power-cut", "connect-loads"),
+                              "the generator wait to end")
+        rec = v.step_record(v.run_of(inc, "power-cut"), "generator-stable")
+        self.n.collector(f"generator-stable {rec['status']} by itself: {rec['note']}")
+        b.on_generator()
+        self.n.world(f"The generator feeds {b.name}: the UPS has input again "
+                     f"(ups.status OL CHRG, 226 V)")
+        inc = await self.same(inc, lambda i: i if i["status"] == "resolved" else None,
+                              "the incident to resolve")
+        self.n.collector(f"{inc['id']} resolved: every fault cleared")
+        inc = await self.client.step(inc["id"], "connect-loads", "confirm",
+                                     note="loads on the generator; the UPS reads 226 V input")
+        self.n.operator("confirms connect-loads: loads on the generator")
+        self.n.collector(v.where(v.run_of(inc, "power-cut")))
+        await self.move_clock(301, "wait-mains needs mains steady for 5 min")
+        inc = await self.same(inc, lambda i: v.at_step(i, "power-cut", "review"),
+                              "the mains wait to end")
+        rec = v.step_record(v.run_of(inc, "power-cut"), "wait-mains")
+        self.n.collector(f"wait-mains {rec['status']} by itself: {rec['note']}")
+        b.mains_back()
+        self.n.world(f"Mains are back at {b.name}; the generator is switched off")
+        inc = await self.client.step(inc["id"], "review", "confirm",
+                                     note="plan worked; test the generator monthly")
+        self.n.operator("confirms review (leadership group): the plan worked")
+        self.n.collector(v.where(v.run_of(inc, "power-cut")))
+        inc = await self.client.act(inc["id"], "close", why="mains back, generator off")
+        self.n.operator(f"closes {inc['id']}: mains back, generator off -> {inc['status']}")
+        await self.beat()
+
+    async def line_cut(self, b) -> None:
+        """Act 2 (domain.md §4.1): the agent fails over to the backup line and back."""
+        self.n.scene(f"Line cut at {b.name}")
+        self.n.world(f"A digger cuts carrier A's line at {b.name}: the primary line's far "
+                     f"side stops answering")
+        since = time.time()
+        await b.cut_primary()
+        inc = await self.incident(
+            lambda i: i if i["status"] == "open" and v.faults(i, "line/primary/*", b.name)
+            and v.run_of(i, "network-fault") else None, f"the line incident at {b.name}")
+        fault = v.faults(inc, "line/primary/*")[0]
+        self.n.collector(f"incident {inc['id']} opened: \"{inc['title']}\" "
+                         f"({fault['check']}: {fault['reason']})")
+        self.n.collector(f"runbook network-fault started; "
+                         f"{v.where(v.run_of(inc, 'network-fault'))}")
+        await self.agent_step(b, "fail_over", since)
+        self.n.note(f"  switch {b.switch.name} now: {b.backup_port()} "
+                    f"(SNMP SET ifAdminStatus.{b.switch.ifindex('gi2')} = up)")
+        await self.agent_step(b, "verify_backup", since)
+        inc = await self.same(inc, lambda i: i if (v.step_record(
+            v.run_of(i, "network-fault"), "backup-line") or {}).get("status") == "done" else None,
+            "the runbook to record the backup line")
+        rec = v.step_record(v.run_of(inc, "network-fault"), "backup-line")
+        self.n.collector(f"backup-line done (pre-authorised, by the agent): {rec['note']}")
+        self.n.collector(v.where(v.run_of(inc, "network-fault")))
+        await self.beat()
+        inc = await self.client.step(inc["id"], "call-it-line", "confirm",
+                                     note="county IT called; carrier ticket 4471")
+        self.n.operator("confirms call-it-line: county IT called, carrier ticket 4471")
+        await self.beat(0.5)
+
+        self.n.scene(f"The primary line is repaired at {b.name}")
+        since = time.time()
+        await b.repair_primary()
+        self.n.world("Carrier A repairs the line: the primary's far side answers again")
+        inc = await self.same(inc, lambda i: i if i["status"] == "resolved" else None,
+                              "the line incident to resolve")
+        self.n.collector(f"{inc['id']} resolved: the primary line answers")
+        await self.agent_step(b, "swap_back", since)
+        self.n.note(f"  switch {b.switch.name} now: {b.backup_port()}")
+        await self.agent_step(b, "verify_primary", since)
+        await self.move_clock(601, "wait-primary needs the primary healthy for 10 min")
+        # The agent's swap back arrived after the incident resolved; it still completes
+        # the runbook's swap-back step (done_when: action/failover/verify_primary).
+        inc = await self.same(inc, lambda i: v.at_step(i, "network-fault", "review"),
+                              "the primary wait and the swap back to be recorded")
+        rec = v.step_record(v.run_of(inc, "network-fault"), "swap-back")
+        self.n.collector(f"wait-primary done by itself; swap-back done by the agent: "
+                         f"{rec['note']}")
+        inc = await self.client.step(inc["id"], "review", "confirm",
+                                     note="failover and swap back worked by themselves")
+        self.n.operator("confirms review: the failover worked by itself")
+        inc = await self.client.act(inc["id"], "close", why="back on the primary line")
+        self.n.operator(f"closes {inc['id']}: back on the primary line -> {inc['status']}")
+        await self.beat()
+
+    async def region_outage(self, north: list, south) -> None:
+        """Act 3 (domain.md §2.1, §3): one incident across regions, graded III, II, I."""
+        first, second = north
+        self.n.scene(f"The core system is lost in region {first.spec.region}")
+        self.n.world(f"The core banking system stops answering {first.name} (tcp/core refused)")
+        await first.core_lost()
+        inc = await self.incident(
+            lambda i: i if i["status"] == "open" and v.faults(i, "tcp/core", first.name, True)
+            else None, "the core-system incident")
+        self.n.collector(f"incident {inc['id']} opened: \"{inc['title']}\" at "
+                         f"{self.n.at(inc['started_at'])} (collector time)")
+        await self.beat(0.5)
+        self.n.world(f"... and {second.name} (same region)")
+        await second.core_lost()
+        inc = await self.same(inc, lambda i: i if v.faults(i, "tcp/core", second.name, True)
+                              else None, f"{second.name} to join the incident")
+        self.n.collector(f"{second.name} joins {inc['id']}: \"{inc['title']}\"; "
+                         f"{v.grade_text(inc, self.n.at)}")
+        await self.beat()
+
+        self.n.scene("Half an hour with one region out: grade III")
+        await self.move_clock_to(v.started(inc) + timedelta(minutes=30, seconds=5),
+                                 "30 min of business time pass")
+        inc = await self.same(inc, v.grade_is("III"), "grade III")
+        self.grade_report(inc)
+        inc = await self.client.act(inc["id"], "deadline", key="regulator-notice",
+                                    what="phoned the regulator's duty desk, ref 0417")
+        self.n.operator("records regulator-notice as met: phoned the regulator, ref 0417")
+        await self.beat()
+
+        self.n.scene(f"Region {south.spec.region} loses the core system too")
+        await south.core_lost()
+        self.n.world(f"The core banking system stops answering {south.name}")
+        inc = await self.same(inc, lambda i: i if v.faults(i, "tcp/core", south.name, True)
+                              else None, f"{south.name} to join the incident")
+        t_south = v.fault_start(v.faults(inc, "tcp/core", south.name)[0])
+        self.n.collector(f"{south.name} joins {inc['id']}: \"{inc['title']}\", branches "
+                         f"{', '.join(v.branches(inc))}: two regions out")
+        await self.beat()
+
+        self.n.scene("Two regions out for 30 min: grade II")
+        await self.move_clock_to(t_south + timedelta(minutes=30, seconds=5),
+                                 "30 more min pass")
+        inc = await self.same(inc, v.grade_is("II"), "grade II")
+        self.grade_report(inc)
+        written = await self.save_report(inc, "written", WRITTEN, "faxed to the regulator")
+        inc = await self.client.act(inc["id"], "deadline", key="written-report",
+                                    what=f"report {written['id']} issued and faxed")
+        self.n.operator("records written-report as met")
+        await self.beat()
+
+        self.n.scene("Two regions out for 3 h: grade I")
+        await self.move_clock_to(t_south + timedelta(hours=3, seconds=5), "2.5 h more pass")
+        inc = await self.same(inc, v.grade_is("I"), "grade I")
+        self.grade_report(inc)
+        await self.save_report(inc, "progress")
+        await self.beat()
+
+        self.n.scene("The core system is back")
+        for b in (*north, south):
+            await b.core_back()
+        self.n.world("The core banking system answers every branch again")
+        inc = await self.same(inc, lambda i: i if i["status"] == "resolved" else None,
+                              "the incident to resolve", timeout=90)
+        self.n.collector(f"{inc['id']} resolved at {self.n.at(inc['resolved_at'])}; grades "
+                         f"went {' -> '.join(g or 'none' for g in v.history(inc))}")
+        await self.save_report(inc, "summary")
+        self.n.note(f"  {inc['id']} stays resolved: close it in the console (leadership) "
+                    f"when you have read it")
+
+    def grade_report(self, inc: dict) -> None:
+        """Print the grade and every deadline, as the collector has them."""
+        self.n.collector(f"{inc['id']}: {v.grade_text(inc, self.n.at)}")
+        for line in v.deadline_lines(inc, self.n.at):
+            self.n.note(f"  deadline {line}")
