@@ -11,25 +11,75 @@ import json
 import os
 import re
 import sqlite3
+import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
-from .support.paths import REPO
+from .support.console import chromium, screenshots
+from .support.paths import REPO, terminate
 
 SPEED = 8
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
+    """The demo to the end of its story; then, with its console still up (as a
+    visitor finds it), the console in a real browser; then Ctrl-C."""
     data = tmp_path_factory.mktemp("demo") / "data"
-    r = subprocess.run([sys.executable, "-m", "agent.cli", "demo", "--port", "0",
-                        "--speed", str(SPEED), "--no-browser", "--duration", "1",
-                        "--data-dir", str(data)],
-                       capture_output=True, text=True, timeout=240, cwd=REPO,
-                       env={**os.environ, "PYTHONPATH": str(REPO)})
-    return r, data
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "demo", "--port", "0",
+                             "--speed", str(SPEED), "--no-browser", "--data-dir", str(data)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    lines, timer = [], threading.Timer(240, proc.kill)     # a hung demo fails, never hangs
+    timer.start()
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("What the collector holds now:"):
+                break
+        console = "".join(lines)
+        seen = browse(re.search(r"console  (http://\S+)/console/", console)[1]) \
+            if "story over" in console else {}
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        timer.cancel()
+        terminate(proc)
+    r = subprocess.CompletedProcess(proc.args, proc.returncode, console + out, err)
+    return r, data, seen
+
+
+def browse(url: str) -> dict:
+    """Log in as the demo's user; screenshots of the main pages (test-output/console/)."""
+    try:
+        browser_cm = chromium()
+        browser = browser_cm.__enter__()
+    except pytest.skip.Exception as e:
+        return {"skipped": str(e)}
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(url + "/console/incidents")
+        page.fill("input[name=user]", "demo")
+        page.fill("input[name=password]", "demo")
+        page.click("button[type=submit]")
+        page.wait_for_selector("#who")
+        shots = screenshots()
+        page.screenshot(path=shots / "demo-incidents.png", full_page=True)
+        resolved = page.inner_text("#live")
+        page.click("tr.incident a")
+        page.wait_for_selector("#runbooks")
+        page.screenshot(path=shots / "demo-incident.png", full_page=True)
+        incident = page.inner_text("#live")
+        page.goto(url + "/console/branches")
+        page.wait_for_selector(".tile")
+        page.screenshot(path=shots / "demo-branches.png", full_page=True)
+        return {"incidents": resolved, "incident": incident,
+                "tiles": page.locator(".tile").count()}
+    finally:
+        browser_cm.__exit__(None, None, None)
 
 
 def stored(data) -> tuple[list[dict], list[tuple], list[tuple]]:
@@ -56,7 +106,7 @@ def steps(run: dict) -> dict[str, dict]:
 
 
 def test_the_story_plays_to_the_end(demo):
-    r, _ = demo
+    r, _, _ = demo
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "Traceback" not in r.stderr, r.stderr
     out = r.stdout
@@ -81,7 +131,7 @@ def test_the_story_plays_to_the_end(demo):
 
 
 def test_the_power_cut_ran_the_generator_runbook(demo):
-    r, data = demo
+    r, data, _ = demo
     incidents, _, _ = stored(data)
     inc = with_fault(incidents, "ups/main/on_battery", "BR-north-01")
     assert inc["status"] == "closed" and inc["closed"]["who"] == "demo"
@@ -95,7 +145,7 @@ def test_the_power_cut_ran_the_generator_runbook(demo):
 
 
 def test_the_line_cut_failed_over_and_back(demo):
-    r, data = demo
+    r, data, _ = demo
     incidents, actions, _ = stored(data)
     inc = with_fault(incidents, "line/primary/gw", "BR-south-01")
     assert inc["title"] == "network outage (line)"
@@ -118,7 +168,7 @@ def test_the_line_cut_failed_over_and_back(demo):
 
 
 def test_the_region_outage_was_graded_upwards_with_deadlines_and_reports(demo):
-    r, data = demo
+    r, data, _ = demo
     incidents, _, reports = stored(data)
     inc = with_fault(incidents, "tcp/core", "BR-south-01")
     assert {f["branch"] for f in inc["faults"]} == {"BR-north-01", "BR-north-02", "BR-south-01"}
@@ -149,6 +199,17 @@ def test_the_region_outage_was_graded_upwards_with_deadlines_and_reports(demo):
     assert "（演示）核心系统" in (data / "reports" / f"{inc['id']}-W1.md").read_text("utf-8")
     # Only the story's three incidents: nothing else went wrong on the way.
     assert len(incidents) == 3, [(i["title"], i["branch"]) for i in incidents]
+
+
+def test_the_console_shows_what_the_story_left(demo):
+    _, _, seen = demo
+    if "skipped" in seen:
+        pytest.skip(seen["skipped"])
+    assert seen["tiles"] == 3
+    assert "core system unreachable: 3 branches" in seen["incidents"]
+    assert re.search(r"cbrc I 特別重大", seen["incidents"]), seen["incidents"]
+    # Its page: the reports the story drafted, ready to download.
+    assert all(f"-{r}" in seen["incident"] for r in ("W1", "P1", "S1")), seen["incident"]
 
 
 def test_a_data_dir_in_use_is_refused(tmp_path):
