@@ -111,12 +111,21 @@ def test_operator_works_an_incident_end_to_end(collector, browser, tmp_path):
     page.wait_for_selector("#timeline li.note")
     page.click("#draft-report")
     page.wait_for_selector("#reports li.report")
+    # The person's part of the written report, filled in on its page.
+    page.click("#reports li.report a.edit-report")
+    page.fill("#report-form textarea[name=cause_analysis]", "线路被暴雨冲断，市电中断")
+    page.click("#report-form button")
+    page.wait_for_selector("#report-text:has-text('线路被暴雨冲断')")
+    page.screenshot(path=shots / "report-zh.png", full_page=True)
+    assert "alice" in [a for a, _ in audit_records(c, "report.edited")]
+    page.click(f"a[href='/console/incidents/{incident}']")
+    page.wait_for_selector("#reports li.report")
     with page.expect_download() as download:
         page.click("#reports li.report a:text('md')")
     saved = tmp_path / "report.md"
     download.value.save_as(saved)
     text = saved.read_text(encoding="utf-8")
-    assert incident in text and len(text) > 200
+    assert incident in text and "线路被暴雨冲断" in text
     page.screenshot(path=shots / "incident-zh.png", full_page=True)
 
     # The branches page shows both regions live; English on request.

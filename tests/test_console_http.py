@@ -167,6 +167,27 @@ def test_incidents_filter_by_region(collector):
     assert "data-incident" not in page and "region=west" in page     # the poll keeps the filter
 
 
+def test_operators_fill_a_report_and_leadership_issues_it(collector):
+    v, boss = Visitor(collector.url), Visitor(collector.url)
+    v.login("alice")
+    boss.login("boss")
+    iid, csrf = incident_id(v), v.csrf()
+    assert v.go(f"/console/incidents/{iid}/reports", {"csrf": csrf})[0] == 303
+    rid = re.search(r'data-report="([^"]+)"', v.go(f"/console/incidents/{iid}")[2])[1]
+    status, _, _ = v.go(f"/console/reports/{rid}/edit", {"csrf": csrf,
+                                                        "next_steps": "更换光模块",
+                                                        "kind": "not a field"})
+    assert status == 303 and "更换光模块" in v.go(f"/console/reports/{rid}")[2]
+    assert v.go(f"/console/reports/{rid}/issue", {"csrf": csrf, "why": "x"})[0] == 403
+    assert boss.go(f"/console/reports/{rid}/issue", {"csrf": boss.csrf(), "why": "faxed"})[0] == 303
+    page = v.go(f"/console/reports/{rid}")[2]
+    assert "issued" in page and 'id="report-form"' not in page
+    # A frozen report refuses an edit; the page says why.
+    v.go(f"/console/reports/{rid}/edit", {"csrf": csrf, "next_steps": "x",
+                                          "next": f"/console/reports/{rid}"})
+    assert 'class="flash error"' in v.go(f"/console/reports/{rid}")[2]
+
+
 def test_unknown_things_are_404_with_a_reason(collector):
     v = Visitor(collector.url)
     v.login("alice")

@@ -14,6 +14,7 @@ from ..drills.http import DRILLS
 from ..grader import GRADING_ACTIONS
 from ..incident_desk import ACTIONS
 from ..incident_runbooks import PERSON_ACTIONS
+from ..reports.model import EDITABLE
 from .console import CONSOLE, COOKIE, HEADERS, action, back, lang_of, who
 
 # What an ack says when the person wrote nothing (the API requires a why).
@@ -92,11 +93,29 @@ async def draft_report(request: web.Request) -> web.Response:
         who(request)))
 
 
+@action("draft")
+async def edit_report(request: web.Request) -> web.Response:
+    """POST /console/reports/{rid}/edit: the fields a person fills (a draft only);
+    only the ones changed are sent, so an edit records what it changed."""
+    rid = request.match_info["rid"]
+    desk = request.app[REPORTS]
+    found = await request.app[STATE].run(desk.get, rid)
+    if found is None:
+        raise Rejected(404, f"no such report {rid!r}")
+    form = request["form"]
+    changes = {k: form[k].replace("\r\n", "\n") for k in EDITABLE[found.kind]
+               if k in form and form[k].replace("\r\n", "\n") != found.fields.get(k, "")}
+    if not changes:
+        return back(request, f"/console/reports/{rid}", "ok", None)
+    return await _done(request, f"/console/reports/{rid}", _run(
+        request, "report", desk.edit, rid, changes, who(request)))
+
+
 @action("issue")
 async def issue_report(request: web.Request) -> web.Response:
     """POST /console/reports/{rid}/issue {why}: freeze it (leadership)."""
     rid = request.match_info["rid"]
-    return await _done(request, "/console/incidents", _run(
+    return await _done(request, f"/console/reports/{rid}", _run(
         request, "report", request.app[REPORTS].issue, rid, who(request), _text(request, "why")))
 
 

@@ -11,6 +11,8 @@ from aiohttp import web
 
 from ..api_base import STATE, STORE, Rejected
 from ..api_reports import REPORTS, report_response
+from ..reports.desk import rendered
+from ..reports.model import EDITABLE
 from ..drills.http import DRILLS
 from .console import (CONSOLE, COOKIE, HEADERS, LANG_COOKIE, Console, page, render)
 from .i18n import LANGUAGES
@@ -157,6 +159,18 @@ async def report_download(request: web.Request) -> web.Response:
     if report is None:
         raise Rejected(404, f"no such report {rid!r}")
     return await report_response(report, fmt, attachment=True)
+
+
+@page
+async def report(request: web.Request) -> web.Response:
+    """GET /console/reports/{rid}: a report's text, and its fields to fill while a draft."""
+    st = request.app[STATE]
+    rid = request.match_info["rid"]
+    found = await st.run(request.app[REPORTS].get, rid)
+    if found is None:
+        raise Rejected(404, f"no such report {rid!r}")
+    return render(request, "report.html", report=found, text=rendered(found, "md"),
+                  editable=[] if found.status == "issued" else EDITABLE[found.kind])
 
 
 @page
