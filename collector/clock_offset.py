@@ -7,7 +7,12 @@ Every heartbeat (and every batch) carries the agent's clock at sending;
 the collector notes its own clock on receipt. received - sent is the
 offset plus the network delay, and the delay is never negative, so the
 smallest recent sample is the best estimate (NTP's minimum filter). A
-window of recent samples lets the estimate follow a clock that is stepped.
+window of recent samples lets the estimate follow a clock that is stepped;
+when the last STEP_SAMPLES samples all sit more than STEP_SECONDS above the
+minimum, the offset itself has grown (a stepped clock, a drill moving the
+collector's clock forward): the window restarts from them instead of
+waiting for the old minimum to age out. (A smaller offset needs no rule:
+the minimum takes it at once.)
 
 Offsets within DEAD_BAND are taken as zero: that is network delay and
 NTP-level agreement, and correcting by it would only add jitter.
@@ -20,6 +25,7 @@ from datetime import datetime, timedelta
 
 WINDOW = 8            # samples kept per agent (2 minutes at a 15 s heartbeat)
 DEAD_BAND = 2.0       # seconds
+STEP_SAMPLES, STEP_SECONDS = 3, 10.0   # no network delays 10 s longer three times running
 MAX_OFFSET = 366 * 86400.0   # beyond a year a clock is broken: its samples are ignored
 
 
@@ -35,7 +41,12 @@ class ClockOffsets:
         A clock more than MAX_OFFSET away is broken, not skewed: not a sample."""
         offset = received_at - sent_at.timestamp()
         if abs(offset) <= MAX_OFFSET:
-            self._samples.setdefault(agent, deque(maxlen=self.window)).append(offset)
+            samples = self._samples.setdefault(agent, deque(maxlen=self.window))
+            samples.append(offset)
+            recent = list(samples)[-STEP_SAMPLES:]
+            if len(samples) > STEP_SAMPLES and min(recent) - min(samples) > STEP_SECONDS:
+                samples.clear()
+                samples.extend(recent)
         return self.offset(agent)
 
     def estimate(self, agent: str) -> float | None:

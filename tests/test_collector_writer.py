@@ -151,3 +151,25 @@ def test_clock_offset_is_the_smallest_recent_sample_outside_the_dead_band():
     assert off.offset("b") == 0.0 and off.correct("b", T0) == T0
     off.observe("c", sent, T0.timestamp() - 30)           # agent clock ahead
     assert off.correct("c", T0) == T0 - timedelta(seconds=30)
+
+
+def test_a_grown_offset_is_followed_after_three_samples_not_the_whole_window():
+    off = ClockOffsets(window=8)
+    for delay in (0.2, 0.1, 0.3, 0.2):
+        off.observe("a", T0, T0.timestamp() + delay)
+    assert off.offset("a") == 0.0
+    # The collector's clock moved 30 min forward (a drill): two samples are not enough
+    # (a slow network), the third is.
+    off.observe("a", T0, T0.timestamp() + 1800.3)
+    off.observe("a", T0, T0.timestamp() + 1800.2)
+    assert off.offset("a") == 0.0
+    off.observe("a", T0, T0.timestamp() + 1800.4)
+    assert off.offset("a") == pytest.approx(1800.2)
+    # One slow answer among fast ones is only network delay: no step.
+    off.observe("b", T0, T0.timestamp() + 0.1)
+    off.observe("b", T0, T0.timestamp() + 0.1)
+    off.observe("b", T0, T0.timestamp() + 0.1)
+    off.observe("b", T0, T0.timestamp() + 30)
+    off.observe("b", T0, T0.timestamp() + 0.2)
+    off.observe("b", T0, T0.timestamp() + 40)
+    assert off.offset("b") == 0.0
