@@ -34,12 +34,7 @@ class Acts:
         self.n.world(f"A storm cuts the mains at {b.name}: its UPS runs the branch on battery "
                      f"(ups.status OB DISCHRG, input 0 V)")
         b.mains_lost()
-        inc = await self.incident(
-            lambda i: i if i["status"] == "open" and v.faults(i, "ups/*/on_battery", b.name)
-            and v.run_of(i, "power-cut") else None, f"the power-cut incident at {b.name}")
-        fault = v.faults(inc, "ups/*/on_battery")[0]
-        self.n.collector(f"incident {inc['id']} opened: \"{inc['title']}\" at {b.name} "
-                         f"({fault['check']}: {fault['reason']})")
+        inc = await self.opened(b, "ups/*/on_battery", "power-cut", f" at {b.name}")
         run = v.run_of(inc, "power-cut")
         self.n.collector(f"runbook {run['runbook']['id']} ({run['runbook']['title']}) started; "
                          f"{v.where(run)}")
@@ -91,12 +86,7 @@ class Acts:
                      f"side stops answering")
         since = time.time()
         await b.cut_primary()
-        inc = await self.incident(
-            lambda i: i if i["status"] == "open" and v.faults(i, "line/primary/*", b.name)
-            and v.run_of(i, "network-fault") else None, f"the line incident at {b.name}")
-        fault = v.faults(inc, "line/primary/*")[0]
-        self.n.collector(f"incident {inc['id']} opened: \"{inc['title']}\" "
-                         f"({fault['check']}: {fault['reason']})")
+        inc = await self.opened(b, "line/primary/*", "network-fault")
         self.n.collector(f"runbook network-fault started; "
                          f"{v.where(v.run_of(inc, 'network-fault'))}")
         await self.agent_step(b, "fail_over", since)

@@ -21,6 +21,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from . import views as v
 from .acts import Acts
 from .branch import Branch
 from .client import CollectorClient, DemoError, wait_for
@@ -101,6 +102,17 @@ class Story(Acts):
                     return found
             return None
         return await wait_for(find, what, timeout)
+
+    async def opened(self, b, check: str, runbook: str, where: str = "") -> dict:
+        """The open incident at branch `b` with a fault of `check` and `runbook`
+        started; printed with its first fault."""
+        inc = await self.incident(
+            lambda i: i if i["status"] == "open" and v.faults(i, check, b.name)
+            and v.run_of(i, runbook) else None, f"the {runbook} incident at {b.name}")
+        fault = v.faults(inc, check)[0]
+        self.n.collector(f"incident {inc['id']} opened: \"{inc['title']}\"{where} "
+                         f"({fault['check']}: {fault['reason']})")
+        return inc
 
     async def same(self, inc: dict, test, what: str, timeout: float = 60.0) -> dict:
         """The incident once `test` accepts it."""
