@@ -35,16 +35,23 @@ def demo(tmp_path_factory):
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     lines, timer = [], threading.Timer(240, proc.kill)     # a hung demo fails, never hangs
     timer.start()
+    errors: list[str] = []                   # drained as it comes: a full pipe would block
+    drain = threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True)
+    drain.start()
     try:
         for line in proc.stdout:
             lines.append(line)
-            if line.startswith("What the collector holds now:"):
+            if line.startswith("Everything keeps running"):     # the story and its summary
                 break
         console = "".join(lines)
         seen = browse(re.search(r"console  (http://\S+)/console/", console)[1]) \
             if "story over" in console else {}
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        # Read on from the same file object: lines it has buffered are not in the pipe.
+        out = proc.stdout.read()
+        proc.wait(timeout=60)
+        drain.join(10)
+        err = "".join(errors)
     finally:
         timer.cancel()
         terminate(proc)
