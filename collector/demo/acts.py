@@ -28,6 +28,16 @@ WRITTEN = {"cause_analysis": "（演示）核心系统至北区、南区网点�
 class Acts:
     """The acts; mixed into story.Story, which gives n, client, clock, beat and the rest."""
 
+    async def wait_passes(self, inc: dict, seconds: float, why: str, runbook: str,
+                          step: str, then: str) -> dict:
+        """Move the collector's clock past a runbook wait; the incident once the run
+        is at `then`, with the wait's own record printed."""
+        await self.move_clock(seconds, why)
+        inc = await self.same(inc, lambda i: v.at_step(i, runbook, then), f"{step} to end")
+        rec = v.step_record(v.run_of(inc, runbook), step)
+        self.n.collector(f"{step} {rec['status']} by itself: {rec['note']}")
+        return inc
+
     async def power_cut(self, b) -> None:
         """Act 1 (domain.md §4.2): UPS on battery, the generator runbook, mains back."""
         self.n.scene(f"Power cut at {b.name}")
@@ -49,11 +59,8 @@ class Acts:
             await self.beat(0.5)
 
         self.n.scene("The generator settles")
-        await self.move_clock(181, "generator-stable waits 3 min")
-        inc = await self.same(inc, lambda i: v.at_step(i, "power-cut", "connect-loads"),
-                              "the generator wait to end")
-        rec = v.step_record(v.run_of(inc, "power-cut"), "generator-stable")
-        self.n.collector(f"generator-stable {rec['status']} by itself: {rec['note']}")
+        inc = await self.wait_passes(inc, 181, "generator-stable waits 3 min", "power-cut",
+                                     "generator-stable", "connect-loads")
         b.on_generator()
         self.n.world(f"The generator feeds {b.name}: the UPS has input again "
                      f"(ups.status OL CHRG, 226 V)")
@@ -64,11 +71,8 @@ class Acts:
                                      note="loads on the generator; the UPS reads 226 V input")
         self.n.operator("confirms connect-loads: loads on the generator")
         self.n.collector(v.where(v.run_of(inc, "power-cut")))
-        await self.move_clock(301, "wait-mains needs mains steady for 5 min")
-        inc = await self.same(inc, lambda i: v.at_step(i, "power-cut", "review"),
-                              "the mains wait to end")
-        rec = v.step_record(v.run_of(inc, "power-cut"), "wait-mains")
-        self.n.collector(f"wait-mains {rec['status']} by itself: {rec['note']}")
+        inc = await self.wait_passes(inc, 301, "wait-mains needs mains steady for 5 min",
+                                     "power-cut", "wait-mains", "review")
         b.mains_back()
         self.n.world(f"Mains are back at {b.name}; the generator is switched off")
         inc = await self.client.step(inc["id"], "review", "confirm",

@@ -36,6 +36,9 @@ CONSOLE = web.AppKey("console", object)
 COOKIE, LANG_COOKIE = "bw_session", "bw_lang"
 STATIC = Path(__file__).parent / "static"
 
+# domain.md §4 (第四條): the leadership group commands and declares a downgrade or
+# the end, so setting grades, closing incidents and issuing reports (§3) are
+# leadership's; the execution group handles and reports, an operator here.
 VIEWER = frozenset({"logout"})
 OPERATOR = VIEWER | frozenset({"ack", "note", "resolve", "deadline", "confirm", "skip", "fail",
                       "draft", "drill"})

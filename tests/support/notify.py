@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import email
 import json
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from .paths import free_port, need_binary, terminate
+from .paths import free_port, need_binary, start_ready, terminate
 
 
 class SmtpSink:
@@ -122,21 +121,11 @@ class Alertmanager:
             "receivers": [receiver, {"name": "keep"}]}))
 
     def start(self, timeout: float = 20.0) -> "Alertmanager":
-        self.log = open(self.dir / "am.log", "wb")
-        self.proc = subprocess.Popen(
+        self.proc = start_ready(
             [self.binary, f"--config.file={self.dir / 'am.yml'}",
              f"--storage.path={self.dir / 'data'}", f"--web.listen-address=127.0.0.1:{self.port}",
-             "--cluster.listen-address="], stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError((self.dir / "am.log").read_text()[-2000:])
-            try:
-                urllib.request.urlopen(f"{self.url}/-/ready", timeout=1)
-                return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("alertmanager did not become ready")
+             "--cluster.listen-address="], self.dir / "am.log", f"{self.url}/-/ready", timeout)
+        return self
 
     def alerts(self, **labels) -> list[dict]:
         """GET /api/v2/alerts filtered by label equality."""
@@ -154,7 +143,6 @@ class Alertmanager:
 
     def stop(self) -> None:
         terminate(self.proc)
-        self.log.close()
 
     def __enter__(self):
         return self.start()

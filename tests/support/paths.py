@@ -46,3 +46,25 @@ def terminate(proc: subprocess.Popen, timeout: float = 10) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def start_ready(argv: list[str], log: Path, ready_url: str, timeout: float = 20.0
+                ) -> subprocess.Popen:
+    """Start a server with its output in `log`; wait until `ready_url` answers.
+    RuntimeError with the log's tail if it exits or never gets ready."""
+    import time
+    import urllib.request
+    out = open(log, "wb")
+    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+    out.close()                    # the child keeps its own descriptor
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(log.read_text(errors="replace")[-2000:])
+        try:
+            urllib.request.urlopen(ready_url, timeout=1)
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    terminate(proc)
+    raise RuntimeError(f"{argv[0]} did not become ready: {log.read_text(errors='replace')[-2000:]}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from .paths import free_port, need_binary, terminate
+from .paths import free_port, need_binary, start_ready, terminate
 
 
 class PrometheusServer:
@@ -30,22 +29,12 @@ class PrometheusServer:
         }))
 
     def start(self, timeout: float = 20.0) -> "PrometheusServer":
-        self.log = open(self.dir / "prometheus.log", "wb")
-        self.proc = subprocess.Popen(
+        self.proc = start_ready(
             [self.binary, f"--config.file={self.dir / 'prometheus.yml'}",
              f"--storage.tsdb.path={self.dir / 'tsdb'}",
              f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError((self.dir / "prometheus.log").read_text()[-2000:])
-            try:
-                urllib.request.urlopen(f"{self.url}/-/ready", timeout=1)
-                return self
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError("prometheus did not become ready")
+            self.dir / "prometheus.log", f"{self.url}/-/ready", timeout)
+        return self
 
     def query(self, expr: str) -> list[dict]:
         """Instant query; the result vector."""
@@ -65,7 +54,6 @@ class PrometheusServer:
 
     def stop(self) -> None:
         terminate(self.proc)
-        self.log.close()
 
     def __enter__(self):
         return self.start()
