@@ -296,6 +296,8 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
     app.router.add_get("/api/v1/runbooks", list_runbooks)
     app.router.add_post("/api/v1/incidents/{id}/{action}", act_on_incident)
     grader = Grader.from_config(config)
+    grader.warn_if_stale(clock(), logging.getLogger("branchwatch.collector"))   # domain.md §2.1
+    st.metrics.registry.register(grader.calendar_metrics(clock))
     st.desk = IncidentDesk(store, clock, window=config.incidents.window,
                            deadman_grace=config.incidents.deadman_grace, grader=grader,
                            runbooks=Runbooks.from_folder(config.runbooks.folder,

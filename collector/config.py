@@ -105,9 +105,32 @@ DEFAULT_OBSERVED = [
 ]
 
 
+Share = typing.Annotated[float, msgspec.Meta(gt=0, le=1)]
+
+
+class UnitSettings(_S, kw_only=True):
+    """One unit's own share of branches (domain.md §2.1)."""
+
+    share: Share
+
+
+class ScopeSettings(_S):
+    """The scope unit (domain.md §2.1): the regulation's province. Branches of
+    agents without a region form ONE unit, named `unit`; a unit is out while
+    business-stopping faults hold at `share` of its enrolled branches (rounded
+    up) or at one of `key_sites` (the branches of a data centre or the core
+    system's probe)."""
+
+    unit: str = ""
+    share: Share = 0.5
+    key_sites: list[Name] = []
+    units: dict[str, UnitSettings] = {}
+
+
 class Grading(_S):
     """Which grading tables apply, the business-hours calendar, and which faults
-    stop business (issue 5; domain.md §2)."""
+    stop business (issue 5; domain.md §2); the scope unit and the channels with
+    their own calendars (domain.md §2.1)."""
 
     tables: list[typing.Annotated[str, msgspec.Meta(min_length=1)]] = msgspec.field(
         default_factory=lambda: ["cbrc"])
@@ -115,6 +138,10 @@ class Grading(_S):
     business_stopping: list[BusinessStop] = msgspec.field(
         default_factory=lambda: list(DEFAULT_BUSINESS_STOPS))
     observed: list[ObservedKind] = msgspec.field(default_factory=lambda: list(DEFAULT_OBSERVED))
+    scope: ScopeSettings = msgspec.field(default_factory=ScopeSettings)
+    channels: dict[str, dict] = {}                # name -> calendar keys over `calendar`
+    default_channels: list[str] = []              # a branch's channels; default: all
+    branch_channels: dict[str, list[str]] = {}    # branch -> its channels
 
 
 class RunbookSettings(_S):
@@ -212,6 +239,7 @@ def _semantic_problems(c: Config):
         if a.id.startswith("drill:"):      # domain.md §5: a drill's faults, never a real agent's
             yield f"agents[{i}].id", "ids starting with 'drill:' are kept for drills"
     yield from _grading_problems(c.grading)
+    yield from _scope_problems(c.grading, c.agents)
     yield from _runbook_problems(c.runbooks)
     yield from _drill_problems(c.drills)
     names = set()
@@ -266,6 +294,38 @@ def _grading_problems(g: Grading):
         if bool(b.checks) == bool(b.all_of):
             yield (f"grading.business_stopping[{i}]",
                    "expected exactly one of checks (any of) or all_of (every one at once)")
+
+
+def _scope_problems(g: Grading, agents: list[AgentEntry]):
+    """Key sites and channel lists that name what exists; channel calendars that parse."""
+    from .grader import channel_calendars
+    branches = {a.branch for a in agents}
+    units = {a.region or g.scope.unit for a in agents} | {g.scope.unit}
+    for i, site in enumerate(g.scope.key_sites):
+        if site not in branches:
+            yield (f"grading.scope.key_sites[{i}]",
+                   f"expected the branch of an enrolled agent (agents[].branch), got {site!r}")
+    for name in g.scope.units:
+        if name not in units:
+            yield (f"grading.scope.units.{name}", "expected a unit of the enrolled agents "
+                   f"(an agents[].region, or grading.scope.unit), one of {sorted(units)}")
+    try:
+        channels = channel_calendars(g)
+    except ValueError as e:
+        key, _, what = str(e).lstrip(": ").partition(": ")
+        yield key, what
+        return
+    listed = [("grading.default_channels", g.default_channels)] + [
+        (f"grading.branch_channels.{b}", names) for b, names in g.branch_channels.items()]
+    for key, names in listed:
+        for i, name in enumerate(names):
+            if name not in channels:
+                yield (f"{key}[{i}]", f"expected a channel of grading.channels "
+                       f"({', '.join(channels) or 'none are configured'}), got {name!r}")
+    for b in g.branch_channels:
+        if b not in branches:
+            yield (f"grading.branch_channels.{b}",
+                   "expected the branch of an enrolled agent (agents[].branch)")
 
 
 def _token_wording(text: str) -> str:

@@ -1,17 +1,17 @@
 """From an incident's faults to the facts grading reads (pure).
 
-domain.md §2.1: "A region 'cannot do business' while a configured
-business-stopping fault holds at its branches". Each `BusinessStop` of the
-config says which faults those are: any fault of `checks`, or faults of
-every one of `all_of` at the same time and branch (both uplinks down).
-Their active spans become `Outage`s of the branch's region.
+domain.md §2.1: a unit "cannot do business" while a business-stopping
+fault holds at a share of its branches or at a key site. Each `BusinessStop`
+of the config says which faults those are: any fault of `checks`, or faults
+of every one of `all_of` at the same time and branch (both uplinks down).
+`branch_stops` gives each branch's stopped spans; grading/units.py turns
+them into `Outage`s of units (the share, key sites and channels).
 
 domain.md §2.2: the hospital classes follow from what failed; `ObservedKind`
 maps checks to the kinds its table names (server_down, uplink_down, ...).
 
-The scope unit is the region an enrolled agent was given; an agent without
-one counts its branch as its own region (a deployment that maps nothing
-still grades "one region" correctly, never "no region").
+Fault durations are read through `fault_spans` only, so a bounded span
+history with exact totals fits behind it.
 """
 
 from __future__ import annotations
@@ -23,9 +23,15 @@ from datetime import datetime
 
 from .config import BusinessStop, ObservedKind
 from .grading import Assertion, IncidentFacts, Observed, Outage
+from .grading.units import StopSpan, UnitScope, unit_outages
 from .incidents import Fault, Incident
 
 Span = tuple[datetime, datetime | None]
+
+
+def fault_spans(f: Fault) -> list[Span]:
+    """A fault's active intervals [start, end | None], oldest first."""
+    return [(s, e) for s, e in f.spans]
 
 
 def _matches(check: str, patterns: Iterable[str]) -> bool:
@@ -71,7 +77,7 @@ def _intersect(a: list[Span], b: list[Span]) -> list[Span]:
 
 
 def _spans(faults: Iterable[Fault]) -> list[Span]:
-    return _union((s, e) for f in faults for s, e in f.spans)
+    return _union(s for f in faults for s in fault_spans(f))
 
 
 def stopping_spans(f: Fault, states: Iterable[str]) -> list[Span]:
@@ -82,7 +88,7 @@ def stopping_spans(f: Fault, states: Iterable[str]) -> list[Span]:
     states = set(states)
     history = sorted(f.history, key=lambda h: h[0])
     out = []
-    for start, end in f.spans:
+    for start, end in fault_spans(f):
         # The state at the span's start, then each change inside it.
         before = [h for h in history if h[0] <= start]
         state = (before[-1] if before else history[0] if history else (start, "", f.state))[2]
@@ -98,11 +104,17 @@ def stopping_spans(f: Fault, states: Iterable[str]) -> list[Span]:
 
 def outages(faults: Iterable[Fault], stops: list[BusinessStop],
             region_of: Callable[[str], str]) -> tuple[Outage, ...]:
-    """Per branch, when it could not do business, as outages of its region."""
+    """Per branch, when it could not do business, as outages of its region (reports)."""
+    return tuple(Outage(region_of(branch), s, e, f"branch {branch}: {cause}")
+                 for branch, spans in branch_stops(faults, stops).items() for s, e, cause in spans)
+
+
+def branch_stops(faults: Iterable[Fault], stops: list[BusinessStop]) -> dict[str, list[StopSpan]]:
+    """Per branch, when it could not do business: (start, end | None, cause)."""
     by_branch: dict[str, list[Fault]] = {}
     for f in faults:
         by_branch.setdefault(f.branch, []).append(f)
-    out = []
+    out: dict[str, list[StopSpan]] = {}
     for branch, fs in sorted(by_branch.items()):
         for stop in stops:
             def stopped(patterns) -> list[Span]:
@@ -116,23 +128,22 @@ def outages(faults: Iterable[Fault], stops: list[BusinessStop],
                     part = stopped([pattern])
                     spans = part if spans is None else _intersect(spans, part)
             for s, e in spans or []:
-                out.append(Outage(region_of(branch), s, e, f"branch {branch}: {stop.name}"))
-    return tuple(out)
+                out.setdefault(branch, []).append((s, e, stop.name))
+    return out
 
 
 def observed(faults: Iterable[Fault], kinds: list[ObservedKind]) -> tuple[Observed, ...]:
     """Every active span of a fault mapped to an observed kind."""
     return tuple(Observed(k.kind, s, e, f"{f.branch}: {f.check}")
                  for f in faults for k in kinds if _matches(f.check, k.checks)
-                 for s, e in f.spans)
+                 for s, e in fault_spans(f))
 
 
 def facts_of(inc: Incident, stops: list[BusinessStop], kinds: list[ObservedKind],
-             region_of: Callable[[str], str], assertions: Iterable[Assertion] = ()
-             ) -> IncidentFacts:
-    """What grading needs to know about one incident."""
+             scope: UnitScope, assertions: Iterable[Assertion] = ()) -> IncidentFacts:
+    """What grading needs to know about one incident: its units' outages."""
     faults = list(inc.faults.values())
     ended = inc.resolved_at if inc.status != "open" else None
     return IncidentFacts(started_at=inc.started_at, ended_at=ended,
-                         outages=outages(faults, stops, region_of),
+                         outages=unit_outages(branch_stops(faults, stops), scope),
                          observed=observed(faults, kinds), assertions=tuple(assertions))

@@ -53,6 +53,7 @@ class GradeRecord:
     provisional: bool = False
     reached_at: datetime | None = None
     reasons: list[str] = field(default_factory=list)
+    reasons_zh: list[str] = field(default_factory=list)   # the same in Chinese (domain.md §2.1)
     history: list[GradeChange] = field(default_factory=list)
     # When a person set the grade: the grade rank the facts gave then.
     person_floor: int | None = None
@@ -61,7 +62,7 @@ class GradeRecord:
     def as_grading(self) -> Grading:
         """This record as a classify() result (for raise_only)."""
         return Grading(self.table, self.grade, self.rule, self.provisional, self.reached_at,
-                       tuple(self.reasons))
+                       tuple(self.reasons), reasons_zh=tuple(self.reasons_zh))
 
 
 @dataclass
@@ -117,6 +118,7 @@ def _apply_grade(inc: Incident, rec: GradeRecord, table: GradingTable, computed:
     old = _label(table, rec.grade, rec.provisional) if rec.history else "not yet graded"
     rec.grade, rec.rule, rec.provisional = kept.grade, kept.rule, kept.provisional
     rec.reached_at, rec.reasons = kept.reached_at, list(kept.reasons)
+    rec.reasons_zh = list(kept.reasons_zh)
     rec.handler = table.handler(kept.grade)
     rec.history.append(GradeChange(kept.grade, kept.rule, kept.provisional, kept.reached_at,
                                    now, who, why))
@@ -235,7 +237,8 @@ def set_grade(inc: Incident, facts: IncidentFacts, table: GradingTable, calendar
         raise Refused(f"{table.name} has no grade {grade!r}; it has: {', '.join(table.grades)}")
     rec = inc.grades.setdefault(table.name, GradeRecord(table.name))
     computed = classify(facts, table, calendar, now)
-    person = Grading(table.name, grade, "person", False, now, (f"set by {who}: {why}",))
+    person = Grading(table.name, grade, "person", False, now, (f"set by {who}: {why}",),
+                     reasons_zh=(f"{who} 人工定级:{why}",))
     changes = _apply_grade(inc, rec, table, person, now, who, why, fresh=True)
     rec.person_floor = table.rank(computed.grade)
     return changes

@@ -27,7 +27,8 @@ def test_cbrc_says_what_domain_2_1_says():
     scope = {(r.regions_at_least, r.business_minutes): r.grade for r in t.rules if r.kind == "scope"}
     assert scope == {(2, 180): "I", (1, 360): "I", (2, 30): "II", (1, 180): "II", (1, 30): "III"}
     prov = {(r.regions_at_least, r.wall_minutes): r.grade for r in t.rules if r.kind == "provisional"}
-    assert prov == {(2, 30): "II", (1, 30): "III"}
+    # domain.md §2.1 criterion 3: the same thresholds on unrepaired wall-clock time.
+    assert prov == scope
     assert {c: r.grade for c, r in t.criteria().items()} == {
         "data_major": "I", "data_serious": "II", "data_larger": "III"}
     assert {d.key for d in t.deadlines} == {"regulator-notice", "written-report", "progress"}

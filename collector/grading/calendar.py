@@ -22,11 +22,13 @@ from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .facts import require_aware
+from .holidays import public_holidays
 
 _DAY = timedelta(days=1)
 _HOURS = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 _WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_CALENDAR_KEYS = ("timezone", "weekdays", "hours", "holidays", "workdays")
+_CALENDAR_KEYS = ("timezone", "weekdays", "hours", "holidays", "workdays", "public_holidays",
+                  "around_the_clock")
 # 24:00 as the end of a range is stored as 00:00 (time() cannot say 24:00).
 _END_OF_DAY = time(0, 0)
 
@@ -58,8 +60,15 @@ class Calendar:
 
     @classmethod
     def from_dict(cls, data: dict, source: str, path: str = "calendar") -> Calendar:
-        """Build from plain config data; ValueError reads "source: path.key: what was expected"."""
+        """Build from plain config data; ValueError reads "source: path.key: what was expected".
+        Unless `public_holidays: false`, the State Council's holidays and make-up days
+        (holidays.py) are added; dates listed in the data win over the package's."""
         return _from_dict(data, source, path)
+
+    @classmethod
+    def around_the_clock(cls, timezone: str = "Asia/Shanghai") -> Calendar:
+        """Open every day, all day, holidays too (ATMs, electronic banking)."""
+        return cls(timezone, frozenset(range(7)), ((time(0, 0), _END_OF_DAY),))
 
     def is_open_day(self, d: date) -> bool:
         """True when the local date d is a business day (make-up days open, holidays closed)."""
@@ -150,6 +159,13 @@ def _from_dict(data, source: str, path: str) -> Calendar:
             fail(str(k), f"unknown key (expected one of {', '.join(_CALENDAR_KEYS)})")
     base = Calendar.default()
     tz = data.get("timezone", base.timezone)
+    for key in ("public_holidays", "around_the_clock"):
+        if not isinstance(data.get(key, False), bool):
+            fail(key, f"expected true or false, got {data[key]!r}")
+    if data.get("around_the_clock"):
+        extra = [k for k in ("weekdays", "hours", "holidays", "workdays", "public_holidays") if k in data]
+        if extra:
+            fail(extra[0], "not with around_the_clock: true (open every day, all day)")
     if not isinstance(tz, str):
         fail("timezone", f"expected an IANA time zone name like 'Asia/Shanghai', got {tz!r}")
     try:
@@ -182,8 +198,17 @@ def _from_dict(data, source: str, path: str) -> Calendar:
     both = sorted(days["holidays"] & days["workdays"])
     if both:
         fail("workdays", f"{both[0].isoformat()} is also listed in holidays")
-    return Calendar(tz, frozenset(weekdays), tuple(hours), frozenset(days["holidays"]),
-                    frozenset(days["workdays"]))
+    if data.get("around_the_clock"):
+        return Calendar.around_the_clock(tz)
+    holidays, workdays = days["holidays"], days["workdays"]
+    if data.get("public_holidays", True):
+        # domain.md §2.1: the State Council's schedule by default, overridable:
+        # a date the deployment lists wins over the package's.
+        known = public_holidays()
+        holidays = (known.holidays - workdays) | holidays
+        workdays = (known.workdays - holidays) | workdays
+    return Calendar(tz, frozenset(weekdays), tuple(hours), frozenset(holidays),
+                    frozenset(workdays))
 
 
 def _listed(data: dict, key: str, default: list, fail) -> list:

@@ -4,13 +4,17 @@ How a table is read (domain.md §2; decisions where it is silent are marked):
 - Only what was known by `now` counts: an outage, observation or assertion
   that starts after `now` is ignored; one still open (or ending after `now`)
   counts until `now`.
-- A region's outages are joined (two branches of one region out at once are
-  one region out). "k regions at the same moment" is a sweep over those
-  joined spans; regions out at different times never add up to two.
-- scope: business time (calendar) with >= k regions out, summed; reached at
-  the exact moment the sum hits the threshold, inclusive (含).
-- provisional: the first moment outside business hours at which >= k regions
-  have been out continuously for wall_minutes (inclusive). Decision: a
+- Outages are per unit (the regulation's province, domain.md §2.1 "How
+  branchwatch reads the table"): incident_facts/units decide when a unit is
+  out (a share of its branches or a key site). Each outage carries its
+  channel's calendar; a unit is out in business hours while an open channel
+  of it is out. "k units at the same moment" is a sweep over the joined
+  spans; units out at different times never add up to two.
+- scope: business time with >= k units out, summed; reached at the exact
+  moment the sum hits the threshold, inclusive (含).
+- provisional (criterion 3): >= k units out continuously, unrepaired, for
+  wall_minutes of wall-clock time, some of it outside business hours; the
+  time keeps accumulating when business hours begin. Decision: a
   criterion that held at any moment up to `now` still counts, because a grade
   never drops by itself (domain.md §2.1, 第六條) and events arrive late (a cut
   line, a spool replay): the grade must not depend on when the collector
@@ -29,8 +33,10 @@ How a table is read (domain.md §2; decisions where it is silent are marked):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
+from . import wording
 from .calendar import Calendar
 from .facts import Grading, IncidentFacts, Outage, RuleMatch, require_aware
 from .table import GradingTable, Rule
@@ -41,23 +47,27 @@ Span = tuple[datetime, datetime]
 def classify(facts: IncidentFacts, table: GradingTable, calendar: Calendar, now: datetime) -> Grading:
     """The grade the table gives these facts, judged on what was known at `now`."""
     require_aware(now, "now")
-    regions = _region_spans(facts.outages, now)
-    by_k: dict[int, list[Span]] = {}
+    units = _unit_spans(facts.outages, calendar, now)
+    by_k: dict[tuple[str, int], list[Span]] = {}
 
-    def spans(k: int) -> list[Span]:
-        if k not in by_k:
-            by_k[k] = _at_least(regions, k)
-        return by_k[k]
+    def spans(which: str, k: int) -> list[Span]:
+        if (which, k) not in by_k:
+            by_k[which, k] = _at_least({u: getattr(x, which) for u, x in units.items()}, k)
+        return by_k[which, k]
 
+    words = _Words(units, calendar.zone, now)
     matches: list[RuleMatch] = []
     latest: dict[str, datetime] = {}          # override rule id -> its latest assertion
     for rule in table.rules:
-        if rule.kind in ("scope", "provisional"):
-            m = _EVAL[rule.kind](rule, spans(rule.regions_at_least), regions, calendar)
+        k = rule.regions_at_least
+        if rule.kind == "scope":
+            m = _scope(rule, spans("business", k), words)
+        elif rule.kind == "provisional":
+            m = _provisional(rule, spans("wall", k), spans("business", k), words)
         elif rule.kind == "observed":
-            m = _observed(rule, facts, now)
+            m = _observed(rule, facts, now, words)
         else:
-            m, last = _asserted(rule, facts, now)
+            m, last = _asserted(rule, facts, now, words)
             if m and rule.override:
                 latest[rule.id] = last
         if m:
@@ -71,10 +81,13 @@ def classify(facts: IncidentFacts, table: GradingTable, calendar: Calendar, now:
     elif matches:
         win = min(matches, key=lambda m: (-table.rank(m.grade), m.provisional, order[m.rule]))
     else:
-        return Grading(table.name, None, None, False, None, _ungraded(table, regions, calendar, now))
-    others = [f"also: {m.reason}" for m in matches if m is not win]
+        en, zh = _ungraded(table, units, words)
+        return Grading(table.name, None, None, False, None, en, reasons_zh=zh)
+    rest = [m for m in matches if m is not win]
+    en = tuple(dict.fromkeys([win.reason] + [m.reason for m in rest]))
+    zh = tuple(dict.fromkeys([win.reason_zh] + [m.reason_zh for m in rest]))
     return Grading(table.name, win.grade, win.rule, win.provisional, win.reached_at,
-                   (win.reason, *others), tuple(matches))
+                   en, tuple(matches), zh)
 
 
 def raise_only(previous: Grading | None, new: Grading, table: GradingTable) -> Grading:
@@ -94,31 +107,46 @@ def raise_only(previous: Grading | None, new: Grading, table: GradingTable) -> G
 
 # ---- outage geometry ------------------------------------------------------------
 
-def _region_spans(outages: Iterable[Outage], now: datetime) -> dict[str, list[tuple[datetime, datetime, str]]]:
-    """Per region, its outages clipped to `now` and joined: (start, end, causes)."""
-    raw: dict[str, list[tuple[datetime, datetime, str]]] = {}
+@dataclass
+class _Unit:
+    """One unit's outages up to `now`: wall-clock spans, business-hours spans
+    (each outage on its channel's calendar, domain.md §2.1), and the outages."""
+
+    wall: list[Span] = field(default_factory=list)
+    business: list[Span] = field(default_factory=list)
+    outages: list[Outage] = field(default_factory=list)
+
+
+def _unit_spans(outages: Iterable[Outage], calendar: Calendar, now: datetime) -> dict[str, _Unit]:
+    """Per unit, its outages clipped to `now` and joined: a unit is out while any
+    of its channels is out, and out in business hours while an open one is."""
+    units: dict[str, _Unit] = {}
     for o in outages:
         end = now if o.end is None or o.end > now else o.end
         if o.start < end:
-            raw.setdefault(o.region, []).append((o.start, end, o.cause))
-    joined: dict[str, list[tuple[datetime, datetime, str]]] = {}
-    for region, items in raw.items():
-        out: list[tuple[datetime, datetime, str]] = []
-        for s, e, c in sorted(items):
-            if out and s <= out[-1][1]:
-                ps, pe, pc = out[-1]
-                causes = pc if not c or c in pc.split("; ") else f"{pc}; {c}" if pc else c
-                out[-1] = (ps, max(pe, e), causes)
-            else:
-                out.append((s, e, c))
-        joined[region] = out
-    return joined
+            u = units.setdefault(o.region, _Unit())
+            u.outages.append(o)
+            u.wall.append((o.start, end))
+            u.business.extend((o.calendar or calendar).open_intervals(o.start, end))
+    for u in units.values():
+        u.wall, u.business = _union(u.wall), _union(u.business)
+    return units
 
 
-def _at_least(regions: dict, k: int) -> list[Span]:
-    """Maximal spans during which >= k regions were out at the same moment."""
-    events = sorted([(s, 1) for items in regions.values() for s, _, _ in items]
-                    + [(e, -1) for items in regions.values() for _, e, _ in items],
+def _union(spans: list[Span]) -> list[Span]:
+    out: list[Span] = []
+    for s, e in sorted(spans):
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
+
+
+def _at_least(units: dict[str, list[Span]], k: int) -> list[Span]:
+    """Maximal spans during which >= k units were out at the same moment."""
+    events = sorted([(s, 1) for spans in units.values() for s, _ in spans]
+                    + [(e, -1) for spans in units.values() for _, e in spans],
                     key=lambda ev: (ev[0], ev[1]))      # ends first: [s, e) spans do not overlap at e
     spans: list[Span] = []
     count, opened = 0, None
@@ -135,123 +163,119 @@ def _at_least(regions: dict, k: int) -> list[Span]:
     return spans
 
 
-def _regions_in(regions: dict, spans: Iterable[Span]) -> list[str]:
-    """Regions out during any of these spans, with their causes."""
-    spans = list(spans)
-    found = []
-    for region in sorted(regions):
-        causes = [c for s, e, c in regions[region] if any(s < b and a < e for a, b in spans)]
-        if causes:
-            why = "; ".join(dict.fromkeys(x for c in causes for x in c.split("; ") if x))
-            found.append(f"{region} ({why})" if why else region)
-    return found
-
-
-def _first_closed(calendar: Calendar, a: datetime, b: datetime) -> datetime | None:
-    """The earliest moment in [a, b] outside business hours, or None."""
-    t = a
-    for s, e in calendar.open_intervals(a, b + timedelta(microseconds=1)):
-        if s > t:
-            break
-        t = e                     # intervals are merged: the next one starts later
-    return t if t <= b else None
+def _within(spans: list[Span], a: datetime, b: datetime) -> timedelta:
+    """How much of [a, b) these spans cover."""
+    return sum((min(e, b) - max(s, a) for s, e in spans if s < b and a < e), timedelta())
 
 
 # ---- one function per rule kind ---------------------------------------------------
 
-def _scope(rule: Rule, spans: list[Span], regions: dict, calendar: Calendar) -> RuleMatch | None:
-    # domain.md §2.1: business-hours time with >= k regions out at once, summed; inclusive (含).
+def _scope(rule: Rule, business: list[Span], words: _Words) -> RuleMatch | None:
+    # domain.md §2.1: business-hours time with >= k units out at once, summed; inclusive (含).
     need = timedelta(minutes=rule.business_minutes)
-    acc, reached, counted = timedelta(), None, []
-    for s, e in spans:
-        for os_, oe in calendar.open_intervals(s, e):
-            if reached is None and acc + (oe - os_) >= need:
-                reached = os_ + (need - acc)
-            acc += oe - os_
-            counted.append((os_, oe))
+    acc, reached = timedelta(), None
+    for s, e in business:
+        if reached is None and acc + (e - s) >= need:
+            reached = s + (need - acc)
+        acc += e - s
     if reached is None:
         return None
-    who = ", ".join(_regions_in(regions, counted))
-    reason = (f"{rule.id} ({rule.grade}): {_scope_words(rule.regions_at_least)} "
-              f"for {_dur(acc)} of business time (threshold {_dur(need)}), reached at "
-              f"{_when(reached, calendar)}; regions: {who}")
-    return RuleMatch(rule.id, rule.grade, reached, False, reason)
+    en, zh = words.business(business, acc, rule.regions_at_least)
+    return RuleMatch(rule.id, rule.grade, reached, False, en, zh)
 
 
-def _provisional(rule: Rule, spans: list[Span], regions: dict, calendar: Calendar) -> RuleMatch | None:
-    # domain.md §2.1 criterion 3: outside business hours, unrepaired for 30 wall minutes.
-    wall = timedelta(minutes=rule.wall_minutes)
-    for s, e in spans:
-        if e - s < wall:
-            continue
-        t = _first_closed(calendar, s + wall, e)
-        if t is not None:
-            who = ", ".join(_regions_in(regions, [(s, t)]))
-            reason = (f"{rule.id} ({rule.grade}, provisional): {_scope_words(rule.regions_at_least)} "
-                      f"since {_when(s, calendar)}, {_dur(t - s)} unrepaired outside business hours "
-                      f"at {_when(t, calendar)} (threshold {_dur(wall)} wall-clock); regions: {who}")
-            return RuleMatch(rule.id, rule.grade, t, True, reason)
+def _provisional(rule: Rule, wall: list[Span], business: list[Span], words: _Words
+                 ) -> RuleMatch | None:
+    # domain.md §2.1 criterion 3: a fault not yet repaired outside business hours
+    # counts its wall-clock time against the same thresholds, and keeps
+    # accumulating when business hours begin. Where the whole stretch was
+    # business time the firm rule reaches the same grade at the same moment.
+    need = timedelta(minutes=rule.wall_minutes)
+    for s, e in wall:
+        if e - s >= need and _within(business, s, s + need) < need:
+            en, zh = words.unrepaired(s, e, rule.regions_at_least)
+            return RuleMatch(rule.id, rule.grade, s + need, True, en, zh)
     return None
 
 
-def _observed(rule: Rule, facts: IncidentFacts, now: datetime) -> RuleMatch | None:
+def _observed(rule: Rule, facts: IncidentFacts, now: datetime, words: _Words) -> RuleMatch | None:
     seen = sorted((o for o in facts.observed if o.kind in rule.kinds_any and o.start <= now),
                   key=lambda o: o.start)
     if not seen:
         return None
     what = "; ".join(dict.fromkeys(f"{o.kind}{': ' + o.detail if o.detail else ''}" for o in seen))
-    reason = f"{rule.id} ({rule.grade}): observed since {_iso(seen[0].start)}: {what}"
-    return RuleMatch(rule.id, rule.grade, seen[0].start, False, reason)
+    since = words.clock(seen[0].start)
+    title = rule.title or rule.id
+    return RuleMatch(rule.id, rule.grade, seen[0].start, False,
+                     f"{title}: seen since {since}: {what}",
+                     f"{rule.title_zh or title}:自 {since} 起观察到 {what}")
 
 
-def _asserted(rule: Rule, facts: IncidentFacts, now: datetime) -> tuple[RuleMatch | None, datetime | None]:
+def _asserted(rule: Rule, facts: IncidentFacts, now: datetime, words: _Words
+              ) -> tuple[RuleMatch | None, datetime | None]:
     held = sorted((a for a in facts.assertions
                    if a.criterion == rule.criterion and not a.withdrawn and a.at <= now),
                   key=lambda a: a.at)
     if not held:
         return None, None
     a = held[-1]
-    kind = "correction" if rule.override else "criterion"
-    reason = (f"{rule.id} ({rule.grade}): {kind} {rule.criterion!r} set by {a.who} at {_iso(a.at)}: "
-              f"{a.why}" + (f" ({rule.title})" if rule.title else ""))
-    return RuleMatch(rule.id, rule.grade, held[0].at, False, reason), a.at
+    title = rule.title or rule.criterion
+    en = f"{title}: {'corrected' if rule.override else 'set'} by {a.who} at {words.clock(a.at)}: {a.why}"
+    zh = f"{rule.title_zh or title}:{a.who} 于 {words.clock(a.at)} {'更正' if rule.override else '认定'}:{a.why}"
+    return RuleMatch(rule.id, rule.grade, held[0].at, False, en, zh), a.at
 
 
-_EVAL = {"scope": _scope, "provisional": _provisional}
-
-
-def _ungraded(table: GradingTable, regions: dict, calendar: Calendar, now: datetime) -> tuple[str, ...]:
+def _ungraded(table: GradingTable, units: dict[str, _Unit], words: _Words
+              ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     lowest = table.grades[-1]
-    lines = [f"no rule of table {table.name} holds: below grade {lowest} (ungraded)"]
-    if regions:
-        one = _at_least(regions, 1)
-        lines.append(f"regions out: {', '.join(_regions_in(regions, one))}; business time with a "
-                     f"region out: {_dur(sum((calendar.open_time(s, e) for s, e in one), timedelta()))}")
-    return tuple(lines)
+    en = [f"below grade {lowest} of {table.title}: ungraded"]
+    zh = [f"未达到{table.title}的 {lowest} 级:未定级"]
+    business = _at_least({u: x.business for u, x in units.items()}, 1)
+    if units:
+        b_en, b_zh = words.business(business or _at_least({u: x.wall for u, x in units.items()}, 1),
+                                    sum((e - s for s, e in business), timedelta()), 1)
+        en.append(b_en)
+        zh.append(b_zh)
+    return tuple(en), tuple(zh)
 
 
 # ---- wording ------------------------------------------------------------------------
 
-def _dur(d: timedelta) -> str:
-    """1h02m, 30m, 29m59s, 0.5s: short and exact enough for a reason line."""
-    total = d.total_seconds()
-    h, rest = divmod(int(total), 3600)
-    m, s = divmod(rest, 60)
-    frac = total - int(total)
-    text = (f"{h}h" if h else "") + (f"{m:02d}m" if h else f"{m}m" if m else "")
-    if s or frac or not text:
-        text += f"{s + frac:g}s" if frac else f"{s}s"
-    return text
+class _Words:
+    """Reasons for one classification: who (units, branches, key sites), since when."""
 
+    def __init__(self, units: dict[str, _Unit], zone, now: datetime):
+        self.units, self.zone, self.now = units, zone, now
 
-def _scope_words(k: int) -> str:
-    return "a region out" if k == 1 else f"{k} or more regions out at the same moment"
+    def clock(self, t: datetime) -> str:
+        return wording.clock(t, self.zone, self.now)
 
+    def _who(self, spans: list[Span], lang: str) -> tuple[str, datetime | None]:
+        """The units out during these spans, in words, and since when they were."""
+        parts, since = [], None
+        for name in sorted(self.units):
+            hit = [o for o in self.units[name].outages
+                   if any(o.start < b and a < (o.end or self.now) for a, b in spans)]
+            if not hit:
+                continue
+            first = min(o.start for o in hit)
+            since = first if since is None else min(since, first)
+            key = next((o.key_site for o in hit if o.key_site), "")
+            out, enrolled = max((o.out_of for o in hit), default=(0, 0))
+            parts.append(wording.unit_words(name, out, enrolled, key, lang))
+        return wording.joined(parts, lang) if parts else "", since
 
-def _iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    def business(self, spans: list[Span], total: timedelta, k: int) -> tuple[str, str]:
+        out = []
+        for lang in wording.LANGUAGES:
+            who, since = self._who(spans, lang)
+            out.append(wording.business_reason(who, self.clock(since) if since else "?",
+                                               total, lang, k > 1))
+        return out[0], out[1]
 
-
-def _when(t: datetime, calendar: Calendar) -> str:
-    """Local calendar time, as the people on duty read it."""
-    return t.astimezone(calendar.zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+    def unrepaired(self, s: datetime, e: datetime, k: int) -> tuple[str, str]:
+        out = []
+        for lang in wording.LANGUAGES:
+            who, _ = self._who([(s, e)], lang)
+            out.append(wording.unrepaired_reason(who, self.clock(s), e - s, lang, k > 1))
+        return out[0], out[1]

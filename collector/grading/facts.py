@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .calendar import Calendar
 
 
 def require_aware(t: datetime | None, what: str) -> None:
@@ -26,12 +30,17 @@ def _check_span(start: datetime, end: datetime | None, what: str) -> None:
 
 @dataclass(frozen=True)
 class Outage:
-    """A span during which one scope unit (region) could not do business."""
+    """A span during which one scope unit (region: the regulation's province,
+    domain.md §2.1) could not do business, on one channel's calendar."""
 
     region: str
     start: datetime
     end: datetime | None          # None = still out
     cause: str = ""               # e.g. "branch B1: tcp/core critical" (for reasons)
+    calendar: Calendar | None = None   # the channel's business hours; None = classify's calendar
+    channel: str = ""             # counter, atm, ebanking... (for reasons)
+    out_of: tuple[int, int] = (0, 0)   # (branches out, branches enrolled) at the span's worst
+    key_site: str = ""            # the key site that put the whole unit out, if that was it
 
     def __post_init__(self) -> None:
         _check_span(self.start, self.end, f"outage {self.region!r}")
@@ -87,6 +96,7 @@ class RuleMatch:
     reached_at: datetime
     provisional: bool = False
     reason: str = ""
+    reason_zh: str = ""
 
 
 @dataclass(frozen=True)
@@ -100,3 +110,4 @@ class Grading:
     reached_at: datetime | None   # the moment the winning rule first held (computed, not "now")
     reasons: tuple[str, ...]      # human lines: which rule, which regions, how long
     matches: tuple[RuleMatch, ...] = ()   # every rule that held, in table order (for deadlines)
+    reasons_zh: tuple[str, ...] = ()      # the same lines in Chinese (domain.md §2.1: a person's words)

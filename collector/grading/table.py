@@ -54,7 +54,8 @@ class Rule:
     kind: str                       # one of RULE_KINDS
     grade: str
     title: str = ""
-    regions_at_least: int = 1       # scope, provisional
+    title_zh: str = ""              # the title in Chinese, for reasons in zh
+    regions_at_least: int = 1       # scope, provisional: units (domain.md §2.1) out at once
     business_minutes: float = 0.0   # scope
     wall_minutes: float = 0.0       # provisional
     kinds_any: frozenset[str] = frozenset()   # observed
@@ -320,7 +321,8 @@ def _unique(values, at: str, key: str, what: str) -> None:
 
 
 _TOP = {"name", "title", "source", "grades", "grade_titles", "handlers", "rules", "deadlines"}
-_COMMON_RULE = {"id": (True, _text), "kind": (True, None), "grade": (True, _grade), "title": (False, _opt_text)}
+_COMMON_RULE = {"id": (True, _text), "kind": (True, None), "grade": (True, _grade), "title": (False, _opt_text),
+                "title_zh": (False, _opt_text)}
 _RULE_FIELDS = {
     "scope": {"regions_at_least": (False, _count), "business_minutes": (True, _positive)},
     "provisional": {"regions_at_least": (False, _count), "wall_minutes": (True, _positive)},
