@@ -125,7 +125,7 @@ def test_naive_times_are_refused():
     ({"holidays": ["2024-05-01"], "workdays": ["2024-05-01"]},
      "collector.yaml: grading.calendar.workdays: 2024-05-01 is also listed in holidays"),
     ({"hour": ["08:30-17:00"]},
-     "collector.yaml: grading.calendar.hour: unknown key (expected one of timezone, weekdays, hours, holidays, workdays)"),
+     "collector.yaml: grading.calendar.hour: unknown key (expected one of timezone, weekdays, hours, holidays, workdays, public_holidays, around_the_clock)"),
     ("weekdays", "collector.yaml: grading.calendar: expected a mapping, got 'weekdays'"),
 ])
 def test_config_errors_name_source_key_and_expectation(data, message):
@@ -138,7 +138,7 @@ def test_config_accepts_numbers_names_24h_and_defaults():
     c = Calendar.from_dict({"weekdays": [0, "Tuesday", "sat"], "hours": ["00:00-24:00"]}, "x")
     assert c.weekdays == frozenset({0, 1, 5}) and c.timezone == "Asia/Shanghai"
     assert c.open_seconds(sh("2024-05-06 00:00"), sh("2024-05-08 00:00")) == 48 * H
-    assert Calendar.from_dict({}, "x") == Calendar.default()
+    assert Calendar.from_dict({"public_holidays": False}, "x") == Calendar.default()
 
 
 def test_calendar_built_in_code_is_checked_too():

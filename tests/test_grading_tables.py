@@ -70,7 +70,7 @@ HEAD = "name: x\ngrades: [A, B]\nrules:\n"
      "rules[0].grade: expected one of the grades ['A', 'B'], got 'C' (rule 'r1')"),
     (HEAD + "  - {id: r1, kind: scope, grade: A, business_minutes: 30, buisness_minutes: 3}\n",
      "rules[0].buisness_minutes: unknown key (expected one of business_minutes, grade, id, kind, "
-     "regions_at_least, title) (rule 'r1')"),
+     "regions_at_least, title, title_zh) (rule 'r1')"),
     (HEAD + "  - {id: r1, kind: scope, grade: A}\n",
      "rules[0].business_minutes: missing (a scope rule needs it) (rule 'r1')"),
     (HEAD + "  - {id: r1, kind: magic, grade: A}\n",
