@@ -163,11 +163,6 @@ def _at_least(units: dict[str, list[Span]], k: int) -> list[Span]:
     return spans
 
 
-def _within(spans: list[Span], a: datetime, b: datetime) -> timedelta:
-    """How much of [a, b) these spans cover."""
-    return sum((min(e, b) - max(s, a) for s, e in spans if s < b and a < e), timedelta())
-
-
 # ---- one function per rule kind ---------------------------------------------------
 
 def _scope(rule: Rule, business: list[Span], words: _Words) -> RuleMatch | None:
@@ -188,14 +183,29 @@ def _provisional(rule: Rule, wall: list[Span], business: list[Span], words: _Wor
                  ) -> RuleMatch | None:
     # domain.md §2.1 criterion 3: a fault not yet repaired outside business hours
     # counts its wall-clock time against the same thresholds, and keeps
-    # accumulating when business hours begin. Where the whole stretch was
-    # business time the firm rule reaches the same grade at the same moment.
+    # accumulating when business hours begin. Reached once the stretch has
+    # lasted the threshold and has been outside business hours at some moment
+    # before its repair (while all of it is business time, the firm rule speaks).
     need = timedelta(minutes=rule.wall_minutes)
     for s, e in wall:
-        if e - s >= need and _within(business, s, s + need) < need:
+        closed = _first_closed(business, s, e)
+        if e - s >= need and closed is not None and max(s + need, closed) <= e:
+            at = max(s + need, closed)
             en, zh = words.unrepaired(s, e, rule.regions_at_least)
-            return RuleMatch(rule.id, rule.grade, s + need, True, en, zh)
+            return RuleMatch(rule.id, rule.grade, at, True, en, zh)
     return None
+
+
+def _first_closed(business: list[Span], s: datetime, e: datetime) -> datetime | None:
+    """The first moment in [s, e) that the business-hours spans do not cover."""
+    t = s
+    for a, b in business:
+        if b <= t:
+            continue
+        if a > t:
+            break
+        t = b
+    return t if t < e else None
 
 
 def _observed(rule: Rule, facts: IncidentFacts, now: datetime, words: _Words) -> RuleMatch | None:
@@ -252,18 +262,17 @@ class _Words:
 
     def _who(self, spans: list[Span], lang: str) -> tuple[str, datetime | None]:
         """The units out during these spans, in words, and since when they were."""
-        parts, since = [], None
-        for name in sorted(self.units):
+        found = []
+        for name in self.units:
             hit = [o for o in self.units[name].outages
                    if any(o.start < b and a < (o.end or self.now) for a, b in spans)]
-            if not hit:
-                continue
-            first = min(o.start for o in hit)
-            since = first if since is None else min(since, first)
-            key = next((o.key_site for o in hit if o.key_site), "")
-            out, enrolled = max((o.out_of for o in hit), default=(0, 0))
-            parts.append(wording.unit_words(name, out, enrolled, key, lang))
-        return wording.joined(parts, lang) if parts else "", since
+            if hit:
+                key = next((o.key_site for o in hit if o.key_site), "")
+                out, enrolled = max((o.out_of for o in hit), default=(0, 0))
+                found.append((min(o.start for o in hit), name,
+                              wording.unit_words(name, out, enrolled, key, lang)))
+        found.sort()                     # in the order they went out
+        return wording.joined([w for _, _, w in found], lang), (found[0][0] if found else None)
 
     def business(self, spans: list[Span], total: timedelta, k: int) -> tuple[str, str]:
         out = []
