@@ -26,7 +26,8 @@ from collector.incidents import Change, Fault, Incident, IncidentBook, Refused, 
 
 SH = ZoneInfo("Asia/Shanghai")
 
-# branch -> (agent, region); "" = no region configured (the branch is its own region)
+# branch -> (agent, region); "" = no region configured: the deployment's one unit
+# (domain.md §2.1), here B3 and B4; a unit of 1 or 2 branches is out with one.
 BRANCHES = {"B1": ("a1", "north"), "B2": ("a2", "south"), "B3": ("a3", ""),
             "B4": ("a4", ""), "B5": ("a5", "north")}
 
@@ -110,7 +111,7 @@ def test_core_lost_at_two_branches_in_two_regions_is_one_incident():
         "joined", "retitled"]
     assert w.only().title == "core system unreachable: 3 branches"
     assert sorted((o.region, o.start) for o in g.facts(w.only()).outages) == [
-        ("branch B3", mon("09:07")), ("north", mon("09:00")), ("south", mon("09:05"))]
+        ("", mon("09:07")), ("north", mon("09:00")), ("south", mon("09:05"))]
 
 
 def test_a_fault_that_does_not_stop_business_does_not_join_another_branch():
@@ -258,23 +259,26 @@ def test_an_outage_starts_when_the_fault_reaches_a_stopping_state():
     assert grade(inc)[0] is None
 
 
-def test_regions_come_from_the_agents_and_a_branch_without_one_is_its_own():
+def test_units_come_from_the_agents_and_branches_without_one_are_the_deployments_unit():
     g = make_grader()
     assert g.regions == {"B1": "north", "B2": "south", "B5": "north"}
-    assert [g.region_of(b) for b in ("B1", "B3", "B9")] == ["north", "branch B3", "branch B9"]
-    # B1 and B5 are both north: one region, so 30 min gives III, never II.
+    # domain.md §2.1: the deployment is ONE unit unless its branches are mapped.
+    assert [g.region_of(b) for b in ("B1", "B3", "B9")] == ["north", "", ""]
+    # B1 and B5 are both north: one unit, so 30 min gives III, never II.
     w = Branches(g)
     w.report(mon("09:00"), "B1", "tcp/core")
     w.report(mon("09:00"), "B5", "tcp/core")
     g.regrade(w.only(), mon("10:00"))
     assert grade(w.only())[:2] == ("III", "iii-1-region-30m")
-    # B3 and B4 have no region: two scope units, so 30 min at once gives II.
+    # B3 and B4 have no region: one unit of two branches, so 30 min gives III too.
     w = Branches(g)
     w.report(mon("09:00"), "B3", "tcp/core")
     w.report(mon("09:00"), "B4", "tcp/core")
-    assert {o.region for o in g.facts(w.only()).outages} == {"branch B3", "branch B4"}
+    assert {(o.region, o.out_of) for o in g.facts(w.only()).outages} == {("", (2, 2))}
     g.regrade(w.only(), mon("09:30"))
-    assert grade(w.only()) == ("II", "ii-2-regions-30m", False, mon("09:30"))
+    assert grade(w.only()) == ("III", "iii-1-region-30m", False, mon("09:30"))
+    assert w.only().grades["cbrc"].reasons[0] == (
+        "2 of 2 branches cannot do business since 09:00 (business time 30 min)")
 
 
 # --- grading at exact moments (domain.md §2.1) ------------------------------------------
@@ -317,7 +321,7 @@ def test_a_grade_never_drops_when_the_outage_ends():
     assert [h.grade for h in inc.grades["cbrc"].history] == ["II"]
 
 
-def test_outside_business_hours_provisional_iii_then_firm_next_morning():
+def test_outside_business_hours_provisional_grades_rise_with_unrepaired_time():
     g = make_grader()
     w = Branches(g)
     w.report(mon("22:00"), "B1", "tcp/core")                # Monday night, unrepaired
@@ -327,15 +331,23 @@ def test_outside_business_hours_provisional_iii_then_firm_next_morning():
     changes = g.regrade(inc, mon("22:30"))
     assert changes[0].kind == "graded" and "(provisional)" in changes[0].detail
     assert grade(inc) == ("III", "after-hours-1-region", True, mon("22:30"))
+    # domain.md §2.1: a provisional grade is a grade, deadlines run from it.
     assert deadlines(inc)["regulator-notice"].due_at == mon("23:00")
-    # Tuesday: business hours open at 08:30; 30 business minutes at 09:00.
-    assert [c for c in g.regrade(inc, tue("08:59:59")) if c.kind == "graded"] == []
+    # domain.md §2.1 criterion 3: the same thresholds on unrepaired wall-clock time.
+    g.regrade(inc, tue("00:59:59"))
     assert grade(inc)[:3] == ("III", "after-hours-1-region", True)
+    g.regrade(inc, tue("01:00"))
+    assert grade(inc) == ("II", "after-hours-1-region-3h", True, tue("01:00"))
+    g.regrade(inc, tue("03:59:59"))
+    assert grade(inc)[0] == "II"
+    g.regrade(inc, tue("04:00"))
+    assert grade(inc) == ("I", "after-hours-1-region-6h", True, tue("04:00"))
+    assert deadlines(inc)["progress-1"].due_at == tue("06:00")
+    # Tuesday morning: firm III at 09:00 does not lower the provisional I.
     g.regrade(inc, tue("09:00"))
-    assert grade(inc) == ("III", "iii-1-region-30m", False, tue("09:00"))
+    assert grade(inc) == ("I", "after-hours-1-region-6h", True, tue("04:00"))
     assert [(h.grade, h.provisional) for h in inc.grades["cbrc"].history] == [
-        (None, False), ("III", True), ("III", False)]
-    # Upgrading the footing never moves the notice: still counted from 22:00.
+        (None, False), ("III", True), ("II", True), ("I", True)]
     assert deadlines(inc)["regulator-notice"].due_at == mon("23:00")
 
 
