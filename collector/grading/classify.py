@@ -240,10 +240,11 @@ def _ungraded(table: GradingTable, units: dict[str, _Unit], words: _Words
     lowest = table.grades[-1]
     en = [f"below grade {lowest} of {table.title}: ungraded"]
     zh = [f"未达到{table.title}的 {lowest} 级:未定级"]
-    business = _at_least({u: x.business for u, x in units.items()}, 1)
     if units:
-        b_en, b_zh = words.business(business or _at_least({u: x.wall for u, x in units.items()}, 1),
-                                    sum((e - s for s, e in business), timedelta()), 1)
+        business = _at_least({u: x.business for u, x in units.items()}, 1)
+        wall = _at_least({u: x.wall for u, x in units.items()}, 1)
+        b_en, b_zh = words.below(wall, sum((e - s for s, e in business), timedelta()),
+                                 max((e - s for s, e in wall), default=timedelta()))
         en.append(b_en)
         zh.append(b_zh)
     return tuple(en), tuple(zh)
@@ -280,6 +281,14 @@ class _Words:
             who, since = self._who(spans, lang)
             out.append(wording.business_reason(who, self.clock(since) if since else "?",
                                                total, lang, k > 1))
+        return out[0], out[1]
+
+    def below(self, wall: list[Span], business: timedelta, longest: timedelta) -> tuple[str, str]:
+        out = []
+        for lang in wording.LANGUAGES:
+            who, since = self._who(wall, lang)
+            out.append(wording.below_reason(who, self.clock(since) if since else "?",
+                                            business, longest, lang))
         return out[0], out[1]
 
     def unrepaired(self, s: datetime, e: datetime, k: int) -> tuple[str, str]:

@@ -90,3 +90,11 @@ def unrepaired_reason(who: str, since: str, wall: timedelta, lang: str, together
         return f"{head},{duration(wall, 'zh')}未修复,部分在营业时间以外(暂定等级)"
     return (f"{head}, unrepaired for {duration(wall)}, partly outside business hours "
             f"(provisional)")
+
+
+def below_reason(who: str, since: str, business: timedelta, wall: timedelta, lang: str) -> str:
+    """An ungraded incident's scope so far: business time and time unrepaired."""
+    head = stopped_since(who, since, lang, False)
+    if lang == "zh":
+        return f"{head}(营业时间 {duration(business, 'zh')},未修复 {duration(wall, 'zh')})"
+    return f"{head} (business time {duration(business)}, unrepaired {duration(wall)})"
