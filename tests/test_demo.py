@@ -1,5 +1,5 @@
-"""`branchwatch demo` (the README's first command): the collector and three
-simulated branches in one process, no root and no installed servers. The
+"""`branchwatch demo` (the README's first command): the collector, three
+simulated branches and a data centre in one province, in one process, no root and no installed servers. The
 demo runs headless to the end of its story; then what it printed, what the
 collector stored (collector.db) and the reports it saved are checked.
 """
@@ -128,8 +128,11 @@ def test_the_story_plays_to_the_end(demo):
                  r"agent-south-01: fail_over ok: .*admin up: done",
                  r"switch sw-br-south-01 now: gi2 admin up, oper up",
                  r"agent-south-01: swap_back ok", r"gi2 admin down, oper down",
-                 r"grade III 較大 \(rule iii-1-region-30m", r"grade II 重大 \(rule ii-2-regions-30m",
-                 r"grade I 特別重大 \(rule i-2-regions-3h",
+                 r"grade III 較大 \(rule iii-1-region-30m", r"grade II 重大 \(rule ii-1-region-3h",
+                 r"grade I 特別重大 \(rule i-1-region-6h",
+                 # domain.md §2.1: by a share of the province's branches, then its key site.
+                 r"why: 2 of 3 branches in 四川 cannot do business since \S+ \(business time 30 min",
+                 r"why: (2 of 3 branches in 四川 and )?the key site DC-01 of 四川 cannot do business",
                  r"deadline regulator-notice: .*due", r"deadline written-report: .*due",
                  r"grades went none -> III -> II -> I"):
         assert re.search(said, out), f"not printed: {said}\n{out}"
@@ -174,17 +177,18 @@ def test_the_line_cut_failed_over_and_back(demo):
     assert not [a for a in actions if a[0] != "agent-south-01"]
 
 
-def test_the_region_outage_was_graded_upwards_with_deadlines_and_reports(demo):
+def test_the_province_outage_was_graded_upwards_with_deadlines_and_reports(demo):
     r, data, _ = demo
     incidents, _, reports = stored(data)
-    inc = with_fault(incidents, "tcp/core", "BR-south-01")
-    assert {f["branch"] for f in inc["faults"]} == {"BR-north-01", "BR-north-02", "BR-south-01"}
+    inc = with_fault(incidents, "tcp/core", "DC-01")
+    assert {f["branch"] for f in inc["faults"]} == {"BR-north-01", "BR-north-02", "DC-01"}
     assert inc["title"] == "core system unreachable: 3 branches"
     assert inc["status"] == "resolved"
     grade = inc["grades"]["cbrc"]
     assert [h["grade"] for h in grade["history"]] == [None, "III", "II", "I"]
-    assert [h["rule"] for h in grade["history"][1:]] == ["iii-1-region-30m", "ii-2-regions-30m",
-                                                         "i-2-regions-3h"]
+    # One province (domain.md §2.1): 30 min, 3 h and 6 h of it out, never "2 regions".
+    assert [h["rule"] for h in grade["history"][1:]] == ["iii-1-region-30m", "ii-1-region-3h",
+                                                         "i-1-region-6h"]
     due = {d["key"]: d for d in inc["deadlines"]}
     assert (due["regulator-notice"]["status"], due["regulator-notice"]["met_by"]) == ("met", "demo")
     assert due["written-report"]["status"] == "met"
@@ -212,7 +216,7 @@ def test_the_console_shows_what_the_story_left(demo):
     _, _, seen = demo
     if "skipped" in seen:
         pytest.skip(seen["skipped"])
-    assert seen["tiles"] == 3
+    assert seen["tiles"] == 4
     assert "core system unreachable: 3 branches" in seen["incidents"]
     assert re.search(r"cbrc I 特別重大", seen["incidents"]), seen["incidents"]
     # Its page: the reports the story drafted, ready to download.

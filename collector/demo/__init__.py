@@ -1,8 +1,9 @@
-"""`branchwatch demo`: the collector and three simulated branches in one process.
+"""`branchwatch demo`: the collector, three simulated branches and a data centre
+(one province, domain.md §2.1) in one process.
 
 Nothing is installed and nothing runs as root. The real collector (its API,
 incident book, grading, runbooks and reports) runs on an embedded config;
-three real agents watch simulated equipment: a upsd (agent/sim/nut_server.py),
+four real agents watch simulated equipment: a upsd (agent/sim/nut_server.py),
 SNMP switches (agent/sim/snmp_switch.py), TCP far sides of each branch's lines
 and a core-system service per branch. A story (story.py) plays on them and
 reads back from the collector's API what it made of it.
@@ -14,6 +15,6 @@ reads back from the collector's API what it made of it.
     views.py     an incident from the API, read for the story
     narrator.py  what is printed, with timestamps and progress
     story.py     the stage: pacing, the collector's clock, reading back, reports
-    acts.py      the story: power cut, line cut, region outage
+    acts.py      the story: power cut, line cut, province outage
     run.py       start everything, play, keep the console up, stop cleanly
 """

@@ -134,28 +134,31 @@ class Acts:
         self.n.operator(f"closes {inc['id']}: back on the primary line -> {inc['status']}")
         await self.beat()
 
-    async def region_outage(self, north: list, south) -> None:
-        """Act 3 (domain.md §2.1, §3): one incident across regions, graded III, II, I."""
-        first, second = north
-        self.n.scene(f"The core system is lost in region {first.spec.region}")
+    async def province_outage(self, branches: list, centre) -> None:
+        """Act 3 (domain.md §2.1, §3): one province out, by a share of its branches,
+        then by its data centre alone; one incident graded III, II, I."""
+        first, second = branches
+        self.n.scene(f"The core system is lost at {first.name}")
         self.n.world(f"The core banking system stops answering {first.name} (tcp/core refused)")
         await first.core_lost()
         inc = await self.incident(
             lambda i: i if i["status"] == "open" and v.faults(i, "tcp/core", first.name, True)
             else None, "the core-system incident")
         self.n.collector(f"incident {inc['id']} opened: \"{inc['title']}\" at "
-                         f"{self.n.at(inc['started_at'])} (collector time)")
+                         f"{self.n.at(inc['started_at'])} (collector time): 1 of 3 branches "
+                         f"of {first.spec.region}, a fault but not yet the province's scope")
         await self.beat(0.5)
-        self.n.world(f"... and {second.name} (same region)")
+        self.n.world(f"... and {second.name}: 2 of 3 branches, half the province (rounded up)")
         await second.core_lost()
         inc = await self.same(inc, lambda i: i if v.faults(i, "tcp/core", second.name, True)
                               else None, f"{second.name} to join the incident")
+        t_out = v.fault_start(v.faults(inc, "tcp/core", second.name)[0])
         self.n.collector(f"{second.name} joins {inc['id']}: \"{inc['title']}\"; "
                          f"{v.grade_text(inc, self.n.at)}")
         await self.beat()
 
-        self.n.scene("Half an hour with one region out: grade III")
-        await self.move_clock_to(v.started(inc) + timedelta(minutes=30, seconds=5),
+        self.n.scene("Half an hour with half the province out: grade III")
+        await self.move_clock_to(t_out + timedelta(minutes=30, seconds=5),
                                  "30 min of business time pass")
         inc = await self.same(inc, v.grade_is("III"), "grade III")
         self.grade_report(inc)
@@ -164,19 +167,22 @@ class Acts:
         self.n.operator("records regulator-notice as met: phoned the regulator, ref 0417")
         await self.beat()
 
-        self.n.scene(f"Region {south.spec.region} loses the core system too")
-        await south.core_lost()
-        self.n.world(f"The core banking system stops answering {south.name}")
-        inc = await self.same(inc, lambda i: i if v.faults(i, "tcp/core", south.name, True)
-                              else None, f"{south.name} to join the incident")
-        t_south = v.fault_start(v.faults(inc, "tcp/core", south.name)[0])
-        self.n.collector(f"{south.name} joins {inc['id']}: \"{inc['title']}\", branches "
-                         f"{', '.join(v.branches(inc))}: two regions out")
+        self.n.scene(f"The data centre {centre.name} loses the core system; the branches get it back")
+        await centre.core_lost()
+        self.n.world(f"The core banking system stops answering {centre.name}, the province's key site")
+        inc = await self.same(inc, lambda i: i if v.faults(i, "tcp/core", centre.name, True)
+                              else None, f"{centre.name} to join the incident")
+        for b in branches:
+            await b.core_back()
+        self.n.world(f"{first.name} and {second.name} reach the core system again")
+        inc = await self.same(inc, lambda i: i if not v.faults(i, "tcp/core", second.name, True)
+                              else None, f"{second.name} to recover")
+        self.n.collector(f"{inc['id']}: \"{inc['title']}\": the key site alone keeps "
+                         f"{centre.spec.region} out")
         await self.beat()
 
-        self.n.scene("Two regions out for 30 min: grade II")
-        await self.move_clock_to(t_south + timedelta(minutes=30, seconds=5),
-                                 "30 more min pass")
+        self.n.scene("The province out for 3 h: grade II")
+        await self.move_clock_to(t_out + timedelta(hours=3, seconds=5), "2.5 h more pass")
         inc = await self.same(inc, v.grade_is("II"), "grade II")
         self.grade_report(inc)
         written = await self.save_report(inc, "written", WRITTEN, "faxed to the regulator")
@@ -185,17 +191,16 @@ class Acts:
         self.n.operator("records written-report as met")
         await self.beat()
 
-        self.n.scene("Two regions out for 3 h: grade I")
-        await self.move_clock_to(t_south + timedelta(hours=3, seconds=5), "2.5 h more pass")
+        self.n.scene("The province out for 6 h: grade I")
+        await self.move_clock_to(t_out + timedelta(hours=6, seconds=5), "3 h more pass")
         inc = await self.same(inc, v.grade_is("I"), "grade I")
         self.grade_report(inc)
         await self.save_report(inc, "progress")
         await self.beat()
 
         self.n.scene("The core system is back")
-        for b in (*north, south):
-            await b.core_back()
-        self.n.world("The core banking system answers every branch again")
+        await centre.core_back()
+        self.n.world("The core banking system answers the data centre again")
         inc = await self.same(inc, lambda i: i if i["status"] == "resolved" else None,
                               "the incident to resolve", timeout=90)
         self.n.collector(f"{inc['id']} resolved at {self.n.at(inc['resolved_at'])}; grades "
@@ -207,5 +212,7 @@ class Acts:
     def grade_report(self, inc: dict) -> None:
         """Print the grade and every deadline, as the collector has them."""
         self.n.collector(f"{inc['id']}: {v.grade_text(inc, self.n.at)}")
+        if (v.grade(inc) or {}).get("reasons"):
+            self.n.note(f"  why: {v.grade(inc)['reasons'][0]}")
         for line in v.deadline_lines(inc, self.n.at):
             self.n.note(f"  deadline {line}")

@@ -1,4 +1,5 @@
-"""The demo's embedded configs: one collector, three agents in two regions.
+"""The demo's embedded configs: one collector, four agents in one province
+(three branches and the data centre, its key site; domain.md §2.1).
 
 Both are built as data and go through the same validation as a config file
 (`collector.config.parse`, `agent.config.from_dict`), so the demo cannot run
@@ -41,11 +42,16 @@ class BranchSpec:
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
 
 
+PROVINCE = "四川"            # the regulator's scope unit (domain.md §2.1): one province
+DATA_CENTRE = "DC-01"        # its key site: out there, the whole province is out
+
+
 def demo_branches() -> list[BranchSpec]:
-    """Three branches in two regions (the regulator's scope unit, domain.md §2.1)."""
-    return [BranchSpec("BR-north-01", "north", "agent-north-01", "ups-north-01"),
-            BranchSpec("BR-north-02", "north", "agent-north-02", "ups-north-02"),
-            BranchSpec("BR-south-01", "south", "agent-south-01", "ups-south-01")]
+    """Three branches and the data centre, all in one province (the scope unit)."""
+    return [BranchSpec("BR-north-01", PROVINCE, "agent-north-01", "ups-north-01"),
+            BranchSpec("BR-north-02", PROVINCE, "agent-north-02", "ups-north-02"),
+            BranchSpec("BR-south-01", PROVINCE, "agent-south-01", "ups-south-01"),
+            BranchSpec(DATA_CENTRE, PROVINCE, "agent-dc-01", "ups-dc-01")]
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,9 @@ def collector_config(data_dir: Path, branches: list[BranchSpec], operator_token:
         # The story moves the collector's clock forward by hours (a drill
         # does the same): no agent may look silent for that.
         "incidents": {"window": 120, "deadman_grace": 86400},
-        "grading": {"tables": ["cbrc"], "calendar": ALWAYS_OPEN},
+        # One province: out while half its branches (2 of 3) or its data centre are.
+        "grading": {"tables": ["cbrc"], "calendar": ALWAYS_OPEN,
+                    "scope": {"unit": PROVINCE, "share": 0.5, "key_sites": [DATA_CENTRE]}},
         "reports": {"language": "zh", "unit": "示范县农村信用合作联社 (demo)",
                     "contact": "demo", "phone": "0839-0000000"},
         "console": {"users": [{"name": CONSOLE_USER, "roles": ["operator", "leadership"],

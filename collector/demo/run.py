@@ -218,14 +218,15 @@ def _has_display() -> bool:
 
 def _header(n: Narrator, url: str, token: str, folder: Path, keep: bool, branches, metrics,
             speed: float, console: bool) -> None:
-    n.plain("branchwatch demo: the collector and three simulated branches in two regions")
+    n.plain("branchwatch demo: the collector, three simulated branches and a data centre "
+            "in one province")
     n.plain(f"  console  {url}/console/  (user {CONSOLE_USER}, password {CONSOLE_PASSWORD})"
             + ("" if console else "  [not served by this collector build]"))
     n.plain(f"  API      {url}/api/v1/incidents  (operator {OPERATOR}, token {token})")
     n.plain(f"           BRANCHWATCH_TOKEN={token} branchwatch incidents list --url {url}")
     n.plain(f"  data     {folder}" + ("" if keep else "  (removed when the demo stops)"))
     for b in branches:
-        n.plain(f"  {b.name:<12} region {b.spec.region:<6} agent {b.spec.agent}: UPS "
+        n.plain(f"  {b.name:<12} province {b.spec.region} agent {b.spec.agent}: UPS "
                 f"{b.spec.ups} on upsd 127.0.0.1:{b.upsd.port}, switch udp 127.0.0.1:"
                 f"{b.switch.port}, metrics {metrics.get(b.spec.agent, '-')}")
     seconds = expected_seconds(speed)

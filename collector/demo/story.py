@@ -4,9 +4,10 @@
    (generator) worked by the demo operator, mains back (domain.md §4.2);
 2. a line cut at BR-south-01: the agent's own failover to the backup line,
    verified on the switch, and back when the primary is repaired (§4.1);
-3. the core system lost in the north region, then in the south: one
-   incident graded III, II, I as time passes, with its deadlines and the
-   regulator's reports (§2.1, §3).
+3. the core system lost at two of the province's three branches (half,
+   rounded up: the province cannot do business), then at its data centre
+   (the key site) alone: one incident graded III, II, I as time passes, with
+   its deadlines and the regulator's reports (§2.1, §3).
 
 Hours of an incident are not waited for: the collector's clock is moved
 forward (as a drill does), and the story waits until the collector has
@@ -25,6 +26,7 @@ from . import views as v
 from .acts import Acts
 from .branch import Branch
 from .client import CollectorClient, DemoError, wait_for
+from .config import DATA_CENTRE
 from .narrator import Narrator
 
 OFFSET_METRIC = "branchwatch_collector_agent_clock_offset_seconds"
@@ -65,8 +67,8 @@ class Story(Acts):
         await self.settle()
         await self.power_cut(self.by_name["BR-north-01"])
         await self.line_cut(self.by_name["BR-south-01"])
-        await self.region_outage([self.by_name["BR-north-01"], self.by_name["BR-north-02"]],
-                                 self.by_name["BR-south-01"])
+        await self.province_outage([self.by_name["BR-north-01"], self.by_name["BR-north-02"]],
+                                   self.by_name[DATA_CENTRE])
         self.n.progress_done()
 
     # --- pacing and time -----------------------------------------------------------
@@ -138,10 +140,11 @@ class Story(Acts):
         for b in self.by_name.values():
             await wait_for(lambda b=b: all(b.log.find(c, "ok") for c in wanted),
                            f"the agent at {b.name} to see its equipment", timeout=60)
-        seen = await wait_for(lambda: _at_least(self.client.metric(OFFSET_METRIC), 3),
+        seen = await wait_for(lambda: _at_least(self.client.metric(OFFSET_METRIC),
+                                                len(self.by_name)),
                               "the agents' first heartbeats", timeout=60)
         for b in self.by_name.values():
-            self.n.agent(f"{b.spec.agent} at {b.name} (region {b.spec.region}): UPS on mains, "
+            self.n.agent(f"{b.spec.agent} at {b.name} (province {b.spec.region}): UPS on mains, "
                          f"primary line up, backup port shut ({b.backup_port()}), "
                          f"core system reachable")
         self.n.collector(f"{len(seen)} agents reporting; "

@@ -66,8 +66,7 @@ def grade_text(inc: dict, at: Callable) -> str:
     """'grade II 重大 (rule ii-2-regions-30m, reached 10:35)' or 'not graded'."""
     g = grade(inc)
     if g is None or g["grade"] is None:
-        out = [r.split("; business time")[0] for r in (g or {}).get("reasons", [])
-               if r.startswith("regions out")]
+        out = (g or {}).get("reasons", [])[1:]      # after "below grade III ...": who, since when
         return "below grade III: " + ("; ".join(out) if out else "no business stopped")
     provisional = ", provisional" if g["provisional"] else ""
     return (f"grade {g['grade']} {GRADE_TITLES.get(g['grade'], '')} (rule {g['rule']}, "
