@@ -184,6 +184,17 @@ def test_the_holiday_data_warns_in_one_line_when_the_year_is_past_it():
                        "branchwatch_collector_grading_holidays_stale": 1}
 
 
+def test_the_collector_warns_at_start_in_one_line_only_when_the_year_is_past_the_data(caplog):
+    import logging
+    g = Unit(FOUR).grader
+    last = public_holidays().last_year
+    log = logging.getLogger("test.grading")
+    with caplog.at_level(logging.WARNING, "test.grading"):
+        assert g.warn_if_stale(datetime(last, 6, 1, tzinfo=timezone.utc).timestamp(), log) is None
+        line = g.warn_if_stale(datetime(last + 1, 6, 1, tzinfo=timezone.utc).timestamp(), log)
+    assert [r.getMessage() for r in caplog.records] == [line]
+
+
 @pytest.mark.parametrize("extra, expected", [
     ("  scope: {share: 0}\n", "grading.scope.share: expected"),
     ("  scope: {share: 1.5}\n", "grading.scope.share: expected"),

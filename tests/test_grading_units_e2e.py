@@ -121,6 +121,8 @@ def test_after_hours_one_province_provisional_iii_then_ii_with_deadlines(tmp_pat
     c, cores, agents = start(tmp_path, drill, 1, running)
     try:
         follow(c, drill, running)
+        # 2026 is inside the holiday package's data: no warning on /metrics.
+        assert metric(c, "branchwatch_collector_grading_holidays_stale") == 0
         cores["a1"].down()
         inc = wait_for(lambda: [i for i in incidents(c) if "cbrc" in i["grades"]],
                        what="the incident, graded")[0]
