@@ -49,6 +49,14 @@ class UnitScope:
     def __post_init__(self) -> None:
         for name in ("units", "shares", "channels", "branch_channels"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
+        # Graded every second for every changing incident: who is in which unit
+        # and channel is worked out once.
+        members: dict[tuple[str, str], set[str]] = {}
+        for b in self.units:
+            if b not in self.key_sites:
+                for c in self.channels_of(b):
+                    members.setdefault((self.unit_of(b), c), set()).add(b)
+        object.__setattr__(self, "_members", {k: frozenset(v) for k, v in members.items()})
 
     def unit_of(self, branch: str) -> str:
         """The branch's unit (the deployment's one unit unless it is mapped)."""
@@ -65,10 +73,9 @@ class UnitScope:
         share = self.shares.get(unit, self.share)
         return max(1, math.ceil(share * branches - 1e-9))
 
-    def members(self, unit: str, channel: str) -> set[str]:
+    def members(self, unit: str, channel: str) -> frozenset[str]:
         """The enrolled branches of a unit having this channel (key sites count apart)."""
-        return {b for b in self.units if self.unit_of(b) == unit and b not in self.key_sites
-                and channel in self.channels_of(b)}
+        return self._members.get((unit, channel), frozenset())
 
 
 def unit_outages(stopped: Mapping[str, list[StopSpan]], scope: UnitScope) -> tuple[Outage, ...]:
@@ -98,7 +105,7 @@ def _unit_channels(scope: UnitScope, unit: str) -> tuple[str, ...]:
     """Every channel any branch of the unit has."""
     if not scope.channels:
         return ("",)
-    found = {c for b in scope.units if scope.unit_of(b) == unit for c in scope.channels_of(b)}
+    found = {c for u, c in scope._members if u == unit}
     return tuple(sorted(found or set(scope.default_channels or scope.channels)))
 
 
