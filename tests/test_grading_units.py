@@ -9,15 +9,18 @@ Monday 7 December 2026 is an ordinary Monday in Shanghai.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.wire import Event, new_event_id
 from collector.config import ConfigError, parse
 from collector.grader import Grader
 from collector.grading.holidays import public_holidays, stale_warning
+from collector.grading.units import UnitScope, unit_outages
 from collector.incidents import IncidentBook
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -215,3 +218,32 @@ def test_bad_scope_config_is_one_line_naming_file_key_and_expectation(extra, exp
         parse(text, "collector.yaml")
     message = str(e.value)
     assert message.startswith("collector.yaml: ") and expected in message and "\n" not in message
+
+
+# ---- the share sweep against brute force ------------------------------------------
+
+BASE = at(MON, "00:00")
+span_st = st.tuples(st.sampled_from(["B1", "B2", "B3", "B4", "B5", "DC"]),
+                    st.integers(0, 600), st.integers(1, 300) | st.none())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(span_st, max_size=8), st.sampled_from([0.25, 0.5, 0.75, 1.0]))
+def test_unit_out_minutes_match_a_minute_by_minute_count(spans, share):
+    scope = UnitScope({b: "U" for b in FIVE + ["DC"]}, share=share, key_sites=frozenset({"DC"}))
+    stopped: dict = {}
+    for b, s, d in spans:
+        stopped.setdefault(b, []).append((BASE + timedelta(minutes=s),
+                                          None if d is None else BASE + timedelta(minutes=s + d), "x"))
+    horizon = 1000
+    got = set()
+    for o in unit_outages(stopped, scope):
+        end = horizon if o.end is None else int((o.end - BASE).total_seconds() // 60)
+        got |= set(range(int((o.start - BASE).total_seconds() // 60), end))
+    need = max(1, -(-int(share * 100) * 5 // 100))          # ceil(share * 5)
+    want = set()
+    for m in range(horizon):
+        out = {b for b, s, d in spans if s <= m and (d is None or m < s + d)}
+        if "DC" in out or len(out - {"DC"}) >= need:
+            want.add(m)
+    assert got == want
