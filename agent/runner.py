@@ -15,6 +15,7 @@ import time
 import traceback
 from typing import Callable
 
+from . import wire
 from .config import Config
 from .events import EventSink, to_event
 from .metrics import Snapshot
@@ -63,7 +64,7 @@ class Agent:
 
     def _observe(self, results: list[CheckResult], now: float, confirmed: bool = False) -> list:
         events = []
-        for r in results:
+        for r in map(within_wire_bounds, results):
             tracker = self.trackers.get(r.check)
             if tracker is None:
                 tracker = self.trackers[r.check] = CheckTracker(r.check, self.policy)
@@ -88,6 +89,19 @@ class Agent:
             out.append(Sample.of("branchwatch_check_state", int(tracker.state), check=r.check))
             out.append(Sample.of("branchwatch_check_flapping", int(tracker.flapping), check=r.check))
         return out
+
+
+def within_wire_bounds(r: CheckResult) -> CheckResult:
+    """The verdict with its reason and check id cut to the wire's bounds.
+
+    Readings enter here from every probe; a probe that quotes a device (upsd's
+    reply, an SNMP string) cuts at its own edge first, this catches the rest,
+    so no event is ever refused by the collector for its size.
+    """
+    if len(r.reason) <= wire.REASON_MAX and len(r.check) <= wire.CHECK_MAX:
+        return r
+    return CheckResult(wire.cut(r.check, wire.CHECK_MAX), r.state, wire.cut(r.reason),
+                       r.diagnosis)
 
 
 def run_probe_once(probe: Probe, clock: Callable[[], float] = time.time) -> Reading:

@@ -25,6 +25,7 @@ from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily
 
 from agent.wire import Ack, Batch, Heartbeat, encode
+from agent.wire import decode as wire_decode
 
 from .api_base import (DEADMAN, STATE, STORE, Rejected, _bearer_hash, _body, _json,
                        start_executions)
@@ -158,7 +159,7 @@ def _wire_problem(e: msgspec.MsgspecError) -> str:
 
 def _decode(body: bytes, type_):
     try:
-        return msgspec.json.decode(body, type=type_)
+        return wire_decode(body, type_)   # the wire's bounds, times included
     except msgspec.MsgspecError as e:
         raise Rejected(400, wire_problem(e))
 
