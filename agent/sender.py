@@ -5,17 +5,29 @@
 oldest events in batches and deletes only the ids the collector
 acknowledged (accepted or duplicate), so a lost answer means a resend the
 collector recognises by event id. Failures back off exponentially with
-full jitter; a 4xx refusal keeps the events, is logged loudly and backs
-off long. Heartbeats carry every check's current state (issue 4).
+full jitter. Heartbeats carry every check's current state (issue 4).
+
+Refusals never stop the queue: a batch refused as too large (413) is sent
+again in halves; one event the collector still refuses (413 alone, or a
+400 naming `events[i]`) is set aside in the spool's dead letters with the
+refusal (reported through the spool's `on_set_aside`), and what follows flows. A
+refusal of the whole request (a bad token, a wrong branch) keeps the
+events, is logged loudly and backs off long: a person must fix it.
+
+No loop here ends on an exception: a failing spool or a bug is logged once
+with its cause, counted, and retried with backoff (`LoopGuard`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+import re
 import ssl
 import time
+from collections import deque
 from collections.abc import Mapping
 from typing import Awaitable, Callable, Iterable
 
@@ -23,8 +35,9 @@ import aiohttp
 import msgspec
 
 from . import wire
+from .loop_guard import LoopGuard
 from .model import Sample
-from .spool import Spool
+from .spool import Spool, SpoolError
 
 log = logging.getLogger("branchwatch.sender")
 
@@ -32,15 +45,58 @@ RETRYABLE_4XX = (408, 429)   # the collector asks us to come back, not a refusal
 
 
 class SpoolSink:
-    """EventSink that spools each event durably, then wakes the sender."""
+    """EventSink that spools each event durably, then wakes the sender.
 
-    def __init__(self, spool: Spool, wake: Callable[[], None] = lambda: None):
+    An event the spool cannot take (a full disk) is kept pending, in order,
+    and spooled by `retry` (or the next emit) once the spool writes again:
+    a state change is never lost to a failing disk. At most `max_pending`
+    wait in memory; beyond that the oldest are dropped and counted.
+    """
+
+    def __init__(self, spool: Spool, wake: Callable[[], None] = lambda: None,
+                 max_pending: int = 10_000, clock: Callable[[], float] = time.monotonic,
+                 rand: Callable[[], float] = random.random):
         self.spool = spool
         self.wake = wake
+        self.max_pending = max_pending
+        self.pending: deque[wire.Event] = deque()
+        self.dropped = 0
+        self.clock, self.rand = clock, rand
+        self.failures = 0                 # failed flushes in a row (drives the backoff)
+        self.retry_at: float | None = None
+        self._flushing = False
 
     def emit(self, event: wire.Event) -> None:
-        self.spool.put(event)
+        self.pending.append(event)
+        if len(self.pending) > self.max_pending:
+            self.pending.popleft()
+            self.dropped += 1
+        if self.retry_at is None:         # not backing off: try now
+            self.flush()
+
+    def retry(self) -> None:
+        """Flush the pending events if the backoff has passed (called every tick)."""
+        if self.pending and (self.retry_at is None or self.clock() >= self.retry_at):
+            self.flush()
+
+    def flush(self) -> bool:
+        """Spool the pending events, oldest first; False if the spool failed."""
+        if self._flushing:    # a spool health change is being reported from inside
+            return False
+        self._flushing = True
+        try:
+            while self.pending:
+                self.spool.put(self.pending[0])
+                self.pending.popleft()
+        except SpoolError:
+            self.failures += 1
+            self.retry_at = self.clock() + backoff(self.failures, self.rand, 1.0, 30.0)
+            return False
+        finally:
+            self._flushing = False
+        self.failures, self.retry_at = 0, None
         self.wake()
+        return True
 
 
 class Tee:
@@ -94,7 +150,8 @@ class Sender:
                  rand: Callable[[], float] = random.random,
                  sleep: Callable[[float], Awaitable] = asyncio.sleep,
                  publish: Callable[[list[Sample]], None] | None = None,
-                 on_commands: Callable[[list[wire.Command]], None] | None = None):
+                 on_commands: Callable[[list[wire.Command]], None] | None = None,
+                 guard: LoopGuard | None = None, pending: Callable[[], int] = lambda: 0):
         self.spool = spool
         self.url = url.rstrip("/")
         self.agent, self.branch, self.region = agent, branch, region
@@ -107,6 +164,11 @@ class Sender:
         self.clock, self.rand, self.sleep = clock, rand, sleep
         self.publish = publish
         self.on_commands = on_commands       # runbook actions a heartbeat answer brings
+        self.guard = guard or LoopGuard(clock=clock, rand=rand)
+        self.guard.watch("sender", "heartbeat")
+        self.pending = pending               # events not yet spooled (SpoolSink.pending)
+        self.limit = batch_size              # events per batch; halved on 413, grows back
+        self.last_turn = clock()             # when a loop last made a turn (the watchdog)
         self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -133,8 +195,11 @@ class Sender:
         """Spool depth, dropped events and delivery failures, as metric samples."""
         return [Sample.of("branchwatch_spool_depth", self.spool.depth()),
                 Sample.of("branchwatch_spool_dropped", self.spool.dropped),
+                Sample.of("branchwatch_spool_dead_letter_events", self.spool.dead_letter_count()),
+                Sample.of("branchwatch_spool_pending_events", self.pending()),
                 *(Sample.of("branchwatch_delivery_failures", n, endpoint=e)
-                  for e, n in self.failures.items())]
+                  for e, n in self.failures.items()),
+                *self.guard.samples()]
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Deliver and heartbeat until `stop` is set (or the task is cancelled)."""
@@ -160,19 +225,30 @@ class Sender:
     async def _deliver_forever(self) -> None:
         self._publish()
         while True:
+            self.last_turn = self.clock()
             self._wake.clear()
             if self.spool.depth() == 0:
-                await self._wake.wait()
+                # Wake at least now and then: the watchdog sees an idle loop turn.
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), IDLE_TURN)
                 continue
-            delay = await self.send_batch()
-            self._publish()
+            try:
+                delay = await self.send_batch()
+                self._publish()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a failing spool or a bug: retry
+                delay = self.guard.failed("sender", e)
+                self.consecutive += 1
+            else:
+                self.guard.worked("sender")
             if self.consecutive:   # failed: wait, even when the jitter drew ~0
                 self.delays.append(delay)
                 await self.sleep(delay)   # new events do not cut a backoff short
 
     async def send_batch(self) -> float:
         """POST the oldest batch once; delete what was acked; return the seconds to wait."""
-        events = self.spool.peek(self.batch_size)
+        events = self.spool.peek(self.limit)
         if not events:
             return 0.0
         batch = wire.Batch(agent=self.agent, branch=self.branch,
@@ -184,9 +260,19 @@ class Sender:
         if status in RETRYABLE_4XX or status >= 500:
             delay = self._failed(f"collector answered {status}: {_text(body)}")
             return max(delay, min(retry_after or 0.0, self.max_delay))
+        if status in (400, 413):
+            refused = self._refused_event(events, status, body)
+            if refused is not None:
+                self.set_aside(refused, f"collector answered {status}: {_error(body)}")
+                return 0.0
+            if status == 413 or len(events) > 1:   # too large: try again in halves
+                self.limit = max(1, len(events) // 2)
+                log.warning("collector refused a batch of %d event(s) with %d: %s; "
+                            "sending %d at a time", len(events), status, _text(body), self.limit)
+                return 0.0
         if status >= 400:
-            # The collector refuses this batch (bad token, wrong branch, invalid event):
-            # keep the events, a person must fix it; retry rarely.
+            # The collector refuses the request itself (bad token, wrong branch,
+            # a batch field): keep the events, a person must fix it; retry rarely.
             self.failures["events"] += 1
             self.consecutive += 1
             log.error("collector REFUSED %d event(s) with %d: %s; keeping them, retrying in ~%.0f s",
@@ -204,7 +290,24 @@ class Sender:
         if self.consecutive:
             log.info("collector reached again after %d failed attempt(s)", self.consecutive)
         self.consecutive = 0
+        if self.spool.depth() == 0:     # caught up: full batches again
+            self.limit = self.batch_size
         return 0.0
+
+    def _refused_event(self, events: list[wire.Event], status: int, body: bytes):
+        """The one event a refusal is about, or None if it is about the batch."""
+        if status == 413 and len(events) == 1:
+            return events[0]
+        if status == 400 and (m := _EVENT_AT.match(_error(body))):
+            i = int(m[1])
+            return events[i] if i < len(events) else None
+        return None
+
+    def set_aside(self, event: wire.Event, refusal: str) -> None:
+        """Move an event the collector refuses on its own to the dead letters (the
+        spool's `on_set_aside` says so)."""
+        self.failures["events"] += 1
+        self.spool.set_aside(event.id, refusal)
 
     async def send_heartbeat(self) -> bool:
         """POST one heartbeat with the current check states; True if the collector took it."""
@@ -244,7 +347,16 @@ class Sender:
 
     async def _heartbeat_forever(self) -> None:
         while True:
-            await self.send_heartbeat()
+            self.last_turn = self.clock()
+            try:
+                await self.send_heartbeat()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a bug must not end the heartbeats
+                await asyncio.sleep(min(self.guard.failed("heartbeat", e),
+                                        self.heartbeat_interval))
+            else:
+                self.guard.worked("heartbeat")
             await asyncio.sleep(self.heartbeat_interval)
 
     async def _post(self, path: str, obj) -> tuple[int, bytes, float | None]:
@@ -274,6 +386,18 @@ class Sender:
     def _publish(self) -> None:
         if self.publish is not None:
             self.publish(self.samples())
+
+
+IDLE_TURN = 10.0   # seconds an idle delivery loop waits before turning anyway
+_EVENT_AT = re.compile(r"events\[(\d+)\]")   # the collector names the field it refuses
+
+
+def _error(body: bytes) -> str:
+    """The collector's {"error": ...} text, else the body as text."""
+    try:
+        return str(msgspec.json.decode(body)["error"])
+    except (msgspec.MsgspecError, KeyError, TypeError):
+        return _text(body)
 
 
 def _text(body: bytes, limit: int = 500) -> str:
