@@ -168,7 +168,7 @@ class Sender:
         self.guard.watch("sender", "heartbeat")
         self.pending = pending               # events not yet spooled (SpoolSink.pending)
         self.limit = batch_size              # events per batch; halved on 413, grows back
-        self.last_turn = clock()             # when a loop last made a turn (the watchdog)
+        self.turns: dict[str, float] = {}    # loop -> `clock` time of its last turn (watchdog)
         self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -185,6 +185,15 @@ class Sender:
                    region=region, batch_size=link.batch_size,
                    heartbeat_interval=link.heartbeat_interval, timeout=link.timeout,
                    ssl_context=tls_context(link.ca_file), **kw)
+
+    def allowances(self) -> dict[str, float]:
+        """How long each of the sender's loops may go without a turn and not be
+        stuck: its longest wait plus the request timeout, with room."""
+        timeout = self.timeout.total or 0.0
+        out = {"sender": max(self.refused_delay, self.max_delay, IDLE_TURN) + timeout + 30}
+        if self.heartbeat_interval:
+            out["heartbeat"] = self.heartbeat_interval * 2 + timeout + 30
+        return out
 
     def wake(self) -> None:
         """New events are spooled: send now (safe from any thread; a no-op before `run`)."""
@@ -223,9 +232,9 @@ class Sender:
                 raise t.exception()
 
     async def _deliver_forever(self) -> None:
-        self._publish()
+        self.publish_samples()
         while True:
-            self.last_turn = self.clock()
+            self.turns["sender"] = self.clock()
             self._wake.clear()
             if self.spool.depth() == 0:
                 # Wake at least now and then: the watchdog sees an idle loop turn.
@@ -234,7 +243,7 @@ class Sender:
                 continue
             try:
                 delay = await self.send_batch()
-                self._publish()
+                self.publish_samples()
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - a failing spool or a bug: retry
@@ -329,7 +338,7 @@ class Sender:
             log.log(level, "heartbeat not delivered (%s): %s", status or "no answer", _text(body))
         elif status == 200 and body:
             self._commands(body)
-        self._publish()
+        self.publish_samples()
         return ok
 
     def _commands(self, body: bytes) -> None:
@@ -347,7 +356,7 @@ class Sender:
 
     async def _heartbeat_forever(self) -> None:
         while True:
-            self.last_turn = self.clock()
+            self.turns["heartbeat"] = self.clock()
             try:
                 await self.send_heartbeat()
             except asyncio.CancelledError:
@@ -383,7 +392,8 @@ class Sender:
                 why, self.spool.depth(), self.consecutive, delay)
         return delay
 
-    def _publish(self) -> None:
+    def publish_samples(self) -> None:
+        """Hand the current samples to /metrics."""
         if self.publish is not None:
             self.publish(self.samples())
 

@@ -11,8 +11,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-# Every bound of the wire, in one place (issue 17: "numbers out of range,
-# dates out of range, body and field sizes bounded in the wire schema").
+# Every bound of the wire, in one place: numbers, dates, field and list sizes.
 # The collector checks them on decode (`decode` below) and answers 400
 # naming the field; the agent meets them by cutting text where it enters
 # (`cut`, at the probe) and sets aside an event it could not keep within
