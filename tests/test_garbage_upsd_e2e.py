@@ -1,0 +1,55 @@
+"""Garbage from upsd reaches no one unbounded: a real agent polls a socket
+stand-in for upsd that answers a 400 KB "ERR" line for a while, and a real
+collector (64 KiB body limit) receives every event, each reason within the
+wire's bound and the cut one marked with its original length; nothing is
+stuck in the spool, nothing lost, nothing stored twice."""
+
+from __future__ import annotations
+
+from agent import wire
+
+from .support.agent import AgentProcess
+from .support.upsd_standin import UpsdStandIn
+from .test_collector_api import BRANCH, TOKENS, CollectorProcess
+from .test_delivery_e2e import stored_ids, wait_for
+from .test_nut_agent import ONLINE
+
+GARBAGE = b"ERR " + b"x" * 409_596          # 409600 characters in all
+
+
+def test_a_400_kb_reply_is_cut_at_the_probe_and_delivery_keeps_flowing(tmp_path):
+    upsd = UpsdStandIn("main", dict(line.split(": ", 1) for line in ONLINE.splitlines()))
+    (tmp_path / "collector").mkdir()
+    collector = CollectorProcess(tmp_path / "collector").start()
+    config = {
+        "agent": {"id": "a1", "branch": BRANCH["a1"], "region": "north"},
+        "state": {"debounce": 1},
+        "ups": [{"name": "main", "interval": 0.2,
+                 "nut": {"ups": "main", "port": upsd.port}}],
+        "collector": {"url": collector.url, "token": TOKENS["a1"], "heartbeat_interval": 1,
+                      "timeout": 0.8, "spool": {"path": str(tmp_path / "spool.db")}},
+    }
+    (tmp_path / "a").mkdir()
+    agent = AgentProcess(tmp_path / "a", config).start()
+    try:
+        agent.wait_event(check="ups/main/on_battery", new_state="ok")
+        upsd.garbage = GARBAGE
+        cut = agent.wait_event(check="ups/main/on_battery", new_state="unknown")
+        # Garbage for a while longer: many polls, all answered with it.
+        wait_for(lambda: upsd.answered_garbage >= 20, what="20 polls answered with garbage")
+        upsd.garbage = None
+        agent.wait_event(check="ups/main/on_battery", new_state="ok", old_state="unknown")
+
+        assert cut["reason"].endswith("… [cut, 409600 chars]"), cut["reason"][-60:]
+        assert all(len(e["reason"]) <= wire.REASON_MAX for e in agent.events)
+        printed = {e["id"] for e in agent.events}
+        wait_for(lambda: set(stored_ids(collector)) >= printed, what="every event delivered")
+        wait_for(lambda: agent.metric("branchwatch_spool_depth") == 0, what="an empty spool")
+        ids = stored_ids(collector)
+        lost, duplicated = printed - set(ids), len(ids) - len(set(ids))
+        assert (len(lost), duplicated) == (0, 0)
+        assert agent.metric("branchwatch_spool_dead_letter_events") == 0
+    finally:
+        agent.stop()
+        collector.stop()
+        upsd.close()
