@@ -1,8 +1,11 @@
 """A socket stand-in for upsd on 127.0.0.1 that can answer garbage.
 
 It speaks enough of NUT's network protocol for the agent's probe (LIST VAR,
-USERNAME, PASSWORD, LOGOUT). `garbage` set: every LIST VAR is answered
-with that line instead (a garbled upsd once sent a 400 KB "ERR" line).
+USERNAME, PASSWORD, LOGOUT) and for an instant command that the driver
+never finishes (LIST CMD, SET TRACKING, INSTCMD, GET TRACKING: PENDING).
+`garbage` set: every LIST VAR is answered with that line instead (a
+garbled upsd once sent a 400 KB "ERR" line). `instcmds` counts the
+INSTCMDs heard, `instcmd_heard` is set at the first.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import threading
 class UpsdStandIn:
     """One UPS's variables served over TCP; `garbage` replaces the answer."""
 
-    def __init__(self, ups: str, variables: dict[str, str]):
-        self.ups, self.variables = ups, dict(variables)
+    def __init__(self, ups: str, variables: dict[str, str], commands: tuple[str, ...] = ()):
+        self.ups, self.variables, self.commands = ups, dict(variables), commands
+        self.instcmds: list[str] = []
+        self.instcmd_heard = threading.Event()
         self.garbage: bytes | None = None
         self.answered_garbage = 0
         self.server = socket.create_server(("127.0.0.1", 0))
@@ -49,6 +54,19 @@ class UpsdStandIn:
                         f.write(garbage + b"\n")
                     else:
                         f.write(self._vars())
+                elif line == f"LIST CMD {self.ups}":
+                    f.write("".join(f"{x}\n" for x in (
+                        f"BEGIN LIST CMD {self.ups}",
+                        *(f"CMD {self.ups} {c}" for c in self.commands),
+                        f"END LIST CMD {self.ups}")).encode())
+                elif line == "SET TRACKING ON":
+                    f.write(b"OK\n")
+                elif line.startswith(f"INSTCMD {self.ups} "):
+                    self.instcmds.append(line)
+                    self.instcmd_heard.set()
+                    f.write(b"OK TRACKING t1\n")
+                elif line == "GET TRACKING t1":
+                    f.write(b"PENDING\n")       # the driver never finishes
                 else:
                     f.write(b"ERR UNKNOWN-COMMAND\n")
                 f.flush()
