@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="keep the collector's data and the reports in DIR (default: a "
                         "temporary directory, removed at the end)")
 
+    from .spool_cli import add_commands as add_spool_commands
+    add_spool_commands(sub)       # spool dead-letters
+
     from collector.cli import add_commands as add_collector_commands
     add_collector_commands(sub)   # collector, collector token, audit verify
 
@@ -69,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("collector", "audit", "incidents", "runbook", "report", "drill"):
             from collector.cli import run as run_collector
             return run_collector(args)
+        if args.command == "spool":
+            from .spool_cli import run as run_spool
+            return run_spool(args)
         if args.command == "check-config":
             config = load(args.file)
             print(f"{args.file}: ok ({_summary(config)})")
