@@ -49,11 +49,19 @@ class CommandLog:
 
     def __init__(self, spool: Spool, clock: Callable[[], float] = time.time):
         self.spool, self.clock = spool, clock
-        with spool.transaction() as db:
-            db.execute(_SCHEMA)
+        self._ready = False
+
+    def _ensure(self) -> None:
+        # Created at first use, not at start: a full disk at start must not
+        # keep the agent from running (the runner then acts on nothing).
+        if not self._ready:
+            with self.spool.transaction() as db:
+                db.execute(_SCHEMA)
+            self._ready = True
 
     def lookup(self, command_id: str) -> CommandRecord | None:
         """The record of a command handed out before, or None if it is new."""
+        self._ensure()
         rows = self.spool.query("SELECT id, check_id, started_at, result FROM commands "
                                 "WHERE id = ?", (command_id,))
         if not rows:
@@ -63,12 +71,14 @@ class CommandLog:
 
     def start(self, command_id: str, check: str) -> None:
         """Store, durably, that this command is being carried out (before acting)."""
+        self._ensure()
         with self.spool.transaction() as db:
             db.execute("INSERT INTO commands (id, check_id, started_at) VALUES (?, ?, ?)",
                        (command_id, check, self.clock()))
 
     def finish(self, command_id: str, result: wire.Event) -> None:
         """Store the command's result event with it."""
+        self._ensure()
         with self.spool.transaction() as db:
             db.execute("INSERT INTO commands (id, check_id, started_at, result) "
                        "VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET result = excluded.result",
@@ -76,6 +86,7 @@ class CommandLog:
 
     def prune(self, older_than: float = KEEP_SECONDS) -> int:
         """Forget commands started more than `older_than` seconds ago."""
+        self._ensure()
         with self.spool.transaction() as db:
             return db.execute("DELETE FROM commands WHERE started_at < ?",
                               (self.clock() - older_than,)).rowcount

@@ -24,6 +24,7 @@ EVENTS_MAX = 10_000     # per batch (the body limit usually bites first)
 CHECKS_MAX = 10_000     # per heartbeat: 2 x 48-port switches are ~200
 SPOOL_DEPTH_MAX = 10**9  # more than any spool's max_events; a store INTEGER holds it
 INTERVAL_MAX = 86_400.0  # heartbeats at least daily
+COMMANDS_MAX = 1_000    # runbook commands in one heartbeat answer
 # Times the collector accepts: years 2000..2100. Outside that a branch clock
 # is broken (a machine without RTC battery boots in 1970) or the value is
 # garbage; either would be stored, graded and ordered as if it were true.
@@ -178,4 +179,4 @@ class HeartbeatAnswer(msgspec.Struct, kw_only=True):
     """The collector's 200 answer to a heartbeat when it has work for the agent
     (otherwise 204, no body)."""
 
-    commands: list[Command] = []
+    commands: Annotated[list[Command], msgspec.Meta(max_length=COMMANDS_MAX)] = []
