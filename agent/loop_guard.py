@@ -21,6 +21,11 @@ from .model import Sample
 log = logging.getLogger("branchwatch.agent")
 
 
+def backoff(failures: int, rand: Callable[[], float], base: float = 1.0, cap: float = 60.0) -> float:
+    """Full jitter: uniform in [0, min(cap, base * 2**(failures-1))] (AWS architecture blog)."""
+    return rand() * min(cap, base * 2 ** min(failures - 1, 32))
+
+
 class LoopGuard:
     """Failure bookkeeping for the agent's loops (one instance shared by all)."""
 
@@ -49,7 +54,7 @@ class LoopGuard:
             self._logged.add((loop, why))
             log.error("%s loop failed (retrying with backoff; logged once per cause): %s",
                       loop, why, exc_info=e)
-        delay = self.rand() * min(self.cap, self.base * 2 ** min(streak - 1, 32))
+        delay = backoff(streak, self.rand, self.base, self.cap)
         if self.failing.get(loop) != why:
             self.failing[loop] = why
             self.on_change(loop, why)

@@ -27,7 +27,6 @@ import random
 import re
 import ssl
 import time
-from collections import deque
 from collections.abc import Mapping
 from typing import Awaitable, Callable, Iterable
 
@@ -35,79 +34,16 @@ import aiohttp
 import msgspec
 
 from . import wire
-from .loop_guard import LoopGuard
+from .loop_guard import LoopGuard, backoff
 from .model import Sample
-from .spool import Spool, SpoolError
+from .spool import Spool
+from .spool_sink import SpoolSink, Tee
+
+__all__ = ["Sender", "SpoolSink", "Tee", "backoff", "check_statuses", "tls_context"]
 
 log = logging.getLogger("branchwatch.sender")
 
 RETRYABLE_4XX = (408, 429)   # the collector asks us to come back, not a refusal
-
-
-class SpoolSink:
-    """EventSink that spools each event durably, then wakes the sender.
-
-    An event the spool cannot take (a full disk) is kept pending, in order,
-    and spooled by `retry` (or the next emit) once the spool writes again:
-    a state change is never lost to a failing disk. At most `max_pending`
-    wait in memory; beyond that the oldest are dropped and counted.
-    """
-
-    def __init__(self, spool: Spool, wake: Callable[[], None] = lambda: None,
-                 max_pending: int = 10_000, clock: Callable[[], float] = time.monotonic,
-                 rand: Callable[[], float] = random.random):
-        self.spool = spool
-        self.wake = wake
-        self.max_pending = max_pending
-        self.pending: deque[wire.Event] = deque()
-        self.dropped = 0
-        self.clock, self.rand = clock, rand
-        self.failures = 0                 # failed flushes in a row (drives the backoff)
-        self.retry_at: float | None = None
-        self._flushing = False
-
-    def emit(self, event: wire.Event) -> None:
-        self.pending.append(event)
-        if len(self.pending) > self.max_pending:
-            self.pending.popleft()
-            self.dropped += 1
-        if self.retry_at is None:         # not backing off: try now
-            self.flush()
-
-    def retry(self) -> None:
-        """Flush the pending events if the backoff has passed (called every tick)."""
-        if self.pending and (self.retry_at is None or self.clock() >= self.retry_at):
-            self.flush()
-
-    def flush(self) -> bool:
-        """Spool the pending events, oldest first; False if the spool failed."""
-        if self._flushing:    # a spool health change is being reported from inside
-            return False
-        self._flushing = True
-        try:
-            while self.pending:
-                self.spool.put(self.pending[0])
-                self.pending.popleft()
-        except SpoolError:
-            self.failures += 1
-            self.retry_at = self.clock() + backoff(self.failures, self.rand, 1.0, 30.0)
-            return False
-        finally:
-            self._flushing = False
-        self.failures, self.retry_at = 0, None
-        self.wake()
-        return True
-
-
-class Tee:
-    """EventSink that hands each event to several sinks (spool and journal)."""
-
-    def __init__(self, *sinks):
-        self.sinks = sinks
-
-    def emit(self, event: wire.Event) -> None:
-        for sink in self.sinks:
-            sink.emit(event)
 
 
 def check_statuses(trackers) -> list[wire.CheckStatus]:
@@ -123,11 +59,6 @@ def check_statuses(trackers) -> list[wire.CheckStatus]:
                                     since=wire.utc(since) if since is not None else None,
                                     diagnosis=t.diagnosis))
     return sorted(out, key=lambda c: c.check)
-
-
-def backoff(failures: int, rand: Callable[[], float], base: float = 1.0, cap: float = 60.0) -> float:
-    """Full jitter: uniform in [0, min(cap, base * 2**(failures-1))] (AWS architecture blog)."""
-    return rand() * min(cap, base * 2 ** min(failures - 1, 32))
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext | None:

@@ -50,7 +50,7 @@ async def serve(config: Config, probes, events: str = "json", duration: float | 
     else:
         sink = events
     if link is not None:
-        from .sender import SpoolSink, Tee
+        from .spool_sink import SpoolSink, Tee
         spool, sender = link
         # Spool first, then the journal. An event the spool cannot take now (a
         # full disk) waits in the SpoolSink, in order, until it writes again.

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from agent import wire
-from agent.sender import SpoolSink
+from agent.spool_sink import SpoolSink
 from agent.spool import Spool, SpoolError
 
 from .support.agent import AgentProcess
