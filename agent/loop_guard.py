@@ -45,8 +45,12 @@ class LoopGuard:
         for loop in loops:
             self.errors.setdefault(loop, 0)
 
-    def failed(self, loop: str, e: BaseException) -> float:
-        """Count one exception of `loop`; log it if its cause is new; the seconds to wait."""
+    def failed(self, loop: str, e: BaseException, *, shown: bool = True) -> float:
+        """Count one exception of `loop`; log it if its cause is new; the seconds to wait.
+
+        `shown=False`: a cause another check already shows (a failing spool is
+        agent/spool), so agent/loops does not say it twice.
+        """
         why = f"{type(e).__name__}: {e}"
         self.errors[loop] = self.errors.get(loop, 0) + 1
         streak = self._streak[loop] = self._streak.get(loop, 0) + 1
@@ -55,7 +59,7 @@ class LoopGuard:
             log.error("%s loop failed (retrying with backoff; logged once per cause): %s",
                       loop, why, exc_info=e)
         delay = backoff(streak, self.rand, self.base, self.cap)
-        if self.failing.get(loop) != why:
+        if shown and self.failing.get(loop) != why:
             self.failing[loop] = why
             self.on_change(loop, why)
         return delay

@@ -36,7 +36,7 @@ import msgspec
 from . import wire
 from .loop_guard import LoopGuard, backoff
 from .model import Sample
-from .spool import Spool
+from .spool import Spool, SpoolError
 from .spool_sink import SpoolSink, Tee
 
 __all__ = ["Sender", "SpoolSink", "Tee", "backoff", "check_statuses", "tls_context"]
@@ -178,7 +178,7 @@ class Sender:
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - a failing spool or a bug: retry
-                delay = self.guard.failed("sender", e)
+                delay = self.guard.failed("sender", e, shown=not isinstance(e, SpoolError))
                 self.consecutive += 1
             else:
                 self.guard.worked("sender")

@@ -39,7 +39,7 @@ class SpoolSink:
         if len(self.pending) > self.max_pending:
             self.pending.popleft()
             self.dropped += 1
-        if self.retry_at is None:         # not backing off: try now
+        if self.retry_at is None or self.clock() >= self.retry_at:   # not backing off
             self.flush()
 
     def retry(self) -> None:
