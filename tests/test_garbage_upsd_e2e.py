@@ -53,6 +53,8 @@ def test_a_400_kb_reply_is_cut_at_the_probe_and_delivery_keeps_flowing(tmp_path)
         wait_for(lambda: agent.metric("branchwatch_spool_depth") == 0, what="an empty spool")
         ids = stored_ids(collector)
         lost, duplicated = printed - set(ids), len(ids) - len(set(ids))
+        print(f"fault garbage-upsd: {len(printed)} events, lost {len(lost)}, duplicated "
+              f"{duplicated}, stuck {agent.metric('branchwatch_spool_depth'):.0f}")
         assert (len(lost), duplicated) == (0, 0)
         assert agent.metric("branchwatch_spool_dead_letter_events") == 0
     finally:
@@ -98,6 +100,8 @@ def test_an_event_too_big_for_the_collector_is_set_aside_reported_and_listed(tmp
         printed = {e["id"] for e in agent.events}
         ids = stored_ids(collector)
         lost = printed - set(ids) - set(big)
+        print(f"fault too-big-for-collector: {len(printed)} events, lost {len(lost)}, "
+              f"duplicated {len(ids) - len(set(ids))}, stuck 0, set aside {len(big)}")
         assert (len(lost), len(ids) - len(set(ids))) == (0, 0)
         assert not set(big) & set(ids)
 

@@ -120,6 +120,9 @@ def test_an_agent_killed_mid_command_answers_interrupted_and_never_acts_twice(tm
         printed = [e for e in agent.events if e["check"] == COMMAND["check"]]
         assert {e["id"] for e in printed} == {result.id}
         assert len(collector.results()) == 1
+        print(f"fault killed-mid-command: carried out {len(upsd.instcmds)}x, results stored "
+              f"{len(collector.results())}, resends deduped {collector.resends}, "
+              f"offers {collector.offers}")
     finally:
         agent.stop()
         collector.stop()

@@ -156,6 +156,8 @@ def test_a_real_agent_on_a_disk_that_fills_and_frees_loses_nothing(small_disk, t
         wait_for(lambda: agent.metric("branchwatch_spool_depth") == 0, what="an empty spool")
         ids = stored_ids(collector)
         lost, duplicated = printed - set(ids), len(ids) - len(set(ids))
+        print(f"fault full-disk: {len(printed)} events, lost {len(lost)}, duplicated "
+              f"{duplicated}, stuck {agent.metric('branchwatch_spool_depth'):.0f}")
         assert (len(lost), duplicated) == (0, 0)
         assert agent.metric("branchwatch_spool_pending_events") == 0
         critical = [e for e in agent.events_for("agent/spool") if e["new_state"] == "critical"]
