@@ -257,7 +257,9 @@ class Sender:
         every = self.heartbeat_interval or DEFAULT_HEARTBEAT_INTERVAL
         hb = wire.Heartbeat(agent=self.agent, branch=self.branch, region=self.region,
                             sent_at=wire.utc(self.clock()), interval=float(every),
-                            spool_depth=self.spool.depth(), checks=check_statuses(self.checks()))
+                            # events not yet spooled (a full disk) wait too
+                            spool_depth=self.spool.depth() + self.pending(),
+                            checks=check_statuses(self.checks()))
         try:
             status, body, _ = await self._post("/api/v1/heartbeat", hb)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
