@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections import deque
@@ -10,6 +11,8 @@ from typing import Callable
 from . import wire
 from .loop_guard import backoff
 from .spool import Spool, SpoolError
+
+log = logging.getLogger("branchwatch.spool")
 
 
 class SpoolSink:
@@ -39,6 +42,10 @@ class SpoolSink:
         if len(self.pending) > self.max_pending:
             self.pending.popleft()
             self.dropped += 1
+            if self.dropped % 1000 == 1:   # the first, then every thousandth
+                log.error("%d event(s) waiting for the spool: dropped the oldest (%d in all); "
+                          "heartbeats still carry every check's current state",
+                          self.max_pending, self.dropped)
         if self.retry_at is None or self.clock() >= self.retry_at:   # not backing off
             self.flush()
 
