@@ -87,7 +87,9 @@ async def serve(config: Config, probes, events: str = "json", duration: float | 
         # Inside the try: a trap port that cannot be bound still closes
         # /metrics and the spool on the way out.
         traps = await _start_traps(config, probes, agent, scheduler, links) if config.traps else None
-        delivery = asyncio.create_task(link[1].run(stop)) if link is not None else None
+        if link is not None:
+            delivery = asyncio.create_task(link[1].run(stop), name="delivery")
+            delivery.add_done_callback(lambda t: _ended(t, guard))
         if config.failover is not None:
             # domain.md §4.1: swap uplinks by itself (pre-authorised), even when
             # the collector cannot be reached; its steps go through `sink`.
