@@ -30,6 +30,7 @@ from .api_base import (DEADMAN, STATE, STORE, Rejected, _bearer_hash, _body, _js
                        start_executions)
 from .api_base import token_hash
 from .config import AgentEntry, Config
+from .engine.wakeup import EngineWakeup
 from .api_reports import add_report_routes
 from .drills.http import add_drill_routes
 from .web.routes import add_console_routes
@@ -108,6 +109,7 @@ class _State:
         self.metrics = Metrics()
         self.seen: set[str] = set()
         self.writer: Writer | None = None
+        self.engine: EngineWakeup | None = None
         self.tasks: set[asyncio.Task] = set()     # runbook executions in flight
 
     async def run(self, fn, *args):
@@ -182,8 +184,12 @@ async def post_events(request: web.Request) -> web.Response:
             field = "agent" if e.agent != batch.agent else "branch"
             raise Rejected(400, f"events[{i}].{field}: expected the batch's "
                                 f"{field} {getattr(batch, field)!r}, got {getattr(e, field)!r}")
-    accepted, duplicates = await st.run(st.desk.ingest, batch.agent, batch.branch,
-                                        batch.events, st.clock(), batch.sent_at)
+    # The ack path only appends to the log (fsync'd); the engine applies it.
+    accepted, duplicates = await st.writer.run(st.desk.store.add_events, batch.agent,
+                                               batch.branch, batch.events, st.clock(),
+                                               batch.sent_at)
+    if accepted:
+        st.engine.wake()
     st.metrics.events.labels("accepted").inc(len(accepted))
     st.metrics.events.labels("duplicate").inc(len(duplicates))
     _seen(st, batch.agent)
@@ -308,13 +314,21 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
         add_console_routes(app)       # the operators' web console (issue 8)
     st.writer = st.metrics.writer = Writer(store, on_failure=st.desk.reload)
 
+    def _hand_off():
+        notify_http.send_mail(st)
+        start_executions(st)
+
     async def _start_deadman(app):
+        st.engine = EngineWakeup(st.writer, st.desk.engine.step, st.desk.engine.chunk,
+                                 after=_hand_off)
+        st.engine.start()
         app[DEADMAN] = asyncio.create_task(_deadman_loop(st))
 
     async def _stop_writer(app):
         app[DEADMAN].cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await app[DEADMAN]
+        await st.engine.stop()
         st.writer.stop()
     app.on_startup.append(_start_deadman)
     app.on_cleanup.append(_stop_writer)

@@ -25,6 +25,7 @@ from agent.wire import Event, Heartbeat
 
 from .clock_offset import ClockOffsets
 from .deadman import AgentLast, silent_agents
+from .engine.log_engine import LogEngine
 from .incident_codec import to_dict
 from .grader import GRADING_ACTIONS, Grader
 from .incident_runbooks import AGENT_ACTIONS, Execute, Runbooks, waiting_on_agents
@@ -74,6 +75,9 @@ class IncidentDesk:
         # drill desk (collector/drills/desk.py) answers them as its scenario says.
         self.rehearsals: list[Execute] = []
         self.offsets = ClockOffsets()
+        # The one consumer of the event log: applies it to the book from the
+        # stored cursor (collector/engine/log_engine.py).
+        self.engine = LogEngine(store, self.apply_batch, on_failure=self.reload)
         # The dead-man's view, kept in memory (one SELECT per second over
         # thousands of agents would stall the writer): agent -> last heard.
         self.lasts: dict[str, AgentLast] = {}
@@ -157,13 +161,24 @@ class IncidentDesk:
     # --- facts -------------------------------------------------------------------
     def ingest(self, agent: str, branch: str, events: list[Event], received_at: float,
                sent_at: datetime | None = None) -> tuple[list[str], list[str]]:
-        """Store a batch; apply only its new events to the book, by corrected observation time."""
-        accepted, duplicates = self.store.add_events(agent, branch, events, received_at, sent_at)
+        """Append a batch to the log and apply the log up to it (the in-process path:
+        drills, Alertmanager's webhook; the API appends and wakes the engine instead)."""
+        accepted, duplicates = self.store.add_events(agent, branch, events, received_at,
+                                                     sent_at)
+        self.apply_log()
+        return accepted, duplicates
+
+    def apply_log(self) -> int:
+        """Apply what the log holds past the engine's cursor; entries applied."""
+        return self.engine.catch_up()
+
+    def apply_batch(self, agent: str, branch: str, events: list[Event], received_at: float,
+                    sent_at: datetime | None = None) -> None:
+        """Apply one logged batch to the book, by corrected observation time."""
         if sent_at is not None:
             self.offsets.observe(agent, sent_at, received_at)
-        new = set(accepted)
         fresh = [msgspec.structs.replace(e, observed_at=self.offsets.correct(agent, e.observed_at))
-                 for e in events if e.id in new]
+                 for e in events]
         now, changes = _utc(received_at), []
         for e in sorted(fresh, key=lambda e: e.observed_at):
             if abs(now - e.observed_at) > MAX_EVENT_AGE:
@@ -173,7 +188,6 @@ class IncidentDesk:
             else:
                 changes += self.book.apply_event(e, now)
         self._save(changes, received_at)
-        return accepted, duplicates
 
     def heartbeat(self, hb: Heartbeat, received_at: float) -> bool:
         """Store a heartbeat; end the agent's silence; rebuild the truth it carries."""

@@ -31,6 +31,8 @@ from .incident_codec import encode, from_dict, to_dict
 from .incidents import Incident
 from .reports.storage import SCHEMA as REPORTS_SCHEMA
 from .reports.storage import ReportRows, StoredReport
+from .storage import event_log
+from .storage.event_log import LoggedEvent
 
 # Versioned migrations: append, never edit a shipped one.
 MIGRATIONS: list[tuple[int, list[str]]] = [
@@ -62,10 +64,10 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (3, REPORTS_SCHEMA),
     # issue 7: drill runs, archived (domain.md §5; collector/drills/storage.py).
     (4, DRILLS_SCHEMA),
+    # The append-only event log, deduped by id alone, and the engine's cursor
+    # (collector/storage/event_log.py); the old events table moves into it.
+    (5, [*event_log.SCHEMA, event_log.migrate_events_table]),
 ]
-
-
-INSERT_CHUNK = 500      # events per INSERT statement (12 values each; SQLite allows 32766)
 
 
 class StoreError(Exception):
@@ -100,7 +102,22 @@ class Store(Protocol):
 
     def add_events(self, agent: str, branch: str, events: list[Event], received_at: float,
                    sent_at: datetime | None = None) -> tuple[list[str], list[str]]:
-        """Store new events (audited); returns (accepted ids, duplicate ids)."""
+        """Append new events to the log; returns (accepted ids, duplicate ids)."""
+
+    def log_after(self, cursor: int, limit: int) -> list[LoggedEvent]:
+        """Log entries after seq `cursor`, oldest first."""
+
+    def log_head(self) -> int:
+        """The newest seq in the event log."""
+
+    def cursor(self, name: str) -> int:
+        """A log consumer's stored cursor."""
+
+    def set_cursor(self, name: str, seq: int) -> None:
+        """Move a log consumer's cursor (inside the transaction that applied it)."""
+
+    def events_seen(self, agent: str, branch: str, at: float) -> None:
+        """Note when an agent's events were last applied."""
 
     def put_heartbeat(self, hb: Heartbeat, received_at: float) -> bool:
         """Record an agent's heartbeat; True if it is that agent's first."""
@@ -239,9 +256,11 @@ class SqliteStore(ReportRows, DrillRows):
         finally:
             self._depth -= 1
 
-    def _transaction(self):
-        # Inside a group: a savepoint, committed with the group. Alone: its own commit.
+    def transaction(self):
+        """Inside a group: a savepoint, committed with the group. Alone: its own commit."""
         return self.savepoint() if self._in_group else self.group()
+
+    _transaction = transaction
 
     def schema_version(self) -> int:
         """The highest migration applied to this database."""
@@ -260,46 +279,41 @@ class SqliteStore(ReportRows, DrillRows):
                 continue
             with self._transaction() as c:
                 for sql in statements:
-                    c.execute(sql)
+                    # A step that moves data is a function of the connection.
+                    sql(c) if callable(sql) else c.execute(sql)
                 c.execute("INSERT INTO schema_version VALUES (?, datetime('now'))", (version,))
 
     def add_events(self, agent: str, branch: str, events: list[Event], received_at: float,
                    sent_at: datetime | None = None) -> tuple[list[str], list[str]]:
-        """Store new events and one "events.received" audit record holding them all."""
-        rx, tx = _us(received_at), _us(sent_at)
-        stored: set[tuple[int, str]] = set()
+        """Append the events not seen before (by id alone) to the log; nothing else:
+        the engine audits and applies them from its cursor."""
         with self._transaction() as c:
-            for i in range(0, len(events), INSERT_CHUNK):
-                chunk = events[i:i + INSERT_CHUNK]
-                # One statement per chunk; RETURNING names the rows really
-                # inserted. ON CONFLICT DO NOTHING, not OR IGNORE: OR IGNORE
-                # would also swallow a NOT NULL failure and acknowledge an
-                # unstored event.
-                args = [v for e in chunk for v in (
-                    e.agent, _us(e.observed_at), e.id, e.branch, e.kind, e.check,
-                    e.old_state, e.new_state, e.reason, e.diagnosis, rx, tx)]
-                rows = ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?)"] * len(chunk))
-                stored.update(c.execute(
-                    f"INSERT INTO events VALUES {rows} ON CONFLICT DO NOTHING "
-                    "RETURNING observed_at, id", args).fetchall())
-            new, duplicates = [], []
-            for e in events:
-                key = (_us(e.observed_at), e.id)
-                if key in stored:
-                    stored.discard(key)      # the same event twice in one batch: once
-                    new.append(e)
-                else:
-                    duplicates.append(e.id)
-            accepted = [e.id for e in new]
-            if accepted:
-                # One record per batch, not per event: every event is in the
-                # chain all the same, at a hundredth of the hashing.
-                self.audit.append(received_at, "events.received", agent,
-                                  {"branch": branch, "events": new})
-                c.execute("INSERT INTO agents (agent, branch, first_seen_at, last_event_at) "
-                          "VALUES (?, ?, ?, ?) ON CONFLICT(agent) DO UPDATE SET "
-                          "last_event_at = excluded.last_event_at", (agent, branch, rx, rx))
-        return accepted, duplicates
+            return event_log.append(c, events, received_at, sent_at)
+
+    def log_after(self, cursor: int, limit: int) -> list[LoggedEvent]:
+        """Log entries after seq `cursor`, oldest first."""
+        return event_log.after(self._conn, cursor, limit)
+
+    def log_head(self) -> int:
+        """The newest seq in the event log."""
+        return event_log.head(self._conn)
+
+    def cursor(self, name: str) -> int:
+        """A log consumer's stored cursor."""
+        return event_log.cursor(self._conn, name)
+
+    def set_cursor(self, name: str, seq: int) -> None:
+        """Move a log consumer's cursor (inside the transaction that applied it)."""
+        with self._transaction() as c:
+            event_log.set_cursor(c, name, seq)
+
+    def events_seen(self, agent: str, branch: str, at: float) -> None:
+        """Note when an agent's events were last applied (agents.last_event_at)."""
+        rx = _us(at)
+        with self._transaction() as c:
+            c.execute("INSERT INTO agents (agent, branch, first_seen_at, last_event_at) "
+                      "VALUES (?, ?, ?, ?) ON CONFLICT(agent) DO UPDATE SET "
+                      "last_event_at = excluded.last_event_at", (agent, branch, rx, rx))
 
     def put_heartbeat(self, hb: Heartbeat, received_at: float) -> bool:
         """Keep the agent's last heartbeat; audit "agent.seen" on its first one."""
@@ -332,7 +346,7 @@ class SqliteStore(ReportRows, DrillRows):
                 where.append(f"{col} = ?")
                 args.append(val)
         sql = ("SELECT id, kind, agent, branch, check_name, old_state, new_state, reason, "
-               "observed_at, diagnosis, received_at, sent_at FROM events")
+               "observed_at, diagnosis, received_at, sent_at FROM event_log")
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY observed_at, agent, id"
