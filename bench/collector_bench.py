@@ -95,13 +95,26 @@ def run_ingest(folder: Path, window: float) -> dict:
         proc = psutil.Process(c.proc.pid)
         asyncio.run(_ingest_all(c.url, list(agents), 2.0))           # warm-up
         commits0 = _scrape(c.url, "branchwatch_collector_store_commits_total")
+        accepted0 = _scrape(c.url, 'branchwatch_collector_events_ingested_total{result="accepted"}')
+        while _scrape(c.url, "branchwatch_collector_engine_applied_total") < accepted0:
+            time.sleep(0.05)             # the warm-up applied: the window starts level
+        applied0 = total0 = _scrape(c.url, "branchwatch_collector_engine_applied_total")
         cpu0, t0 = _cpu(proc), time.monotonic()
         counts: list[int] = []
         asyncio.run(_ingest_all(c.url, list(agents), window, counts))
         elapsed = time.monotonic() - t0
         cpu = _cpu(proc) - cpu0
         commits = _scrape(c.url, "branchwatch_collector_store_commits_total") - commits0
-        return {"events_per_s": round(sum(counts) / elapsed),
+        applied = _scrape(c.url, "branchwatch_collector_engine_applied_total") - applied0
+        accepted = sum(counts)
+        # The engine's lag at the end of the window, in seconds: how long it
+        # takes to apply what was acknowledged and not applied yet.
+        drain0 = time.monotonic()
+        while _scrape(c.url, "branchwatch_collector_engine_applied_total") < total0 + accepted:
+            time.sleep(0.05)
+        return {"events_per_s": round(accepted / elapsed),
+                "applied_per_s": round(applied / elapsed),
+                "lag_at_end_s": round(time.monotonic() - drain0, 2),
                 "batches": len(counts), "window_s": round(elapsed, 1),
                 "collector_cpu_cores": round(cpu / elapsed, 2),
                 "commits_per_s": round(commits / elapsed),

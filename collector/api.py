@@ -37,7 +37,7 @@ from .web.routes import add_console_routes
 from .api_people import (act_on_incident, act_on_step, get_incident, list_incidents,
                          list_runbooks, start_runbook)
 from .grader import Grader
-from .incident_desk import IncidentDesk
+from .incident_desk import IncidentDesk, command_id
 from .incident_rules import drill_of
 from .incident_runbooks import Runbooks
 from .notify import http as notify_http
@@ -78,6 +78,7 @@ class Metrics:
                             "heartbeat samples; includes network delay)", ["agent"], registry=r)
         r.register(_WriterCounts(self))
         self.writer: Writer | None = None
+        self.engine: EngineWakeup | None = None
         self.rejected = Counter("branchwatch_collector_requests_rejected",
                                 "Ingest requests refused, by endpoint and status code",
                                 ["endpoint", "code"], registry=r)
@@ -97,6 +98,11 @@ class _WriterCounts:
         yield CounterMetricFamily("branchwatch_collector_store_jobs",
                                   "Store jobs (requests) run by the writer",
                                   value=w.jobs_done if w else 0)
+        engine = self.metrics.engine
+        yield CounterMetricFamily("branchwatch_collector_engine_applied",
+                                  "Logged events the engine has applied to the incident book "
+                                  "(committed with its cursor)",
+                                  value=engine.applied if engine else 0)
 
 
 class _State:
@@ -205,8 +211,10 @@ async def post_heartbeat(request: web.Request) -> web.Response:
     _check_identity(entry, hb.agent, hb.branch)
     await st.run(st.desk.heartbeat, hb, st.clock())
     _seen(st, hb.agent)
-    # issue 6: runbook actions for this branch's agent ride back on the answer.
-    commands = await st.run(st.desk.take_commands, hb.branch)
+    # Runbook actions for this branch's agent ride back on the answer, on every
+    # heartbeat until the agent's result event is in (the agent answers an id it
+    # has seen with its stored result: re-offering is safe).
+    commands = await st.run(st.desk.commands_for, hb.branch)
     if not commands:
         return web.Response(status=204)
     return _json({"commands": [command_for_agent(x) for x in commands]})
@@ -257,7 +265,7 @@ async def _deadman_loop(st: _State) -> None:
 def command_for_agent(x) -> dict:
     """A runbook action as the agent receives it; its result comes back as an
     `action` event with check action/runbook/INCIDENT/RUN/STEP."""
-    return {"id": f"{x.incident}/{x.run}/{x.step}",
+    return {"id": command_id(x),
             "check": f"action/runbook/{x.incident}/{x.run}/{x.step}",
             "action": msgspec.to_builtins(x.action)}
 
@@ -319,8 +327,8 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
         start_executions(st)
 
     async def _start_deadman(app):
-        st.engine = EngineWakeup(st.writer, st.desk.engine.step, st.desk.engine.chunk,
-                                 after=_hand_off)
+        st.engine = st.metrics.engine = EngineWakeup(st.writer, st.desk.engine.step,
+                                                     st.desk.engine.chunk, after=_hand_off)
         st.engine.start()
         app[DEADMAN] = asyncio.create_task(_deadman_loop(st))
 

@@ -31,8 +31,9 @@ from .incident_codec import encode, from_dict, to_dict
 from .incidents import Incident
 from .reports.storage import SCHEMA as REPORTS_SCHEMA
 from .reports.storage import ReportRows, StoredReport
-from .storage import event_log
+from .storage import event_log, outbox
 from .storage.event_log import LoggedEvent
+from .storage.outbox import Entry as OutboxEntry
 
 # Versioned migrations: append, never edit a shipped one.
 MIGRATIONS: list[tuple[int, list[str]]] = [
@@ -67,6 +68,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     # The append-only event log, deduped by id alone, and the engine's cursor
     # (collector/storage/event_log.py); the old events table moves into it.
     (5, [*event_log.SCHEMA, event_log.migrate_events_table]),
+    # The stored outbox: agent commands, executions, rehearsals (collector/storage/outbox.py).
+    (6, outbox.SCHEMA),
 ]
 
 
@@ -118,6 +121,21 @@ class Store(Protocol):
 
     def events_seen(self, agent: str, branch: str, at: float) -> None:
         """Note when an agent's events were last applied."""
+
+    def put_outbox(self, key: str, kind: str, target: str, body: str, at: float) -> bool:
+        """Add an outbox entry (False: its key is there already)."""
+
+    def outbox_waiting(self, kind: str, target: str | None = None) -> list[OutboxEntry]:
+        """Outbox entries of a kind not done yet."""
+
+    def claim_outbox(self, kind: str, at: float, limit: int = 100) -> list[OutboxEntry]:
+        """Claim pending entries of a kind to carry out."""
+
+    def outbox_done(self, key: str, at: float, result: str) -> bool:
+        """Mark an entry done with its outcome."""
+
+    def release_outbox(self) -> int:
+        """Claims left by a process that died go back to pending."""
 
     def put_heartbeat(self, hb: Heartbeat, received_at: float) -> bool:
         """Record an agent's heartbeat; True if it is that agent's first."""
@@ -218,8 +236,24 @@ class SqliteStore(ReportRows, DrillRows):
         self.audit = AuditLog(self._conn)
 
     @contextlib.contextmanager
-    def group(self):
-        """One transaction around many calls (the writer's group commit)."""
+    def group(self, durable: bool = True):
+        """One transaction around many calls (the writer's group commit).
+
+        durable=False commits without an fsync of its own (synchronous=NORMAL):
+        for the engine's steps, which replay from the log if a power cut loses
+        them. The WAL keeps commit order, so a lost step takes nothing acknowledged
+        with it: the next durable commit's fsync carries every step before it."""
+        if not durable:
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self._group():
+                yield self._conn
+        finally:
+            if not durable:
+                self._conn.execute("PRAGMA synchronous=FULL")
+
+    @contextlib.contextmanager
+    def _group(self):
         self._conn.execute("BEGIN IMMEDIATE")
         self._in_group = True
         try:
@@ -314,6 +348,34 @@ class SqliteStore(ReportRows, DrillRows):
             c.execute("INSERT INTO agents (agent, branch, first_seen_at, last_event_at) "
                       "VALUES (?, ?, ?, ?) ON CONFLICT(agent) DO UPDATE SET "
                       "last_event_at = excluded.last_event_at", (agent, branch, rx, rx))
+
+    def put_outbox(self, key: str, kind: str, target: str, body: str, at: float) -> bool:
+        """Add an outbox entry (False: its key is there already)."""
+        with self._transaction() as c:
+            return outbox.put(c, key, kind, target, body, at)
+
+    def outbox_waiting(self, kind: str, target: str | None = None) -> list[OutboxEntry]:
+        """Outbox entries of a kind not done yet (of one target)."""
+        return outbox.waiting(self._conn, kind, target)
+
+    def outbox_entry(self, key: str) -> OutboxEntry | None:
+        """One outbox entry, or None."""
+        return outbox.entry(self._conn, key)
+
+    def claim_outbox(self, kind: str, at: float, limit: int = 100) -> list[OutboxEntry]:
+        """Claim pending entries of a kind to carry out."""
+        with self._transaction() as c:
+            return outbox.claim(c, kind, at, limit)
+
+    def outbox_done(self, key: str, at: float, result: str) -> bool:
+        """Mark an entry done with its outcome."""
+        with self._transaction() as c:
+            return outbox.done(c, key, at, result)
+
+    def release_outbox(self) -> int:
+        """Claims left by a process that died go back to pending."""
+        with self._transaction() as c:
+            return outbox.release(c)
 
     def put_heartbeat(self, hb: Heartbeat, received_at: float) -> bool:
         """Keep the agent's last heartbeat; audit "agent.seen" on its first one."""

@@ -36,13 +36,16 @@ MAX_GROUP = 512      # jobs per commit; bounds how long one group holds the lock
 class GroupStore(Protocol):
     """What the writer needs of a store: a group transaction and savepoints."""
 
-    def group(self) -> contextlib.AbstractContextManager: ...
+    def group(self, durable: bool = True) -> contextlib.AbstractContextManager: ...
 
     def savepoint(self) -> contextlib.AbstractContextManager: ...
 
 
 class _Stop:
     pass
+
+
+NOT_DURABLE = "not durable"      # a job alone whose commit needs no fsync of its own
 
 
 class Writer:
@@ -62,9 +65,10 @@ class Writer:
         """Queue fn(*args); its result once the group it ran in is committed."""
         return await self._queue(fn, args, False)
 
-    async def run_alone(self, fn: Callable[..., Any], *args) -> Any:
-        """Like run, but fn gets a commit of its own, after the jobs queued before it."""
-        return await self._queue(fn, args, True)
+    async def run_alone(self, fn: Callable[..., Any], *args, durable: bool = True) -> Any:
+        """Like run, but fn gets a commit of its own, after the jobs queued before it;
+        durable=False: a commit without its own fsync (see SqliteStore.group)."""
+        return await self._queue(fn, args, True if durable else NOT_DURABLE)
 
     async def _queue(self, fn, args, alone: bool) -> Any:
         loop = asyncio.get_running_loop()
@@ -112,7 +116,7 @@ class Writer:
         outcomes: list[tuple[bool, Any]] = []
         failed = False
         try:
-            with self.store.group():
+            with self.store.group(durable=group[0][4] != NOT_DURABLE):
                 for fn, args, _fut, _loop, _alone in group:
                     try:
                         with self.store.savepoint():

@@ -13,7 +13,7 @@ from agent.wire import Event, new_event_id
 from collector.engine.log_engine import LogEngine
 from collector.incident_desk import IncidentDesk
 from collector.storage import event_log
-from collector.store import SqliteStore
+from collector.store import MIGRATIONS, SqliteStore
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 RX = T0.timestamp() + 60
@@ -58,21 +58,17 @@ def test_ids_sharing_a_hash_are_still_told_apart_exactly(store, monkeypatch):
 
 def test_the_old_events_table_moves_into_the_log_applied(tmp_path):
     path = tmp_path / "c.db"
-    s = SqliteStore(path)
-    s.close()
-    # A database as the previous schema left it: events keyed by (agent, observed_at,
-    # id), one id stored twice under two times (the bug this log fixes).
+    # A database as the schema before the log left it (migrations 1-4): events keyed
+    # by (agent, observed_at, id), one id stored twice under two times (the bug).
     conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
+                 "applied_at TEXT NOT NULL)")
+    for version, statements in MIGRATIONS:
+        if version < 5:
+            for sql in statements:
+                conn.execute(sql)
+            conn.execute("INSERT INTO schema_version VALUES (?, 'before')", (version,))
     conn.executescript("""
-        DROP VIEW events; DROP TABLE event_log; DROP TABLE event_ids;
-        DROP TABLE event_id_spill; DROP TABLE log_cursors;
-        DELETE FROM schema_version WHERE version = 5;
-        CREATE TABLE events (
-            agent TEXT NOT NULL, observed_at INTEGER NOT NULL, id TEXT NOT NULL,
-            branch TEXT NOT NULL, kind TEXT NOT NULL, check_name TEXT NOT NULL,
-            old_state TEXT, new_state TEXT NOT NULL, reason TEXT NOT NULL,
-            diagnosis TEXT, received_at INTEGER NOT NULL, sent_at INTEGER,
-            PRIMARY KEY (agent, observed_at, id)) WITHOUT ROWID;
         INSERT INTO events VALUES ('a1', 1, 'x', 'B1', 'state', 'c', NULL, 'ok', '', NULL, 10, NULL);
         INSERT INTO events VALUES ('a1', 2, 'x', 'B1', 'state', 'c', NULL, 'ok', '', NULL, 11, NULL);
         INSERT INTO events VALUES ('a1', 3, 'y', 'B1', 'state', 'c', NULL, 'ok', '', NULL, 12, NULL);
@@ -84,6 +80,7 @@ def test_the_old_events_table_moves_into_the_log_applied(tmp_path):
         assert [x.event.id for x in s.log_after(0, 10)] == ["x", "y"]
         assert s.cursor("engine") == 2           # they were applied by the old collector
         assert s.add_events("a1", "B1", [ev(id="x")], RX) == ([], ["x"])
+        assert [e.event.id for e in s.events()] == ["x", "y"]      # the old name still reads
     finally:
         s.close()
 

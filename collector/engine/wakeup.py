@@ -3,7 +3,9 @@
 Ingest wakes it after every append it acknowledged, so an event reaches the
 incident book one step after its acknowledgement (no polling interval in
 between); each step is a transaction of its own (`Writer.run_alone`), so
-acknowledgements never wait for more than the step already running.
+acknowledgements never wait for more than the step already running. A step's
+commit is not fsync'd by itself: the log it replays from is, and the next
+acknowledgement's fsync carries the step with it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class EngineWakeup:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.idle = asyncio.Event()         # set whenever the log is applied to its head
+        self.applied = 0                    # entries applied and committed since start
 
     def start(self) -> None:
         """Start the task, caught up once at once (what a crash left unapplied)."""
@@ -42,9 +45,12 @@ class EngineWakeup:
             await self._wake.wait()
             self._wake.clear()
             try:
-                while await self.writer.run_alone(self.step) >= self.chunk:
+                while True:
+                    n = await self.writer.run_alone(self.step, durable=False)
+                    self.applied += n
                     self.after()
-                self.after()
+                    if n < self.chunk:
+                        break
             except Exception:
                 # The store failed (disk full, locked): the cursor did not move,
                 # so nothing is lost; try again shortly.
