@@ -27,11 +27,11 @@ from .audit import AuditLog
 from .drills.model import DrillRun
 from .drills.storage import SCHEMA as DRILLS_SCHEMA
 from .drills.storage import DrillRows
-from .incident_codec import encode, from_dict, to_dict
 from .incidents import Incident
 from .reports.storage import SCHEMA as REPORTS_SCHEMA
 from .reports.storage import ReportRows, StoredReport
-from .storage import event_log, outbox
+from .storage import event_log, incident_rows, outbox
+from .storage.incident_rows import IncidentRows
 from .storage.event_log import LoggedEvent
 from .storage.outbox import Entry as OutboxEntry
 
@@ -70,6 +70,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (5, [*event_log.SCHEMA, event_log.migrate_events_table]),
     # The stored outbox: agent commands, executions, rehearsals (collector/storage/outbox.py).
     (6, outbox.SCHEMA),
+    # Incident faults as rows of their own (collector/storage/incident_rows.py).
+    (7, [*incident_rows.SCHEMA, incident_rows.migrate_fault_rows]),
 ]
 
 
@@ -212,17 +214,17 @@ def _dt(us: int | None) -> datetime | None:
 
 
 _checks_encoder = msgspec.json.Encoder()
-_json = msgspec.json
 _checks_decoder = msgspec.json.Decoder(list[CheckStatus])
 
 
-class SqliteStore(ReportRows, DrillRows):
+class SqliteStore(ReportRows, DrillRows, IncidentRows):
     """`Store` on one SQLite file: WAL, synchronous=FULL, versioned schema."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._in_group, self._depth = False, 0
+        self._rows_init()
         try:
             # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE).
             self._conn = sqlite3.connect(self.path, isolation_level=None,
@@ -260,6 +262,7 @@ class SqliteStore(ReportRows, DrillRows):
             yield self._conn
         except BaseException:
             self._conn.execute("ROLLBACK")
+            self._rows_rolled_back()
             raise
         else:
             try:
@@ -269,7 +272,9 @@ class SqliteStore(ReportRows, DrillRows):
                 # every later BEGIN would fail too.
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
+                self._rows_rolled_back()
                 raise
+            self._rows_committed()
         finally:
             self._in_group = False
 
@@ -279,9 +284,11 @@ class SqliteStore(ReportRows, DrillRows):
         name = f"sp{self._depth}"
         self._depth += 1
         self._conn.execute(f"SAVEPOINT {name}")
+        mark = self._rows_mark()
         try:
             yield self._conn
         except BaseException:
+            self._rows_back_to(mark)
             self._conn.execute(f"ROLLBACK TO {name}")
             self._conn.execute(f"RELEASE {name}")
             raise
@@ -447,20 +454,15 @@ class SqliteStore(ReportRows, DrillRows):
 
     def save_incidents(self, incidents: list[Incident], at: float,
                        audit: list[tuple[float, str, str, dict]] = ()) -> None:
-        """Upsert incidents and append their audit records, in one commit."""
-        rows = [(i.id, i.branch, i.status, i.started_at.isoformat(), at,
-                 encode(to_dict(i, stored=True)).decode()) for i in incidents]
+        """Write what changed of these incidents (their faults as rows) and append
+        their audit records, in one commit."""
         with self._transaction() as c:
-            c.executemany(
-                "INSERT INTO incidents VALUES (?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
-                "status = excluded.status, opened_at = excluded.opened_at, "
-                "updated_at = excluded.updated_at, body = excluded.body", rows)
+            self.write_incidents(c, incidents, at)
             if audit:
                 self.audit.append_many(list(audit))
 
     def _incidents(self, where: str = "", args: tuple = ()) -> list[Incident]:
-        sql = "SELECT body FROM incidents " + where + " ORDER BY opened_at, id"
-        return [from_dict(_json.decode(b)) for (b,) in self._conn.execute(sql, args)]
+        return self.read_incidents(self._conn, where, args)
 
     def load_open_incidents(self) -> list[Incident]:
         """Incidents not closed (what the book starts from)."""

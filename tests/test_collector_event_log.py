@@ -13,7 +13,8 @@ from agent.wire import Event, new_event_id
 from collector.engine.log_engine import LogEngine
 from collector.incident_desk import IncidentDesk
 from collector.storage import event_log
-from collector.store import MIGRATIONS, SqliteStore
+from collector.store import SqliteStore
+from tests.support.schema import schema_before
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 RX = T0.timestamp() + 60
@@ -58,16 +59,9 @@ def test_ids_sharing_a_hash_are_still_told_apart_exactly(store, monkeypatch):
 
 def test_the_old_events_table_moves_into_the_log_applied(tmp_path):
     path = tmp_path / "c.db"
-    # A database as the schema before the log left it (migrations 1-4): events keyed
+    # A database as the schema before the log left it (the migrations before it): events keyed
     # by (agent, observed_at, id), one id stored twice under two times (the bug).
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
-                 "applied_at TEXT NOT NULL)")
-    for version, statements in MIGRATIONS:
-        if version < 5:
-            for sql in statements:
-                conn.execute(sql)
-            conn.execute("INSERT INTO schema_version VALUES (?, 'before')", (version,))
+    conn = schema_before(path, event_log.migrate_events_table)
     conn.executescript("""
         INSERT INTO events VALUES ('a1', 1, 'x', 'B1', 'state', 'c', NULL, 'ok', '', NULL, 10, NULL);
         INSERT INTO events VALUES ('a1', 2, 'x', 'B1', 'state', 'c', NULL, 'ok', '', NULL, 11, NULL);
