@@ -64,6 +64,10 @@ class Metrics:
                                  "Time to answer an ingest request, stored and fsync'd",
                                  ["endpoint"], registry=r,
                                  buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5))
+        self.engine_delay = Histogram(
+            "branchwatch_collector_engine_delay_seconds", "From an event's acknowledgement "
+            "to its incident change committed: the oldest entry of each engine step",
+            registry=r, buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
         self.incidents = Gauge("branchwatch_collector_incidents",
                                "Incidents not yet closed, by status (open, resolved); "
                                "drills never count here", ["status"], registry=r)
@@ -327,8 +331,13 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
         start_executions(st)
 
     async def _start_deadman(app):
+        def _applied(n: int) -> None:
+            if st.desk.engine.oldest is not None:
+                st.metrics.engine_delay.observe(max(0.0, st.clock() - st.desk.engine.oldest))
+
         st.engine = st.metrics.engine = EngineWakeup(st.writer, st.desk.engine.step,
-                                                     st.desk.engine.chunk, after=_hand_off)
+                                                     st.desk.engine.chunk, after=_hand_off,
+                                                     applied=_applied)
         st.engine.start()
         app[DEADMAN] = asyncio.create_task(_deadman_loop(st))
 

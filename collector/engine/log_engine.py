@@ -72,11 +72,13 @@ class LogEngine:
                  on_failure: Callable[[], None] | None = None, chunk: int = CHUNK):
         self.store, self.apply, self.on_failure, self.chunk = store, apply, on_failure, chunk
         self.applied = 0          # entries applied since start (benchmark, /metrics)
+        self.oldest: float | None = None   # the last step's earliest receive time
 
     def step(self) -> int:
         """Apply the next chunk of the log in one transaction; entries applied."""
         with self.store.transaction():
             entries = self.store.log_after(self.store.cursor(CURSOR), self.chunk)
+            self.oldest = min((e.received_at for e in entries), default=None)
             for run in batches(entries):
                 self._apply(run)
             if entries:

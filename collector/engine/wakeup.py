@@ -23,8 +23,10 @@ class EngineWakeup:
     """An asyncio task that catches the engine up each time `wake` is called."""
 
     def __init__(self, writer, step: Callable[[], int], chunk: int,
-                 after: Callable[[], None] = lambda: None):
+                 after: Callable[[], None] = lambda: None,
+                 applied: Callable[[int], None] = lambda n: None):
         self.writer, self.step, self.chunk, self.after = writer, step, chunk, after
+        self.on_applied = applied
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.idle = asyncio.Event()         # set whenever the log is applied to its head
@@ -48,6 +50,8 @@ class EngineWakeup:
                 while True:
                     n = await self.writer.run_alone(self.step, durable=False)
                     self.applied += n
+                    if n:
+                        self.on_applied(n)
                     self.after()
                     if n < self.chunk:
                         break
