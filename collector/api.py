@@ -74,6 +74,9 @@ class Metrics:
         self.drill_incidents = Gauge("branchwatch_collector_drill_incidents",
                                      "Drill incidents not yet closed, by status (domain.md §5)",
                                      ["status"], registry=r)
+        self.deadman_rounds = Counter("branchwatch_collector_deadman_rounds",
+                                      "Rounds of the once-a-second work done (dead-man, "
+                                      "grades, runbooks, notifications)", registry=r)
         self.silent = Gauge("branchwatch_collector_agents_silent",
                             "Agents silent past their heartbeat interval plus grace "
                             "(the dead-man's 'branch unreachable')", registry=r)
@@ -262,6 +265,7 @@ async def _deadman_loop(st: _State) -> None:
                 await st.run(job)
             except Exception:      # a bad round must not end the loop for good
                 log.exception("%s round failed", job.__name__)
+        st.metrics.deadman_rounds.inc()
         start_executions(st)
         await asyncio.sleep(DEADMAN_EVERY)
 
