@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
+from urllib.parse import quote
+
 import aiohttp
 
 from .config import RunbookSettings
@@ -50,7 +52,7 @@ async def _webhook(x: Execute, timeout: float, key: str | None = None) -> tuple[
     body = _fill(dict(x.action.body) or default, x)
     headers = {}
     if key is not None:
-        headers["Idempotency-Key"] = key
+        headers["Idempotency-Key"] = quote(key, safe=":/@")     # a header is ASCII
         if not x.action.body:            # a configured body is the receiver's format
             body["idempotency_key"] = key
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http:
