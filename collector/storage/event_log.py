@@ -116,11 +116,15 @@ def _stored_ids(conn, keys: dict[str, int]) -> set[str]:
             f"WHERE k.id_key IN ({marks})", [k for _, k in chunk]).fetchall()
         mine = {eid for (eid,) in hits} & keys.keys()
         seen.update(mine)
-        if len(mine) < len(chunk):      # spilled ids: only ever a handful
+        if len(mine) < len(chunk) and _any_spilled(conn):   # only ever a handful
             seen.update(eid for (eid,) in conn.execute(
                 f"SELECT id FROM event_id_spill WHERE id IN ({marks})",
                 [eid for eid, _ in chunk]))
     return seen & keys.keys()
+
+
+def _any_spilled(conn) -> bool:
+    return conn.execute("SELECT 1 FROM event_id_spill LIMIT 1").fetchone() is not None
 
 
 def _insert(conn, new: list[Event], keys: dict[str, int], received_at: float,
