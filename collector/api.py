@@ -31,13 +31,14 @@ from .api_base import (DEADMAN, STATE, STORE, Rejected, _bearer_hash, _body, _js
                        start_executions)
 from .api_base import token_hash
 from .config import AgentEntry, Config
+from .engine.wakeup import EngineWakeup
 from .api_reports import add_report_routes
 from .drills.http import add_drill_routes
 from .web.routes import add_console_routes
 from .api_people import (act_on_incident, act_on_step, get_incident, list_incidents,
                          list_runbooks, start_runbook)
 from .grader import Grader
-from .incident_desk import IncidentDesk
+from .incident_desk import IncidentDesk, command_id
 from .incident_rules import drill_of
 from .incident_runbooks import Runbooks
 from .notify import http as notify_http
@@ -64,12 +65,19 @@ class Metrics:
                                  "Time to answer an ingest request, stored and fsync'd",
                                  ["endpoint"], registry=r,
                                  buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5))
+        self.engine_delay = Histogram(
+            "branchwatch_collector_engine_delay_seconds", "From an event's acknowledgement "
+            "to its incident change committed: the oldest entry of each engine step",
+            registry=r, buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
         self.incidents = Gauge("branchwatch_collector_incidents",
                                "Incidents not yet closed, by status (open, resolved); "
                                "drills never count here", ["status"], registry=r)
         self.drill_incidents = Gauge("branchwatch_collector_drill_incidents",
                                      "Drill incidents not yet closed, by status (domain.md §5)",
                                      ["status"], registry=r)
+        self.deadman_rounds = Counter("branchwatch_collector_deadman_rounds",
+                                      "Rounds of the once-a-second work done (dead-man, "
+                                      "grades, runbooks, notifications)", registry=r)
         self.silent = Gauge("branchwatch_collector_agents_silent",
                             "Agents silent past their heartbeat interval plus grace "
                             "(the dead-man's 'branch unreachable')", registry=r)
@@ -78,6 +86,7 @@ class Metrics:
                             "heartbeat samples; includes network delay)", ["agent"], registry=r)
         r.register(_WriterCounts(self))
         self.writer: Writer | None = None
+        self.engine: EngineWakeup | None = None
         self.rejected = Counter("branchwatch_collector_requests_rejected",
                                 "Ingest requests refused, by endpoint and status code",
                                 ["endpoint", "code"], registry=r)
@@ -97,6 +106,11 @@ class _WriterCounts:
         yield CounterMetricFamily("branchwatch_collector_store_jobs",
                                   "Store jobs (requests) run by the writer",
                                   value=w.jobs_done if w else 0)
+        engine = self.metrics.engine
+        yield CounterMetricFamily("branchwatch_collector_engine_applied",
+                                  "Logged events the engine has applied to the incident book "
+                                  "(committed with its cursor)",
+                                  value=engine.applied if engine else 0)
 
 
 class _State:
@@ -109,6 +123,7 @@ class _State:
         self.metrics = Metrics()
         self.seen: set[str] = set()
         self.writer: Writer | None = None
+        self.engine: EngineWakeup | None = None
         self.tasks: set[asyncio.Task] = set()     # runbook executions in flight
 
     async def run(self, fn, *args):
@@ -183,8 +198,12 @@ async def post_events(request: web.Request) -> web.Response:
             field = "agent" if e.agent != batch.agent else "branch"
             raise Rejected(400, f"events[{i}].{field}: expected the batch's "
                                 f"{field} {getattr(batch, field)!r}, got {getattr(e, field)!r}")
-    accepted, duplicates = await st.run(st.desk.ingest, batch.agent, batch.branch,
-                                        batch.events, st.clock(), batch.sent_at)
+    # The ack path only appends to the log (fsync'd); the engine applies it.
+    accepted, duplicates = await st.writer.run(st.desk.store.add_events, batch.agent,
+                                               batch.branch, batch.events, st.clock(),
+                                               batch.sent_at)
+    if accepted:
+        st.engine.wake()
     st.metrics.events.labels("accepted").inc(len(accepted))
     st.metrics.events.labels("duplicate").inc(len(duplicates))
     _seen(st, batch.agent)
@@ -200,8 +219,10 @@ async def post_heartbeat(request: web.Request) -> web.Response:
     _check_identity(entry, hb.agent, hb.branch)
     await st.run(st.desk.heartbeat, hb, st.clock())
     _seen(st, hb.agent)
-    # issue 6: runbook actions for this branch's agent ride back on the answer.
-    commands = await st.run(st.desk.take_commands, hb.branch)
+    # Runbook actions for this branch's agent ride back on the answer, on every
+    # heartbeat until the agent's result event is in (the agent answers an id it
+    # has seen with its stored result: re-offering is safe).
+    commands = await st.run(st.desk.commands_for, hb.branch)
     if not commands:
         return web.Response(status=204)
     return _json({"commands": [command_for_agent(x) for x in commands]})
@@ -245,6 +266,7 @@ async def _deadman_loop(st: _State) -> None:
                 await st.run(job)
             except Exception:      # a bad round must not end the loop for good
                 log.exception("%s round failed", job.__name__)
+        st.metrics.deadman_rounds.inc()
         start_executions(st)
         await asyncio.sleep(DEADMAN_EVERY)
 
@@ -252,7 +274,7 @@ async def _deadman_loop(st: _State) -> None:
 def command_for_agent(x) -> dict:
     """A runbook action as the agent receives it; its result comes back as an
     `action` event with check action/runbook/INCIDENT/RUN/STEP."""
-    return {"id": f"{x.incident}/{x.run}/{x.step}",
+    return {"id": command_id(x),
             "check": f"action/runbook/{x.incident}/{x.run}/{x.step}",
             "action": msgspec.to_builtins(x.action)}
 
@@ -309,13 +331,26 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
         add_console_routes(app)       # the operators' web console (issue 8)
     st.writer = st.metrics.writer = Writer(store, on_failure=st.desk.reload)
 
+    def _hand_off():
+        notify_http.send_mail(st)
+        start_executions(st)
+
     async def _start_deadman(app):
+        def _applied(n: int) -> None:
+            if st.desk.engine.oldest is not None:
+                st.metrics.engine_delay.observe(max(0.0, st.clock() - st.desk.engine.oldest))
+
+        st.engine = st.metrics.engine = EngineWakeup(st.writer, st.desk.engine.step,
+                                                     st.desk.engine.chunk, after=_hand_off,
+                                                     applied=_applied)
+        st.engine.start()
         app[DEADMAN] = asyncio.create_task(_deadman_loop(st))
 
     async def _stop_writer(app):
         app[DEADMAN].cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await app[DEADMAN]
+        await st.engine.stop()
         st.writer.stop()
     app.on_startup.append(_start_deadman)
     app.on_cleanup.append(_stop_writer)

@@ -25,6 +25,7 @@ from agent.wire import Event, Heartbeat
 
 from .clock_offset import ClockOffsets
 from .deadman import AgentLast, silent_agents
+from .engine.log_engine import LogEngine
 from .incident_codec import to_dict
 from .grader import GRADING_ACTIONS, Grader
 from .incident_runbooks import AGENT_ACTIONS, Execute, Runbooks, waiting_on_agents
@@ -41,6 +42,23 @@ log = logging.getLogger("branchwatch.collector")
 MAX_EVENT_AGE = timedelta(days=31)
 
 ACTIONS = ("ack", "note", "resolve", "close", *GRADING_ACTIONS)
+
+
+# Outbox kinds (collector/storage/outbox.py).
+AGENT, EXECUTE, REHEARSAL = "agent", "execute", "rehearsal"
+_execute_json = msgspec.json.Encoder()
+_execute_decoder = msgspec.json.Decoder(Execute)
+
+
+def outbox_key(kind: str, x: Execute) -> str:
+    """An action's idempotency key: its kind and runbook step, fixed when decided
+    (an agent's command id is the part after the colon)."""
+    return f"{kind}:{command_id(x)}"
+
+
+def command_id(x: Execute) -> str:
+    """The id an agent receives for a runbook action (the same after a restart)."""
+    return f"{x.incident}/{x.run}/{x.step}"
 
 
 def _utc(ts: float) -> datetime:
@@ -66,14 +84,17 @@ class IncidentDesk:
         # is what the API's dispatcher sends on the event loop.
         self.notifier = notifier
         self.mail: list = []
-        # Runbook actions to carry out: by the API (webhooks, commands), or by a
-        # branch's agent when it next sends a heartbeat (branch -> actions).
-        self.outbox: list[Execute] = []
-        self.commands: dict[str, list[Execute]] = {}
-        # domain.md §5: a drill's runbook actions never leave the collector; the
-        # drill desk (collector/drills/desk.py) answers them as its scenario says.
-        self.rehearsals: list[Execute] = []
+        # Runbook actions go to the stored outbox (collector/storage/outbox.py): for
+        # the API to carry out (webhooks, commands), for a branch's agent (offered
+        # on its heartbeats until it reports the result), or, a drill's, for the
+        # drill desk to answer (domain.md §5: a drill touches no switch or UPS).
+        # These counts only tell the event loop whether to look (a hint).
+        self.waiting = {k: len(store.outbox_waiting(k)) for k in (EXECUTE, REHEARSAL)}
+        store.release_outbox()     # claimed by a process that died: carried out again
         self.offsets = ClockOffsets()
+        # The one consumer of the event log: applies it to the book from the
+        # stored cursor (collector/engine/log_engine.py).
+        self.engine = LogEngine(store, self.apply_batch, on_failure=self.reload)
         # The dead-man's view, kept in memory (one SELECT per second over
         # thousands of agents would stall the writer): agent -> last heard.
         self.lasts: dict[str, AgentLast] = {}
@@ -97,8 +118,8 @@ class IncidentDesk:
         # Agents whose silence is an active fault (survives a restart via the book).
         self.silent: set[str] = {f.agent for i in self.book.incidents() if not i.drill
                                  for f in i.faults.values() if f.category == "silent" and f.active}
-        # Agent actions handed out before a restart and not yet answered: again.
-        self.commands = {}
+        # Agent actions still running on the book are in the outbox (a database
+        # from before the outbox: put there now; the same key is never put twice).
         for inc in self.book.incidents():
             self._hand_out(waiting_on_agents(inc))
         # Deliveries queued before a restart go out again (the dispatcher skips
@@ -157,13 +178,24 @@ class IncidentDesk:
     # --- facts -------------------------------------------------------------------
     def ingest(self, agent: str, branch: str, events: list[Event], received_at: float,
                sent_at: datetime | None = None) -> tuple[list[str], list[str]]:
-        """Store a batch; apply only its new events to the book, by corrected observation time."""
-        accepted, duplicates = self.store.add_events(agent, branch, events, received_at, sent_at)
+        """Append a batch to the log and apply the log up to it (the in-process path:
+        drills, Alertmanager's webhook; the API appends and wakes the engine instead)."""
+        accepted, duplicates = self.store.add_events(agent, branch, events, received_at,
+                                                     sent_at)
+        self.apply_log()
+        return accepted, duplicates
+
+    def apply_log(self) -> int:
+        """Apply what the log holds past the engine's cursor; entries applied."""
+        return self.engine.catch_up()
+
+    def apply_batch(self, agent: str, branch: str, events: list[Event], received_at: float,
+                    sent_at: datetime | None = None) -> None:
+        """Apply one logged batch to the book, by corrected observation time."""
         if sent_at is not None:
             self.offsets.observe(agent, sent_at, received_at)
-        new = set(accepted)
         fresh = [msgspec.structs.replace(e, observed_at=self.offsets.correct(agent, e.observed_at))
-                 for e in events if e.id in new]
+                 for e in events]
         now, changes = _utc(received_at), []
         for e in sorted(fresh, key=lambda e: e.observed_at):
             if abs(now - e.observed_at) > MAX_EVENT_AGE:
@@ -173,7 +205,6 @@ class IncidentDesk:
             else:
                 changes += self.book.apply_event(e, now)
         self._save(changes, received_at)
-        return accepted, duplicates
 
     def heartbeat(self, hb: Heartbeat, received_at: float) -> bool:
         """Store a heartbeat; end the agent's silence; rebuild the truth it carries."""
@@ -204,15 +235,29 @@ class IncidentDesk:
 
     # --- runbooks (issue 6) ----------------------------------------------------------
     def _hand_out(self, executes: list[Execute]) -> None:
-        """Agent actions wait for the branch's agent to fetch them; the rest go to
-        the API's executor (webhooks, allowed commands)."""
+        """Runbook actions into the stored outbox, in the caller's transaction."""
+        ts = self.clock()
         for x in executes:
-            if self._incident(x.incident).drill:
-                self.rehearsals.append(x)      # domain.md §5: no switch or UPS is touched
-            elif x.action.type in AGENT_ACTIONS:
-                self.commands.setdefault(x.branch, []).append(x)
-            else:
-                self.outbox.append(x)
+            kind = self._outbox_kind(x)
+            if self.store.put_outbox(outbox_key(kind, x), kind, x.branch,
+                                     _execute_json.encode(x).decode(), ts) and kind in self.waiting:
+                self.waiting[kind] += 1
+
+    def _outbox_kind(self, x: Execute) -> str:
+        if self._incident(x.incident).drill:
+            return REHEARSAL
+        return AGENT if x.action.type in AGENT_ACTIONS else EXECUTE
+
+    def commands_for(self, branch: str) -> list[Execute]:
+        """The agent actions this branch's agent has not answered yet: offered on every
+        heartbeat until its `action` result event is applied (never popped on send)."""
+        return [_execute_decoder.decode(e.body) for e in self.store.outbox_waiting(AGENT, branch)]
+
+    def claim(self, kind: str, limit: int = 100) -> list[Execute]:
+        """Claim outbox actions of a kind (EXECUTE, REHEARSAL) to carry out now."""
+        found = self.store.claim_outbox(kind, self.clock(), limit)
+        self.waiting[kind] = len(self.store.outbox_waiting(kind)) - len(found)
+        return [_execute_decoder.decode(e.body) for e in found]
 
     def _agent_action(self, e: Event) -> list[Change]:
         """An agent's `action` event: the result of a runbook command it was given,
@@ -234,13 +279,12 @@ class IncidentDesk:
                 return []
             changes, executes = self.runbooks.result(inc, parts[3], parts[4],
                                                      e.new_state == "ok", e.reason, e.observed_at)
+            # Answered: no longer offered (domain.md §4: the agent's report is the result).
+            self.store.outbox_done(f"{AGENT}:{'/'.join(parts[2:])}", self.clock(),
+                                   f"{e.new_state}: {e.reason}")
             self._hand_out(executes)
             return self.runbooks.record_action(inc, e, e.observed_at) + changes
         return self.runbooks.record_action(live[0], e, e.observed_at) if live else []
-
-    def take_commands(self, branch: str) -> list[Execute]:
-        """The runbook actions waiting for this branch's agent (handed out once)."""
-        return self.commands.pop(branch, [])
 
     def advance_runbooks(self) -> list[Change]:
         """Once a second: waits that are over, agent reports that arrived, time-outs."""
@@ -273,9 +317,12 @@ class IncidentDesk:
         return to_dict(inc)
 
     def runbook_result(self, x: Execute, ok: bool, message: str) -> None:
-        """The API's executor finished an action (webhook, command)."""
+        """The API's executor (webhook, command) or the drill desk finished an action:
+        the outcome on the incident and the outbox entry done, in one transaction."""
         ts = self.clock()
         inc = self._incident(x.incident)
+        self.store.outbox_done(outbox_key(self._outbox_kind(x), x), ts,
+                               f"{'ok' if ok else 'failed'}: {message}")
         changes, executes = self.runbooks.result(inc, x.run, x.step, ok, message, _utc(ts))
         self._hand_out(executes)
         self._save(changes, ts)

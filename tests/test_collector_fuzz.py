@@ -35,6 +35,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -440,8 +441,24 @@ recent = st.builds(lambda s, minutes: (datetime.now(timezone.utc) + timedelta(se
                    st.floats(-86400, 86400), st.integers(-14 * 60, 14 * 60))
 
 
+def applied(db) -> bool:
+    """The engine has applied the event log to its head (it audits each batch and
+    notes its agent as it applies it, after the acknowledgement)."""
+    head = db.execute("SELECT max(seq) FROM event_log").fetchone()[0] or 0
+    cursor = db.execute("SELECT seq FROM log_cursors WHERE name = 'engine'").fetchone()
+    return head == (cursor[0] if cursor else 0)
+
+
 def written_by_requests(c: CollectorProcess) -> dict[str, int]:
-    """Rows only a request writes: events, their audit records, agents."""
+    """Rows only a request writes (once the engine has applied it): events, their
+    audit records, agents."""
+    deadline = time.monotonic() + 20
+    while True:
+        with database(c) as db:
+            if applied(db):
+                break
+        assert time.monotonic() < deadline, "the engine did not apply the log"
+        time.sleep(0.02)
     with database(c) as db:
         return {"events": db.execute("SELECT count(*) FROM events").fetchone()[0],
                 "agents": db.execute("SELECT count(*) FROM agents").fetchone()[0],
