@@ -44,7 +44,7 @@ from datetime import datetime, timedelta
 
 from agent.wire import CheckStatus, Event
 
-from .incident_index import IncidentIndex, device_of
+from .incident_index import IncidentIndex, Side, device_of
 from .incident_rules import (DRILL_TITLE, FALLBACK_TITLE, SUPPRESSIBLE, TITLE_RULES, TitleRule,
                              category, drill_of, is_fault, silence_check)
 
@@ -53,6 +53,11 @@ from .incident_rules import (DRILL_TITLE, FALLBACK_TITLE, SUPPRESSIBLE, TITLE_RU
 # every event is the events table. Bounded so a chatty check cannot make
 # every save of its incident slower.
 HISTORY_KEEP = 20
+# A fault keeps at most this many active intervals: a link bouncing through a
+# 100k-event partition must not grow its incident without bound. Beyond it the
+# two spans with the shortest gap between them become one (the gap is counted
+# in `merged_gap`, so the time really active stays exact: `active_seconds`).
+SPAN_KEEP = 64
 
 
 class Refused(Exception):
@@ -75,6 +80,8 @@ class Fault:
     flapping: bool = False
     suppressed: bool = False
     history: list[tuple] = field(default_factory=list)  # (observed_at, kind, state, reason)
+    merged_gap: float = 0.0     # seconds inside `spans` when it was not active (merged spans)
+    spans_merged: int = 0       # spans merged into others to keep SPAN_KEEP
 
     def note(self, entry: tuple) -> None:
         """Add to the history in time order, keeping the newest HISTORY_KEEP entries."""
@@ -89,8 +96,25 @@ class Fault:
         return bool(self.spans) and self.spans[-1][1] is None
 
     def active_at(self, t: datetime) -> bool:
-        """Active at time t (by observation time)."""
+        """Active at time t (by observation time; inside a merged gap counts as active)."""
         return any(s <= t and (e is None or t < e) for s, e in self.spans)
+
+    def active_seconds(self, now: datetime) -> float:
+        """Seconds it has been active in all, exact even after spans were merged."""
+        return sum(((e or now) - s).total_seconds() for s, e in self.spans) - self.merged_gap
+
+    def merge_shortest_gap(self) -> datetime | None:
+        """Past SPAN_KEEP spans, join the two closest ones; the start that went away."""
+        if len(self.spans) <= SPAN_KEEP:
+            return None
+        spans = self.spans
+        i = min(range(len(spans) - 1), key=lambda k: spans[k + 1][0] - spans[k][1])
+        gone = spans[i + 1][0]
+        self.merged_gap += (gone - spans[i][1]).total_seconds()
+        self.spans_merged += 1
+        spans[i][1] = spans[i + 1][1]
+        del spans[i + 1]
+        return gone
 
 
 @dataclass(frozen=True)
@@ -172,7 +196,7 @@ class IncidentBook:
         self._latest: dict[tuple[str, str], tuple[Incident, Fault]] = {}
         self.index = IncidentIndex(cause_of)
         for inc in sorted(self._incidents.values(), key=lambda i: i.started_at):
-            self.index.add_incident(inc)
+            self.index.add_incident(inc)       # its side: its faults' agents
             for key, f in inc.faults.items():
                 self._latest[key] = (inc, f)
 
@@ -181,6 +205,10 @@ class IncidentBook:
         """All incidents (or those with this status), oldest first."""
         return sorted((i for i in self._incidents.values() if status in (None, i.status)),
                       key=lambda i: (i.started_at, i.id))
+
+    def count(self, status: str, drill: bool = False) -> int:
+        """How many incidents have this status, real ones or drills (O(1), for /metrics)."""
+        return self.index.count(status, drill)
 
     def get(self, incident_id: str) -> Incident:
         """One incident; KeyError when unknown (→ 404)."""
@@ -272,6 +300,7 @@ class IncidentBook:
         if inc.status == "open" and not self.index.any_active(inc):
             inc.status = "resolved"
             inc.resolved_at = max(f.spans[-1][1] for f in inc.faults.values())
+            self.index.status_changed(inc, "open")
             changes.append(Change("resolved", inc.id, inc.resolved_at, "every fault cleared"))
         return changes
 
@@ -295,7 +324,7 @@ class IncidentBook:
         if opened:
             target = Incident(self._new_id(), branch, "", t, drill=side is not None)
             self._incidents[target.id] = target
-            self.index.add_incident(target)
+            self.index.add_incident(target, side)
         if fault is None or inc is not target:
             fault = Fault(agent, branch, check, cat, state, reason, diagnosis, t,
                           suppressed=blocker is not None)
@@ -308,6 +337,9 @@ class IncidentBook:
                 self.index.remove_fault(target, replaced)
         fault.spans.append([t, None])
         self.index.span_started(target, fault, t)
+        gone = fault.merge_shortest_gap()
+        if gone is not None:
+            self.index.span_merged(target, fault, gone)
         fault.state, fault.reason, fault.last_at = state, reason, t
         fault.diagnosis = diagnosis or fault.diagnosis
         fault.flapping = fault.flapping or kind == "flapping"
@@ -319,31 +351,34 @@ class IncidentBook:
             return [Change("opened", target.id, t, f"{target.title}: {what}", check, True)]
         if target.status == "resolved":
             target.status, target.resolved_at, target.resolved_by = "open", None, None
+            self.index.status_changed(target, "resolved")
             changes.append(Change("reopened", target.id, t, what, check, not fault.suppressed))
         else:
             kind_ = "suppressed" if fault.suppressed else "joined"
             changes.append(Change(kind_, target.id, t, what, check, not fault.suppressed))
         return changes + self._retitle(target, t)
 
-    def _live(self, branch: str, side: str | None) -> list[Incident]:
-        """Not-closed incidents at a branch on the same side (real, or this drill)."""
-        return [i for i in self.index.live(branch) if self.drill_run(i) == side]
+    def _live(self, branch: str, side: Side, since: datetime) -> list[Incident]:
+        """Open incidents at a branch on the same side (real, or this drill), and the
+        resolved ones resolved at or after `since` (no older one matters), newest first."""
+        incs = [*self.index.open_at(branch, side), *self.index.resolved_since(branch, since, side)]
+        return sorted(incs, key=lambda i: (i.started_at, i.id), reverse=True)
 
-    def _blocker(self, branch: str, t: datetime, side: str | None) -> Incident | None:
+    def _blocker(self, branch: str, t: datetime, side: Side) -> Incident | None:
         """The incident holding a blocker active at t at this branch, if any."""
-        for inc in self._live(branch, side):
+        for inc in self._live(branch, side, t):
             if t < inc.started_at or inc.resolved_at is not None and t >= inc.resolved_at:
                 continue                  # nothing in it was active at t
-            if any(f.branch == branch and (f.category == "silent" or f.state == "critical")
-                   and f.active_at(t) for f in self.index.notable(inc)):
+            if any((f.category == "silent" or f.state == "critical") and f.active_at(t)
+                   for f in self.index.notable(inc, branch)):
                 return inc
         return None
 
     def _same_cause(self, cause: str, branch: str, t: datetime,
                     side: str | None) -> Incident | None:
         """An open incident where this business-stopping cause holds at another branch at t."""
-        for inc in self.index.with_cause(cause):
-            if inc.status == "open" and self.drill_run(inc) == side and any(
+        for inc in self.index.with_cause(cause, side):
+            if any(
                     f.branch != branch and not f.suppressed and f.active_at(t)
                     for f in self.index.caused(inc, cause)):   # a suppressed one is a consequence
                 return inc
@@ -359,7 +394,8 @@ class IncidentBook:
 
     def _candidate(self, branch: str, check: str, t: datetime,
                    side: str | None) -> Incident | None:
-        return next((i for i in self._live(branch, side) if self._may_join(i, check, t)), None)
+        return next((i for i in self._live(branch, side, t - self.window)
+                     if self._may_join(i, check, t)), None)
 
     def _retitle(self, inc: Incident, t: datetime) -> list[Change]:
         # issue 7: nobody may take a drill for the real thing; it says so first.
@@ -415,6 +451,7 @@ class IncidentBook:
             f.note((now, "cleared by person", f.state, f"{who}: {why}"))
             changes.append(Change("cleared", inc.id, now, f"{f.check}: by {who}: {why}", f.check))
         inc.status, inc.resolved_at, inc.resolved_by = "resolved", now, Action(who, why, now)
+        self.index.status_changed(inc, "open")
         return changes + [Change("resolved", inc.id, now, f"by {who}: {why}")]
 
     def close(self, incident_id: str, who: str, why: str, now: datetime) -> list[Change]:
@@ -425,6 +462,7 @@ class IncidentBook:
             raise Refused(f"{incident_id} is {inc.status}"
                           + (f": faults still active: {active}" if active else ""))
         inc.status, inc.closed = "closed", Action(who, why, now)
+        self.index.status_changed(inc, "resolved")
         return [Change("closed", inc.id, now, f"{who}: {why}")]
 
     def _person(self, incident_id: str, who: str, why: str) -> Incident:
