@@ -33,7 +33,7 @@ from .config import AgentEntry, Config
 from .api_reports import add_report_routes
 from .drills.http import add_drill_routes
 from .web.routes import add_console_routes
-from .api_people import (act_on_incident, act_on_step, get_incident, list_incidents,
+from .api_people import (READERS, act_on_incident, act_on_step, get_incident, list_incidents,
                          list_runbooks, start_runbook)
 from .grader import Grader
 from .incident_desk import IncidentDesk
@@ -285,6 +285,7 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
     st.seen.update(a.agent for a in store.agents() if drill_of(a.agent) is None)
     st.metrics.agents_seen.set(len(st.seen))
     app[STATE], app[STORE] = st, store
+    app[READERS] = store.readers()    # reads never wait on the writer (incident_reads.py)
     app.router.add_post("/api/v1/events", post_events)
     app.router.add_post("/api/v1/heartbeat", post_heartbeat)
     app.router.add_get("/healthz", healthz)
@@ -316,6 +317,7 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
         with contextlib.suppress(asyncio.CancelledError):
             await app[DEADMAN]
         st.writer.stop()
+        app[READERS].close()
     app.on_startup.append(_start_deadman)
     app.on_cleanup.append(_stop_writer)
     return app

@@ -28,6 +28,7 @@ from .drills.model import DrillRun
 from .drills.storage import SCHEMA as DRILLS_SCHEMA
 from .drills.storage import DrillRows
 from .incident_codec import encode, from_dict, to_dict
+from .incident_reads import StoreReaders
 from .incidents import Incident
 from .reports.storage import SCHEMA as REPORTS_SCHEMA
 from .reports.storage import ReportRows, StoredReport
@@ -62,6 +63,13 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (3, REPORTS_SCHEMA),
     # issue 7: drill runs, archived (domain.md §5; collector/drills/storage.py).
     (4, DRILLS_SCHEMA),
+    # Reads filtered and paged in SQL (collector/incident_reads.py): drill or not
+    # (domain.md §5) as a column computed from the body, so the write path stays as it is.
+    (5, [
+        "ALTER TABLE incidents ADD COLUMN drill INTEGER NOT NULL "
+        "GENERATED ALWAYS AS (coalesce(json_extract(body, '$.drill'), 0)) VIRTUAL",
+        "CREATE INDEX incidents_list ON incidents (status, drill, opened_at, id)",
+    ]),
 ]
 
 
@@ -179,6 +187,21 @@ def _dt(us: int | None) -> datetime | None:
 _checks_encoder = msgspec.json.Encoder()
 _json = msgspec.json
 _checks_decoder = msgspec.json.Decoder(list[CheckStatus])
+
+
+def read_agents(conn: sqlite3.Connection) -> list[AgentRecord]:
+    """Every agent seen (by heartbeat or event), by id: on any connection (a reader's too)."""
+    out = []
+    for (agent, branch, region, first, last_ev, hb_at, hb_sent, interval, depth,
+         checks) in conn.execute(
+            "SELECT agent, branch, region, first_seen_at, last_event_at, heartbeat_at, "
+            "heartbeat_sent_at, interval, spool_depth, checks FROM agents ORDER BY agent"):
+        out.append(AgentRecord(
+            agent=agent, branch=branch, region=region, first_seen_at=_dt(first),
+            last_event_at=_dt(last_ev), heartbeat_at=_dt(hb_at),
+            heartbeat_sent_at=_dt(hb_sent), interval=interval, spool_depth=depth,
+            checks=_checks_decoder.decode(checks) if checks else []))
+    return out
 
 
 class SqliteStore(ReportRows, DrillRows):
@@ -348,17 +371,7 @@ class SqliteStore(ReportRows, DrillRows):
 
     def agents(self) -> list[AgentRecord]:
         """Every agent seen (by heartbeat or event), by id."""
-        out = []
-        for (agent, branch, region, first, last_ev, hb_at, hb_sent, interval, depth,
-             checks) in self._conn.execute(
-                "SELECT agent, branch, region, first_seen_at, last_event_at, heartbeat_at, "
-                "heartbeat_sent_at, interval, spool_depth, checks FROM agents ORDER BY agent"):
-            out.append(AgentRecord(
-                agent=agent, branch=branch, region=region, first_seen_at=_dt(first),
-                last_event_at=_dt(last_ev), heartbeat_at=_dt(hb_at),
-                heartbeat_sent_at=_dt(hb_sent), interval=interval, spool_depth=depth,
-                checks=_checks_decoder.decode(checks) if checks else []))
-        return out
+        return read_agents(self._conn)
 
     def record(self, at: float, kind: str, actor: str, data: dict) -> int:
         """Append one audit record in a transaction of its own."""
@@ -399,6 +412,11 @@ class SqliteStore(ReportRows, DrillRows):
         """Incidents (optionally of one status), oldest first."""
         return self._incidents() if status is None else self._incidents("WHERE status = ?",
                                                                           (status,))
+
+    # --- reads on connections of their own, never the writer's -------------------
+    def readers(self, threads: int = 2) -> StoreReaders:
+        """Read-only connections to this file for the API and the console (WAL readers)."""
+        return StoreReaders(self.path, threads)
 
     def close(self) -> None:
         """Close the connection (the WAL is checkpointed by SQLite)."""
