@@ -23,6 +23,7 @@ import msgspec
 
 from agent.wire import Event, Heartbeat
 
+from .book_metrics import STATUSES, BookSnapshot, fresh_offsets
 from .clock_offset import ClockOffsets
 from .deadman import AgentLast, silent_agents
 from .incident_codec import to_dict
@@ -74,6 +75,7 @@ class IncidentDesk:
         # drill desk (collector/drills/desk.py) answers them as its scenario says.
         self.rehearsals: list[Execute] = []
         self.offsets = ClockOffsets()
+        self.published_offsets: dict[str, float] = {}
         # The dead-man's view, kept in memory (one SELECT per second over
         # thousands of agents would stall the writer): agent -> last heard.
         self.lasts: dict[str, AgentLast] = {}
@@ -305,10 +307,24 @@ class IncidentDesk:
     def counts(self) -> dict:
         """Numbers for /metrics: real and drill incidents by status (domain.md §5: a
         drill never counts as a real incident), silent agents, clock offsets."""
-        incs = {s: self.book.incidents(s) for s in ("open", "resolved")}
-        return {"incidents": {s: sum(not i.drill for i in v) for s, v in incs.items()},
-                "drill_incidents": {s: sum(i.drill for i in v) for s, v in incs.items()},
-                "silent": len(self.silent), "offsets": self.offsets.agents()}
+        snap = self.snapshot()
+        return {"incidents": dict(snap.incidents), "drill_incidents": dict(snap.drill_incidents),
+                "silent": snap.silent, "offsets": self.offsets.agents()}
+
+    def publish(self) -> None:
+        """Once a round, on the writer: the clock offsets /metrics shows (agents heard
+        lately only, book_metrics.py), replaced whole so a scrape reads them as they are."""
+        self.published_offsets = fresh_offsets(self.offsets.agents(), self.lasts.values(),
+                                               _utc(self.clock()))
+
+    def snapshot(self) -> BookSnapshot:
+        """What /metrics shows, from any thread: the book's counters are kept as
+        incidents change (no scan); the offsets are the last ones published."""
+        book = self.book
+        return BookSnapshot(
+            incidents={s: book.count(s) for s in STATUSES},
+            drill_incidents={s: book.count(s, drill=True) for s in STATUSES},
+            silent=len(self.silent), offsets=self.published_offsets)
 
     # --- people ------------------------------------------------------------------
     def act(self, action: str, incident_id: str, who: str, text: str,
