@@ -28,9 +28,11 @@ from .clock_offset import ClockOffsets
 from .deadman import AgentLast, silent_agents
 from .incident_codec import to_dict
 from .grader import GRADING_ACTIONS, Grader
-from .incident_runbooks import AGENT_ACTIONS, Execute, Runbooks, waiting_on_agents
+from .incident_runbooks import (AGENT_ACTIONS, Execute, Runbooks, moves_by_itself,
+                                waiting_on_agents)
 from .incident_rules import drill_of
 from .incidents import Change, IncidentBook, Refused
+from .round_queue import EVERY_ROUND, RoundQueue, next_grading
 from .store import Store
 
 log = logging.getLogger("branchwatch.collector")
@@ -90,12 +92,14 @@ class IncidentDesk:
 
     def reload(self) -> None:
         """Rebuild the book (and who is silent) from the stored open incidents."""
-        # Incidents whose grades time alone cannot change (grade_all skips them
-        # until they change again).
-        self.quiet: set[str] = set()
         self.book = IncidentBook(window=self.window, new_id=self._new_id,
                                  incidents=self.store.load_open_incidents(),
                                  cause_of=self.grader.cause_of if self.grader else None)
+        # What the once-a-second rounds look at (round_queue.py): every incident
+        # once after a load, then only what changed, moves by itself or falls due.
+        self.grading_due, self.runbooks_due = RoundQueue(), RoundQueue()
+        for q in (self.grading_due, self.runbooks_due):
+            q.touch(i.id for i in self.book.incidents() if i.status != "closed")
         # Agents whose silence is an active fault (survives a restart via the book).
         self.silent: set[str] = {f.agent for i in self.book.incidents() if not i.drill
                                  for f in i.faults.values() if f.category == "silent" and f.active}
@@ -121,7 +125,8 @@ class IncidentDesk:
                 changes = changes + more
                 self._hand_out(executes)
         ids = dict.fromkeys(c.incident_id for c in changes)
-        self.quiet.difference_update(ids)      # changed: grade it again
+        self.grading_due.touch(ids)            # changed: grade it again, advance its runs
+        self.runbooks_due.touch(ids)
         notes = None
         if self.notifier is not None:          # issue 7: who hears of it
             notes = self.notifier.on_changes(changes, self._incident, _utc(at))
@@ -249,14 +254,29 @@ class IncidentDesk:
         if self.runbooks is None:
             return []
         ts = self.clock()
-        now, changes = _utc(ts), []
-        for inc in self.book.incidents():
-            if inc.status != "closed" and any(r.status == "running" for r in inc.runbooks):
-                more, executes = self.runbooks.advance(inc, now)
-                changes += more
-                self._hand_out(executes)
+        now, changes, looked = _utc(ts), [], []
+        for inc in self._due(self.runbooks_due, now):
+            more, executes = self.runbooks.advance(inc, now)
+            changes += more
+            self._hand_out(executes)
+            looked.append(inc)
         self._save(changes, ts)
+        for inc in looked:                     # a person's turn, or done: not until it changes
+            self.runbooks_due.settle(inc.id, EVERY_ROUND if any(
+                moves_by_itself(r) for r in inc.runbooks) else None)
         return changes
+
+    def _due(self, queue: RoundQueue, now: datetime) -> list:
+        """The not-closed incidents a round's queue says are due now."""
+        due = []
+        for iid in queue.take(now):
+            try:
+                inc = self.book.get(iid)
+            except KeyError:
+                continue
+            if inc.status != "closed":
+                due.append(inc)
+        return due
 
     def runbook_act(self, incident_id: str, action: str, step: str, who: str, note: str,
                     run_id: str | None = None, choice: str | None = None) -> dict:
@@ -289,19 +309,19 @@ class IncidentDesk:
             return []
         ts = self.clock()
         now, changes = _utc(ts), []
-        quiet = []
-        for inc in self.book.incidents():
-            if inc.status == "closed" or inc.id in self.quiet:
-                continue
+        settled = []
+        for inc in self._due(self.grading_due, now):
             try:
                 facts = self.grader.facts(inc)
                 changes += self.grader.regrade_with(inc, facts, now)
-                if not self.grader.moves_with_time(inc, facts):
-                    quiet.append(inc.id)
+                settled.append((inc.id, next_grading(inc, facts)
+                                if self.grader.moves_with_time(inc, facts) else None))
             except Exception:
                 log.exception("grading %s failed", inc.id)
+                settled.append((inc.id, EVERY_ROUND))     # and again next round
         self._save(changes, ts)
-        self.quiet.update(quiet)
+        for iid, when in settled:
+            self.grading_due.settle(iid, when)
         return changes
 
     def counts(self) -> dict:
