@@ -37,6 +37,7 @@ Rules (issue 4; choices where it is silent are marked "chosen"):
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -55,13 +56,19 @@ from .incident_rules import (DRILL_TITLE, FALLBACK_TITLE, SUPPRESSIBLE, TITLE_RU
 HISTORY_KEEP = 20
 # A fault keeps at most this many active intervals: a link bouncing through a
 # 100k-event partition must not grow its incident without bound. Beyond it the
-# two spans with the shortest gap between them become one (the gap is counted
-# in `merged_gap`, so the time really active stays exact: `active_seconds`).
+# spans with the shortest gaps between them are joined, SPAN_SLACK at a time so
+# the cost spreads over many starts (each gap is counted in `merged_gap`, so the
+# time really active stays exact: `active_seconds`).
 SPAN_KEEP = 64
+SPAN_SLACK = 16
 
 
 class Refused(Exception):
     """An operator action that the incident's state does not allow (→ 409)."""
+
+
+def _span_start(span: list) -> datetime:
+    return span[0]
 
 
 @dataclass
@@ -97,23 +104,32 @@ class Fault:
 
     def active_at(self, t: datetime) -> bool:
         """Active at time t (by observation time; inside a merged gap counts as active)."""
-        return any(s <= t and (e is None or t < e) for s, e in self.spans)
+        # Spans are in time order and do not overlap: only the last one starting by t counts.
+        i = bisect.bisect_right(self.spans, t, key=_span_start) - 1
+        return i >= 0 and (self.spans[i][1] is None or t < self.spans[i][1])
 
     def active_seconds(self, now: datetime) -> float:
         """Seconds it has been active in all, exact even after spans were merged."""
         return sum(((e or now) - s).total_seconds() for s, e in self.spans) - self.merged_gap
 
-    def merge_shortest_gap(self) -> datetime | None:
-        """Past SPAN_KEEP spans, join the two closest ones; the start that went away."""
-        if len(self.spans) <= SPAN_KEEP:
-            return None
+    def bound_spans(self) -> list[datetime]:
+        """Past SPAN_KEEP + SPAN_SLACK spans, join across the shortest gaps down to
+        SPAN_KEEP; the span starts that went away."""
         spans = self.spans
-        i = min(range(len(spans) - 1), key=lambda k: spans[k + 1][0] - spans[k][1])
-        gone = spans[i + 1][0]
-        self.merged_gap += (gone - spans[i][1]).total_seconds()
-        self.spans_merged += 1
-        spans[i][1] = spans[i + 1][1]
-        del spans[i + 1]
+        if len(spans) <= SPAN_KEEP + SPAN_SLACK:
+            return []
+        gaps = sorted(range(len(spans) - 1), key=lambda k: spans[k + 1][0] - spans[k][1])
+        joined = set(gaps[:len(spans) - SPAN_KEEP])       # span k+1 joins span k
+        kept, gone = [], []
+        for k, (s, e) in enumerate(spans):
+            if k - 1 in joined:
+                self.merged_gap += (s - kept[-1][1]).total_seconds()
+                kept[-1][1] = e
+                gone.append(s)
+            else:
+                kept.append([s, e])
+        self.spans[:] = kept
+        self.spans_merged += len(gone)
         return gone
 
 
@@ -337,8 +353,7 @@ class IncidentBook:
                 self.index.remove_fault(target, replaced)
         fault.spans.append([t, None])
         self.index.span_started(target, fault, t)
-        gone = fault.merge_shortest_gap()
-        if gone is not None:
+        for gone in fault.bound_spans():
             self.index.span_merged(target, fault, gone)
         fault.state, fault.reason, fault.last_at = state, reason, t
         fault.diagnosis = diagnosis or fault.diagnosis
