@@ -30,6 +30,14 @@ DRILL = {"no": (0,), "yes": (0, 1), "only": (1,)}
 
 _decode = msgspec.json.decode
 
+# Decoding a stored incident costs a hundred times reading it: keep what was
+# decoded while its stored text stays the same (a console viewer reloads the
+# same open incidents every few seconds). Shared by the reader threads (dict
+# reads and writes are atomic); the data handed out is never changed by its
+# readers. Bounded: past DECODED_KEEP entries the oldest half goes.
+DECODED_KEEP = 20_000
+_decoded: dict[str, tuple[str, dict]] = {}
+
 
 class QueryError(ValueError):
     """A list query that cannot be answered (→ 400, with this line)."""
@@ -90,14 +98,28 @@ def list_incidents(conn: sqlite3.Connection, query: IncidentQuery) -> tuple[list
     rows = conn.execute(sql, args).fetchall()
     more = len(rows) > query.limit
     rows = rows[:query.limit]
-    page = [to_dict(from_dict(_decode(body))) for _, _, body in rows]
+    page = [as_data(iid, body) for _, iid, body in rows]
     return page, (f"{rows[-1][0]}|{rows[-1][1]}" if more else None)
 
 
 def incident(conn: sqlite3.Connection, incident_id: str) -> dict | None:
     """One incident as API data, or None."""
     row = conn.execute("SELECT body FROM incidents WHERE id = ?", (incident_id,)).fetchone()
-    return None if row is None else to_dict(from_dict(_decode(row[0])))
+    return None if row is None else as_data(incident_id, row[0])
+
+
+def as_data(incident_id: str, body: str) -> dict:
+    """A stored body as API data (incident_codec.to_dict), decoded once per version."""
+    known = _decoded.get(incident_id)
+    if known is not None and known[0] == body:
+        return known[1]
+    data = to_dict(from_dict(_decode(body)))
+    if len(_decoded) >= DECODED_KEEP:
+        for iid in list(_decoded)[:DECODED_KEEP // 2]:    # oldest first (insertion order)
+            _decoded.pop(iid, None)
+    _decoded.pop(incident_id, None)
+    _decoded[incident_id] = (body, data)
+    return data
 
 
 class StoreReaders:

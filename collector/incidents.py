@@ -59,8 +59,8 @@ HISTORY_KEEP = 20
 # spans with the shortest gaps between them are joined, SPAN_SLACK at a time so
 # the cost spreads over many starts (each gap is counted in `merged_gap`, so the
 # time really active stays exact: `active_seconds`).
-SPAN_KEEP = 64
-SPAN_SLACK = 16
+SPAN_KEEP = 32
+SPAN_SLACK = 8
 
 
 class Refused(Exception):

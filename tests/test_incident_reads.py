@@ -21,7 +21,7 @@ from collector.api_base import STATE
 from collector.book_metrics import BookCollector, BookSnapshot, fresh_offsets
 from collector.config import parse
 from collector.deadman import AgentLast
-from collector.incident_reads import IncidentQuery, QueryError, list_incidents
+from collector.incident_reads import IncidentQuery, QueryError, incident, list_incidents
 from collector.incidents import IncidentBook
 from collector.store import SqliteStore
 
@@ -220,3 +220,21 @@ def test_offset_series_of_agents_not_heard_lately_go_away():
     assert 'branchwatch_collector_incidents{status="resolved"} 0.0' in text
     assert 'branchwatch_collector_drill_incidents{status="resolved"} 1.0' in text
     assert "branchwatch_collector_agents_silent 2.0" in text
+
+
+def test_an_incident_is_decoded_once_per_stored_version(tmp_path):
+    store = SqliteStore(tmp_path / "collector.db")
+    book = IncidentBook(window=120)
+    [opened] = book.apply_event(event(0, "tcp/core", "critical", "N1"), at(0))
+    store.save_incidents(book.incidents(), 1.0)
+    readers = store.readers()
+    try:
+        first = readers.call(incident, opened.incident_id)
+        assert readers.call(incident, opened.incident_id) is first     # unchanged: reused
+        book.ack(opened.incident_id, "wang", "on it", at(5))
+        store.save_incidents(book.incidents(), 2.0)
+        again = readers.call(incident, opened.incident_id)
+        assert again is not first and again["acks"][0]["who"] == "wang" and not first["acks"]
+    finally:
+        readers.close()
+        store.close()

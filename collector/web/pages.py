@@ -29,8 +29,10 @@ def _now(request) -> datetime:
 
 
 # The console asks for what it shows: every open incident up to a bound, the
-# newest of the rest (a page refreshes every few seconds per viewer).
-SHOWN_OPEN, SHOWN_RECENT = 1000, 100
+# newest of the rest (a page refreshes every few seconds per viewer); and it
+# renders the most severe SHOWN_ROWS open ones (rendering a row costs more than
+# reading it).
+SHOWN_OPEN, SHOWN_RECENT, SHOWN_ROWS = 5000, 100, 100
 
 
 async def _incidents(request, status: str | None, limit: int, drill: str = "no",
@@ -116,7 +118,8 @@ async def incidents(request: web.Request) -> web.Response:
              for status, limit in (("open", SHOWN_OPEN), ("resolved", SHOWN_RECENT))}
     region_of = {a.branch: a.region for a in st.config.agents}
     return render(request, "_incidents_live.html" if _live(request) else "incidents.html",
-                  open=shown["open"], resolved=shown["resolved"], region=region,
+                  open=shown["open"][:SHOWN_ROWS], open_total=len(shown["open"]),
+                  resolved=shown["resolved"][:SHOWN_ROWS], region=region,
                   regions=sorted(set(region_of.values()) - {""}))
 
 
