@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from .incident_rules import drill_of
 
 if TYPE_CHECKING:
-    from .incidents import Fault, Incident
+    from .incident_model import Fault, Incident
 
 NOTABLE = ("silent", "network")    # categories that can block others or name the title
 
