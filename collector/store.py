@@ -27,6 +27,7 @@ from .audit import AuditLog
 from .drills.model import DrillRun
 from .drills.storage import SCHEMA as DRILLS_SCHEMA
 from .drills.storage import DrillRows
+from .incident_reads import StoreReaders
 from .incidents import Incident
 from .reports.storage import SCHEMA as REPORTS_SCHEMA
 from .reports.storage import ReportRows, StoredReport
@@ -72,6 +73,13 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (6, outbox.SCHEMA),
     # Incident faults as rows of their own (collector/storage/incident_rows.py).
     (7, [*incident_rows.SCHEMA, incident_rows.migrate_fault_rows]),
+    # Reads filtered and paged in SQL (collector/incident_reads.py): drill or not
+    # (domain.md §5) as a column computed from the body, so the write path stays as it is.
+    (8, [
+        "ALTER TABLE incidents ADD COLUMN drill INTEGER NOT NULL "
+        "GENERATED ALWAYS AS (coalesce(json_extract(body, '$.drill'), 0)) VIRTUAL",
+        "CREATE INDEX incidents_list ON incidents (status, drill, opened_at, id)",
+    ]),
 ]
 
 
@@ -215,6 +223,21 @@ def _dt(us: int | None) -> datetime | None:
 
 _checks_encoder = msgspec.json.Encoder()
 _checks_decoder = msgspec.json.Decoder(list[CheckStatus])
+
+
+def read_agents(conn: sqlite3.Connection) -> list[AgentRecord]:
+    """Every agent seen (by heartbeat or event), by id: on any connection (a reader's too)."""
+    out = []
+    for (agent, branch, region, first, last_ev, hb_at, hb_sent, interval, depth,
+         checks) in conn.execute(
+            "SELECT agent, branch, region, first_seen_at, last_event_at, heartbeat_at, "
+            "heartbeat_sent_at, interval, spool_depth, checks FROM agents ORDER BY agent"):
+        out.append(AgentRecord(
+            agent=agent, branch=branch, region=region, first_seen_at=_dt(first),
+            last_event_at=_dt(last_ev), heartbeat_at=_dt(hb_at),
+            heartbeat_sent_at=_dt(hb_sent), interval=interval, spool_depth=depth,
+            checks=_checks_decoder.decode(checks) if checks else []))
+    return out
 
 
 class SqliteStore(ReportRows, DrillRows, IncidentRows):
@@ -431,17 +454,7 @@ class SqliteStore(ReportRows, DrillRows, IncidentRows):
 
     def agents(self) -> list[AgentRecord]:
         """Every agent seen (by heartbeat or event), by id."""
-        out = []
-        for (agent, branch, region, first, last_ev, hb_at, hb_sent, interval, depth,
-             checks) in self._conn.execute(
-                "SELECT agent, branch, region, first_seen_at, last_event_at, heartbeat_at, "
-                "heartbeat_sent_at, interval, spool_depth, checks FROM agents ORDER BY agent"):
-            out.append(AgentRecord(
-                agent=agent, branch=branch, region=region, first_seen_at=_dt(first),
-                last_event_at=_dt(last_ev), heartbeat_at=_dt(hb_at),
-                heartbeat_sent_at=_dt(hb_sent), interval=interval, spool_depth=depth,
-                checks=_checks_decoder.decode(checks) if checks else []))
-        return out
+        return read_agents(self._conn)
 
     def record(self, at: float, kind: str, actor: str, data: dict) -> int:
         """Append one audit record in a transaction of its own."""
@@ -477,6 +490,11 @@ class SqliteStore(ReportRows, DrillRows, IncidentRows):
         """Incidents (optionally of one status), oldest first."""
         return self._incidents() if status is None else self._incidents("WHERE status = ?",
                                                                           (status,))
+
+    # --- reads on connections of their own, never the writer's -------------------
+    def readers(self, threads: int = 2) -> StoreReaders:
+        """Read-only connections to this file for the API and the console (WAL readers)."""
+        return StoreReaders(self.path, threads)
 
     def close(self) -> None:
         """Close the connection (the WAL is checkpointed by SQLite)."""

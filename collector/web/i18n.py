@@ -25,6 +25,7 @@ WORDS: dict[str, dict[str, str]] = {
     "logged_out": {"zh": "已退出", "en": "Logged out"},
     "open_incidents": {"zh": "未结事件", "en": "Open incidents"},
     "recent_incidents": {"zh": "近期已恢复", "en": "Recently resolved"},
+    "shown_most_severe": {"zh": "仅显示最严重的", "en": "Showing the most severe"},
     "no_incidents": {"zh": "当前没有未结事件", "en": "No open incidents"},
     "id": {"zh": "编号", "en": "ID"},
     "title": {"zh": "事件", "en": "Incident"},
