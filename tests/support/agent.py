@@ -25,7 +25,7 @@ class AgentProcess:
     def __init__(self, folder: Path, config: dict, *args: str, prefix: list[str] = ()):
         self.prefix = list(prefix)   # e.g. ["ip", "netns", "exec", NS]: run it elsewhere
         self.config_path = Path(folder) / "agent.yaml"
-        config.setdefault("metrics", {"port": 0})
+        config.setdefault("metrics", {"address": "127.0.0.1", "port": 0})
         self.config_path.write_text(yaml.safe_dump(config))
         self.args = args
         self.events: list[dict] = []
@@ -57,7 +57,7 @@ class AgentProcess:
     def _read_stderr(self):
         for line in self.proc.stderr:
             self.stderr.append(line)
-            if m := re.search(r"metrics on (http://\S+/metrics)", line):
+            if m := re.search(r"metrics on (https?://\S+/metrics)", line):
                 self.metrics_url = m[1]
                 self._ready.set()
 
