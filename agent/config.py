@@ -46,6 +46,9 @@ class MetricsListen(_S):
     tls_key: str | None = None
     tls_client_ca: str | None = None
     basic_auth: MetricsAuth | None = None
+    # host:port Prometheus should scrape when it is not this machine's address as
+    # the collector sees it (NAT, a proxy); the collector's service discovery uses it.
+    advertise: typing.Annotated[str, msgspec.Meta(pattern=r"^[^\s/:]+:[0-9]{1,5}$|^\[[0-9a-fA-F:.]+\]:[0-9]{1,5}$")] | None = None
 
 
 class StatePolicy(_S):

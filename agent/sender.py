@@ -107,6 +107,7 @@ class Sender:
         self.clock, self.rand, self.sleep = clock, rand, sleep
         self.publish = publish
         self.on_commands = on_commands       # runbook actions a heartbeat answer brings
+        self.about: wire.AgentAbout | None = None   # version, config hash, /metrics (agent/about.py)
         self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -214,7 +215,8 @@ class Sender:
         every = self.heartbeat_interval or DEFAULT_HEARTBEAT_INTERVAL
         hb = wire.Heartbeat(agent=self.agent, branch=self.branch, region=self.region,
                             sent_at=wire.utc(self.clock()), interval=float(every),
-                            spool_depth=self.spool.depth(), checks=check_statuses(self.checks()))
+                            spool_depth=self.spool.depth(), checks=check_statuses(self.checks()),
+                            about=self.about)
         try:
             status, body, _ = await self._post("/api/v1/heartbeat", hb)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:

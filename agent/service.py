@@ -59,6 +59,8 @@ async def serve(config: Config, probes, events: str = "json", duration: float | 
     agent = Agent(config, sink, snapshot)
     if link is not None:
         sender.checks = lambda: agent.trackers   # heartbeats carry the current truth
+        from .about import about
+        sender.about = about(config, url)
         # issue 6: runbook actions confirmed at the collector, carried out here.
         from .runbook_commands import CommandRunner
         sender.on_commands = CommandRunner(config, agent.sink.emit).handle

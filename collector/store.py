@@ -27,6 +27,8 @@ from .audit import AuditLog
 from .drills.model import DrillRun
 from .drills.storage import SCHEMA as DRILLS_SCHEMA
 from .drills.storage import DrillRows
+from .fleet.storage import SCHEMA as FLEET_SCHEMA
+from .fleet.storage import FleetRows
 from .incident_codec import encode, from_dict, to_dict
 from .incidents import Incident
 from .reports.storage import SCHEMA as REPORTS_SCHEMA
@@ -62,6 +64,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (3, REPORTS_SCHEMA),
     # issue 7: drill runs, archived (domain.md §5; collector/drills/storage.py).
     (4, DRILLS_SCHEMA),
+    # What each agent says about itself (collector/fleet/storage.py).
+    (5, FLEET_SCHEMA),
 ]
 
 
@@ -181,7 +185,7 @@ _json = msgspec.json
 _checks_decoder = msgspec.json.Decoder(list[CheckStatus])
 
 
-class SqliteStore(ReportRows, DrillRows):
+class SqliteStore(ReportRows, DrillRows, FleetRows):
     """`Store` on one SQLite file: WAL, synchronous=FULL, versioned schema."""
 
     def __init__(self, path: str | Path):

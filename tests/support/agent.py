@@ -22,8 +22,10 @@ from .paths import REPO
 class AgentProcess:
     """`branchwatch agent --config FILE` with stdout events collected."""
 
-    def __init__(self, folder: Path, config: dict, *args: str, prefix: list[str] = ()):
+    def __init__(self, folder: Path, config: dict, *args: str, prefix: list[str] = (),
+                 cwd: Path | None = None):
         self.prefix = list(prefix)   # e.g. ["ip", "netns", "exec", NS]: run it elsewhere
+        self.cwd = cwd               # relative paths in the config resolve from here
         self.config_path = Path(folder) / "agent.yaml"
         config.setdefault("metrics", {"address": "127.0.0.1", "port": 0})
         self.config_path.write_text(yaml.safe_dump(config))
@@ -39,7 +41,8 @@ class AgentProcess:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         self.proc = subprocess.Popen(
             [*self.prefix, sys.executable, "-m", "agent.cli", "agent", "--config", str(self.config_path),
-             *self.args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             *self.args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            cwd=self.cwd)
         threading.Thread(target=self._read_stdout, daemon=True).start()
         threading.Thread(target=self._read_stderr, daemon=True).start()
         if not self._ready.wait(timeout):
