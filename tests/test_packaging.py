@@ -77,3 +77,23 @@ def test_installed_check_config_and_once_run_as_the_package_user(installed):
     done = _as_service("collector", "--config", "/etc/branchwatch/collector.yaml")
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
+
+
+def test_the_ansible_playbook_installs_and_configures_a_branch(installed, tmp_path):
+    playbook = shutil.which("ansible-playbook")
+    if playbook is None:
+        pytest.skip("ansible-playbook is not installed (pip install ansible-core)")
+    (tmp_path / "vars.yml").write_text(
+        "agent_id: br-0417-srv01\nbranch: BR-0417\nregion: north\n"
+        "collector_url: https://collector.bank.example:9812\nagent_token: tok-0417-not-a-real-one\n"
+        f"branchwatch_deb: {installed}\nstart_service: false\n")
+    done = _run(playbook, "-i", "localhost,", "-c", "local", str(REPO / "packaging" / "ansible" / "branch.yml"),
+                "-e", f"@{tmp_path / 'vars.yml'}", check=False,
+                env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCALHOST_WARNING": "0"})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    config = Path("/etc/branchwatch/agent.yaml").read_text()
+    assert "branch: BR-0417" in config and "agent.token" in config
+    token = Path("/etc/branchwatch/agent.token")
+    assert token.stat().st_mode & 0o777 == 0o640
+    done = _as_service("check-config", "/etc/branchwatch/agent.yaml")
+    assert done.returncode == 0, done.stderr
