@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        if args.command in ("collector", "audit", "incidents", "runbook", "report", "drill"):
+        if args.command in ("collector", "audit", "incidents", "runbook", "report", "drill", "fleet"):
             from collector.cli import run as run_collector
             return run_collector(args)
         if args.command == "spool":

@@ -100,6 +100,7 @@ class Sender:
         self.pending = pending               # events not yet spooled (SpoolSink.pending)
         self.limit = batch_size              # events per batch; halved on 413, grows back
         self.turns: dict[str, float] = {}    # loop -> `clock` time of its last turn (watchdog)
+        self.about: wire.AgentAbout | None = None   # version, config hash, /metrics (agent/about.py)
         self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -259,7 +260,8 @@ class Sender:
                             sent_at=wire.utc(self.clock()), interval=float(every),
                             # events not yet spooled (a full disk) wait too
                             spool_depth=self.spool.depth() + self.pending(),
-                            checks=check_statuses(self.checks()))
+                            checks=check_statuses(self.checks()),
+                            about=self.about)
         try:
             status, body, _ = await self._post("/api/v1/heartbeat", hb)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:

@@ -21,7 +21,9 @@ async def serve(config: Config, probes, events: str = "json", duration: float | 
     `events` is "json" or "text" (stdout), or an EventSink of the caller's
     (the demo, which prints its own story).
     """
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import CollectorRegistry
+
+    from .metrics_http import TlsFilesError, start_metrics_server
 
     from .events import JsonLinesSink, TextSink
     from .metrics import Snapshot, SnapshotCollector
@@ -36,12 +38,14 @@ async def serve(config: Config, probes, events: str = "json", duration: float | 
     link = _open_link(config, snapshot) if config.collector is not None else None
     registry.register(SnapshotCollector(snapshot, a.branch, a.id, a.region))
     try:
-        httpd, _ = start_http_server(config.metrics.port, config.metrics.address, registry)
+        httpd, url = start_metrics_server(config.metrics, registry)
+    except TlsFilesError as e:
+        m = config.metrics
+        files = ", ".join(f for f in (m.tls_cert, m.tls_key, m.tls_client_ca) if f)
+        raise ConfigError(f"metrics.tls_cert/tls_key: cannot load {files}: {e}") from None
     except OSError as e:
         raise ConfigError(f"metrics: cannot listen on {config.metrics.address}:"
                           f"{config.metrics.port}: {e.strerror or e}") from None
-    host, port = httpd.server_address[:2]
-    url = f"http://{_url_host(host)}:{port}/metrics"
     log.info("agent %s (branch %s): %d probes; metrics on %s", a.id, a.branch, len(probes), url)
     if announce is not None:
         announce(url)
@@ -66,6 +70,8 @@ async def serve(config: Config, probes, events: str = "json", duration: float | 
         guard.watch("sender", "heartbeat")
         watch_spool(agent, spool)
         watch_dead_letters(agent, spool)
+        from .about import about
+        sender.about = about(config, url)
         # issue 6: runbook actions confirmed at the collector, carried out here,
         # exactly once across restarts (the command log in the spool's file).
         from .command_log import CommandLog
@@ -202,6 +208,3 @@ async def _start_traps(config: Config, probes, agent, scheduler, links):
     logging.getLogger("branchwatch.agent").info("listening for SNMP traps on udp %s:%s", host, port)
     return listener
 
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host

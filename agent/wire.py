@@ -86,6 +86,25 @@ class Ack(msgspec.Struct, kw_only=True):
     duplicates: list[str]      # stored before (a resend): also safe to delete
 
 
+class MetricsEndpoint(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Where Prometheus scrapes this agent: the scheme and port it serves, and
+    `advertise` (host:port) when the collector cannot use the address the
+    heartbeat came from (NAT, a proxy)."""
+
+    scheme: Literal["http", "https"] = "http"
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)]
+    advertise: Annotated[str, msgspec.Meta(max_length=261)] | None = None
+
+
+class AgentAbout(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The agent's version and config hash (drift from the fleet's template) and
+    its /metrics endpoint (Prometheus service discovery at the collector)."""
+
+    version: Annotated[str, msgspec.Meta(max_length=64)]
+    config_sha256: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+    metrics: MetricsEndpoint | None = None
+
+
 class Heartbeat(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """POST /api/v1/heartbeat: the agent's whole current truth.
 
@@ -101,6 +120,7 @@ class Heartbeat(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     interval: Annotated[float, msgspec.Meta(gt=0, le=INTERVAL_MAX)]
     spool_depth: Annotated[int, msgspec.Meta(ge=0, le=SPOOL_DEPTH_MAX)] = 0
     checks: Annotated[list[CheckStatus], msgspec.Meta(max_length=CHECKS_MAX)]
+    about: AgentAbout | None = None      # absent from agents older than 0.2
 
 
 def new_event_id() -> str:

@@ -35,6 +35,7 @@ from .config import AgentEntry, Config
 from .engine.wakeup import EngineWakeup
 from .api_reports import add_report_routes
 from .drills.http import add_drill_routes
+from .fleet import http as fleet_http
 from .web.routes import add_console_routes
 from .api_people import (READERS, act_on_incident, act_on_step, get_incident, list_incidents,
                          list_runbooks, start_runbook)
@@ -212,6 +213,7 @@ async def post_heartbeat(request: web.Request) -> web.Response:
     _check_identity(entry, hb.agent, hb.branch)
     await st.run(st.desk.heartbeat, hb, st.clock())
     _seen(st, hb.agent)
+    await fleet_http.heartbeat_seen(request, hb)
     # Runbook actions for this branch's agent ride back on the answer, on every
     # heartbeat until the agent's result event is in (the agent answers an id it
     # has seen with its stored result: re-offering is safe).
@@ -314,6 +316,7 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
     notify_http.setup(app, st)        # ack links, Alertmanager's webhook, the dispatcher
     add_report_routes(app)            # the regulator's reports (issue 7)
     add_drill_routes(app)             # drills (issue 7; domain.md §5)
+    fleet_http.add_fleet_routes(app)  # versions, drift, Prometheus service discovery
     if config.console.enabled:
         add_console_routes(app)       # the operators' web console (issue 8)
     st.writer = st.metrics.writer = Writer(store, on_failure=st.desk.reload)

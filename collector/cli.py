@@ -50,6 +50,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_report(sub)
     from .drill_cli import add_command as add_drill      # issue 7: drills (domain.md §5)
     add_drill(sub)
+    from .fleet.cli import add_command as add_fleet      # versions, drift (collector/fleet/)
+    add_fleet(sub)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
         if args.command == "drill":
             from .drill_cli import run as run_drill
             return run_drill(args)
+        if args.command == "fleet":
+            from .fleet.cli import run as run_fleet
+            return run_fleet(args)
     except ConfigError as e:
         print(f"branchwatch: {e}", file=sys.stderr)
         return 2

@@ -27,6 +27,8 @@ from .audit import AuditLog
 from .drills.model import DrillRun
 from .drills.storage import SCHEMA as DRILLS_SCHEMA
 from .drills.storage import DrillRows
+from .fleet.storage import SCHEMA as FLEET_SCHEMA
+from .fleet.storage import FleetRows
 from .incident_reads import StoreReaders
 from .incidents import Incident
 from .reports.storage import SCHEMA as REPORTS_SCHEMA
@@ -80,6 +82,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         "GENERATED ALWAYS AS (coalesce(json_extract(body, '$.drill'), 0)) VIRTUAL",
         "CREATE INDEX incidents_list ON incidents (status, drill, opened_at, id)",
     ]),
+    # What each agent says about itself (collector/fleet/storage.py).
+    (9, FLEET_SCHEMA),
 ]
 
 
@@ -240,7 +244,7 @@ def read_agents(conn: sqlite3.Connection) -> list[AgentRecord]:
     return out
 
 
-class SqliteStore(ReportRows, DrillRows, IncidentRows):
+class SqliteStore(ReportRows, DrillRows, IncidentRows, FleetRows):
     """`Store` on one SQLite file: WAL, synchronous=FULL, versioned schema."""
 
     def __init__(self, path: str | Path):
