@@ -36,6 +36,8 @@ from .engine.wakeup import EngineWakeup
 from .api_reports import add_report_routes
 from .drills.http import add_drill_routes
 from .fleet import http as fleet_http
+from .fleet.enrol_http import add_enrol_routes
+from .fleet.reload import with_enrolled
 from .web.routes import add_console_routes
 from .api_people import (READERS, act_on_incident, act_on_step, get_incident, list_incidents,
                          list_runbooks, start_runbook)
@@ -291,7 +293,10 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
     # client_max_size also stops a chunked body (no Content-Length) at the limit.
     app = web.Application(client_max_size=config.limits.max_body,
                           middlewares=[_timing_and_refusals])
+    file_agents = {a.id for a in config.agents}
+    config = with_enrolled(config, store)     # agents enrolled by code count as the config's
     st = _State(config, clock)
+    st.file_agents = file_agents
     st.seen.update(a.agent for a in store.agents() if drill_of(a.agent) is None)
     st.metrics.agents_seen.set(len(st.seen))
     app[STATE], app[STORE] = st, store
@@ -317,6 +322,7 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
     add_report_routes(app)            # the regulator's reports (issue 7)
     add_drill_routes(app)             # drills (issue 7; domain.md §5)
     fleet_http.add_fleet_routes(app)  # versions, drift, Prometheus service discovery
+    add_enrol_routes(app)             # enrolment by one-time code, revocation
     if config.console.enabled:
         add_console_routes(app)       # the operators' web console (issue 8)
     st.writer = st.metrics.writer = Writer(store, on_failure=st.desk.reload)

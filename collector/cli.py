@@ -35,6 +35,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--user", metavar="NAME", help="print a whole console.users[] entry")
     w.add_argument("--roles", metavar="R,R", default="operator",
                    help="viewer, operator and/or leadership (comma-separated)")
+    from .fleet.cli import add_enrol_commands
+    add_enrol_commands(csub)       # collector enrol, collector revoke (over the API)
 
     p = sub.add_parser("audit", help="the collector's audit trail")
     asub = p.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
@@ -61,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
             return print_token(args.agent, args.branch, args.region)
         if args.command == "collector" and args.collector_command == "password":
             return print_password(args.user, args.roles)
+        if args.command == "collector" and args.collector_command in ("enrol", "revoke"):
+            from .fleet.cli import run_enrol
+            return run_enrol(args)
         if args.command == "collector":
             if not args.config:
                 print("branchwatch: collector: --config FILE is required", file=sys.stderr)

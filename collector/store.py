@@ -29,6 +29,8 @@ from .drills.storage import SCHEMA as DRILLS_SCHEMA
 from .drills.storage import DrillRows
 from .fleet.storage import SCHEMA as FLEET_SCHEMA
 from .fleet.storage import FleetRows
+from .fleet.enrolment import SCHEMA as ENROLMENT_SCHEMA
+from .fleet.enrolment import EnrolmentRows
 from .incident_reads import StoreReaders
 from .incidents import Incident
 from .reports.storage import SCHEMA as REPORTS_SCHEMA
@@ -84,6 +86,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     ]),
     # What each agent says about itself (collector/fleet/storage.py).
     (9, FLEET_SCHEMA),
+    # Agents enrolled at the collector with one-time codes (collector/fleet/enrolment.py).
+    (10, ENROLMENT_SCHEMA),
 ]
 
 
@@ -244,7 +248,7 @@ def read_agents(conn: sqlite3.Connection) -> list[AgentRecord]:
     return out
 
 
-class SqliteStore(ReportRows, DrillRows, IncidentRows, FleetRows):
+class SqliteStore(ReportRows, DrillRows, IncidentRows, FleetRows, EnrolmentRows):
     """`Store` on one SQLite file: WAL, synchronous=FULL, versioned schema."""
 
     def __init__(self, path: str | Path):

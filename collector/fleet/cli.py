@@ -15,6 +15,38 @@ def add_command(sub: argparse._SubParsersAction) -> None:
                    help="branches by agent version, with config drift from the template")
 
 
+def add_enrol_commands(csub: argparse._SubParsersAction) -> None:
+    """Add `collector enrol` and `collector revoke` (the leadership, over the API)."""
+    e = csub.add_parser("enrol", parents=[common_arguments()],
+                        help="enrol an agent: print its one-time code (for `agent enrol`)")
+    e.add_argument("--agent", required=True, metavar="ID")
+    e.add_argument("--branch", required=True, metavar="CODE")
+    e.add_argument("--region", default="", metavar="NAME")
+    r = csub.add_parser("revoke", parents=[common_arguments()],
+                        help="revoke an enrolled agent: its token is refused from now on")
+    r.add_argument("--agent", required=True, metavar="ID")
+    r.add_argument("--why", required=True)
+
+
+def run_enrol(args: argparse.Namespace) -> int:
+    """`collector enrol` or `collector revoke`; the exit status."""
+    if args.collector_command == "enrol":
+        answer = request(args, "POST", "/api/v1/enrolments",
+                         {"agent": args.agent, "branch": args.branch, "region": args.region})
+        return finish(args, answer, lambda d: (
+            f"enrolled {d['agent']} (branch {d['branch']}); one-time code, valid until "
+            f"{_when(d['code_expires_at'])}:\n{d['code']}\n"
+            f"on the branch: branchwatch agent enrol --config /etc/branchwatch/agent.yaml "
+            f"--code {d['code']}"))
+    answer = request(args, "POST", f"/api/v1/enrolments/{args.agent}/revoke", {"why": args.why})
+    return finish(args, answer, lambda d: f"revoked {d['agent']}: its token is refused from now on")
+
+
+def _when(ts: float) -> str:
+    from datetime import datetime, timezone
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def run(args: argparse.Namespace) -> int:
     """List the fleet; the exit status."""
     return finish(args, request(args, "GET", "/api/v1/fleet"), render)
