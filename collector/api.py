@@ -293,10 +293,10 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
     # client_max_size also stops a chunked body (no Content-Length) at the limit.
     app = web.Application(client_max_size=config.limits.max_body,
                           middlewares=[_timing_and_refusals])
-    file_agents = {a.id for a in config.agents}
+    file_config = config
     config = with_enrolled(config, store)     # agents enrolled by code count as the config's
     st = _State(config, clock)
-    st.file_agents = file_agents
+    st.file_config = file_config              # as the file says (reload and enrolment start here)
     st.seen.update(a.agent for a in store.agents() if drill_of(a.agent) is None)
     st.metrics.agents_seen.set(len(st.seen))
     app[STATE], app[STORE] = st, store

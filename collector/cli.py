@@ -144,7 +144,7 @@ def serve(config_path: str) -> int:
     from .store import StoreError
     config = load(config_path)
     try:
-        return asyncio.run(serve_async(config))
+        return asyncio.run(serve_async(config, path=config_path))
     except (StoreError, OSError) as e:
         print(f"branchwatch: collector: {e}", file=sys.stderr)
         return 2

@@ -20,9 +20,9 @@ from ..api_base import STATE, STORE, Rejected, _body, _json, _operator
 from agent.schema_network import Name
 from agent.wire import REGION_MAX
 
-from ..config import AgentEntry
 from ..incidents import Refused
 from .enrolment import BadCode, Enrolment
+from .reload import apply_config
 
 
 class NewEnrolment(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -46,12 +46,6 @@ def add_enrol_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/enrolments", listing)
     app.router.add_post("/api/v1/enrolments/{agent}/revoke", revoke)
     app.router.add_post("/api/v1/enrol", exchange)
-
-
-def active_entries(enrolments: list[Enrolment]) -> list[AgentEntry]:
-    """The enrolled agents as config entries (for tokens, grading and routing)."""
-    return [AgentEntry(id=e.agent, branch=e.branch, region=e.region, token_sha256=e.token_sha256)
-            for e in enrolments if e.state == "enrolled"]
 
 
 def _leader(st, request: web.Request) -> str:
@@ -83,7 +77,7 @@ async def create(request: web.Request) -> web.Response:
     st = request.app[STATE]
     who = _leader(st, request)
     new = _decode(await _body(st, request), NewEnrolment)
-    known = getattr(st, "file_agents", set())
+    known = {a.id for a in st.file_config.agents}
     try:
         code = await st.run(request.app[STORE].enrol, new.agent, new.branch, new.region, who,
                             st.clock(), known)
@@ -112,7 +106,7 @@ async def revoke(request: web.Request) -> web.Response:
         e = await st.run(request.app[STORE].revoke, agent, who, why, st.clock())
     except Refused as e:
         raise Rejected(404, str(e)) from None
-    st.by_hash.pop(e.token_sha256, None)
+    await apply_config(request.app, st.file_config)     # refused from now on
     return _json(_view(e))
 
 
@@ -124,6 +118,5 @@ async def exchange(request: web.Request) -> web.Response:
         e, token = await st.run(request.app[STORE].exchange_code, ask.agent, ask.code, st.clock())
     except BadCode as e:
         raise Rejected(403, str(e)) from None
-    [entry] = active_entries([e])
-    st.by_hash[entry.token_sha256] = entry
+    await apply_config(request.app, st.file_config)     # its token and region count at once
     return _json({"agent": e.agent, "branch": e.branch, "region": e.region, "token": token})

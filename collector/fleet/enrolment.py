@@ -13,6 +13,7 @@ import secrets
 
 import msgspec
 
+from ..config import AgentEntry
 from ..incidents import Refused
 
 CODE_TTL = 7 * 24 * 3600.0      # a week: long enough to ship a branch machine
@@ -129,3 +130,9 @@ class EnrolmentRows:
         """Every enrolment, by agent id."""
         return [Enrolment(**dict(zip(_COLUMNS.split(", "), r))) for r in self._conn.execute(
             f"SELECT {_COLUMNS} FROM enrolments ORDER BY agent")]
+
+
+def active_entries(enrolments: list[Enrolment]) -> list[AgentEntry]:
+    """The enrolled agents as config entries (for tokens, grading and routing)."""
+    return [AgentEntry(id=e.agent, branch=e.branch, region=e.region, token_sha256=e.token_sha256)
+            for e in enrolments if e.state == "enrolled"]
