@@ -38,6 +38,7 @@ from .drills.http import add_drill_routes
 from .fleet import http as fleet_http
 from .fleet.enrol_http import add_enrol_routes
 from .fleet.reload import with_enrolled
+from .notify.silences_http import add_silence_routes, refresh as refresh_silences
 from .web.routes import add_console_routes
 from .api_people import (READERS, act_on_incident, act_on_step, get_incident, list_incidents,
                          list_runbooks, start_runbook)
@@ -323,6 +324,7 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
     add_drill_routes(app)             # drills (issue 7; domain.md §5)
     fleet_http.add_fleet_routes(app)  # versions, drift, Prometheus service discovery
     add_enrol_routes(app)             # enrolment by one-time code, revocation
+    add_silence_routes(app)           # silences set by people (and at Alertmanager)
     if config.console.enabled:
         add_console_routes(app)       # the operators' web console (issue 8)
     st.writer = st.metrics.writer = Writer(store, on_failure=st.desk.reload)
@@ -332,6 +334,8 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
         start_executions(st)
 
     async def _start_deadman(app):
+        await refresh_silences(app)       # silences set by people before a restart hold
+
         def _applied(n: int) -> None:
             if st.desk.engine.oldest is not None:
                 st.metrics.engine_delay.observe(max(0.0, st.clock() - st.desk.engine.oldest))

@@ -31,6 +31,8 @@ from .fleet.storage import SCHEMA as FLEET_SCHEMA
 from .fleet.storage import FleetRows
 from .fleet.enrolment import SCHEMA as ENROLMENT_SCHEMA
 from .fleet.enrolment import EnrolmentRows
+from .notify.silences import SCHEMA as SILENCES_SCHEMA
+from .notify.silences import SilenceRows
 from .incident_reads import StoreReaders
 from .incidents import Incident
 from .reports.storage import SCHEMA as REPORTS_SCHEMA
@@ -88,6 +90,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (9, FLEET_SCHEMA),
     # Agents enrolled at the collector with one-time codes (collector/fleet/enrolment.py).
     (10, ENROLMENT_SCHEMA),
+    # Silences set by people (collector/notify/silences.py).
+    (11, SILENCES_SCHEMA),
 ]
 
 
@@ -248,7 +252,8 @@ def read_agents(conn: sqlite3.Connection) -> list[AgentRecord]:
     return out
 
 
-class SqliteStore(ReportRows, DrillRows, IncidentRows, FleetRows, EnrolmentRows):
+class SqliteStore(ReportRows, DrillRows, IncidentRows, FleetRows, EnrolmentRows,
+                  SilenceRows):
     """`Store` on one SQLite file: WAL, synchronous=FULL, versioned schema."""
 
     def __init__(self, path: str | Path):

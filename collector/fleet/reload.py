@@ -13,6 +13,7 @@ import msgspec
 
 from ..api_base import STATE, STORE
 from ..config import ConfigError, load
+from ..notify.silences_http import refresh as refresh_silences
 from .enrolment import active_entries
 
 log = logging.getLogger("branchwatch.collector")
@@ -42,6 +43,7 @@ async def apply_config(app, file_config) -> None:
         st.desk.notifier = Notifier.from_config(config, grader.tables)
         return config
     config = await st.run(swap)
+    await refresh_silences(app)                    # the new notifier honours people's silences too
     st.config = config
     st.file_config = file_config
     st.by_hash = {a.token_sha256: a for a in config.agents}
