@@ -22,6 +22,7 @@ from collector.api import token_hash
 
 from .support.agent import AgentProcess
 from .support.collector import CollectorProcess
+from .support.console import console_yaml
 from .support.paths import REPO
 from .support.prometheus import PrometheusServer
 
@@ -71,7 +72,8 @@ def fleet(tmp_path):
     agents = {"br-1-srv": ("BR-1", "north", "tok-br-1-aaaaaaaaaaaa"),
               "br-2-srv": ("BR-2", "north", "tok-br-2-bbbbbbbbbbbb"),
               "br-3-srv": ("BR-3", "south", "tok-br-3-cccccccccccc")}
-    extra = f"operators:\n  - {{name: prometheus, token_sha256: {token_hash(OPERATOR)}}}\n"
+    extra = (f"operators:\n  - {{name: prometheus, token_sha256: {token_hash(OPERATOR)}}}\n"
+             + console_yaml())
     with CollectorProcess(tmp_path / "c", agents, extra=extra) as collector:
         procs = []
         for agent, (branch, _, token) in agents.items():
@@ -107,6 +109,21 @@ def test_fleet_lists_versions_and_drift(fleet):
     assert "3 agents, 1 versions, 1 with config drift" in done.stdout
     drift_lines = [ln for ln in done.stdout.splitlines() if "DRIFT" in ln]
     assert len(drift_lines) == 1 and "BR-3" in drift_lines[0]
+
+
+def test_the_console_shows_each_agents_version_and_drift(fleet):
+    from .test_console_http import Visitor
+    collector, _ = fleet
+    _wait(lambda: len(_get(collector.url + "/api/v1/fleet", OPERATOR)[1].get("agents", [])) == 3)
+    v = Visitor(collector.url)
+    v.login("vera")
+    status, _, body = v.go("/console/branches")
+    assert status == 200
+    from agent import __version__
+    assert body.count(f'data-version="{__version__}"') == 3
+    tile = body.split('id="branch-BR-3"', 1)[1].split("</article>", 1)[0]
+    assert 'class="state warning drift"' in tile and "配置与模板不一致" in tile    # zh first
+    assert "drift" not in body.split('id="branch-BR-1"', 1)[1].split("</article>", 1)[0]
 
 
 def test_service_discovery_needs_an_operator_token(fleet):

@@ -7,7 +7,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..api_base import STATE, STORE, _json, _operator
-from .storage import AgentAboutRow
+from ..api_people import read
+from .storage import AgentAboutRow, read_about
 from .view import fleet_lines, metrics_target, sd_groups
 
 # What each agent said last, to write a row only when it changes.
@@ -49,7 +50,7 @@ async def sd_targets(request: web.Request) -> web.Response:
     """GET /api/v1/prometheus/targets: every agent's /metrics as HTTP SD target groups."""
     st = request.app[STATE]
     _operator(st, request)
-    rows = await st.run(request.app[STORE].about_rows)
+    rows = await read(request, read_about)
     return _json(sd_groups(rows, _regions(st)))
 
 
@@ -57,7 +58,7 @@ async def fleet(request: web.Request) -> web.Response:
     """GET /api/v1/fleet: each agent's version, template hash and drift."""
     st = request.app[STATE]
     _operator(st, request)
-    rows = await st.run(request.app[STORE].about_rows)
+    rows = await read(request, read_about)
     declared = st.config.fleet.template_sha256
     return _json({"template_sha256": declared,
                   "agents": fleet_lines(rows, _regions(st), declared)})

@@ -26,6 +26,14 @@ class AgentAboutRow(msgspec.Struct, kw_only=True):
     reported_at: float
 
 
+def read_about(conn) -> list[AgentAboutRow]:
+    """Every agent's last word about itself, on any connection (a reader's too)."""
+    rows = conn.execute("SELECT agent, branch, version, config_sha256, metrics_scheme, "
+                        "metrics_target, reported_at FROM agent_about ORDER BY agent")
+    return [AgentAboutRow(agent=r[0], branch=r[1], version=r[2], config_sha256=r[3],
+                          metrics_scheme=r[4], metrics_target=r[5], reported_at=r[6]) for r in rows]
+
+
 class FleetRows:
     """Store mixin: agent_about rows (the store gives `_transaction` and `_conn`)."""
 
@@ -43,8 +51,4 @@ class FleetRows:
 
     def about_rows(self) -> list[AgentAboutRow]:
         """Every agent's last word about itself, by agent id."""
-        rows = self._conn.execute("SELECT agent, branch, version, config_sha256, metrics_scheme, "
-                                  "metrics_target, reported_at FROM agent_about ORDER BY agent")
-        return [AgentAboutRow(agent=r[0], branch=r[1], version=r[2], config_sha256=r[3],
-                              metrics_scheme=r[4], metrics_target=r[5], reported_at=r[6])
-                for r in rows]
+        return read_about(self._conn)
