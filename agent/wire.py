@@ -142,9 +142,14 @@ def cut(text: str, limit: int = REASON_MAX) -> str:
     return text[:max(0, limit - len(marker))] + marker
 
 
+_TIME_MIN = datetime(YEAR_MIN, 1, 1, tzinfo=timezone.utc)
+_TIME_END = datetime(YEAR_MAX + 1, 1, 1, tzinfo=timezone.utc)
+
+
 def time_problem(at: datetime | None) -> str | None:
-    """Why a wire time is out of range (years YEAR_MIN..YEAR_MAX), or None."""
-    if at is None or YEAR_MIN <= at.year <= YEAR_MAX:
+    """Why a wire time is out of range (years YEAR_MIN..YEAR_MAX in UTC), or None."""
+    # Compared, never converted: year 1 at +14:00 has no UTC year to convert to.
+    if at is None or _TIME_MIN <= at < _TIME_END:
         return None
     return f"{at.isoformat()} is outside the years {YEAR_MIN}..{YEAR_MAX}"
 
