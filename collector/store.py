@@ -32,6 +32,7 @@ from .reports.storage import SCHEMA as REPORTS_SCHEMA
 from .reports.storage import ReportRows, StoredReport
 from .storage import event_log, incident_rows, outbox
 from .storage.incident_rows import IncidentRows
+from .storage.log_tail import LogTail
 from .storage.event_log import LoggedEvent
 from .storage.outbox import Entry as OutboxEntry
 
@@ -225,6 +226,7 @@ class SqliteStore(ReportRows, DrillRows, IncidentRows):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._in_group, self._depth = False, 0
         self._rows_init()
+        self._tail = LogTail()      # the newest log entries, for the engine
         try:
             # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE).
             self._conn = sqlite3.connect(self.path, isolation_level=None,
@@ -263,6 +265,7 @@ class SqliteStore(ReportRows, DrillRows, IncidentRows):
         except BaseException:
             self._conn.execute("ROLLBACK")
             self._rows_rolled_back()
+            self._tail.rolled_back()
             raise
         else:
             try:
@@ -273,8 +276,10 @@ class SqliteStore(ReportRows, DrillRows, IncidentRows):
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 self._rows_rolled_back()
+                self._tail.rolled_back()
                 raise
             self._rows_committed()
+            self._tail.committed()
         finally:
             self._in_group = False
 
@@ -284,11 +289,12 @@ class SqliteStore(ReportRows, DrillRows, IncidentRows):
         name = f"sp{self._depth}"
         self._depth += 1
         self._conn.execute(f"SAVEPOINT {name}")
-        mark = self._rows_mark()
+        mark, tail_mark = self._rows_mark(), self._tail.mark()
         try:
             yield self._conn
         except BaseException:
             self._rows_back_to(mark)
+            self._tail.back_to(tail_mark)
             self._conn.execute(f"ROLLBACK TO {name}")
             self._conn.execute(f"RELEASE {name}")
             raise
@@ -329,11 +335,15 @@ class SqliteStore(ReportRows, DrillRows, IncidentRows):
         """Append the events not seen before (by id alone) to the log; nothing else:
         the engine audits and applies them from its cursor."""
         with self._transaction() as c:
-            return event_log.append(c, events, received_at, sent_at)
+            accepted, duplicates, logged = event_log.append(c, events, received_at, sent_at)
+            self._tail.stage(logged)
+        return accepted, duplicates
 
     def log_after(self, cursor: int, limit: int) -> list[LoggedEvent]:
-        """Log entries after seq `cursor`, oldest first."""
-        return event_log.after(self._conn, cursor, limit)
+        """Log entries after seq `cursor`, oldest first (from memory when the newest
+        appended are what is asked for)."""
+        found = self._tail.after(cursor, limit)
+        return event_log.after(self._conn, cursor, limit) if found is None else found
 
     def log_head(self) -> int:
         """The newest seq in the event log."""
