@@ -194,8 +194,11 @@ class IncidentDesk:
         """Apply one logged batch to the book, by corrected observation time."""
         if sent_at is not None:
             self.offsets.observe(agent, sent_at, received_at)
-        fresh = [msgspec.structs.replace(e, observed_at=self.offsets.correct(agent, e.observed_at))
-                 for e in events]
+        fresh = []
+        for e in events:
+            at = self.offsets.correct(agent, e.observed_at)
+            # A copy only when the agent's clock is off (the log keeps what it said).
+            fresh.append(e if at == e.observed_at else msgspec.structs.replace(e, observed_at=at))
         now, changes = _utc(received_at), []
         for e in sorted(fresh, key=lambda e: e.observed_at):
             if abs(now - e.observed_at) > MAX_EVENT_AGE:
