@@ -253,8 +253,25 @@ class IncidentDesk:
 
     def commands_for(self, branch: str) -> list[Execute]:
         """The agent actions this branch's agent has not answered yet: offered on every
-        heartbeat until its `action` result event is applied (never popped on send)."""
-        return [_execute_decoder.decode(e.body) for e in self.store.outbox_waiting(AGENT, branch)]
+        heartbeat until its `action` result event is applied (never popped on send).
+        One whose step no longer waits (a person skipped it, it timed out, the
+        incident closed) is withdrawn: an agent must never act on a stale step."""
+        out = []
+        for entry in self.store.outbox_waiting(AGENT, branch):
+            x = _execute_decoder.decode(entry.body)
+            if self._waits_on_agent(x):
+                out.append(x)
+            else:
+                self.store.outbox_done(entry.key, self.clock(),
+                                       "withdrawn: the step no longer waits for the agent")
+        return out
+
+    def _waits_on_agent(self, x: Execute) -> bool:
+        try:
+            inc = self.book.get(x.incident)
+        except KeyError:
+            return False                  # closed: nothing of it runs
+        return any((w.run, w.step) == (x.run, x.step) for w in waiting_on_agents(inc))
 
     def claim(self, kind: str, limit: int = 100) -> list[Execute]:
         """Claim outbox actions of a kind (EXECUTE, REHEARSAL) to carry out now."""

@@ -101,6 +101,19 @@ def test_an_agent_command_is_offered_until_its_result_is_in_and_survives_a_resta
     store.close()
 
 
+def test_a_command_whose_step_no_longer_waits_is_withdrawn_not_offered(tmp_path):
+    clock = Clock()
+    store, desk = desk_over(tmp_path, SNMP, clock)
+    step(store, lambda: desk.ingest("a1", "B1", [fault()], clock()))
+    [x] = desk.commands_for("B1")
+    # A person did it by hand: the agent must not swap the port later.
+    step(store, lambda: desk.runbook_act(x.incident, "skip", "do", "alice", "done by hand"))
+    assert step(store, lambda: desk.commands_for("B1")) == []
+    entry = store.outbox_entry(outbox_key(AGENT, x))
+    assert entry.status == "done"
+    store.close()
+
+
 class Receiver:
     """A real HTTP endpoint: records each POST's Idempotency-Key and body."""
 
