@@ -2,11 +2,14 @@
 dead-man (deadman.py) fed from the store, their changes saved and audited.
 
 Every method is synchronous and runs on the API's one writer thread
-(collector/writer.py), inside that thread's transaction: an event and the
-incident change it causes are committed together or not at all. The book
-is never touched by two callers at once, and its state, the incidents
-table and the audit trail change in the same order. When a job fails and
-is rolled back, `reload` rebuilds the book from what is stored.
+(collector/writer.py), inside that thread's transaction. Events reach the
+book through the event log: ingest appends them, and the engine
+(collector/engine/log_engine.py) hands each logged batch to `apply_batch`;
+the incident change it causes, its audit records, its outbox entries and
+the engine's cursor are committed together or not at all. The book is
+never touched by two callers at once, and its state, the incidents table
+and the audit trail change in the same order. When a job fails and is
+rolled back, `reload` rebuilds the book from what is stored.
 
 Agents' timestamps reach the book on the collector's clock
 (clock_offset.py): the store keeps what the agent said.
