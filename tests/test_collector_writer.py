@@ -220,3 +220,18 @@ def test_a_grown_offset_is_followed_after_three_samples_not_the_whole_window():
     off.observe("b", T0, T0.timestamp() + 0.2)
     off.observe("b", T0, T0.timestamp() + 40)
     assert off.offset("b") == 0.0
+
+
+def test_an_engine_step_commits_without_its_own_fsync_and_acks_keep_theirs(store):
+    writer = Writer(store)
+
+    def sync_level():
+        return store._conn.execute("PRAGMA synchronous").fetchone()[0]
+
+    async def main():
+        return (await writer.run_alone(sync_level, durable=False), await writer.run(sync_level),
+                await writer.run_alone(sync_level))
+
+    step, ack, alone = asyncio.run(main())
+    writer.stop()
+    assert (step, ack, alone) == (1, 2, 2)          # NORMAL for the step, FULL otherwise
