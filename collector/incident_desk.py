@@ -28,10 +28,11 @@ from agent.wire import Event, Heartbeat
 
 from .clock_offset import ClockOffsets
 from .deadman import AgentLast, silent_agents
+from .engine.actions import ActionOutbox
 from .engine.log_engine import LogEngine
 from .incident_codec import to_dict
 from .grader import GRADING_ACTIONS, Grader
-from .incident_runbooks import AGENT_ACTIONS, Execute, Runbooks, waiting_on_agents
+from .incident_runbooks import Execute, Runbooks, waiting_on_agents
 from .incident_rules import drill_of
 from .incidents import Change, IncidentBook, Refused
 from .store import Store
@@ -45,23 +46,6 @@ log = logging.getLogger("branchwatch.collector")
 MAX_EVENT_AGE = timedelta(days=31)
 
 ACTIONS = ("ack", "note", "resolve", "close", *GRADING_ACTIONS)
-
-
-# Outbox kinds (collector/storage/outbox.py).
-AGENT, EXECUTE, REHEARSAL = "agent", "execute", "rehearsal"
-_execute_json = msgspec.json.Encoder()
-_execute_decoder = msgspec.json.Decoder(Execute)
-
-
-def outbox_key(kind: str, x: Execute) -> str:
-    """An action's idempotency key: its kind and runbook step, fixed when decided
-    (an agent's command id is the part after the colon)."""
-    return f"{kind}:{command_id(x)}"
-
-
-def command_id(x: Execute) -> str:
-    """The id an agent receives for a runbook action (the same after a restart)."""
-    return f"{x.incident}/{x.run}/{x.step}"
 
 
 def _utc(ts: float) -> datetime:
@@ -92,7 +76,8 @@ class IncidentDesk:
         # on its heartbeats until it reports the result), or, a drill's, for the
         # drill desk to answer (domain.md §5: a drill touches no switch or UPS).
         # These counts only tell the event loop whether to look (a hint).
-        self.waiting = {k: len(store.outbox_waiting(k)) for k in (EXECUTE, REHEARSAL)}
+        self.actions = ActionOutbox(store, clock, lambda i: self._incident(i).drill)
+        self.waiting = self.actions.waiting
         store.release_outbox()     # claimed by a process that died: carried out again
         self.offsets = ClockOffsets()
         # The one consumer of the event log: applies it to the book from the
@@ -241,33 +226,14 @@ class IncidentDesk:
 
     # --- runbooks (issue 6) ----------------------------------------------------------
     def _hand_out(self, executes: list[Execute]) -> None:
-        """Runbook actions into the stored outbox, in the caller's transaction."""
-        ts = self.clock()
-        for x in executes:
-            kind = self._outbox_kind(x)
-            if self.store.put_outbox(outbox_key(kind, x), kind, x.branch,
-                                     _execute_json.encode(x).decode(), ts) and kind in self.waiting:
-                self.waiting[kind] += 1
-
-    def _outbox_kind(self, x: Execute) -> str:
-        if self._incident(x.incident).drill:
-            return REHEARSAL
-        return AGENT if x.action.type in AGENT_ACTIONS else EXECUTE
+        """Runbook actions into the stored outbox (collector/engine/actions.py)."""
+        self.actions.hand_out(executes)
 
     def commands_for(self, branch: str) -> list[Execute]:
         """The agent actions this branch's agent has not answered yet: offered on every
-        heartbeat until its `action` result event is applied (never popped on send).
-        One whose step no longer waits (a person skipped it, it timed out, the
-        incident closed) is withdrawn: an agent must never act on a stale step."""
-        out = []
-        for entry in self.store.outbox_waiting(AGENT, branch):
-            x = _execute_decoder.decode(entry.body)
-            if self._waits_on_agent(x):
-                out.append(x)
-            else:
-                self.store.outbox_done(entry.key, self.clock(),
-                                       "withdrawn: the step no longer waits for the agent")
-        return out
+        heartbeat until its `action` result event is applied (never popped on send);
+        one whose step no longer waits is withdrawn."""
+        return self.actions.for_agent(branch, self._waits_on_agent)
 
     def _waits_on_agent(self, x: Execute) -> bool:
         try:
@@ -278,9 +244,7 @@ class IncidentDesk:
 
     def claim(self, kind: str, limit: int = 100) -> list[Execute]:
         """Claim outbox actions of a kind (EXECUTE, REHEARSAL) to carry out now."""
-        found = self.store.claim_outbox(kind, self.clock(), limit)
-        self.waiting[kind] = len(self.store.outbox_waiting(kind)) - len(found)
-        return [_execute_decoder.decode(e.body) for e in found]
+        return self.actions.claim(kind, limit)
 
     def _agent_action(self, e: Event) -> list[Change]:
         """An agent's `action` event: the result of a runbook command it was given,
@@ -303,8 +267,7 @@ class IncidentDesk:
             changes, executes = self.runbooks.result(inc, parts[3], parts[4],
                                                      e.new_state == "ok", e.reason, e.observed_at)
             # Answered: no longer offered (domain.md §4: the agent's report is the result).
-            self.store.outbox_done(f"{AGENT}:{'/'.join(parts[2:])}", self.clock(),
-                                   f"{e.new_state}: {e.reason}")
+            self.actions.answered("/".join(parts[2:]), f"{e.new_state}: {e.reason}")
             self._hand_out(executes)
             return self.runbooks.record_action(inc, e, e.observed_at) + changes
         return self.runbooks.record_action(live[0], e, e.observed_at) if live else []
@@ -344,8 +307,7 @@ class IncidentDesk:
         the outcome on the incident and the outbox entry done, in one transaction."""
         ts = self.clock()
         inc = self._incident(x.incident)
-        self.store.outbox_done(outbox_key(self._outbox_kind(x), x), ts,
-                               f"{'ok' if ok else 'failed'}: {message}")
+        self.actions.done(x, f"{'ok' if ok else 'failed'}: {message}")
         changes, executes = self.runbooks.result(inc, x.run, x.step, ok, message, _utc(ts))
         self._hand_out(executes)
         self._save(changes, ts)

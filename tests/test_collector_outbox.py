@@ -15,7 +15,8 @@ import pytest
 
 from agent.wire import Event, new_event_id
 from collector.config import RunbookSettings
-from collector.incident_desk import AGENT, EXECUTE, IncidentDesk, command_id, outbox_key
+from collector.engine.actions import AGENT, EXECUTE, command_id, outbox_key
+from collector.incident_desk import IncidentDesk
 from collector.incident_runbooks import Runbooks
 from collector.runbook_executor import execute
 from collector.store import SqliteStore
