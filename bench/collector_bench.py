@@ -58,6 +58,22 @@ ONLINE = "ups.status: OL\nbattery.charge: 100\nbattery.runtime: 1800\ninput.volt
 ON_BATTERY = ONLINE.replace("OL", "OB DISCHRG")
 
 
+STARTUP = 90.0      # seconds a collector may take to start on a loaded machine
+
+
+class Started:
+    """A collector started with a patient timeout, stopped at the end."""
+
+    def __init__(self, c: CollectorProcess):
+        self.c = c
+
+    def __enter__(self) -> CollectorProcess:
+        return self.c.start(timeout=STARTUP)
+
+    def __exit__(self, *exc) -> None:
+        self.c.stop()
+
+
 def _cpu(proc: psutil.Process) -> float:
     return sum(proc.cpu_times()[:2])
 
@@ -121,7 +137,7 @@ def run_ingest(folder: Path, window: float) -> dict:
     """The collector: events acknowledged (fsync'd) and applied by its engine."""
     agents = {f"ing{i}": (f"ing{i}", f"tok-ing{i}-xxxxxxxxxxxxxxxx")
               for i in range(INGEST_AGENTS)}
-    with CollectorProcess(folder, agents, max_body=1 << 20) as c:
+    with Started(CollectorProcess(folder, agents, max_body=1 << 20)) as c:
         proc = psutil.Process(c.proc.pid)
         url = c.url + "/api/v1/events"
         asyncio.run(_ingest_all(url, list(agents), 2.0))           # warm-up
@@ -245,12 +261,15 @@ async def _heartbeats(url: str, window: float) -> list[float]:
 
 def run_heartbeats(folder: Path, window: float) -> dict:
     agents = {f"hb{i}": (f"hb{i}", "r1", f"tok-hb{i}-xxxxxxxxxxxxxxxx") for i in range(HB_AGENTS)}
-    with CollectorProcess(folder, agents) as c:
+    c = CollectorProcess(folder, agents).start(timeout=STARTUP)
+    try:
         proc = psutil.Process(c.proc.pid)
         cpu0, t0 = _cpu(proc), time.monotonic()
         lat = sorted(asyncio.run(_heartbeats(c.url, window)))
         elapsed = time.monotonic() - t0
         cpu = _cpu(proc) - cpu0
+    finally:
+        c.stop()
     ms = [x * 1000 for x in lat]
     return {"agents": HB_AGENTS, "requests": len(ms), "per_s": round(len(ms) / elapsed),
             "p50_ms": round(statistics.median(ms), 1),
@@ -271,7 +290,7 @@ def run_delay(folder: Path, changes: int) -> list[float]:
              "incidents: {window: 1}\n")
     delays = []
     with NutServer(folder / "nut", {"ups0": ONLINE}) as nut, \
-            CollectorProcess(folder / "collector", agents, extra=extra) as c:
+            Started(CollectorProcess(folder / "collector", agents, extra=extra)) as c:
         config = {"agent": {"id": "a1", "branch": "B1", "region": "north"},
                   # Default debounce (2 polls): the delay a real branch sees.
                   "state": {"flap_threshold": 1000},

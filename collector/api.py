@@ -43,7 +43,8 @@ from .web.routes import add_console_routes
 from .api_people import (READERS, act_on_incident, act_on_step, get_incident, list_incidents,
                          list_runbooks, start_runbook)
 from .grader import Grader
-from .incident_desk import IncidentDesk, command_id
+from .engine.actions import command_id
+from .incident_desk import IncidentDesk
 from .incident_rules import drill_of
 from .incident_runbooks import Runbooks
 from .notify import http as notify_http

@@ -9,7 +9,7 @@ import hashlib
 from aiohttp import web
 
 from .incident_codec import encode as encode_incidents
-from .incident_desk import EXECUTE, outbox_key
+from .engine.actions import EXECUTE, outbox_key
 from .runbook_executor import execute
 
 _State = object   # collector.api._State (typing only: avoids an import cycle)

@@ -2,11 +2,14 @@
 dead-man (deadman.py) fed from the store, their changes saved and audited.
 
 Every method is synchronous and runs on the API's one writer thread
-(collector/writer.py), inside that thread's transaction: an event and the
-incident change it causes are committed together or not at all. The book
-is never touched by two callers at once, and its state, the incidents
-table and the audit trail change in the same order. When a job fails and
-is rolled back, `reload` rebuilds the book from what is stored.
+(collector/writer.py), inside that thread's transaction. Events reach the
+book through the event log: ingest appends them, and the engine
+(collector/engine/log_engine.py) hands each logged batch to `apply_batch`;
+the incident change it causes, its audit records, its outbox entries and
+the engine's cursor are committed together or not at all. The book is
+never touched by two callers at once, and its state, the incidents table
+and the audit trail change in the same order. When a job fails and is
+rolled back, `reload` rebuilds the book from what is stored.
 
 Agents' timestamps reach the book on the collector's clock
 (clock_offset.py): the store keeps what the agent said.
@@ -26,11 +29,11 @@ from agent.wire import Event, Heartbeat
 from .book_metrics import STATUSES, BookSnapshot, fresh_offsets
 from .clock_offset import ClockOffsets
 from .deadman import AgentLast, silent_agents
+from .engine.actions import ActionOutbox
 from .engine.log_engine import LogEngine
 from .incident_codec import to_dict
 from .grader import GRADING_ACTIONS, Grader
-from .incident_runbooks import (AGENT_ACTIONS, Execute, Runbooks, moves_by_itself,
-                                waiting_on_agents)
+from .incident_runbooks import Execute, Runbooks, moves_by_itself, waiting_on_agents
 from .incident_rules import drill_of
 from .incidents import Change, IncidentBook, Refused
 from .round_queue import EVERY_ROUND, RoundQueue, next_grading
@@ -45,23 +48,6 @@ log = logging.getLogger("branchwatch.collector")
 MAX_EVENT_AGE = timedelta(days=31)
 
 ACTIONS = ("ack", "note", "resolve", "close", *GRADING_ACTIONS)
-
-
-# Outbox kinds (collector/storage/outbox.py).
-AGENT, EXECUTE, REHEARSAL = "agent", "execute", "rehearsal"
-_execute_json = msgspec.json.Encoder()
-_execute_decoder = msgspec.json.Decoder(Execute)
-
-
-def outbox_key(kind: str, x: Execute) -> str:
-    """An action's idempotency key: its kind and runbook step, fixed when decided
-    (an agent's command id is the part after the colon)."""
-    return f"{kind}:{command_id(x)}"
-
-
-def command_id(x: Execute) -> str:
-    """The id an agent receives for a runbook action (the same after a restart)."""
-    return f"{x.incident}/{x.run}/{x.step}"
 
 
 def _utc(ts: float) -> datetime:
@@ -92,7 +78,8 @@ class IncidentDesk:
         # on its heartbeats until it reports the result), or, a drill's, for the
         # drill desk to answer (domain.md §5: a drill touches no switch or UPS).
         # These counts only tell the event loop whether to look (a hint).
-        self.waiting = {k: len(store.outbox_waiting(k)) for k in (EXECUTE, REHEARSAL)}
+        self.actions = ActionOutbox(store, clock, lambda i: self._incident(i).drill)
+        self.waiting = self.actions.waiting
         store.release_outbox()     # claimed by a process that died: carried out again
         self.offsets = ClockOffsets()
         # The one consumer of the event log: applies it to the book from the
@@ -201,8 +188,11 @@ class IncidentDesk:
         """Apply one logged batch to the book, by corrected observation time."""
         if sent_at is not None:
             self.offsets.observe(agent, sent_at, received_at)
-        fresh = [msgspec.structs.replace(e, observed_at=self.offsets.correct(agent, e.observed_at))
-                 for e in events]
+        fresh = []
+        for e in events:
+            at = self.offsets.correct(agent, e.observed_at)
+            # A copy only when the agent's clock is off (the log keeps what it said).
+            fresh.append(e if at == e.observed_at else msgspec.structs.replace(e, observed_at=at))
         now, changes = _utc(received_at), []
         for e in sorted(fresh, key=lambda e: e.observed_at):
             if abs(now - e.observed_at) > MAX_EVENT_AGE:
@@ -242,29 +232,25 @@ class IncidentDesk:
 
     # --- runbooks (issue 6) ----------------------------------------------------------
     def _hand_out(self, executes: list[Execute]) -> None:
-        """Runbook actions into the stored outbox, in the caller's transaction."""
-        ts = self.clock()
-        for x in executes:
-            kind = self._outbox_kind(x)
-            if self.store.put_outbox(outbox_key(kind, x), kind, x.branch,
-                                     _execute_json.encode(x).decode(), ts) and kind in self.waiting:
-                self.waiting[kind] += 1
-
-    def _outbox_kind(self, x: Execute) -> str:
-        if self._incident(x.incident).drill:
-            return REHEARSAL
-        return AGENT if x.action.type in AGENT_ACTIONS else EXECUTE
+        """Runbook actions into the stored outbox (collector/engine/actions.py)."""
+        self.actions.hand_out(executes)
 
     def commands_for(self, branch: str) -> list[Execute]:
         """The agent actions this branch's agent has not answered yet: offered on every
-        heartbeat until its `action` result event is applied (never popped on send)."""
-        return [_execute_decoder.decode(e.body) for e in self.store.outbox_waiting(AGENT, branch)]
+        heartbeat until its `action` result event is applied (never popped on send);
+        one whose step no longer waits is withdrawn."""
+        return self.actions.for_agent(branch, self._waits_on_agent)
+
+    def _waits_on_agent(self, x: Execute) -> bool:
+        try:
+            inc = self.book.get(x.incident)
+        except KeyError:
+            return False                  # closed: nothing of it runs
+        return any((w.run, w.step) == (x.run, x.step) for w in waiting_on_agents(inc))
 
     def claim(self, kind: str, limit: int = 100) -> list[Execute]:
         """Claim outbox actions of a kind (EXECUTE, REHEARSAL) to carry out now."""
-        found = self.store.claim_outbox(kind, self.clock(), limit)
-        self.waiting[kind] = len(self.store.outbox_waiting(kind)) - len(found)
-        return [_execute_decoder.decode(e.body) for e in found]
+        return self.actions.claim(kind, limit)
 
     def _agent_action(self, e: Event) -> list[Change]:
         """An agent's `action` event: the result of a runbook command it was given,
@@ -287,8 +273,7 @@ class IncidentDesk:
             changes, executes = self.runbooks.result(inc, parts[3], parts[4],
                                                      e.new_state == "ok", e.reason, e.observed_at)
             # Answered: no longer offered (domain.md §4: the agent's report is the result).
-            self.store.outbox_done(f"{AGENT}:{'/'.join(parts[2:])}", self.clock(),
-                                   f"{e.new_state}: {e.reason}")
+            self.actions.answered("/".join(parts[2:]), f"{e.new_state}: {e.reason}")
             self._hand_out(executes)
             return self.runbooks.record_action(inc, e, e.observed_at) + changes
         return self.runbooks.record_action(live[0], e, e.observed_at) if live else []
@@ -343,8 +328,7 @@ class IncidentDesk:
         the outcome on the incident and the outbox entry done, in one transaction."""
         ts = self.clock()
         inc = self._incident(x.incident)
-        self.store.outbox_done(outbox_key(self._outbox_kind(x), x), ts,
-                               f"{'ok' if ok else 'failed'}: {message}")
+        self.actions.done(x, f"{'ok' if ok else 'failed'}: {message}")
         changes, executes = self.runbooks.result(inc, x.run, x.step, ok, message, _utc(ts))
         self._hand_out(executes)
         self._save(changes, ts)

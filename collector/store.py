@@ -39,8 +39,11 @@ from .reports.storage import SCHEMA as REPORTS_SCHEMA
 from .reports.storage import ReportRows, StoredReport
 from .storage import event_log, incident_rows, outbox
 from .storage.incident_rows import IncidentRows
+from .storage.log_rows import LogRows
+from .storage.log_tail import LogTail
 from .storage.event_log import LoggedEvent
 from .storage.outbox import Entry as OutboxEntry
+from .storage.outbox import OutboxRows
 
 # Versioned migrations: append, never edit a shipped one.
 MIGRATIONS: list[tuple[int, list[str]]] = [
@@ -252,8 +255,8 @@ def read_agents(conn: sqlite3.Connection) -> list[AgentRecord]:
     return out
 
 
-class SqliteStore(ReportRows, DrillRows, IncidentRows, FleetRows, EnrolmentRows,
-                  SilenceRows):
+class SqliteStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows, FleetRows,
+                  EnrolmentRows, SilenceRows):
     """`Store` on one SQLite file: WAL, synchronous=FULL, versioned schema."""
 
     def __init__(self, path: str | Path):
@@ -261,6 +264,7 @@ class SqliteStore(ReportRows, DrillRows, IncidentRows, FleetRows, EnrolmentRows,
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._in_group, self._depth = False, 0
         self._rows_init()
+        self._tail = LogTail()      # the newest log entries, for the engine
         try:
             # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE).
             self._conn = sqlite3.connect(self.path, isolation_level=None,
@@ -299,6 +303,7 @@ class SqliteStore(ReportRows, DrillRows, IncidentRows, FleetRows, EnrolmentRows,
         except BaseException:
             self._conn.execute("ROLLBACK")
             self._rows_rolled_back()
+            self._tail.rolled_back()
             raise
         else:
             try:
@@ -309,8 +314,10 @@ class SqliteStore(ReportRows, DrillRows, IncidentRows, FleetRows, EnrolmentRows,
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 self._rows_rolled_back()
+                self._tail.rolled_back()
                 raise
             self._rows_committed()
+            self._tail.committed()
         finally:
             self._in_group = False
 
@@ -320,11 +327,12 @@ class SqliteStore(ReportRows, DrillRows, IncidentRows, FleetRows, EnrolmentRows,
         name = f"sp{self._depth}"
         self._depth += 1
         self._conn.execute(f"SAVEPOINT {name}")
-        mark = self._rows_mark()
+        mark, tail_mark = self._rows_mark(), self._tail.mark()
         try:
             yield self._conn
         except BaseException:
             self._rows_back_to(mark)
+            self._tail.back_to(tail_mark)
             self._conn.execute(f"ROLLBACK TO {name}")
             self._conn.execute(f"RELEASE {name}")
             raise
@@ -359,66 +367,6 @@ class SqliteStore(ReportRows, DrillRows, IncidentRows, FleetRows, EnrolmentRows,
                     # A step that moves data is a function of the connection.
                     sql(c) if callable(sql) else c.execute(sql)
                 c.execute("INSERT INTO schema_version VALUES (?, datetime('now'))", (version,))
-
-    def add_events(self, agent: str, branch: str, events: list[Event], received_at: float,
-                   sent_at: datetime | None = None) -> tuple[list[str], list[str]]:
-        """Append the events not seen before (by id alone) to the log; nothing else:
-        the engine audits and applies them from its cursor."""
-        with self._transaction() as c:
-            return event_log.append(c, events, received_at, sent_at)
-
-    def log_after(self, cursor: int, limit: int) -> list[LoggedEvent]:
-        """Log entries after seq `cursor`, oldest first."""
-        return event_log.after(self._conn, cursor, limit)
-
-    def log_head(self) -> int:
-        """The newest seq in the event log."""
-        return event_log.head(self._conn)
-
-    def cursor(self, name: str) -> int:
-        """A log consumer's stored cursor."""
-        return event_log.cursor(self._conn, name)
-
-    def set_cursor(self, name: str, seq: int) -> None:
-        """Move a log consumer's cursor (inside the transaction that applied it)."""
-        with self._transaction() as c:
-            event_log.set_cursor(c, name, seq)
-
-    def events_seen(self, agent: str, branch: str, at: float) -> None:
-        """Note when an agent's events were last applied (agents.last_event_at)."""
-        rx = _us(at)
-        with self._transaction() as c:
-            c.execute("INSERT INTO agents (agent, branch, first_seen_at, last_event_at) "
-                      "VALUES (?, ?, ?, ?) ON CONFLICT(agent) DO UPDATE SET "
-                      "last_event_at = excluded.last_event_at", (agent, branch, rx, rx))
-
-    def put_outbox(self, key: str, kind: str, target: str, body: str, at: float) -> bool:
-        """Add an outbox entry (False: its key is there already)."""
-        with self._transaction() as c:
-            return outbox.put(c, key, kind, target, body, at)
-
-    def outbox_waiting(self, kind: str, target: str | None = None) -> list[OutboxEntry]:
-        """Outbox entries of a kind not done yet (of one target)."""
-        return outbox.waiting(self._conn, kind, target)
-
-    def outbox_entry(self, key: str) -> OutboxEntry | None:
-        """One outbox entry, or None."""
-        return outbox.entry(self._conn, key)
-
-    def claim_outbox(self, kind: str, at: float, limit: int = 100) -> list[OutboxEntry]:
-        """Claim pending entries of a kind to carry out."""
-        with self._transaction() as c:
-            return outbox.claim(c, kind, at, limit)
-
-    def outbox_done(self, key: str, at: float, result: str) -> bool:
-        """Mark an entry done with its outcome."""
-        with self._transaction() as c:
-            return outbox.done(c, key, at, result)
-
-    def release_outbox(self) -> int:
-        """Claims left by a process that died go back to pending."""
-        with self._transaction() as c:
-            return outbox.release(c)
 
     def put_heartbeat(self, hb: Heartbeat, received_at: float) -> bool:
         """Keep the agent's last heartbeat; audit "agent.seen" on its first one."""

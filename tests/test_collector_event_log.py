@@ -105,3 +105,36 @@ def test_a_step_that_dies_half_way_is_replayed_whole(store):
     [rec] = store.audit.records("events.received")
     assert [e["id"] for e in rec["data"]["events"]] == [e.id for e in batch]
     assert store.verify_audit() == []
+
+
+def test_the_engine_reads_what_was_just_appended_from_memory_as_stored(store, monkeypatch):
+    first = [ev(t=i) for i in range(3)]
+    store.add_events("a1", "B1", first, RX)
+    from_store = store.log_after(0, 100)
+    reads = []
+    real = event_log.after
+    monkeypatch.setattr(event_log, "after", lambda *a: reads.append(a) or real(*a))
+    assert store.log_after(0, 100) == from_store and reads == []      # the same, from memory
+    # A rolled-back append never shows, in memory or in the store.
+    with pytest.raises(RuntimeError):
+        with store.group():
+            store.add_events("a1", "B1", [ev(t=9)], RX)
+            raise RuntimeError("rolled back")
+    assert store.log_after(3, 100) == [] and reads == []
+    # Asked from a cursor the tail does not start at: read from the store.
+    assert store.log_after(1, 100) == from_store[1:] and len(reads) == 1
+
+
+def test_an_overflowing_tail_falls_back_to_the_store_and_recovers(store, monkeypatch):
+    store._tail.most = 4
+    batches = [[ev(t=10 * b + i) for i in range(3)] for b in range(3)]
+    for b in batches:
+        store.add_events("a1", "B1", b, RX)
+    # 9 entries: the tail overflowed and holds only the newest batch (seqs 7-9).
+    assert [e.seq for e in store._tail.entries] == [7, 8, 9]
+    reads = []
+    real = event_log.after
+    monkeypatch.setattr(event_log, "after", lambda *a: reads.append(a) or real(*a))
+    assert [e.seq for e in store.log_after(0, 6)] == [1, 2, 3, 4, 5, 6] and len(reads) == 1
+    assert [e.event.id for e in store.log_after(6, 6)] == [e.id for e in batches[2]]
+    assert len(reads) == 1                                            # back on the tail

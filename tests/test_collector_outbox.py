@@ -15,7 +15,8 @@ import pytest
 
 from agent.wire import Event, new_event_id
 from collector.config import RunbookSettings
-from collector.incident_desk import AGENT, EXECUTE, IncidentDesk, command_id, outbox_key
+from collector.engine.actions import AGENT, EXECUTE, command_id, outbox_key
+from collector.incident_desk import IncidentDesk
 from collector.incident_runbooks import Runbooks
 from collector.runbook_executor import execute
 from collector.store import SqliteStore
@@ -98,6 +99,19 @@ def test_an_agent_command_is_offered_until_its_result_is_in_and_survives_a_resta
     # The agent answering the same id again (it re-sends its stored result event,
     # same event id) is a duplicate: nothing changes.
     assert store.add_events("a1", "B1", [result], clock()) == ([], [result.id])
+    store.close()
+
+
+def test_a_command_whose_step_no_longer_waits_is_withdrawn_not_offered(tmp_path):
+    clock = Clock()
+    store, desk = desk_over(tmp_path, SNMP, clock)
+    step(store, lambda: desk.ingest("a1", "B1", [fault()], clock()))
+    [x] = desk.commands_for("B1")
+    # A person did it by hand: the agent must not swap the port later.
+    step(store, lambda: desk.runbook_act(x.incident, "skip", "do", "alice", "done by hand"))
+    assert step(store, lambda: desk.commands_for("B1")) == []
+    entry = store.outbox_entry(outbox_key(AGENT, x))
+    assert entry.status == "done"
     store.close()
 
 

@@ -5,6 +5,7 @@ change or not at all."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -12,6 +13,8 @@ import pytest
 
 from agent.wire import Event, new_event_id
 from collector.clock_offset import ClockOffsets
+from collector.engine.log_engine import LogEngine
+from collector.engine.wakeup import EngineWakeup
 from collector.incident_desk import IncidentDesk
 from collector.store import SqliteStore
 from collector.writer import Writer
@@ -220,3 +223,46 @@ def test_a_grown_offset_is_followed_after_three_samples_not_the_whole_window():
     off.observe("b", T0, T0.timestamp() + 0.2)
     off.observe("b", T0, T0.timestamp() + 40)
     assert off.offset("b") == 0.0
+
+
+def test_an_engine_step_commits_without_its_own_fsync_and_acks_keep_theirs(store):
+    writer = Writer(store)
+
+    def sync_level():
+        return store._conn.execute("PRAGMA synchronous").fetchone()[0]
+
+    async def main():
+        return (await writer.run_alone(sync_level, durable=False), await writer.run(sync_level),
+                await writer.run_alone(sync_level))
+
+    step, ack, alone = asyncio.run(main())
+    writer.stop()
+    assert (step, ack, alone) == (1, 2, 2)          # NORMAL for the step, FULL otherwise
+
+
+def test_the_engine_applies_what_was_appended_when_woken_and_retries_a_failed_step(store):
+    writer = Writer(store)
+    applied = []
+    engine = LogEngine(store, lambda agent, branch, events, rx, tx: applied.extend(events))
+    failures = [sqlite3.OperationalError("database is locked")]
+
+    def step():
+        if failures:
+            raise failures.pop()         # the store failed once: the cursor did not move
+        return engine.step()
+
+    async def main():
+        wake = EngineWakeup(writer, step, engine.chunk, retry_after=0)
+        wake.start()
+        await asyncio.wait_for(wake.idle.wait(), 10)      # the failed step, then caught up
+        batch = [ev(f"tcp/s{i}") for i in range(3)]
+        await writer.run(store.add_events, "a1", "B1", batch, 1.0)
+        wake.wake()
+        await asyncio.wait_for(wake.idle.wait(), 10)
+        await wake.stop()
+        return batch, wake.applied
+
+    batch, count = asyncio.run(main())
+    writer.stop()
+    assert applied == batch and count == 3 and failures == []
+    assert store.cursor("engine") == store.log_head() == 3

@@ -23,7 +23,8 @@ from datetime import datetime, timedelta, timezone
 
 from agent.wire import Event
 
-from ..incident_desk import REHEARSAL, IncidentDesk
+from ..engine.actions import REHEARSAL
+from ..incident_desk import IncidentDesk
 from ..incident_rules import drill_of
 from ..incidents import Refused
 from .model import EDITABLE, DrillRun

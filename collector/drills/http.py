@@ -29,7 +29,7 @@ from agent.config import ConfigError
 
 from ..api_base import STATE, STORE, Rejected, _json, _operator
 from ..api_reports import _object, _run, _text
-from ..incident_desk import REHEARSAL
+from ..engine.actions import REHEARSAL
 from .desk import DRILL_OVER, DrillDesk
 from .plan import parse_plan
 from .scenario import load_scenarios, parse_scenario

@@ -24,9 +24,10 @@ class EngineWakeup:
 
     def __init__(self, writer, step: Callable[[], int], chunk: int,
                  after: Callable[[], None] = lambda: None,
-                 applied: Callable[[int], None] = lambda n: None):
+                 applied: Callable[[int], None] = lambda n: None,
+                 retry_after: float = RETRY_AFTER):
         self.writer, self.step, self.chunk, self.after = writer, step, chunk, after
-        self.on_applied = applied
+        self.on_applied, self.retry_after = applied, retry_after
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.idle = asyncio.Event()         # set whenever the log is applied to its head
@@ -58,8 +59,8 @@ class EngineWakeup:
             except Exception:
                 # The store failed (disk full, locked): the cursor did not move,
                 # so nothing is lost; try again shortly.
-                log.exception("engine step failed; retrying in %.0f s", RETRY_AFTER)
-                await asyncio.sleep(RETRY_AFTER)
+                log.exception("engine step failed; retrying in %.0f s", self.retry_after)
+                await asyncio.sleep(self.retry_after)
                 self._wake.set()
                 continue
             if not self._wake.is_set():

@@ -83,17 +83,17 @@ def _marks(n: int, width: int) -> str:
 
 
 def append(conn, events: list[Event], received_at: float,
-           sent_at: datetime | None) -> tuple[list[str], list[str]]:
+           sent_at: datetime | None) -> tuple[list[str], list[str], list[LoggedEvent]]:
     """Append the events not seen before (by id); returns (accepted ids, duplicate
-    ids) in the batch's order. Runs inside the caller's transaction."""
+    ids) in the batch's order, and the entries written. Runs inside the caller's
+    transaction."""
     fresh: dict[str, Event] = {}
     for e in events:                     # the same id twice in one batch: once
         fresh.setdefault(e.id, e)
     keys = {eid: id_key(eid) for eid in fresh}
     seen = _stored_ids(conn, keys)
     new = [e for eid, e in fresh.items() if eid not in seen]
-    if new:
-        _insert(conn, new, keys, received_at, sent_at)
+    logged = _insert(conn, new, keys, received_at, sent_at) if new else []
     accepted, duplicates, taken = [], [], set(seen)
     for e in events:
         if e.id in taken:
@@ -101,7 +101,7 @@ def append(conn, events: list[Event], received_at: float,
         else:
             taken.add(e.id)
             accepted.append(e.id)
-    return accepted, duplicates
+    return accepted, duplicates, logged
 
 
 def _stored_ids(conn, keys: dict[str, int]) -> set[str]:
@@ -128,7 +128,7 @@ def _any_spilled(conn) -> bool:
 
 
 def _insert(conn, new: list[Event], keys: dict[str, int], received_at: float,
-            sent_at: datetime | None) -> None:
+            sent_at: datetime | None) -> list[LoggedEvent]:
     rx, tx = us(received_at), us(sent_at)
     # seq explicitly: we hold the write lock (BEGIN IMMEDIATE), so max+1 is ours.
     first = (conn.execute("SELECT max(seq) FROM event_log").fetchone()[0] or 0) + 1
@@ -146,6 +146,10 @@ def _insert(conn, new: list[Event], keys: dict[str, int], received_at: float,
         spilled = [(e.id, base + n) for n, e in enumerate(chunk) if base + n not in indexed]
         if spilled:                     # another id holds the hash: keep this one exactly
             conn.executemany("INSERT INTO event_id_spill VALUES (?, ?)", spilled)
+    # As `after` would read them back: times at the stored (microsecond) precision.
+    at, sent = rx / 1_000_000, from_us(tx)
+    return [LoggedEvent(seq=first + n, event=e, received_at=at, sent_at=sent)
+            for n, e in enumerate(new)]
 
 
 def after(conn, cursor: int, limit: int) -> list[LoggedEvent]:

@@ -102,3 +102,36 @@ def entry(conn, key: str) -> Entry | None:
         return None
     k, kd, t, b, s, a = row
     return Entry(key=k, kind=kd, target=t, body=b, status=s, attempts=a)
+
+
+class OutboxRows:
+    """The outbox methods of SqliteStore (a mixin: it uses the store's connection and
+    `_transaction`)."""
+
+    def put_outbox(self, key: str, kind: str, target: str, body: str, at: float) -> bool:
+        """Add an outbox entry (False: its key is there already)."""
+        with self._transaction() as c:
+            return put(c, key, kind, target, body, at)
+
+    def outbox_waiting(self, kind: str, target: str | None = None) -> list[Entry]:
+        """Outbox entries of a kind not done yet (of one target)."""
+        return waiting(self._conn, kind, target)
+
+    def outbox_entry(self, key: str) -> Entry | None:
+        """One outbox entry, or None."""
+        return entry(self._conn, key)
+
+    def claim_outbox(self, kind: str, at: float, limit: int = 100) -> list[Entry]:
+        """Claim pending entries of a kind to carry out."""
+        with self._transaction() as c:
+            return claim(c, kind, at, limit)
+
+    def outbox_done(self, key: str, at: float, result: str) -> bool:
+        """Mark an entry done with its outcome."""
+        with self._transaction() as c:
+            return done(c, key, at, result)
+
+    def release_outbox(self) -> int:
+        """Claims left by a process that died go back to pending."""
+        with self._transaction() as c:
+            return release(c)

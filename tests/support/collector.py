@@ -45,7 +45,7 @@ class CollectorProcess:
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 15.0) -> "CollectorProcess":
+    def start(self, timeout: float = 60.0) -> "CollectorProcess":
         """Start and wait for /healthz."""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "collector.cli", "collector", "--config", str(self.config)],
