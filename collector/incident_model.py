@@ -118,16 +118,16 @@ class Incident:
     acks: list[Action] = field(default_factory=list)
     notes: list[Action] = field(default_factory=list)
     faults: dict[tuple[str, str], Fault] = field(default_factory=dict)
-    # issue 5 (collector/incident_grades.py): table -> GradeRecord, the
+    # Grading (collector/incident_grades.py): table -> GradeRecord, the
     # criteria people set (grading.Assertion), DeadlineState list.
     grades: dict = field(default_factory=dict)
     assertions: list = field(default_factory=list)
     deadlines: list = field(default_factory=list)
-    # issue 6 (collector/incident_runbooks.py): runbooks.run.Run list, and the
+    # Runbooks (collector/incident_runbooks.py): runbooks.run.Run list, and the
     # agents' action events at the branch (runbooks.run.AgentAction).
     runbooks: list = field(default_factory=list)
     actions: list = field(default_factory=list)
-    # issue 7 (collector/notify/state.py): NotifyState once anyone was told,
+    # Notifications (collector/notify/state.py): NotifyState once anyone was told,
     # so escalation, who was notified and waiting deliveries survive a restart.
     notify: object = None
 

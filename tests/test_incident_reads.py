@@ -238,3 +238,27 @@ def test_an_incident_is_decoded_once_per_stored_version(tmp_path):
     finally:
         readers.close()
         store.close()
+
+
+def test_a_database_from_before_the_list_columns_is_upgraded_in_place(tmp_path, monkeypatch):
+    import collector.store as store_module
+    full = store_module.MIGRATIONS
+    monkeypatch.setattr(store_module, "MIGRATIONS", [m for m in full if m[0] <= 4])
+    old = SqliteStore(tmp_path / "collector.db")
+    book = IncidentBook(window=120)
+    book.apply_event(event(0, "tcp/core", "critical", "N1"), at(0))
+    book.apply_event(event(0, "tcp/core", "critical", "N1", agent="drill:r1:N1"), at(0))
+    old.save_incidents(book.incidents(), 1.0)
+    assert old.schema_version() == 4
+    old.close()
+    monkeypatch.setattr(store_module, "MIGRATIONS", full)
+    store = SqliteStore(tmp_path / "collector.db")
+    readers = store.readers()
+    try:
+        assert store.schema_version() == full[-1][0]
+        drills, _ = readers.call(list_incidents, IncidentQuery(drill="only"))
+        real, _ = readers.call(list_incidents, IncidentQuery())
+        assert [i["drill"] for i in drills] == [True] and [i["drill"] for i in real] == [False]
+    finally:
+        readers.close()
+        store.close()
