@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -190,6 +191,8 @@ def valid_json(t: mi.Type, list_size: int = 3) -> st.SearchStrategy:
             return st.none()
         case mi.LiteralType(values=values):
             return st.sampled_from(values)
+        case mi.StrType(pattern=pattern) if pattern:
+            return st.from_regex(pattern, fullmatch=True)
         case mi.StrType(min_length=n, max_length=m):
             return st.text(min_size=n or 0, max_size=min(20, m if m is not None else 20))
         case mi.DateTimeType():
@@ -268,6 +271,8 @@ def bad_value(t: mi.Type) -> st.SearchStrategy | None:
             return st.one_of(options) if options else None
         case mi.LiteralType(values=values):
             return texts.filter(lambda s: s not in values)
+        case mi.StrType(pattern=pattern) if pattern:
+            return texts.filter(lambda t: re.fullmatch(pattern, t) is None)
         case mi.StrType(min_length=n, max_length=m) if n or m is not None:
             options = [st.text(max_size=n - 1)] if n else []
             if m is not None:      # one over the bound, or far over it
