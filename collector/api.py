@@ -37,7 +37,7 @@ from .api_reports import add_report_routes
 from .drills.http import add_drill_routes
 from .fleet import http as fleet_http
 from .fleet.enrol_http import add_enrol_routes
-from .fleet.reload import with_enrolled
+from .fleet.reload import add_reload_route, with_enrolled
 from .notify.silences_http import add_silence_routes, refresh as refresh_silences
 from .web.routes import add_console_routes
 from .api_people import (READERS, act_on_incident, act_on_step, get_incident, list_incidents,
@@ -325,6 +325,7 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
     add_drill_routes(app)             # drills (issue 7; domain.md §5)
     fleet_http.add_fleet_routes(app)  # versions, drift, Prometheus service discovery
     add_enrol_routes(app)             # enrolment by one-time code, revocation
+    add_reload_route(app)             # POST /api/v1/reload: as SIGHUP
     add_silence_routes(app)           # silences set by people (and at Alertmanager)
     if config.console.enabled:
         add_console_routes(app)       # the operators' web console (issue 8)

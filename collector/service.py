@@ -14,7 +14,7 @@ from aiohttp import web
 from .api import build_app
 from .clock import ENV as CLOCK_ENV, clock_from_env
 from .config import Config
-from .fleet.reload import reload_file
+from .fleet.reload import CONFIG_PATH, reload_file
 from .store import SqliteStore
 
 log = logging.getLogger("branchwatch.collector")
@@ -39,6 +39,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None, path: str | N
     store = SqliteStore(config.db_path())
     try:
         app = build_app(config, store, clock=clock_from_env())
+        if path is not None:
+            app[CONFIG_PATH] = path
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         ctx = tls_context(config)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,4 +97,24 @@ def test_the_ansible_playbook_installs_and_configures_a_branch(installed, tmp_pa
     token = Path("/etc/branchwatch/agent.token")
     assert token.stat().st_mode & 0o777 == 0o640
     done = _as_service("check-config", "/etc/branchwatch/agent.yaml")
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_offline_bundle_installs_without_a_package_index(installed, tmp_path):
+    env = {**os.environ, "BRANCHWATCH_DEB": str(installed)}
+    done = _run("bash", str(REPO / "packaging" / "offline-bundle"), "agent", str(tmp_path), env=env)
+    bundle = Path(done.stdout.strip().splitlines()[-1])
+    _run("tar", "-xzf", str(bundle), "-C", str(tmp_path))
+    root = next(p for p in tmp_path.iterdir() if p.is_dir() and p.name.endswith("-offline"))
+    assert next(root.glob("branchwatch-agent_*.deb")).is_file()
+    assert not any(w.name.startswith(("apprise", "Jinja2", "jinja2")) for w in (root / "wheels").iterdir())
+    venv = tmp_path / "venv"
+    _run(sys.executable, "-m", "venv", str(venv))
+    # No index at all: only the bundle's wheels (PIP_CONFIG_FILE: no machine-wide extras).
+    _run(str(venv / "bin" / "pip"), "install", "-q", "--no-index", "--find-links", str(root / "wheels"),
+         "-c", str(root / "constraints.txt"), "branchwatch[agent]",
+         env={**os.environ, "PIP_CONFIG_FILE": os.devnull})
+    config = tmp_path / "agent.yaml"
+    config.write_text("agent: {id: br-0001-srv01, branch: BR-0001}\n")
+    done = _run(str(venv / "bin" / "branchwatch"), "check-config", str(config), check=False)
     assert done.returncode == 0, done.stderr

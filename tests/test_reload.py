@@ -92,3 +92,19 @@ def test_sighup_adds_an_agent_while_events_flow(tmp_path):
     finally:
         db.close()
     assert stored == sent[0]
+
+
+def test_the_reload_api_answers_what_it_did(tmp_path):
+    leader = "leader-reload-token-0123456789"
+    c = CollectorProcess(tmp_path / "c", {"a-srv": ("BR-A", "north", A_TOKEN)},
+                         extra=f"operators:\n  - {{name: chen, token_sha256: {token_hash(leader)}}}\n")
+    with c:
+        text = c.config.read_text()
+        c.config.write_text(text.replace("agents:\n", "agents:\n  - {id: b-srv, branch: BR-B, "
+                                         f"token_sha256: {token_hash(B_TOKEN)}}}\n", 1))
+        assert _post(c.url, "/api/v1/reload", leader, {}) == 200
+        assert _heartbeat(c.url, B_TOKEN, "b-srv", "BR-B") in (200, 204)
+        c.config.write_text("listen: [\n")
+        assert _post(c.url, "/api/v1/reload", leader, {}) == 409
+        assert _post(c.url, "/api/v1/reload", A_TOKEN, {}) == 403
+        assert _heartbeat(c.url, B_TOKEN, "b-srv", "BR-B") in (200, 204)
