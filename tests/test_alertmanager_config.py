@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 import urllib.request
 from datetime import datetime, timedelta, timezone
 
@@ -17,6 +16,7 @@ import yaml
 
 from .support.notify import HttpSink
 from .support.paths import REPO, free_port, need_binary, start_ready, terminate
+from .test_delivery_e2e import wait_for
 
 SHIPPED = REPO / "config" / "alertmanager" / "alertmanager.yml"
 
@@ -74,14 +74,6 @@ def _sent(sink: HttpSink) -> list[tuple[str, str]]:
             for _, path, body in list(sink.bodies) for a in body["alerts"]]
 
 
-def _wait(check, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (got := check()):
-            return got
-        time.sleep(0.1)
-    raise AssertionError("timed out")
-
 
 def _state(url: str, alertname: str) -> dict:
     with urllib.request.urlopen(f"{url}/api/v2/alerts?filter=alertname%3D%22{alertname}%22",
@@ -96,8 +88,8 @@ def test_a_power_cut_pages_once(alertmanager):
     _post(url, _alert("BranchwatchUPSOnBattery", branch="BR-0417", ups="rack", severity="warning"),
           _alert("BranchwatchIncident", branch="BR-0417", region="north", incident="INC-1",
                  severity="critical"))
-    _wait(lambda: ("it-north", "BranchwatchIncident") in _sent(sink))
-    status = _wait(lambda: (s := _state(url, "BranchwatchUPSOnBattery")).get("inhibitedBy") and s)
+    wait_for(lambda: ("it-north", "BranchwatchIncident") in _sent(sink))
+    status = wait_for(lambda: (s := _state(url, "BranchwatchUPSOnBattery")).get("inhibitedBy") and s)
     assert status["state"] == "suppressed"
     assert all(name == "BranchwatchIncident" for _, name in _sent(sink)), _sent(sink)
 
@@ -105,7 +97,7 @@ def test_a_power_cut_pages_once(alertmanager):
 def test_without_an_incident_the_ups_alert_pages(alertmanager):
     url, sink = alertmanager
     _post(url, _alert("BranchwatchUPSOnBattery", branch="BR-0042", ups="rack", severity="warning"))
-    _wait(lambda: ("duty-it", "BranchwatchUPSOnBattery") in _sent(sink))
+    wait_for(lambda: ("duty-it", "BranchwatchUPSOnBattery") in _sent(sink))
 
 
 def test_a_graded_incident_reaches_leadership_and_the_region(alertmanager):
@@ -114,7 +106,7 @@ def test_a_graded_incident_reaches_leadership_and_the_region(alertmanager):
                       severity="critical", grade_cbrc="II"),
           _alert("BranchwatchIncident", branch="DRILL-1", region="south", incident="INC-3",
                  severity="critical", drill="true"))
-    _wait(lambda: {("leadership", "BranchwatchIncident"), ("it-south", "BranchwatchIncident")}
+    wait_for(lambda: {("leadership", "BranchwatchIncident"), ("it-south", "BranchwatchIncident")}
           <= set(_sent(sink)))
     # The drill is routed to `discard` alone (a receiver with no webhook).
     with urllib.request.urlopen(f"{url}/api/v2/alerts?filter=incident%3D%22INC-3%22", timeout=5) as r:

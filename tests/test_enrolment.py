@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -18,6 +17,7 @@ from collector.api import token_hash
 from .support.agent import AgentProcess
 from .support.collector import CollectorProcess, audit_records
 from .support.paths import REPO
+from .test_delivery_e2e import wait_for
 
 LEADER = "leader-token-0123456789abcdef"
 
@@ -42,14 +42,6 @@ def _heartbeat(url: str, token: str, agent: str, branch: str) -> int:
     except urllib.error.HTTPError as e:
         return e.code
 
-
-def _wait(check, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (got := check()):
-            return got
-        time.sleep(0.2)
-    raise AssertionError("timed out")
 
 
 def _fleet(url: str) -> list[dict]:
@@ -96,7 +88,7 @@ def test_enrol_by_code_deliver_restart_and_revoke(tmp_path):
         (agent_dir / "token.kept").rename(token_file)
 
         with AgentProcess(agent_dir, config):
-            _wait(lambda: any(a["agent"] == "br-0009-srv01" for a in _fleet(collector.url)))
+            wait_for(lambda: any(a["agent"] == "br-0009-srv01" for a in _fleet(collector.url)))
         # The enrolment lives in the database: a restarted collector still knows the token.
         collector.stop()
         collector.start()

@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -25,6 +24,7 @@ from .support.collector import CollectorProcess
 from .support.console import console_yaml
 from .support.paths import REPO
 from .support.prometheus import PrometheusServer
+from .test_delivery_e2e import wait_for
 
 OPERATOR = "op-token-fleet-0123456789"
 
@@ -50,14 +50,6 @@ def _get(url: str, token: str | None) -> tuple[int, object]:
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"{}")
 
-
-def _wait(check, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (got := check()):
-            return got
-        time.sleep(0.2)
-    raise AssertionError("timed out")
 
 
 def test_template_hash_leaves_out_identity_only():
@@ -92,7 +84,7 @@ def fleet(tmp_path):
 
 def test_fleet_lists_versions_and_drift(fleet):
     collector, agents = fleet
-    status, data = _wait(lambda: (r := _get(collector.url + "/api/v1/fleet", OPERATOR))[1]
+    status, data = wait_for(lambda: (r := _get(collector.url + "/api/v1/fleet", OPERATOR))[1]
                          .get("agents") and len(r[1]["agents"]) == 3 and r)
     assert status == 200
     by = {a["branch"]: a for a in data["agents"]}
@@ -114,7 +106,7 @@ def test_fleet_lists_versions_and_drift(fleet):
 def test_the_console_shows_each_agents_version_and_drift(fleet):
     from .test_console_http import Visitor
     collector, _ = fleet
-    _wait(lambda: len(_get(collector.url + "/api/v1/fleet", OPERATOR)[1].get("agents", [])) == 3)
+    wait_for(lambda: len(_get(collector.url + "/api/v1/fleet", OPERATOR)[1].get("agents", [])) == 3)
     v = Visitor(collector.url)
     v.login("vera")
     status, _, body = v.go("/console/branches")
@@ -134,7 +126,7 @@ def test_service_discovery_needs_an_operator_token(fleet):
 
 def test_prometheus_discovers_every_agent_with_branch_and_region(fleet, tmp_path):
     collector, agents = fleet
-    _wait(lambda: len(_get(collector.url + "/api/v1/prometheus/targets", OPERATOR)[1]) == 3)
+    wait_for(lambda: len(_get(collector.url + "/api/v1/prometheus/targets", OPERATOR)[1]) == 3)
     (tmp_path / "sd-token").write_text(OPERATOR)
     host = collector.url.split("//", 1)[1]
     job = {"job_name": "branchwatch-agent", "honor_labels": True,
@@ -145,7 +137,7 @@ def test_prometheus_discovers_every_agent_with_branch_and_region(fleet, tmp_path
                                                   "credentials_file": str(tmp_path / "sd-token")}}]}
     with PrometheusServer(tmp_path / "prom", scrape_configs=[job]) as prom:
         up = prom.wait_query('up{job="branchwatch-agent"} == 1', timeout=60)
-        _wait(lambda: len(prom.query('up{job="branchwatch-agent"} == 1')) == 3, timeout=60)
+        wait_for(lambda: len(prom.query('up{job="branchwatch-agent"} == 1')) == 3, timeout=60)
         up = prom.query('up{job="branchwatch-agent"}')
         assert {(s["metric"]["branch"], s["metric"]["region"]) for s in up} == \
             {("BR-1", "north"), ("BR-2", "north"), ("BR-3", "south")}

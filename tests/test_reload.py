@@ -8,7 +8,6 @@ import json
 import signal
 import sqlite3
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -17,6 +16,7 @@ from datetime import datetime, timezone
 from collector.api import token_hash
 
 from .support.collector import CollectorProcess
+from .test_delivery_e2e import wait_for
 
 A_TOKEN, B_TOKEN = "tok-branch-a-0123456789", "tok-branch-b-9876543210"
 
@@ -45,14 +45,6 @@ def _batch(n: int) -> dict:
     return {"agent": "a-srv", "branch": "BR-A", "sent_at": now, "events": events}
 
 
-def _wait(check, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (got := check()):
-            return got
-        time.sleep(0.1)
-    raise AssertionError("timed out")
-
 
 def test_sighup_adds_an_agent_while_events_flow(tmp_path):
     c = CollectorProcess(tmp_path / "c", {"a-srv": ("BR-A", "north", A_TOKEN)}).start()
@@ -66,13 +58,13 @@ def test_sighup_adds_an_agent_while_events_flow(tmp_path):
     try:
         assert _heartbeat(c.url, B_TOKEN, "b-srv", "BR-B") == 401
         poster.start()
-        _wait(lambda: len(statuses) >= 3)
+        wait_for(lambda: len(statuses) >= 3)
         text = c.config.read_text()
         c.config.write_text(text.replace("agents:\n", "agents:\n  - {id: b-srv, branch: BR-B, region: south, "
                                          f"token_sha256: {token_hash(B_TOKEN)}}}\n", 1))
         c.proc.send_signal(signal.SIGHUP)
-        _wait(lambda: _heartbeat(c.url, B_TOKEN, "b-srv", "BR-B") in (200, 204))
-        _wait(lambda: len(statuses) >= 10)
+        wait_for(lambda: _heartbeat(c.url, B_TOKEN, "b-srv", "BR-B") in (200, 204))
+        wait_for(lambda: len(statuses) >= 10)
         stop.set()
         poster.join()
         assert set(statuses) == {200}, statuses

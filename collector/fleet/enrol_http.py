@@ -16,7 +16,7 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from ..api_base import STATE, STORE, Rejected, _body, _json, _operator
+from ..api_base import STATE, STORE, Rejected, _body, _json, _operator, decode_as
 from agent.schema_network import Name
 from agent.wire import REGION_MAX
 
@@ -56,14 +56,6 @@ def _leader(st, request: web.Request) -> str:
     return who
 
 
-def _decode(body: bytes, kind):
-    try:
-        return msgspec.json.decode(body, type=kind)
-    except msgspec.ValidationError as e:
-        raise Rejected(400, str(e)) from None
-    except msgspec.DecodeError as e:
-        raise Rejected(400, f"body: expected JSON ({e})") from None
-
 
 def _view(e: Enrolment) -> dict:
     d = msgspec.to_builtins(e)
@@ -76,7 +68,7 @@ async def create(request: web.Request) -> web.Response:
     """Enrol an agent; the one-time code is in this answer only."""
     st = request.app[STATE]
     who = _leader(st, request)
-    new = _decode(await _body(st, request), NewEnrolment)
+    new = decode_as(await _body(st, request), NewEnrolment)
     known = {a.id for a in st.file_config.agents}
     try:
         code = await st.run(request.app[STORE].enrol, new.agent, new.branch, new.region, who,
@@ -98,7 +90,7 @@ async def revoke(request: web.Request) -> web.Response:
     """Revoke an enrolment; its token is refused from now on."""
     st = request.app[STATE]
     who = _leader(st, request)
-    why = _decode(await _body(st, request), Revocation).why
+    why = decode_as(await _body(st, request), Revocation).why
     if not why.strip():
         raise Rejected(400, "why: expected a reason")
     agent = request.match_info["agent"]
@@ -113,7 +105,7 @@ async def revoke(request: web.Request) -> web.Response:
 async def exchange(request: web.Request) -> web.Response:
     """The agent's token for its one-time code (no other credential: the code is one)."""
     st = request.app[STATE]
-    ask = _decode(await _body(st, request), CodeExchange)
+    ask = decode_as(await _body(st, request), CodeExchange)
     try:
         e, token = await st.run(request.app[STORE].exchange_code, ask.agent, ask.code, st.clock())
     except BadCode as e:

@@ -20,7 +20,7 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
-from ..api_base import STATE, STORE, Rejected, _body, _json, _operator
+from ..api_base import STATE, STORE, Rejected, _body, _json, _operator, decode_as
 from .settings import Silence
 from .silences import StoredSilence, am_matchers, in_force
 
@@ -56,14 +56,6 @@ def _view(row: StoredSilence, now: float) -> dict:
     return d
 
 
-def _decode(body: bytes, kind):
-    try:
-        return msgspec.json.decode(body, type=kind)
-    except msgspec.ValidationError as e:
-        raise Rejected(400, str(e)) from None
-    except msgspec.DecodeError as e:
-        raise Rejected(400, f"body: expected JSON ({e})") from None
-
 
 async def create(request: web.Request) -> web.Response:
     """Set a silence; forwarded to Alertmanager where incidents go there."""
@@ -73,7 +65,7 @@ async def create(request: web.Request) -> web.Response:
     if not isinstance(raw, dict):
         raise Rejected(400, "body: expected a JSON object with ends and why")
     raw.setdefault("starts", datetime.fromtimestamp(st.clock(), timezone.utc).isoformat())
-    silence = _decode(msgspec.json.encode(raw), Silence)
+    silence = decode_as(msgspec.json.encode(raw), Silence)
     if silence.ends <= silence.starts:
         raise Rejected(400, "ends: expected after starts")
     row = await st.run(request.app[STORE].add_silence, silence, who, st.clock())
@@ -98,7 +90,7 @@ async def expire(request: web.Request) -> web.Response:
     """End a silence now (and its Alertmanager twins)."""
     st = request.app[STATE]
     who = _operator(st, request)
-    why = _decode(await _body(st, request), Expiry).why
+    why = decode_as(await _body(st, request), Expiry).why
     row = await st.run(request.app[STORE].expire_silence, request.match_info["id"], who, why,
                        st.clock())
     if row is None:
