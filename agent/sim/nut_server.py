@@ -27,12 +27,15 @@ class SimulatedUpsd:
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self):
-                for raw in self.rfile:
-                    line = raw.decode("utf-8", "replace").strip()
-                    reply, done = sim.answer(line)
-                    self.wfile.write(reply.encode())
-                    if done:
-                        return
+                try:
+                    for raw in self.rfile:
+                        line = raw.decode("utf-8", "replace").strip()
+                        reply, done = sim.answer(line)
+                        self.wfile.write(reply.encode())
+                        if done:
+                            return
+                except (ConnectionResetError, BrokenPipeError):
+                    return          # the client went away (an agent stopping): nothing to say
 
         class Server(socketserver.ThreadingTCPServer):
             daemon_threads = True
