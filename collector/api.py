@@ -104,6 +104,7 @@ class _State:
         self.clock = clock
         self.by_hash: dict[str, AgentEntry] = {a.token_sha256: a for a in config.agents}
         self.operators: dict[str, str] = {o.token_sha256: o.name for o in config.operators}
+        self.operator_roles = {o.name: tuple(o.roles) for o in config.operators}
         self.desk: IncidentDesk | None = None
         self.metrics = Metrics()
         self.seen: set[str] = set()

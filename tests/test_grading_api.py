@@ -46,7 +46,7 @@ def collector(tmp_path_factory):
     drill = Drill(folder / "clock-offset")
     drill.set(MONDAY_1000)
     extra = ("operators:\n"
-             f"  - {{name: alice, token_sha256: {token_hash(OPERATOR)}}}\n"
+             f"  - {{name: alice, roles: [leadership], token_sha256: {token_hash(OPERATOR)}}}\n"
              "incidents: {window: 120, deadman_grace: 86400}\n"
              "grading:\n  tables: [cbrc, hospital]\n")
     c = CollectorProcess(folder / "collector",
