@@ -157,13 +157,13 @@ steps:
     kind: action
     title: Open a ticket
     action: {{type: webhook, url: "{url}/ticket", body: {{incident: "{{incident}}", branch: "{{branch}}"}}}}
-    preauthorised: true
+    preauthorised: {{granted_by: head of IT, granted_at: "2026-11-02", up_to_grade: I}}
     on_fail: phone-it
   - id: mark
     kind: action
     title: Run the allowed script
     action: {{type: command, command: mark}}
-    preauthorised: true
+    preauthorised: {{granted_by: head of IT, granted_at: "2026-11-02", up_to_grade: I}}
     on_fail: phone-it
   - id: check
     kind: manual

@@ -8,8 +8,10 @@ naming the file, the key path and what was expected). A step is one of:
             port up/down, carried out by the branch agent), `nut_command` (a
             UPS instant command, by the agent), `webhook` (an HTTP call from the
             collector), `command` (a collector-side command from the allow
-            list). `preauthorised: true` (預授權, 第三條(二)) runs it by
-            itself; otherwise a person confirms first. `done_when` lets the
+            list). `preauthorised` (預授權, 第三條(二)) runs it by itself: a
+            grant that records who granted it, when, and up to which grade
+            it holds (domain.md §4); above that grade, or without a grant,
+            a person confirms first. `done_when` lets the
             agent's own pre-authorised action (e.g. its uplink failover,
             reported as an `action/...` event) complete the step.
 - manual:   a task for a person in a role, with optional evidence.
@@ -67,6 +69,15 @@ class Until(_S, kw_only=True):
     for_: Seconds = msgspec.field(default=1.0, name="for")
 
 
+class Grant(_S, kw_only=True):
+    """A pre-authorisation (預授權, domain.md §4): a decision by people, recorded."""
+
+    granted_by: Text                         # who granted it (a person or a body)
+    granted_at: Text                         # when (a date, as the decision says it)
+    up_to_grade: Text                        # the most severe grade it still holds for
+    table: Text = "cbrc"                     # which grading table that grade is of
+
+
 class Step(_S, kw_only=True):
     """One step of a runbook (see the module docstring for the kinds)."""
 
@@ -77,7 +88,8 @@ class Step(_S, kw_only=True):
     text: Text | None = None                 # what to do, for people
     evidence: typing.Literal["none", "note", "photo"] = "none"
     action: Action | None = None
-    preauthorised: bool = False
+    # A Grant; `true` is read only from runs stored before grants were recorded.
+    preauthorised: Grant | bool = False
     done_when: Text | None = None            # an agent action event check pattern
     seconds: Seconds | None = None           # wait
     until: Until | None = None               # wait
@@ -138,6 +150,10 @@ def _problems(rb: Runbook):
             yield at, "expected exactly one of seconds or until for a wait step"
         if s.kind == "action" and s.action is not None:
             yield from _action_problems(f"{at}.action", s.action)
+        if s.preauthorised is True:
+            yield (f"{at}.preauthorised", "expected a grant {granted_by, granted_at, "
+                   "up_to_grade} (domain.md §4: who granted it, when, up to which grade), "
+                   "not true")
 
 
 def _action_problems(at: str, a: Action):
