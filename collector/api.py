@@ -301,7 +301,8 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
                            deadman_grace=config.incidents.deadman_grace, grader=grader,
                            runbooks=Runbooks.from_folder(
                                config.runbooks.folder, config.runbooks.auto_start,
-                               {n: list(t.grades) for n, t in grader.tables.items()}),
+                               {n: list(t.grades) for n, t in grader.tables.items()},
+                               tuple(config.runbooks.no_backup_port)),
                            notifier=Notifier.from_config(config, grader.tables))
     notify_http.setup(app, st)        # ack links, Alertmanager's webhook, the dispatcher
     add_report_routes(app)            # the regulator's reports (issue 7)

@@ -131,6 +131,9 @@ class RunbookSettings(_S):
     auto_start: bool = True
     commands: dict[str, typing.Annotated[list[str], msgspec.Meta(min_length=1)]] = {}
     timeout: typing.Annotated[float, msgspec.Meta(gt=0)] = 30.0   # webhook/command, seconds
+    # Branches (patterns) without a pre-wired backup port: a line fault there gets
+    # the cable swap by hand (config/runbooks/cable-swap.yaml; domain.md §4).
+    no_backup_port: list[typing.Annotated[str, msgspec.Meta(min_length=1)]] = []
 
 
 class DrillSettings(_S):

@@ -27,7 +27,8 @@ from .clock_offset import ClockOffsets
 from .deadman import AgentLast, silent_agents
 from .incident_codec import to_dict
 from .grader import GRADING_ACTIONS, Grader
-from .incident_runbooks import AGENT_ACTIONS, Execute, Runbooks, waiting_on_agents
+from .incident_runbooks import (AGENT_ACTIONS, RECORD_ACTIONS, Execute, Runbooks,
+                                waiting_on_agents)
 from .incident_rules import drill_of
 from .incidents import Change, IncidentBook, Refused
 from .store import Store
@@ -73,6 +74,8 @@ class IncidentDesk:
         # domain.md §5: a drill's runbook actions never leave the collector; the
         # drill desk (collector/drills/desk.py) answers them as its scenario says.
         self.rehearsals: list[Execute] = []
+        # Changes a runbook's hold/release made, saved with the next _save.
+        self.held: list[Change] = []
         self.offsets = ClockOffsets()
         # The dead-man's view, kept in memory (one SELECT per second over
         # thousands of agents would stall the writer): agent -> last heard.
@@ -110,14 +113,18 @@ class IncidentDesk:
         return f"INC-{_utc(self.clock()):%Y%m%d}-{uuid.uuid4().hex[:6]}"
 
     def _save(self, changes: list[Change], at: float, actor: str = "collector") -> None:
+        changes, self.held = changes + self.held, []
         if not changes:
             return
         if self.runbooks is not None:
-            # issue 6: an incident that opens gets the runbook its faults call for.
-            for c in [c for c in changes if c.kind == "opened"]:
-                more, executes = self.runbooks.opened(self.book.get(c.incident_id), _utc(at))
+            # issue 6: an incident that opens gets the runbook its faults call for
+            # (or, covered by none, the leadership hears so: incident_runbooks.py).
+            for c in [c for c in changes if c.kind in ("opened", "joined")]:
+                more, executes = self.runbooks.opened(self.book.get(c.incident_id), _utc(at),
+                                                      first=c.kind == "opened")
                 changes = changes + more
                 self._hand_out(executes)
+            changes, self.held = changes + self.held, []
         ids = dict.fromkeys(c.incident_id for c in changes)
         self.quiet.difference_update(ids)      # changed: grade it again
         notes = None
@@ -207,12 +214,26 @@ class IncidentDesk:
         """Agent actions wait for the branch's agent to fetch them; the rest go to
         the API's executor (webhooks, allowed commands)."""
         for x in executes:
-            if self._incident(x.incident).drill:
+            if x.action.type in RECORD_ACTIONS:
+                self.held += self._record(x)   # on the incident itself, at once
+            elif self._incident(x.incident).drill:
                 self.rehearsals.append(x)      # domain.md §5: no switch or UPS is touched
             elif x.action.type in AGENT_ACTIONS:
                 self.commands.setdefault(x.branch, []).append(x)
             else:
                 self.outbox.append(x)
+
+    def _record(self, x: Execute) -> list[Change]:
+        """A runbook's hold/release (domain.md §4: not over while on the generator)."""
+        now, a = _utc(self.clock()), x.action
+        if a.type == "hold":
+            changes = self.book.hold(x.incident, a.check, a.reason, now)
+        else:
+            changes = self.book.release(x.incident, a.check, f"runbook {x.run}: {x.step}", now)
+        more, executes = self.runbooks.result(self._incident(x.incident), x.run, x.step, True,
+                                              f"{a.type} {a.check}", now)
+        self._hand_out(executes)
+        return changes + more
 
     def _agent_action(self, e: Event) -> list[Change]:
         """An agent's `action` event: the result of a runbook command it was given,

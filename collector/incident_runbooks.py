@@ -23,14 +23,15 @@ from agent.config import ConfigError
 from agent.wire import Event
 
 from .incidents import Change, Incident, Refused
-from .runbooks.run import (AgentAction, Context, Effect, Fact, NotNow, Run, advance, confirm,
-                           fail, report, skip, start)
+from .runbooks.run import (RECORDS, AgentAction, Context, Effect, Fact, NotNow, Run, advance,
+                           confirm, fail, report, skip, start)
 from .runbooks.schema import Action, Runbook, load_runbooks
 from .runbooks.select import choose
 
 ROOT = Path(__file__).resolve().parents[1]
 PERSON_ACTIONS = ("confirm", "skip", "fail")
 AGENT_ACTIONS = ("snmp_port", "nut_command")       # carried out by the branch agent
+RECORD_ACTIONS = RECORDS                            # carried out on the incident (the desk)
 
 
 def shipped_dir() -> Path:
@@ -72,18 +73,21 @@ class Runbooks:
     """The collector's runbooks and what they do to incidents."""
 
     def __init__(self, runbooks: dict[str, Runbook], auto_start: bool = True,
-                 ranks: dict[str, list[str]] | None = None):
+                 ranks: dict[str, list[str]] | None = None,
+                 no_backup_port: tuple[str, ...] = ()):
         self.runbooks, self.auto_start = runbooks, auto_start
         self.ranks = ranks or {}          # table -> grades, most severe first
+        self.no_backup_port = tuple(no_backup_port)   # branch patterns (RunbookSettings)
 
     @classmethod
     def from_folder(cls, folder: str | Path | None, auto_start: bool = True,
-                    ranks: dict[str, list[str]] | None = None) -> Runbooks:
+                    ranks: dict[str, list[str]] | None = None,
+                    no_backup_port: tuple[str, ...] = ()) -> Runbooks:
         """Load every runbook in a folder (the shipped ones by default)."""
         folder = Path(folder) if folder else shipped_dir()
         if not folder.is_dir():
             raise ConfigError(f"{folder}: runbooks: no such folder")
-        return cls(load_runbooks(folder), auto_start, ranks)
+        return cls(load_runbooks(folder), auto_start, ranks, no_backup_port)
 
     def context(self, inc: Incident, now: datetime) -> Context:
         """What a run of this incident may look at, with the tables' grade order."""
@@ -105,12 +109,23 @@ class Runbooks:
         inc.runbooks.append(run)
         return self._effects(inc, effects, now)
 
-    def opened(self, inc: Incident, now: datetime) -> tuple[list[Change], list[Execute]]:
-        """A new incident: start the runbook its faults call for, if any."""
+    def opened(self, inc: Incident, now: datetime, first: bool = True
+               ) -> tuple[list[Change], list[Execute]]:
+        """A new incident (or a fault joined one that has no runbook yet): start the
+        runbook its faults call for. domain.md §3 (第二十七條(二)): when none does,
+        no runbook is made up, and the leadership group is told at once that the
+        plan does not cover it (once, when it opens)."""
         if not self.auto_start or inc.runbooks:
             return [], []
-        rb = choose(self.runbooks, inc)
-        return self.start(inc, rb.id, "collector", now) if rb else ([], [])
+        rb = choose(self.runbooks, inc, self.no_backup_port)
+        if rb is not None:
+            return self.start(inc, rb.id, "collector", now)
+        if not first:
+            return [], []
+        faults = ", ".join(sorted({f.check for f in inc.faults.values() if not f.suppressed}))
+        return [Change("not_covered", inc.id, now,
+                       f"no runbook covers {inc.title or 'this incident'} ({faults}); "
+                       "the leadership group decides what to do", None, True)], []
 
     def advance(self, inc: Incident, now: datetime) -> tuple[list[Change], list[Execute]]:
         """Move every running run of the incident as far as it goes by itself."""

@@ -49,6 +49,9 @@ from .incident_rules import (DRILL_TITLE, FALLBACK_TITLE, SUPPRESSIBLE, TITLE_RU
                              category, drill_of, is_fault, silence_check)
 
 
+# Faults the collector holds itself (a runbook's `hold`): their agent.
+HOLDER = "collector"
+
 # A fault's history is for people reading the incident; the full record of
 # every event is the events table. Bounded so a chatty check cannot make
 # every save of its incident slower.
@@ -382,6 +385,43 @@ class IncidentBook:
         return FALLBACK_TITLE if rule is None else rule.title.format(
             diagnosis=f" ({'/'.join(diag)})" if diag else "",
             silence=f": {silence[-1]}" if silence else "")
+
+    # --- facts no agent sees (runbooks: collector/incident_runbooks.py) --------------
+    def hold(self, incident_id: str, check: str, reason: str, at: datetime) -> list[Change]:
+        """Keep an incident open on a fact of the collector's own (domain.md §4: a
+        power incident is not over while the branch runs on the generator)."""
+        inc = self._incidents[incident_id]
+        f = inc.faults.get((HOLDER, check))
+        if f is not None and f.active:
+            return []
+        if f is None:
+            f = Fault(HOLDER, inc.branch, check, category(check), "critical", reason, None, at)
+            inc.faults[(HOLDER, check)] = f
+            self.index.add_fault(inc, f)
+        f.spans.append([at, None])
+        self.index.span_started(inc, f, at)
+        f.state, f.reason, f.last_at = "critical", reason, at
+        f.note((at, "held", "critical", reason))
+        changes = []
+        if inc.status == "resolved":
+            inc.status, inc.resolved_at, inc.resolved_by = "open", None, None
+            changes.append(Change("reopened", inc.id, at, f"{check}: {reason}", check))
+        return changes + [Change("held", inc.id, at, f"{check}: {reason}", check)]
+
+    def release(self, incident_id: str, check: str, reason: str, at: datetime) -> list[Change]:
+        """End a hold; the incident resolves if nothing else is active."""
+        inc = self._incidents[incident_id]
+        f = inc.faults.get((HOLDER, check))
+        if f is None or not f.active:
+            return []
+        f.spans[-1][1], f.state, f.last_at = at, "ok", at
+        f.note((at, "released", "ok", reason))
+        self.index.span_ended(inc)
+        changes = [Change("cleared", inc.id, at, f"{check}: {reason}", check)]
+        if inc.status == "open" and not self.index.any_active(inc):
+            inc.status, inc.resolved_at = "resolved", at
+            changes.append(Change("resolved", inc.id, at, "every fault cleared"))
+        return changes
 
     # --- people ------------------------------------------------------------------
     def ack(self, incident_id: str, who: str, why: str, now: datetime) -> list[Change]:

@@ -21,6 +21,7 @@ from datetime import datetime
 
 from .schema import END, Action, Runbook, Step
 
+RECORDS = ("hold", "release")     # actions on the incident itself (schema.py)
 MAX_MOVES = 100          # steps one advance may pass (a loop in a runbook stops here)
 
 
@@ -97,6 +98,8 @@ def runs_by_itself(step: Step, ctx: Context) -> bool:
     """Whether an action step's pre-authorisation holds now: granted, and the
     incident not graded above the grant's grade (domain.md §4: above it, the
     step waits for a person)."""
+    if step.action is not None and step.action.type in RECORDS:
+        return True                    # bookkeeping on the incident, no equipment
     grant = step.preauthorised
     if grant is True or grant is False:
         return grant
