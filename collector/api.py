@@ -36,6 +36,7 @@ from .web.routes import add_console_routes
 from .api_people import (act_on_incident, act_on_step, get_incident, list_incidents,
                          list_runbooks, start_runbook)
 from .grader import Grader
+from .grading.deadlines import regulator_table
 from .incident_desk import IncidentDesk
 from .incident_rules import drill_of
 from .incident_runbooks import Runbooks
@@ -302,7 +303,9 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
                            runbooks=Runbooks.from_folder(
                                config.runbooks.folder, config.runbooks.auto_start,
                                {n: list(t.grades) for n, t in grader.tables.items()},
-                               tuple(config.runbooks.no_backup_port)),
+                               tuple(config.runbooks.no_backup_port),
+                               regulator_table(grader.tables) is not None),
+                           reporter=config.reports.reporter,
                            notifier=Notifier.from_config(config, grader.tables))
     notify_http.setup(app, st)        # ack links, Alertmanager's webhook, the dispatcher
     add_report_routes(app)            # the regulator's reports (issue 7)

@@ -50,13 +50,15 @@ async def get_incident(request: web.Request) -> web.Response:
 # What each action needs in its body besides who (the token): the text field,
 # and for grading actions the value field (grader.GRADING_ACTIONS).
 TEXT_FIELD = {"note": "text", "deadline": "what"}
+VALUE_FIELD = {**GRADING_ACTIONS, "reporter": "name"}
 
 
 async def act_on_incident(request: web.Request) -> web.Response:
     """POST /api/v1/incidents/{id}/{action}.
 
     ack|resolve|close {why}; note {text}; deadline {key, what} (met, with what
-    was sent); criterion|withdraw {criterion, why}; grade {grade, why[, table]}.
+    was sent); criterion|withdraw {criterion, why}; grade {grade, why[, table]};
+    reporter {name, why} (報告責任人, 第二十六條: leadership).
     Who acted is the token's operator, never the body; 409 when the
     incident's state refuses it (with the reason), 404 when unknown.
     """
@@ -71,7 +73,7 @@ async def act_on_incident(request: web.Request) -> web.Response:
     body = await _json_body(st, request)
     field = TEXT_FIELD.get(action, "why")
     text = _required_text(body, field)
-    value = _required_text(body, GRADING_ACTIONS[action]) if action in GRADING_ACTIONS else None
+    value = _required_text(body, VALUE_FIELD[action]) if action in VALUE_FIELD else None
     table = body.get("table")
     if table is not None and not isinstance(table, str):
         raise Rejected(400, "table: expected a table name (text)")

@@ -29,6 +29,7 @@ from .incident_codec import to_dict
 from .grader import GRADING_ACTIONS, Grader
 from .incident_runbooks import (AGENT_ACTIONS, RECORD_ACTIONS, Execute, Runbooks,
                                 waiting_on_agents)
+from .incident_reporter import change_reporter, name_designated
 from .incident_rules import drill_of
 from .incidents import Change, IncidentBook, Refused
 from .store import Store
@@ -41,7 +42,7 @@ log = logging.getLogger("branchwatch.collector")
 # would count decades of business hours.
 MAX_EVENT_AGE = timedelta(days=31)
 
-ACTIONS = ("ack", "note", "resolve", "close", *GRADING_ACTIONS)
+ACTIONS = ("ack", "note", "resolve", "close", "reporter", *GRADING_ACTIONS)
 
 
 def _utc(ts: float) -> datetime:
@@ -60,8 +61,9 @@ class IncidentDesk:
 
     def __init__(self, store: Store, clock: Callable[[], float], window: float = 120.0,
                  deadman_grace: float | None = None, grader: Grader | None = None,
-                 runbooks: Runbooks | None = None, notifier=None):
+                 runbooks: Runbooks | None = None, notifier=None, reporter: str | None = None):
         self.store, self.clock, self.grace, self.window = store, clock, deadman_grace, window
+        self.reporter = reporter               # the designated one (reports.reporter)
         self.grader, self.runbooks = grader, runbooks
         # issue 7 (collector/notify/): planned here, on the writer thread; `mail`
         # is what the API's dispatcher sends on the event loop.
@@ -116,6 +118,10 @@ class IncidentDesk:
         changes, self.held = changes + self.held, []
         if not changes:
             return
+        for c in [c for c in changes if c.kind == "opened"]:
+            # 第二十六條: the designated reporter is recorded on every new incident.
+            changes = changes + name_designated(self.book.get(c.incident_id), self.reporter,
+                                                _utc(at))
         if self.runbooks is not None:
             # issue 6: an incident that opens gets the runbook its faults call for
             # (or, covered by none, the leadership hears so: incident_runbooks.py).
@@ -345,6 +351,9 @@ class IncidentDesk:
             changes = self.grader.act(inc, action, who, text, value, now, table)
         elif action == "resolve":
             changes = self.book.resolve(incident_id, who, text, now, force=force)
+        elif action == "reporter":                # 第二十六條 (incident_reporter.py)
+            changes = change_reporter(inc, value or "", who, text, now,
+                                      self.runbooks is not None and self.runbooks.regulator)
         else:
             changes = getattr(self.book, action)(incident_id, who, text, now)
         self._save(changes, ts, actor=who)

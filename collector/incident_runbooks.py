@@ -25,6 +25,7 @@ from agent.wire import Event
 from .incidents import Change, Incident, Refused
 from .runbooks.run import (RECORDS, AgentAction, Context, Effect, Fact, NotNow, Run, advance,
                            confirm, fail, report, skip, start)
+from .incident_reporter import plan_failed
 from .runbooks.schema import Action, Runbook, load_runbooks
 from .runbooks.select import choose
 
@@ -74,20 +75,23 @@ class Runbooks:
 
     def __init__(self, runbooks: dict[str, Runbook], auto_start: bool = True,
                  ranks: dict[str, list[str]] | None = None,
-                 no_backup_port: tuple[str, ...] = ()):
+                 no_backup_port: tuple[str, ...] = (), regulator: bool = False):
         self.runbooks, self.auto_start = runbooks, auto_start
+        # 第三十條: a failed plan is a regulator deadline (when a regulator's table is in use).
+        self.regulator = regulator
         self.ranks = ranks or {}          # table -> grades, most severe first
         self.no_backup_port = tuple(no_backup_port)   # branch patterns (RunbookSettings)
 
     @classmethod
     def from_folder(cls, folder: str | Path | None, auto_start: bool = True,
                     ranks: dict[str, list[str]] | None = None,
-                    no_backup_port: tuple[str, ...] = ()) -> Runbooks:
+                    no_backup_port: tuple[str, ...] = (), regulator: bool = False
+                    ) -> Runbooks:
         """Load every runbook in a folder (the shipped ones by default)."""
         folder = Path(folder) if folder else shipped_dir()
         if not folder.is_dir():
             raise ConfigError(f"{folder}: runbooks: no such folder")
-        return cls(load_runbooks(folder), auto_start, ranks, no_backup_port)
+        return cls(load_runbooks(folder), auto_start, ranks, no_backup_port, regulator)
 
     def context(self, inc: Incident, now: datetime) -> Context:
         """What a run of this incident may look at, with the tables' grade order."""
@@ -97,7 +101,12 @@ class Runbooks:
                  ) -> tuple[list[Change], list[Execute]]:
         executes = [Execute(inc.id, inc.branch, e.run, e.step, e.action)
                     for e in effects if e.kind == "execute"]
-        return [_change(inc, e, now) for e in effects], executes
+        changes = []
+        for e in effects:
+            changes.append(_change(inc, e, now))
+            if e.kind == "plan_failed" and self.regulator:
+                changes += plan_failed(inc, e.run, e.step, e.detail, now)   # 第三十條
+        return changes, executes
 
     def start(self, inc: Incident, runbook_id: str, who: str, now: datetime
               ) -> tuple[list[Change], list[Execute]]:

@@ -1,5 +1,5 @@
 """`branchwatch incidents list|show|ack|note|resolve|close|deadline|criterion|
-withdraw|grade`: the operator's
+withdraw|grade|reporter`: the operator's
 side of the incident API (/api/v1/incidents), over HTTP(S) with a Bearer
 operator token from --token-file or $BRANCHWATCH_TOKEN.
 """
@@ -46,7 +46,9 @@ def add_command(sub: argparse._SubParsersAction) -> None:
             ("criterion", "criterion", "why", "set a criterion only a person can judge "
                                               "(data damage, cause)"),
             ("withdraw", "criterion", "why", "withdraw a criterion (the grade is judged afresh)"),
-            ("grade", "grade", "why", "set the grade by hand (e.g. lower it), with a reason")):
+            ("grade", "grade", "why", "set the grade by hand (e.g. lower it), with a reason"),
+            ("reporter", "name", "why", "name another reporter (報告責任人, 第二十六條); the "
+                                        "change is filed with the regulator")):
         a = isub.add_parser(action, parents=[common], help=text)
         a.add_argument("id")
         a.add_argument(value)
@@ -171,6 +173,9 @@ def _show(inc: dict) -> str:
         if g.get("handler"):
             out.append(f"    handled by: {g['handler']}")
         out += [f"    {r}" for r in g["reasons"][:3]]
+    for i, r in enumerate(inc.get("reporters", [])):
+        out.append(f"  {'reporter' if i == 0 else 'reporter now'} {r['name']} {r['at']} "
+                   f"by {r['by']}: {r['why']}")
     for a in inc.get("assertions", []):
         out.append(f"  criterion {a['criterion']}{' (withdrawn)' if a['withdrawn'] else ''} "
                    f"{a['at']} {a['who']}: {a['why']}")
@@ -193,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
         answer = request(args, "GET", f"/api/v1/incidents/{args.id}")
     else:
         body = {k: getattr(args, k) for k in ("text", "why", "what", "key", "criterion",
-                                              "grade", "table")
+                                              "grade", "table", "name")
                 if getattr(args, k, None) is not None}
         if getattr(args, "force", False):
             body["force"] = True

@@ -41,6 +41,7 @@ def collector(tmp_path_factory):
                      f"{token_hash(TOKENS[r])}}}\n" for r in TOKENS)
     c = CollectorProcess(folder / "collector", {"a1": ("B1", "north", AGENT)},
                          extra="operators:\n" + people
+                         + "reports: {reporter: lina}\n"
                          + "incidents: {window: 120, deadman_grace: 86400}\n"
                            "grading: {tables: [cbrc]}\n")
     c.start()
@@ -90,6 +91,7 @@ LEADERSHIP_ACTS = [
     ("withdraw", {"criterion": "data_larger", "why": "it was a display error"}),
     ("resolve", {"why": "service back", "force": True}),
     ("close", {"why": "reviewed"}),
+    ("reporter", {"name": "otto", "why": "I will report it"}),
 ]
 
 
@@ -166,3 +168,19 @@ def test_an_operator_token_without_roles_is_an_operator_and_a_bad_role_is_one_li
         parse(f"operators:\n  - {{name: otto, roles: [boss], token_sha256: {h}}}\n", "c.yaml")
     assert str(e.value) == ("c.yaml: operators[0].roles[0]: invalid value 'boss' (expected "
                             "one of: viewer, operator, leadership)")
+
+
+def test_leadership_names_another_reporter_and_the_filing_is_due(collector):
+    post_fault(collector, "tcp/core-reporter")
+    inc = incident_of(collector, "tcp/core-reporter")
+    assert [r["name"] for r in inc["reporters"]] == ["lina"]        # reports.reporter
+    code, got = act(collector, inc["id"], "reporter", {"why": "on leave"}, "leadership")
+    assert (code, got["error"]) == (400, "name: missing, and it is required")
+    code, got = act(collector, inc["id"], "reporter", {"name": "vera", "why": "lina on leave"},
+                    "leadership")
+    assert code == 200, got
+    assert [(r["name"], r["by"]) for r in got["reporters"]] == [("lina", "collector"),
+                                                               ("vera", "lina")]
+    [d] = [d for d in got["deadlines"] if d["key"] == "reporter-filing-1"]
+    assert d["title"] == "File the change of reporter with the regulator"
+    assert ("incident.reporter", "lina") in audit(collector, inc["id"])

@@ -8,10 +8,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..api_base import STATE, STORE, Rejected
-from ..api_people import _person
+from ..api_people import VALUE_FIELD, _person
 from ..api_reports import REPORTS, _run
 from ..drills.http import DRILLS
-from ..grader import GRADING_ACTIONS
 from ..incident_desk import ACTIONS
 from ..incident_runbooks import PERSON_ACTIONS
 from ..reports.model import EDITABLE
@@ -61,7 +60,7 @@ async def on_incident(request: web.Request) -> web.Response:
         raise Rejected(404, f"no action {name!r}")
     field = {"note": "text", "deadline": "what"}.get(name, "why")
     text = _text(request, field, required=name != "ack") or DEFAULT_ACK[lang_of(request)]
-    value = _text(request, GRADING_ACTIONS[name]) if name in GRADING_ACTIONS else None
+    value = _text(request, VALUE_FIELD[name]) if name in VALUE_FIELD else None
     table = _text(request, "table", required=False)
     def act(incident_id, *args):          # desk.act takes the action first
         return st.desk.act(name, incident_id, *args)

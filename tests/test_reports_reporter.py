@@ -1,0 +1,60 @@
+"""The reporter (報告責任人, 第二十六條) and plan failures (第三十條) in the reports,
+zh and en (issue 16 item 4): on the fixed incident of tests/support/report_incident.py
+(the golden files show the whole reports; this says what must be in them).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from collector.grading import Calendar
+from collector.reports.facts import Scope
+from collector.reports.model import build
+from collector.reports.render import render
+from collector.reports.settings import ReportSettings
+
+from .support.report_incident import ID, REGIONS, at, incident_dict
+
+SCOPE = Scope(REGIONS, calendar=Calendar.default(), timezone="Asia/Shanghai")
+META = {"id": f"{ID}-P1", "status": "draft", "issued_at": None, "issued_by": None,
+        "supersedes": None}
+WORDS = {"zh": ("报告责任人（第二十六条）：", "本时段预案执行失败情况（第三十条）", "（自2026-12-07 11:40起）"),
+         "en": ("Reporter (Art. 26):", "Plan failures in this period (Art. 30)",
+                " (since 2026-12-07 11:40)")}
+
+
+def progress(lang: str, until: str = "12:52", progress_since=None) -> str:
+    fields = build("progress", incident_dict(until), SCOPE, ReportSettings(language=lang), lang,
+                   at(until), since=at("11:00"), since_report=f"{ID}-W1",
+                   progress_since=progress_since)
+    return render(META, fields, "md")
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_progress_report_names_the_reporter_and_every_change(lang):
+    reporter, _, since = WORDS[lang]
+    text = progress(lang)
+    assert f"**{reporter.rstrip('：:')}**" in text and f"alice{since}" in text
+    assert "| 2026-12-07 09:40 | bob |" in text
+    assert "| 2026-12-07 11:40 | alice | lina | bob is needed on site at B1 |" in text
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_failed_plan_is_an_entry_in_the_next_progress_report_only(lang):
+    _, section, _ = WORDS[lang]
+    text = progress(lang)
+    part = text[text.index(section):].split("\n## ", 1)[0]
+    assert "| 2026-12-07 10:30 | R1 start-generator |" in part
+    # A progress report issued after the failure carried it: the next one does not.
+    later = progress(lang, progress_since=at("11:30"))
+    part = later[later.index(section):].split("\n## ", 1)[0]
+    assert "start-generator" not in part
+
+
+def test_the_written_report_before_any_change_names_the_designated_reporter():
+    fields = build("written", incident_dict("11:00"), SCOPE, ReportSettings(language="en"),
+                   "en", at("11:00"))
+    assert [r["name"] for r in fields["reporters"]] == ["bob"]
+    text = render({**META, "id": f"{ID}-W1"}, fields, "md")
+    assert "- **Reporter (Art. 26)**: bob (since 2026-12-07 09:40)" in text
+    assert "| From | Reporter |" not in text          # one reporter: no table of changes
