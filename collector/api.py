@@ -34,7 +34,7 @@ from .api_reports import add_report_routes
 from .drills.http import add_drill_routes
 from .web.routes import add_console_routes
 from .api_people import (act_on_incident, act_on_step, get_incident, list_incidents,
-                         list_runbooks, start_runbook)
+                         list_runbooks, report_fault, start_runbook)
 from .grader import Grader
 from .grading.deadlines import regulator_table
 from .incident_desk import IncidentDesk
@@ -294,6 +294,7 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
     app.router.add_get("/api/v1/incidents", list_incidents)
     app.router.add_get("/api/v1/incidents/{id}", get_incident)
     app.router.add_post("/api/v1/incidents/{id}/runbooks", start_runbook)
+    app.router.add_post("/api/v1/faults", report_fault)      # a person reports one
     app.router.add_post("/api/v1/incidents/{id}/steps/{step}/{action}", act_on_step)
     app.router.add_get("/api/v1/runbooks", list_runbooks)
     app.router.add_post("/api/v1/incidents/{id}/{action}", act_on_incident)

@@ -14,7 +14,9 @@ from .api_base import STATE, Rejected, _body, _json, authorised, start_execution
 from .grader import GRADING_ACTIONS
 from .incident_desk import ACTIONS
 from .incident_runbooks import PERSON_ACTIONS
+from .incident_codec import encode as encode_incidents
 from .incidents import Refused
+from .person_reports import PersonReport, problems
 
 _State = object   # collector.api._State (typing only: avoids an import cycle)
 
@@ -50,7 +52,7 @@ async def get_incident(request: web.Request) -> web.Response:
 # What each action needs in its body besides who (the token): the text field,
 # and for grading actions the value field (grader.GRADING_ACTIONS).
 TEXT_FIELD = {"note": "text", "deadline": "what"}
-VALUE_FIELD = {**GRADING_ACTIONS, "reporter": "name"}
+VALUE_FIELD = {**GRADING_ACTIONS, "reporter": "name", "clear": "check"}
 
 
 async def act_on_incident(request: web.Request) -> web.Response:
@@ -58,7 +60,8 @@ async def act_on_incident(request: web.Request) -> web.Response:
 
     ack|resolve|close {why}; note {text}; deadline {key, what} (met, with what
     was sent); criterion|withdraw {criterion, why}; grade {grade, why[, table]};
-    reporter {name, why} (報告責任人, 第二十六條: leadership).
+    reporter {name, why} (報告責任人, 第二十六條: leadership); clear {check, why}
+    (a fault a person reported is over).
     Who acted is the token's operator, never the body; 409 when the
     incident's state refuses it (with the reason), 404 when unknown.
     """
@@ -94,6 +97,36 @@ def _required_text(body: dict, field: str) -> str:
     if text is None or not text.strip():
         raise Rejected(400, f"{field}: missing, and it is required")
     return text
+
+
+async def report_fault(request: web.Request) -> web.Response:
+    """POST /api/v1/faults {branch, kind, where, sees[, contact][, cause]}: a person
+    reports a fault (person_reports.py); 201 with the incident it opened or joined.
+    Who reported it is the token's operator, never the body."""
+    st: _State = request.app[STATE]
+    who = authorised(st, request, "report")
+    body = await _json_body(st, request)
+    report = PersonReport(
+        branch=_required_text(body, "branch"), kind=_required_text(body, "kind"),
+        where=_required_text(body, "where"), sees=_required_text(body, "sees"), who=who,
+        contact=_optional_text(body, "contact") or "", cause=_optional_text(body, "cause"))
+    bad = problems(report, {a.branch for a in st.config.agents})
+    if bad:
+        raise Rejected(400, f"{bad[0][0]}: {bad[0][1]}")
+    try:
+        inc = await st.run(st.desk.report_fault, report)
+    except Refused as e:
+        raise Rejected(409, str(e))
+    finally:
+        start_executions(st)
+    return web.Response(status=201, body=encode_incidents(inc), content_type="application/json")
+
+
+def _optional_text(body: dict, field: str) -> str | None:
+    value = body.get(field)
+    if value is not None and not isinstance(value, str):
+        raise Rejected(400, f"{field}: expected text, got {type(value).__name__} {value!r}")
+    return value.strip() if value and value.strip() else None
 
 
 async def start_runbook(request: web.Request) -> web.Response:

@@ -31,6 +31,7 @@ from .incident_runbooks import (AGENT_ACTIONS, RECORD_ACTIONS, Execute, Runbooks
                                 waiting_on_agents)
 from .incident_reporter import change_reporter, name_designated
 from .incident_rules import drill_of
+from .person_reports import PERSON, PersonReport, check_of, cleared_event, fault_event, reason_of
 from .incidents import Change, IncidentBook, Refused
 from .store import Store
 
@@ -42,7 +43,7 @@ log = logging.getLogger("branchwatch.collector")
 # would count decades of business hours.
 MAX_EVENT_AGE = timedelta(days=31)
 
-ACTIONS = ("ack", "note", "resolve", "close", "reporter", *GRADING_ACTIONS)
+ACTIONS = ("ack", "note", "resolve", "close", "reporter", "clear", *GRADING_ACTIONS)
 
 
 def _utc(ts: float) -> datetime:
@@ -351,6 +352,8 @@ class IncidentDesk:
             changes = self.grader.act(inc, action, who, text, value, now, table)
         elif action == "resolve":
             changes = self.book.resolve(incident_id, who, text, now, force=force)
+        elif action == "clear":                   # a person-reported fault is over
+            changes = self._clear_reported(inc, value or "", who, text, now)
         elif action == "reporter":                # 第二十六條 (incident_reporter.py)
             changes = change_reporter(inc, value or "", who, text, now,
                                       self.runbooks is not None and self.runbooks.regulator)
@@ -362,6 +365,35 @@ class IncidentDesk:
             # closing ends the progress reports) is the collector's doing.
             self._save(self.grader.regrade(inc, now), ts)
         return to_dict(self.book.get(incident_id))
+
+    # --- faults people report (person_reports.py) ---------------------------------------
+    def report_fault(self, r: PersonReport) -> dict:
+        """A person reports a fault: it opens or joins an incident like an agent's
+        fault (grading, runbook, notifications), the report audited under their
+        name; a cause they know (hospital class 1 or 4) is set as a criterion."""
+        ts = self.clock()
+        now = _utc(ts)
+        changes = self.book.apply_event(fault_event(r, now), now)
+        check = check_of(r.kind)
+        inc = next(i for i in reversed(self.book.index.live(r.branch))
+                   if (PERSON, check) in i.faults and i.faults[(PERSON, check)].active)
+        changes.append(Change("reported", inc.id, now, reason_of(r), check))
+        self._save(changes, ts, actor=r.who)
+        if r.cause is not None and self.grader is not None:
+            self._save(self.grader.act(inc, "criterion", r.who, f"reported: {r.sees}",
+                                       r.cause, now), ts, actor=r.who)
+        if self.grader is not None:
+            self._save(self.grader.regrade(inc, now), ts)
+        return to_dict(inc)
+
+    def _clear_reported(self, inc, check: str, who: str, why: str, now) -> list[Change]:
+        f = inc.faults.get((PERSON, check))
+        if f is None:
+            raise Refused(f"{inc.id} has no fault reported by a person as {check!r}; an "
+                          "agent's fault clears when its agent sees it clear")
+        if not f.active:
+            raise Refused(f"{check} on {inc.id} is already cleared")
+        return self.book.apply_event(cleared_event(f.branch, check, who, why, now), now)
 
     def _incident(self, incident_id: str):
         """An incident by id, from the book or (closed before a restart) the store."""

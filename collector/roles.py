@@ -17,7 +17,7 @@ ROLES = ("viewer", "operator", "leadership")
 
 VIEWER = frozenset({"logout", "read"})
 OPERATOR = VIEWER | frozenset({"ack", "note", "deadline", "confirm", "skip", "fail", "start",
-                               "draft", "drill", "report"})
+                               "draft", "drill", "report", "clear"})
 LEADERSHIP = OPERATOR | frozenset({"resolve", "close", "grade", "criterion", "withdraw",
                                    "issue", "reporter"})
 ROLE_ACTIONS = {"viewer": VIEWER, "operator": OPERATOR, "leadership": LEADERSHIP}

@@ -14,6 +14,7 @@ from ..api_reports import REPORTS, report_response
 from ..reports.desk import rendered
 from ..reports.model import EDITABLE
 from ..drills.http import DRILLS
+from ..person_reports import CAUSES, KINDS
 from .console import (CONSOLE, COOKIE, HEADERS, LANG_COOKIE, Console, page, render)
 from .i18n import LANGUAGES
 from .passwords import check_password
@@ -101,7 +102,9 @@ async def incidents(request: web.Request) -> web.Response:
                          or any(region_of.get(b) == region for b in r["branches"])]
     return render(request, "_incidents_live.html" if _live(request) else "incidents.html",
                   open=shown["open"], resolved=shown["resolved"], region=region,
-                  regions=sorted(set(region_of.values()) - {""}))
+                  regions=sorted(set(region_of.values()) - {""}),
+                  report_branches=sorted(region_of), report_kinds=list(KINDS),
+                  report_causes=CAUSES)
 
 
 @page
