@@ -219,7 +219,7 @@ def test_region_outage_is_one_drill_incident_counted_apart_and_ends_closed(tmp_p
     [inc] = desk.book.incidents()
     assert inc.title == "DRILL: core system unreachable: 2 branches"
     assert {f.check.split("/")[-1] for f in inc.faults.values()} == {"core", "silent"}
-    assert "cbrc" in inc.grades and inc.runbooks[0].runbook.id == "central-system-loss"
+    assert "cbrc" in inc.grades and inc.runbooks[0].runbook.id == "network-fault"
     assert desk.counts()["incidents"] == {"open": 0, "resolved": 0}
     assert desk.counts()["drill_incidents"] == {"open": 1, "resolved": 0}
     assert desk.counts()["silent"] == 0      # a drill's silence is no real silent agent
