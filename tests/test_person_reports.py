@@ -181,6 +181,13 @@ def test_the_console_reports_a_fault_as_the_logged_in_person(collector):
     assert f["agent"] == "person" and "reported by alice" in f["reason"]
     shown = v.go(f"/console/incidents/{iid}")[2]
     assert 'class="person-report"' in shown and 'id="reporter-now">li<' in shown
+    # The network runbook's pre-authorised step says whose grant it is (domain.md §4).
+    code, _ = post(collector, f"/api/v1/incidents/{iid}/runbooks",
+                   {"runbook": "network-fault", "why": "the line as well"})
+    assert code == 200
+    shown = v.go(f"/console/incidents/{iid}")[2]
+    assert re.search(r'class="muted grant">[^<]*emergency leadership group \(應急領導小組\)[^<]*'
+                     r'2026-12-01[^<]*cbrc II<', shown), shown
     viewer = Visitor(collector.url)
     viewer.login("vera")
     assert 'id="report-form"' not in viewer.go("/console/incidents")[2]

@@ -85,6 +85,10 @@ WORDS: dict[str, dict[str, str]] = {
     "named_by": {"zh": "指定人", "en": "named by"},
     "reported_by_person": {"zh": "人工报告", "en": "reported by a person"},
     "report_fault": {"zh": "报告故障", "en": "Report a fault"},
+    # 預授權 (domain.md §4): who granted it, when, up to which grade.
+    "preauthorised": {"zh": "预授权", "en": "Pre-authorised"},
+    "up_to_grade": {"zh": "有效至", "en": "up to"},
+    "above_grant": {"zh": "事件级别已超出预授权，须人工确认", "en": "the incident is graded above it: a person confirms"},
     "report_kind": {"zh": "故障类型", "en": "What kind"},
     "report_where": {"zh": "具体位置（科室、柜台）", "en": "Where (ward, counter, room)"},
     "report_sees": {"zh": "看到的现象", "en": "What you see"},
