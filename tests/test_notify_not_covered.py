@@ -1,8 +1,8 @@
 """What no runbook covers is told to the leadership group at once (第二十七條(二);
 domain.md §3): the `not_covered` change is routed like a failed plan, in the
 leadership's language. A fault a person reports takes the route an agent's
-would, and its message says who reported what, where. The notification pipeline's own timeline helper
-(tests/test_notify_pipeline.py) drives it."""
+would, and its message says who reported what, where. The notification
+pipeline's own timeline helper (tests/test_notify_pipeline.py) drives it."""
 
 from __future__ import annotations
 
