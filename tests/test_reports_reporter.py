@@ -1,5 +1,5 @@
-"""The reporter (報告責任人, 第二十六條) and plan failures (第三十條) in the reports,
-zh and en (issue 16 item 4): on the fixed incident of tests/support/report_incident.py
+"""The reporter (報告責任人, 第二十六條), plan failures (第三十條) and faults a
+person reported in the reports, zh and en (issue 16 items 4, 8): on the fixed incident of tests/support/report_incident.py
 (the golden files show the whole reports; this says what must be in them).
 """
 
@@ -8,12 +8,14 @@ from __future__ import annotations
 import pytest
 
 from collector.grading import Calendar
+from collector.incident_codec import to_dict
+from collector.incidents import Fault
 from collector.reports.facts import Scope
 from collector.reports.model import build
 from collector.reports.render import render
 from collector.reports.settings import ReportSettings
 
-from .support.report_incident import ID, REGIONS, at, incident_dict
+from .support.report_incident import ID, REGIONS, at, incident, incident_dict
 
 SCOPE = Scope(REGIONS, calendar=Calendar.default(), timezone="Asia/Shanghai")
 META = {"id": f"{ID}-P1", "status": "draft", "issued_at": None, "issued_by": None,
@@ -58,3 +60,17 @@ def test_the_written_report_before_any_change_names_the_designated_reporter():
     text = render({**META, "id": f"{ID}-W1"}, fields, "md")
     assert "- **Reporter (Art. 26)**: bob (since 2026-12-07 09:40)" in text
     assert "| From | Reporter |" not in text          # one reporter: no table of changes
+
+
+@pytest.mark.parametrize("lang, mark", [("zh", "tcp/reported-service（人工报告）"),
+                                        ("en", "tcp/reported-service (reported by a person)")])
+def test_a_fault_a_person_reported_is_marked_in_the_reports(lang, mark):
+    inc = incident("11:00")
+    f = Fault("person", "B1", "tcp/reported-service", "service", "critical",
+              "a system will not start or cannot save at counter 1: teller app frozen - "
+              "reported by wang", None, at("10:10"), spans=[[at("10:10"), None]])
+    inc.faults[("person", f.check)] = f
+    fields = build("written", to_dict(inc), SCOPE, ReportSettings(language=lang), lang,
+                   at("11:00"))
+    text = render({**META, "id": f"{ID}-W1"}, fields, "md")
+    assert f"| {mark} |" in text and "teller app frozen - reported by wang" in text
