@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 from aiohttp import web
 
 from .api_base import STATE, Rejected, _body, _json, authorised, start_executions
@@ -17,6 +18,7 @@ from .incident_runbooks import PERSON_ACTIONS
 from .incident_codec import encode as encode_incidents
 from .incidents import Refused
 from .person_reports import PersonReport, problems
+from .runbooks.schema import Grant
 
 _State = object   # collector.api._State (typing only: avoids an import cycle)
 
@@ -162,7 +164,11 @@ async def list_runbooks(request: web.Request) -> web.Response:
     authorised(st, request, "read")
     books = st.desk.runbooks.runbooks if st.desk.runbooks else {}
     return _json({"runbooks": [{"id": rb.id, "title": rb.title, "source": rb.source,
-                                "steps": [s.id for s in rb.steps]}
+                                "steps": [s.id for s in rb.steps],
+                                # domain.md §4: each pre-authorisation, who granted it, when
+                                "preauthorised": [{"step": s.id, **msgspec.structs.asdict(
+                                    s.preauthorised)} for s in rb.steps
+                                    if isinstance(s.preauthorised, Grant)]}
                                for rb in sorted(books.values(), key=lambda rb: rb.id)]})
 
 

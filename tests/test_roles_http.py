@@ -184,3 +184,14 @@ def test_leadership_names_another_reporter_and_the_filing_is_due(collector):
     [d] = [d for d in got["deadlines"] if d["key"] == "reporter-filing-1"]
     assert d["title"] == "File the change of reporter with the regulator"
     assert ("incident.reporter", "lina") in audit(collector, inc["id"])
+
+
+def test_the_runbooks_say_who_pre_authorised_what_up_to_which_grade(collector):
+    status, data = request(collector.url + "/api/v1/runbooks", None, TOKENS["viewer"])
+    assert status == 200, data
+    books = {b["id"]: b for b in json.loads(data)["runbooks"]}
+    assert books["network-fault"]["preauthorised"] == [
+        {"step": step, "granted_by": "emergency leadership group (應急領導小組)",
+         "granted_at": "2026-12-01", "up_to_grade": "II", "table": "cbrc"}
+        for step in ("backup-line", "swap-back")]
+    assert books["power-cut"]["preauthorised"] == []
