@@ -32,8 +32,9 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         "id")
     for action, field, text in (("ack", "why", "acknowledge (records who and why)"),
                                 ("note", "text", "add a note"),
-                                ("resolve", "why", "declare resolved (all faults cleared)"),
-                                ("close", "why", "close a resolved incident")):
+                                ("resolve", "why", "declare the response over (leadership; "
+                                                   "all faults cleared, or --force)"),
+                                ("close", "why", "close a resolved incident (leadership)")):
         a = isub.add_parser(action, parents=[common], help=text)
         a.add_argument("id")
         a.add_argument(f"--{field}", required=True)
@@ -46,7 +47,8 @@ def add_command(sub: argparse._SubParsersAction) -> None:
             ("criterion", "criterion", "why", "set a criterion only a person can judge "
                                               "(data damage, cause)"),
             ("withdraw", "criterion", "why", "withdraw a criterion (the grade is judged afresh)"),
-            ("grade", "grade", "why", "set the grade by hand (e.g. lower it), with a reason"),
+            ("grade", "grade", "why", "set the grade by hand (e.g. lower it), with a reason "
+                                      "(leadership)"),
             ("reporter", "name", "why", "name another reporter (報告責任人, 第二十六條); the "
                                         "change is filed with the regulator")):
         a = isub.add_parser(action, parents=[common], help=text)
