@@ -41,8 +41,9 @@ from .fleet.reload import add_reload_route, with_enrolled
 from .notify.silences_http import add_silence_routes, refresh as refresh_silences
 from .web.routes import add_console_routes
 from .api_people import (READERS, act_on_incident, act_on_step, get_incident, list_incidents,
-                         list_runbooks, start_runbook)
+                         list_runbooks, report_fault, start_runbook)
 from .grader import Grader
+from .grading.deadlines import regulator_table
 from .engine.actions import command_id
 from .incident_desk import IncidentDesk
 from .incident_rules import drill_of
@@ -117,6 +118,7 @@ class _State:
         self.clock = clock
         self.by_hash: dict[str, AgentEntry] = {a.token_sha256: a for a in config.agents}
         self.operators: dict[str, str] = {o.token_sha256: o.name for o in config.operators}
+        self.operator_roles = {o.name: tuple(o.roles) for o in config.operators}
         self.desk: IncidentDesk | None = None
         self.metrics = Metrics()
         self.seen: set[str] = set()
@@ -310,6 +312,7 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
     app.router.add_get("/api/v1/incidents", list_incidents)
     app.router.add_get("/api/v1/incidents/{id}", get_incident)
     app.router.add_post("/api/v1/incidents/{id}/runbooks", start_runbook)
+    app.router.add_post("/api/v1/faults", report_fault)      # a person reports one
     app.router.add_post("/api/v1/incidents/{id}/steps/{step}/{action}", act_on_step)
     app.router.add_get("/api/v1/runbooks", list_runbooks)
     app.router.add_post("/api/v1/incidents/{id}/{action}", act_on_incident)
@@ -318,8 +321,12 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
     st.metrics.registry.register(grader.calendar_metrics(clock))
     st.desk = IncidentDesk(store, clock, window=config.incidents.window,
                            deadman_grace=config.incidents.deadman_grace, grader=grader,
-                           runbooks=Runbooks.from_folder(config.runbooks.folder,
-                                                         config.runbooks.auto_start),
+                           runbooks=Runbooks.from_folder(
+                               config.runbooks.folder, config.runbooks.auto_start,
+                               {n: list(t.grades) for n, t in grader.tables.items()},
+                               tuple(config.runbooks.no_backup_port),
+                               regulator_table(grader.tables) is not None),
+                           reporter=config.reports.reporter,
                            notifier=Notifier.from_config(config, grader.tables))
     st.metrics.desk = st.desk
     notify_http.setup(app, st)        # ack links, Alertmanager's webhook, the dispatcher

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from .incident_codec import encode as encode_incidents
 from .engine.actions import EXECUTE, outbox_key
+from .roles import allowed, refusal
 from .runbook_executor import execute
 
 _State = object   # collector.api._State (typing only: avoids an import cycle)
@@ -52,6 +53,16 @@ def _operator(st: _State, request: web.Request) -> str:
         raise Rejected(403, "agent tokens may not read or act on incidents; use an "
                             "operator token")
     raise Rejected(401, "unknown operator token")
+
+
+def authorised(st: _State, request: web.Request, action: str) -> str:
+    """The operator's name when the token's roles allow `action` (collector/roles.py);
+    403 with the reason otherwise (domain.md §4: the same roles as the console)."""
+    name = _operator(st, request)
+    roles = st.operator_roles.get(name, ())
+    if not allowed(roles, action):
+        raise Rejected(403, refusal(name, roles, action))
+    return name
 
 
 async def _body(st: _State, request: web.Request) -> bytes:

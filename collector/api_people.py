@@ -1,6 +1,7 @@
 """The operators' side of the collector's API: incidents, grading actions,
 runbooks (issues 4-6). Every handler needs an operator token; who acted is
-the token's operator, never the body; refusals are 4xx with one line.
+the token's operator, never the body; the token's roles decide what it may do
+(collector/roles.py, 403 with the reason); refusals are 4xx with one line.
 """
 
 from __future__ import annotations
@@ -8,16 +9,20 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+import msgspec
 from aiohttp import web
 
 from . import incident_reads as reads
 
-from .api_base import STATE, Rejected, _body, _json, _operator, start_executions
+from .api_base import STATE, Rejected, _body, _json, authorised, start_executions
 from .grader import GRADING_ACTIONS
 from .incident_desk import ACTIONS
 from .incident_reads import DEFAULT_LIMIT, IncidentQuery, QueryError, StoreReaders
 from .incident_runbooks import PERSON_ACTIONS
+from .incident_codec import encode as encode_incidents
 from .incidents import Refused
+from .person_reports import PersonReport, problems
+from .runbooks.schema import Grant
 
 _State = object   # collector.api._State (typing only: avoids an import cycle)
 
@@ -80,7 +85,7 @@ async def list_incidents(request: web.Request) -> web.Response:
     Drill incidents are left out unless asked for (domain.md §5). A page holds at
     most `limit` (default 500); `next`, when there are more, is the cursor of the next page."""
     st: _State = request.app[STATE]
-    _operator(st, request)
+    authorised(st, request, "read")
     page, cursor = await read(request, reads.list_incidents, incident_query(st, request.query))
     return _json({"incidents": page, **({"next": cursor} if cursor else {})})
 
@@ -91,7 +96,7 @@ DRILL_QUERY = {"0": "no", "false": "no", "1": "yes", "true": "yes", "only": "onl
 async def get_incident(request: web.Request) -> web.Response:
     """GET /api/v1/incidents/{id} (operators); 404 when unknown."""
     st: _State = request.app[STATE]
-    _operator(st, request)
+    authorised(st, request, "read")
     inc = await read(request, reads.incident, request.match_info["id"])
     if inc is None:
         raise Rejected(404, f"no incident {request.match_info['id']!r}")
@@ -101,25 +106,31 @@ async def get_incident(request: web.Request) -> web.Response:
 # What each action needs in its body besides who (the token): the text field,
 # and for grading actions the value field (grader.GRADING_ACTIONS).
 TEXT_FIELD = {"note": "text", "deadline": "what"}
+VALUE_FIELD = {**GRADING_ACTIONS, "reporter": "name", "clear": "check"}
 
 
 async def act_on_incident(request: web.Request) -> web.Response:
     """POST /api/v1/incidents/{id}/{action}.
 
     ack|resolve|close {why}; note {text}; deadline {key, what} (met, with what
-    was sent); criterion|withdraw {criterion, why}; grade {grade, why[, table]}.
+    was sent); criterion|withdraw {criterion, why}; grade {grade, why[, table]};
+    reporter {name, why} (報告責任人, 第二十六條: leadership); clear {check, why}
+    (a fault a person reported is over).
     Who acted is the token's operator, never the body; 409 when the
     incident's state refuses it (with the reason), 404 when unknown.
     """
     st: _State = request.app[STATE]
-    who = _operator(st, request)
     action, incident_id = request.match_info["action"], request.match_info["id"]
     if action not in ACTIONS:
+        authorised(st, request, "read")
         raise Rejected(404, f"no action {action!r}; expected one of {', '.join(ACTIONS)}")
+    # domain.md §4 (第四條): grading by hand, ending the response and closing are
+    # leadership's, here as on the console (collector/roles.py).
+    who = authorised(st, request, action)
     body = await _json_body(st, request)
     field = TEXT_FIELD.get(action, "why")
     text = _required_text(body, field)
-    value = _required_text(body, GRADING_ACTIONS[action]) if action in GRADING_ACTIONS else None
+    value = _required_text(body, VALUE_FIELD[action]) if action in VALUE_FIELD else None
     table = body.get("table")
     if table is not None and not isinstance(table, str):
         raise Rejected(400, "table: expected a table name (text)")
@@ -142,10 +153,40 @@ def _required_text(body: dict, field: str) -> str:
     return text
 
 
+async def report_fault(request: web.Request) -> web.Response:
+    """POST /api/v1/faults {branch, kind, where, sees[, contact][, cause]}: a person
+    reports a fault (person_reports.py); 201 with the incident it opened or joined.
+    Who reported it is the token's operator, never the body."""
+    st: _State = request.app[STATE]
+    who = authorised(st, request, "report")
+    body = await _json_body(st, request)
+    report = PersonReport(
+        branch=_required_text(body, "branch"), kind=_required_text(body, "kind"),
+        where=_required_text(body, "where"), sees=_required_text(body, "sees"), who=who,
+        contact=_optional_text(body, "contact") or "", cause=_optional_text(body, "cause"))
+    bad = problems(report, {a.branch for a in st.config.agents})
+    if bad:
+        raise Rejected(400, f"{bad[0][0]}: {bad[0][1]}")
+    try:
+        inc = await st.run(st.desk.report_fault, report)
+    except Refused as e:
+        raise Rejected(409, str(e))
+    finally:
+        start_executions(st)
+    return web.Response(status=201, body=encode_incidents(inc), content_type="application/json")
+
+
+def _optional_text(body: dict, field: str) -> str | None:
+    value = body.get(field)
+    if value is not None and not isinstance(value, str):
+        raise Rejected(400, f"{field}: expected text, got {type(value).__name__} {value!r}")
+    return value.strip() if value and value.strip() else None
+
+
 async def start_runbook(request: web.Request) -> web.Response:
     """POST /api/v1/incidents/{id}/runbooks {runbook, why}: start one by hand."""
     st: _State = request.app[STATE]
-    who = _operator(st, request)
+    who = authorised(st, request, "start")
     body = await _json_body(st, request)
     runbook, why = _required_text(body, "runbook"), _required_text(body, "why")
     return _json(await _person(st, request, st.desk.runbook_act, "start", runbook, who, why))
@@ -155,8 +196,8 @@ async def act_on_step(request: web.Request) -> web.Response:
     """POST /api/v1/incidents/{id}/steps/{step}/{confirm|skip|fail}
     {note (confirm) | why, choice (a decision), run (default: the run at that step)}."""
     st: _State = request.app[STATE]
-    who = _operator(st, request)
     action, step = request.match_info["action"], request.match_info["step"]
+    who = authorised(st, request, action if action in PERSON_ACTIONS else "read")
     if action not in PERSON_ACTIONS:
         raise Rejected(404, f"no action {action!r}; expected one of {', '.join(PERSON_ACTIONS)}")
     body = await _json_body(st, request)
@@ -172,10 +213,14 @@ async def act_on_step(request: web.Request) -> web.Response:
 async def list_runbooks(request: web.Request) -> web.Response:
     """GET /api/v1/runbooks: the runbooks this collector knows (operators)."""
     st: _State = request.app[STATE]
-    _operator(st, request)
+    authorised(st, request, "read")
     books = st.desk.runbooks.runbooks if st.desk.runbooks else {}
     return _json({"runbooks": [{"id": rb.id, "title": rb.title, "source": rb.source,
-                                "steps": [s.id for s in rb.steps]}
+                                "steps": [s.id for s in rb.steps],
+                                # domain.md §4: each pre-authorisation, who granted it, when
+                                "preauthorised": [{"step": s.id, **msgspec.structs.asdict(
+                                    s.preauthorised)} for s in rb.steps
+                                    if isinstance(s.preauthorised, Grant)]}
                                for rb in sorted(books.values(), key=lambda rb: rb.id)]})
 
 

@@ -21,7 +21,7 @@ import json
 import msgspec
 from aiohttp import web
 
-from .api_base import STATE, STORE, Rejected, _body, _json, _operator
+from .api_base import STATE, STORE, Rejected, _body, _json, authorised
 from .incidents import Refused
 from .reports.desk import ReportDesk, rendered
 from .reports.facts import Scope
@@ -102,7 +102,7 @@ def _text(body: dict, key: str, required: bool = True) -> str | None:
 
 async def list_reports(request: web.Request) -> web.Response:
     """GET /api/v1/reports[?incident=ID]: reports, oldest first, without their text."""
-    _operator(request.app[STATE], request)
+    authorised(request.app[STATE], request, "read")
     found = await _run(request, "incident", request.app[REPORTS].list,
                        request.query.get("incident"))
     return _json({"reports": [_summary(r) for r in found]})
@@ -110,7 +110,7 @@ async def list_reports(request: web.Request) -> web.Response:
 
 async def draft_report(request: web.Request) -> web.Response:
     """POST /api/v1/reports {incident, kind (written), language (settings)}: 201."""
-    who = _operator(request.app[STATE], request)
+    who = authorised(request.app[STATE], request, "draft")
     body = await _object(request)
     incident = _text(body, "incident")
     kind = _text(body, "kind", required=False) or "written"
@@ -123,7 +123,7 @@ async def draft_report(request: web.Request) -> web.Response:
 
 async def get_report(request: web.Request) -> web.Response:
     """GET /api/v1/reports/{id}?format=json|md|html|pdf."""
-    _operator(request.app[STATE], request)
+    authorised(request.app[STATE], request, "read")
     fmt = request.query.get("format", "json")
     if fmt not in ("json", "md", "html", "pdf"):
         raise Rejected(400, f"format: expected json, md, html or pdf, got {fmt!r}")
@@ -154,8 +154,9 @@ async def report_response(report: StoredReport, fmt: str, attachment: bool = Fal
 
 
 async def act_on_report(request: web.Request) -> web.Response:
-    """POST /api/v1/reports/{id}/edit {set: {...}} | /issue {why}."""
-    who = _operator(request.app[STATE], request)
+    """POST /api/v1/reports/{id}/edit {set: {...}} | /issue {why} (issuing: leadership)."""
+    action, rid = request.match_info["action"], request.match_info["rid"]
+    who = authorised(request.app[STATE], request, "issue" if action == "issue" else "draft")
     action, rid = request.match_info["action"], request.match_info["rid"]
     if action not in ("edit", "issue"):
         raise Rejected(404, f"no action {action!r}; expected edit or issue")

@@ -43,6 +43,9 @@ class Limits(_S):
     max_body: Bytes = 1_048_576
 
 
+Role = typing.Literal["viewer", "operator", "leadership"]
+
+
 class AgentEntry(_S, kw_only=True):
     """One enrolled agent: its id, the branch it may write, its token's hash."""
 
@@ -60,10 +63,13 @@ class Fleet(_S):
 
 
 class Operator(_S, kw_only=True):
-    """A person who may ack, note, resolve and close incidents via the API."""
+    """A person who acts on incidents through the API and the CLI, with the same
+    roles as console users (collector/roles.py; domain.md §4, 第四條)."""
 
     name: Name
     token_sha256: Sha256Hex
+    roles: typing.Annotated[list[Role], msgspec.Meta(min_length=1)] = msgspec.field(
+        default_factory=lambda: ["operator"])
 
 
 class Incidents(_S):
@@ -159,15 +165,15 @@ class RunbookSettings(_S):
     auto_start: bool = True
     commands: dict[str, typing.Annotated[list[str], msgspec.Meta(min_length=1)]] = {}
     timeout: typing.Annotated[float, msgspec.Meta(gt=0)] = 30.0   # webhook/command, seconds
+    # Branches (patterns) without a pre-wired backup port: a line fault there gets
+    # the cable swap by hand (config/runbooks/cable-swap.yaml; domain.md §4).
+    no_backup_port: list[typing.Annotated[str, msgspec.Meta(min_length=1)]] = []
 
 
 class DrillSettings(_S):
     """Drills (issue 7; domain.md §5): where the scenarios are (collector/drills/)."""
 
     folder: str | None = None            # default: the shipped config/drills
-
-
-Role = typing.Literal["viewer", "operator", "leadership"]
 
 
 class ConsoleUser(_S, kw_only=True):

@@ -15,6 +15,7 @@ import msgspec
 
 from .grading import Assertion
 from .incident_grades import DeadlineState, GradeRecord
+from .incident_reporter import ReporterChange
 from .incidents import Action, Fault, Incident
 from .notify.state import NotifyState
 from .runbooks.run import AgentAction, Run
@@ -70,6 +71,7 @@ def to_dict(inc: Incident, stored: bool = False) -> dict:
         "grades": inc.grades, "assertions": inc.assertions, "deadlines": inc.deadlines,
         "runbooks": inc.runbooks, "actions": inc.actions,
         "notify": inc.notify,                    # issue 7: NotifyState or None
+        "reporters": inc.reporters,              # issue 16: ReporterChange list
     }
 
 
@@ -98,4 +100,5 @@ def from_dict(d: dict) -> Incident:
         deadlines=msgspec.convert(d.get("deadlines", []), list[DeadlineState]),
         runbooks=msgspec.convert(d.get("runbooks", []), list[Run]),
         actions=msgspec.convert(d.get("actions", []), list[AgentAction]),
-        notify=msgspec.convert(d.get("notify"), NotifyState | None))
+        notify=msgspec.convert(d.get("notify"), NotifyState | None),
+        reporters=msgspec.convert(d.get("reporters", []), list[ReporterChange]))

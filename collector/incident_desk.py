@@ -33,8 +33,11 @@ from .engine.actions import ActionOutbox
 from .engine.log_engine import LogEngine
 from .incident_codec import to_dict
 from .grader import GRADING_ACTIONS, Grader
-from .incident_runbooks import Execute, Runbooks, moves_by_itself, waiting_on_agents
+from .incident_reporter import change_reporter, name_designated
+from .incident_runbooks import (RECORD_ACTIONS, Execute, Runbooks, moves_by_itself,
+                                waiting_on_agents)
 from .incident_rules import drill_of
+from .person_reports import PERSON, PersonReport, check_of, cleared_event, fault_event, reason_of
 from .incidents import Change, IncidentBook, Refused
 from .round_queue import EVERY_ROUND, RoundQueue, next_grading
 from .store import Store
@@ -47,7 +50,7 @@ log = logging.getLogger("branchwatch.collector")
 # would count decades of business hours.
 MAX_EVENT_AGE = timedelta(days=31)
 
-ACTIONS = ("ack", "note", "resolve", "close", *GRADING_ACTIONS)
+ACTIONS = ("ack", "note", "resolve", "close", "reporter", "clear", *GRADING_ACTIONS)
 
 
 def _utc(ts: float) -> datetime:
@@ -66,8 +69,9 @@ class IncidentDesk:
 
     def __init__(self, store: Store, clock: Callable[[], float], window: float = 120.0,
                  deadman_grace: float | None = None, grader: Grader | None = None,
-                 runbooks: Runbooks | None = None, notifier=None):
+                 runbooks: Runbooks | None = None, notifier=None, reporter: str | None = None):
         self.store, self.clock, self.grace, self.window = store, clock, deadman_grace, window
+        self.reporter = reporter               # the designated one (reports.reporter)
         self.grader, self.runbooks = grader, runbooks
         # issue 7 (collector/notify/): planned here, on the writer thread; `mail`
         # is what the API's dispatcher sends on the event loop.
@@ -81,6 +85,8 @@ class IncidentDesk:
         self.actions = ActionOutbox(store, clock, lambda i: self._incident(i).drill)
         self.waiting = self.actions.waiting
         store.release_outbox()     # claimed by a process that died: carried out again
+        # Changes a runbook's hold/release made, saved with the next _save.
+        self.held: list[Change] = []
         self.offsets = ClockOffsets()
         # The one consumer of the event log: applies it to the book from the
         # stored cursor (collector/engine/log_engine.py).
@@ -124,14 +130,22 @@ class IncidentDesk:
         return f"INC-{_utc(self.clock()):%Y%m%d}-{uuid.uuid4().hex[:6]}"
 
     def _save(self, changes: list[Change], at: float, actor: str = "collector") -> None:
+        changes, self.held = changes + self.held, []
         if not changes:
             return
+        for c in [c for c in changes if c.kind == "opened"]:
+            # 第二十六條: the designated reporter is recorded on every new incident.
+            changes = changes + name_designated(self.book.get(c.incident_id), self.reporter,
+                                                _utc(at))
         if self.runbooks is not None:
-            # issue 6: an incident that opens gets the runbook its faults call for.
-            for c in [c for c in changes if c.kind == "opened"]:
-                more, executes = self.runbooks.opened(self.book.get(c.incident_id), _utc(at))
+            # issue 6: an incident that opens gets the runbook its faults call for
+            # (or, covered by none, the leadership hears so: incident_runbooks.py).
+            for c in [c for c in changes if c.kind in ("opened", "joined")]:
+                more, executes = self.runbooks.opened(self.book.get(c.incident_id), _utc(at),
+                                                      first=c.kind == "opened")
                 changes = changes + more
                 self._hand_out(executes)
+            changes, self.held = changes + self.held, []
         ids = dict.fromkeys(c.incident_id for c in changes)
         self.grading_due.touch(ids)            # changed: grade it again, advance its runs
         self.runbooks_due.touch(ids)
@@ -232,8 +246,12 @@ class IncidentDesk:
 
     # --- runbooks (issue 6) ----------------------------------------------------------
     def _hand_out(self, executes: list[Execute]) -> None:
-        """Runbook actions into the stored outbox (collector/engine/actions.py)."""
-        self.actions.hand_out(executes)
+        """Runbook actions into the stored outbox (collector/engine/actions.py); a
+        hold/release is done on the incident at once (no equipment, nothing to send)."""
+        records = [x for x in executes if x.action.type in RECORD_ACTIONS]
+        for x in records:
+            self.held += self._record(x)
+        self.actions.hand_out([x for x in executes if x.action.type not in RECORD_ACTIONS])
 
     def commands_for(self, branch: str) -> list[Execute]:
         """The agent actions this branch's agent has not answered yet: offered on every
@@ -251,6 +269,18 @@ class IncidentDesk:
     def claim(self, kind: str, limit: int = 100) -> list[Execute]:
         """Claim outbox actions of a kind (EXECUTE, REHEARSAL) to carry out now."""
         return self.actions.claim(kind, limit)
+
+    def _record(self, x: Execute) -> list[Change]:
+        """A runbook's hold/release (domain.md §4: not over while on the generator)."""
+        now, a = _utc(self.clock()), x.action
+        if a.type == "hold":
+            changes = self.book.hold(x.incident, a.check, a.reason, now)
+        else:
+            changes = self.book.release(x.incident, a.check, f"runbook {x.run}: {x.step}", now)
+        more, executes = self.runbooks.result(self._incident(x.incident), x.run, x.step, True,
+                                              f"{a.type} {a.check}", now)
+        self._hand_out(executes)
+        return changes + more
 
     def _agent_action(self, e: Event) -> list[Change]:
         """An agent's `action` event: the result of a runbook command it was given,
@@ -391,6 +421,11 @@ class IncidentDesk:
             changes = self.grader.act(inc, action, who, text, value, now, table)
         elif action == "resolve":
             changes = self.book.resolve(incident_id, who, text, now, force=force)
+        elif action == "clear":                   # a person-reported fault is over
+            changes = self._clear_reported(inc, value or "", who, text, now)
+        elif action == "reporter":                # 第二十六條 (incident_reporter.py)
+            changes = change_reporter(inc, value or "", who, text, now,
+                                      self.runbooks is not None and self.runbooks.regulator)
         else:
             changes = getattr(self.book, action)(incident_id, who, text, now)
         self._save(changes, ts, actor=who)
@@ -399,6 +434,35 @@ class IncidentDesk:
             # closing ends the progress reports) is the collector's doing.
             self._save(self.grader.regrade(inc, now), ts)
         return to_dict(self.book.get(incident_id))
+
+    # --- faults people report (person_reports.py) ---------------------------------------
+    def report_fault(self, r: PersonReport) -> dict:
+        """A person reports a fault: it opens or joins an incident like an agent's
+        fault (grading, runbook, notifications), the report audited under their
+        name; a cause they know (hospital class 1 or 4) is set as a criterion."""
+        ts = self.clock()
+        now = _utc(ts)
+        changes = self.book.apply_event(fault_event(r, now), now)
+        check = check_of(r.kind)
+        inc = next(i for i in reversed(self.book.index.live(r.branch))
+                   if (PERSON, check) in i.faults and i.faults[(PERSON, check)].active)
+        changes.append(Change("reported", inc.id, now, reason_of(r), check))
+        self._save(changes, ts, actor=r.who)
+        if r.cause is not None and self.grader is not None:
+            self._save(self.grader.act(inc, "criterion", r.who, f"reported: {r.sees}",
+                                       r.cause, now), ts, actor=r.who)
+        if self.grader is not None:
+            self._save(self.grader.regrade(inc, now), ts)
+        return to_dict(inc)
+
+    def _clear_reported(self, inc, check: str, who: str, why: str, now) -> list[Change]:
+        f = inc.faults.get((PERSON, check))
+        if f is None:
+            raise Refused(f"{inc.id} has no fault reported by a person as {check!r}; an "
+                          "agent's fault clears when its agent sees it clear")
+        if not f.active:
+            raise Refused(f"{check} on {inc.id} is already cleared")
+        return self.book.apply_event(cleared_event(f.branch, check, who, why, now), now)
 
     def _incident(self, incident_id: str):
         """An incident by id, from the book or (closed before a restart) the store."""

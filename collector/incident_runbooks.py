@@ -23,14 +23,16 @@ from agent.config import ConfigError
 from agent.wire import Event
 
 from .incidents import Change, Incident, Refused
-from .runbooks.run import (AgentAction, Context, Effect, Fact, NotNow, Run, advance, confirm,
-                           fail, report, skip, start)
+from .runbooks.run import (RECORDS, AgentAction, Context, Effect, Fact, NotNow, Run, advance,
+                           confirm, fail, report, skip, start)
+from .incident_reporter import plan_failed
 from .runbooks.schema import Action, Runbook, load_runbooks
 from .runbooks.select import choose
 
 ROOT = Path(__file__).resolve().parents[1]
 PERSON_ACTIONS = ("confirm", "skip", "fail")
 AGENT_ACTIONS = ("snmp_port", "nut_command")       # carried out by the branch agent
+RECORD_ACTIONS = RECORDS                            # carried out on the incident (the desk)
 
 
 def shipped_dir() -> Path:
@@ -56,35 +58,55 @@ def _change(inc: Incident, e: Effect, at: datetime) -> Change:
     return Change(kind, inc.id, at, f"{e.run}: {e.detail}", None, e.alert)
 
 
-def context(inc: Incident, now: datetime) -> Context:
-    """What a run of this incident may look at."""
+def context(inc: Incident, now: datetime, ranks=None) -> Context:
+    """What a run of this incident may look at (`ranks`: each grading table's
+    grades, most severe first, for pre-authorisations)."""
     faults = tuple(Fact(f.check, f.active, f.state,
                         f.spans[-1][0] if f.active else (f.spans[-1][1] or f.last_at))
                    for f in inc.faults.values() if f.spans)
     diag = next((f.diagnosis for f in inc.faults.values()
                  if f.active and f.diagnosis and not f.suppressed), None)
-    return Context(now, diag, faults, tuple(inc.actions), inc.started_at)
+    return Context(now, diag, faults, tuple(inc.actions), inc.started_at,
+                   {name: g.grade for name, g in inc.grades.items()}, ranks or {})
 
 
 class Runbooks:
     """The collector's runbooks and what they do to incidents."""
 
-    def __init__(self, runbooks: dict[str, Runbook], auto_start: bool = True):
+    def __init__(self, runbooks: dict[str, Runbook], auto_start: bool = True,
+                 ranks: dict[str, list[str]] | None = None,
+                 no_backup_port: tuple[str, ...] = (), regulator: bool = False):
         self.runbooks, self.auto_start = runbooks, auto_start
+        # 第三十條: a failed plan is a regulator deadline (when a regulator's table is in use).
+        self.regulator = regulator
+        self.ranks = ranks or {}          # table -> grades, most severe first
+        self.no_backup_port = tuple(no_backup_port)   # branch patterns (RunbookSettings)
 
     @classmethod
-    def from_folder(cls, folder: str | Path | None, auto_start: bool = True) -> Runbooks:
+    def from_folder(cls, folder: str | Path | None, auto_start: bool = True,
+                    ranks: dict[str, list[str]] | None = None,
+                    no_backup_port: tuple[str, ...] = (), regulator: bool = False
+                    ) -> Runbooks:
         """Load every runbook in a folder (the shipped ones by default)."""
         folder = Path(folder) if folder else shipped_dir()
         if not folder.is_dir():
             raise ConfigError(f"{folder}: runbooks: no such folder")
-        return cls(load_runbooks(folder), auto_start)
+        return cls(load_runbooks(folder), auto_start, ranks, no_backup_port, regulator)
+
+    def context(self, inc: Incident, now: datetime) -> Context:
+        """What a run of this incident may look at, with the tables' grade order."""
+        return context(inc, now, self.ranks)
 
     def _effects(self, inc: Incident, effects: list[Effect], now: datetime
                  ) -> tuple[list[Change], list[Execute]]:
         executes = [Execute(inc.id, inc.branch, e.run, e.step, e.action)
                     for e in effects if e.kind == "execute"]
-        return [_change(inc, e, now) for e in effects], executes
+        changes = []
+        for e in effects:
+            changes.append(_change(inc, e, now))
+            if e.kind == "plan_failed" and self.regulator:
+                changes += plan_failed(inc, e.run, e.step, e.detail, now)   # 第三十條
+        return changes, executes
 
     def start(self, inc: Incident, runbook_id: str, who: str, now: datetime
               ) -> tuple[list[Change], list[Execute]]:
@@ -92,16 +114,27 @@ class Runbooks:
         rb = self.runbooks.get(runbook_id)
         if rb is None:
             raise Refused(f"no runbook {runbook_id!r}; known: {', '.join(sorted(self.runbooks))}")
-        run, effects = start(f"R{len(inc.runbooks) + 1}", rb, who, context(inc, now))
+        run, effects = start(f"R{len(inc.runbooks) + 1}", rb, who, self.context(inc, now))
         inc.runbooks.append(run)
         return self._effects(inc, effects, now)
 
-    def opened(self, inc: Incident, now: datetime) -> tuple[list[Change], list[Execute]]:
-        """A new incident: start the runbook its faults call for, if any."""
+    def opened(self, inc: Incident, now: datetime, first: bool = True
+               ) -> tuple[list[Change], list[Execute]]:
+        """A new incident (or a fault joined one that has no runbook yet): start the
+        runbook its faults call for. domain.md §3 (第二十七條(二)): when none does,
+        no runbook is made up, and the leadership group is told at once that the
+        plan does not cover it (once, when it opens)."""
         if not self.auto_start or inc.runbooks:
             return [], []
-        rb = choose(self.runbooks, inc)
-        return self.start(inc, rb.id, "collector", now) if rb else ([], [])
+        rb = choose(self.runbooks, inc, self.no_backup_port)
+        if rb is not None:
+            return self.start(inc, rb.id, "collector", now)
+        if not first:
+            return [], []
+        faults = ", ".join(sorted({f.check for f in inc.faults.values() if not f.suppressed}))
+        return [Change("not_covered", inc.id, now,
+                       f"no runbook covers {inc.title or 'this incident'} ({faults}); "
+                       "the leadership group decides what to do", None, True)], []
 
     def advance(self, inc: Incident, now: datetime) -> tuple[list[Change], list[Execute]]:
         """Move every running run of the incident as far as it goes by itself."""
@@ -110,7 +143,7 @@ class Runbooks:
         for run in inc.runbooks:
             if not moves_by_itself(run):
                 continue                 # a person's turn: nothing to look at
-            ctx = ctx or context(inc, now)
+            ctx = ctx or self.context(inc, now)
             c, x = self._effects(inc, advance(run, ctx), now)
             changes, executes = changes + c, executes + x
         return changes, executes
@@ -128,7 +161,7 @@ class Runbooks:
             ) -> tuple[list[Change], list[Execute]]:
         """A person confirms, skips or fails a step of a run (the one at it by default)."""
         run = self._run(inc, step, run_id)
-        ctx = context(inc, now)
+        ctx = self.context(inc, now)
         try:
             if action == "confirm":
                 effects = confirm(run, step, who, note, ctx, choice)
@@ -144,7 +177,7 @@ class Runbooks:
                now: datetime) -> tuple[list[Change], list[Execute]]:
         """The executor's read-back of an action it carried out."""
         run = self._run(inc, step, run_id)
-        return self._effects(inc, report(run, step, ok, message, context(inc, now)), now)
+        return self._effects(inc, report(run, step, ok, message, self.context(inc, now)), now)
 
     def _run(self, inc: Incident, step: str, run_id: str | None) -> Run:
         runs = [r for r in inc.runbooks if run_id in (None, r.id)]
@@ -168,7 +201,7 @@ def moves_by_itself(run: Run) -> bool:
     if step.kind == "decision":
         return step.auto is not None
     if step.kind == "action":
-        return step.preauthorised or rec.confirmed
+        return bool(step.preauthorised) or rec.confirmed   # a grant's grade: checked on advance
     return False
 
 

@@ -50,6 +50,9 @@ from .incident_model import (HISTORY_KEEP, SPAN_KEEP, SPAN_SLACK, Action, Change
 from .incident_rules import (DRILL_TITLE, FALLBACK_TITLE, SUPPRESSIBLE, TITLE_RULES, TitleRule,
                              category, drill_of, is_fault, silence_check)
 
+
+# Faults the collector holds itself (a runbook's `hold`): their agent.
+HOLDER = "collector"
 __all__ = ["Action", "Change", "Fault", "HISTORY_KEEP", "Incident", "IncidentBook", "Refused",
            "SPAN_KEEP", "SPAN_SLACK", "category", "is_fault"]
 
@@ -294,6 +297,45 @@ class IncidentBook:
         return FALLBACK_TITLE if rule is None else rule.title.format(
             diagnosis=f" ({'/'.join(diag)})" if diag else "",
             silence=f": {silence[-1]}" if silence else "")
+
+    # --- facts no agent sees (runbooks: collector/incident_runbooks.py) --------------
+    def hold(self, incident_id: str, check: str, reason: str, at: datetime) -> list[Change]:
+        """Keep an incident open on a fact of the collector's own (domain.md §4: a
+        power incident is not over while the branch runs on the generator)."""
+        inc = self._incidents[incident_id]
+        f = inc.faults.get((HOLDER, check))
+        if f is not None and f.active:
+            return []
+        if f is None:
+            f = Fault(HOLDER, inc.branch, check, category(check), "critical", reason, None, at)
+            inc.faults[(HOLDER, check)] = f
+            self.index.add_fault(inc, f)
+        f.spans.append([at, None])
+        self.index.span_started(inc, f, at)
+        f.state, f.reason, f.last_at = "critical", reason, at
+        f.note((at, "held", "critical", reason))
+        changes = []
+        if inc.status == "resolved":
+            inc.status, inc.resolved_at, inc.resolved_by = "open", None, None
+            self.index.status_changed(inc, "resolved")
+            changes.append(Change("reopened", inc.id, at, f"{check}: {reason}", check))
+        return changes + [Change("held", inc.id, at, f"{check}: {reason}", check)]
+
+    def release(self, incident_id: str, check: str, reason: str, at: datetime) -> list[Change]:
+        """End a hold; the incident resolves if nothing else is active."""
+        inc = self._incidents[incident_id]
+        f = inc.faults.get((HOLDER, check))
+        if f is None or not f.active:
+            return []
+        f.spans[-1][1], f.state, f.last_at = at, "ok", at
+        f.note((at, "released", "ok", reason))
+        self.index.span_ended(inc)
+        changes = [Change("cleared", inc.id, at, f"{check}: {reason}", check)]
+        if inc.status == "open" and not self.index.any_active(inc):
+            inc.status, inc.resolved_at = "resolved", at
+            self.index.status_changed(inc, "open")
+            changes.append(Change("resolved", inc.id, at, "every fault cleared"))
+        return changes
 
     # --- people ------------------------------------------------------------------
     def ack(self, incident_id: str, who: str, why: str, now: datetime) -> list[Change]:

@@ -1,5 +1,5 @@
 """`branchwatch incidents list|show|ack|note|resolve|close|deadline|criterion|
-withdraw|grade`: the operator's
+withdraw|grade|reporter|report|clear`: the operator's
 side of the incident API (/api/v1/incidents), over HTTP(S) with a Bearer
 operator token from --token-file or $BRANCHWATCH_TOKEN.
 """
@@ -32,8 +32,9 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         "id")
     for action, field, text in (("ack", "why", "acknowledge (records who and why)"),
                                 ("note", "text", "add a note"),
-                                ("resolve", "why", "declare resolved (all faults cleared)"),
-                                ("close", "why", "close a resolved incident")):
+                                ("resolve", "why", "declare the response over (leadership; "
+                                                   "all faults cleared, or --force)"),
+                                ("close", "why", "close a resolved incident (leadership)")):
         a = isub.add_parser(action, parents=[common], help=text)
         a.add_argument("id")
         a.add_argument(f"--{field}", required=True)
@@ -46,13 +47,31 @@ def add_command(sub: argparse._SubParsersAction) -> None:
             ("criterion", "criterion", "why", "set a criterion only a person can judge "
                                               "(data damage, cause)"),
             ("withdraw", "criterion", "why", "withdraw a criterion (the grade is judged afresh)"),
-            ("grade", "grade", "why", "set the grade by hand (e.g. lower it), with a reason")):
+            ("grade", "grade", "why", "set the grade by hand (e.g. lower it), with a reason "
+                                      "(leadership)"),
+            ("reporter", "name", "why", "name another reporter (報告責任人, 第二十六條); the "
+                                        "change is filed with the regulator")):
         a = isub.add_parser(action, parents=[common], help=text)
         a.add_argument("id")
         a.add_argument(value)
         a.add_argument(f"--{field}", required=True)
         if action == "grade":
             a.add_argument("--table", help="grading table (default: the first in use)")
+    # issue 16: a fault a person reports, and its end (collector/person_reports.py).
+    from .person_reports import CAUSES, KINDS
+    rp = isub.add_parser("report", parents=[common],
+                         help="report a fault a person sees (a ward, a branch)")
+    rp.add_argument("--branch", required=True, help="the enrolled branch (site) it is at")
+    rp.add_argument("--kind", required=True, choices=tuple(KINDS))
+    rp.add_argument("--where", required=True, help="where exactly (ward, counter, room)")
+    rp.add_argument("--sees", required=True, help="what the person sees")
+    rp.add_argument("--contact", help="who to call back (name, phone)")
+    rp.add_argument("--cause", choices=CAUSES, help="the cause, when a person knows it "
+                                                    "(hospital class 1 or 4)")
+    cl = isub.add_parser("clear", parents=[common], help="a fault a person reported is over")
+    cl.add_argument("id")
+    cl.add_argument("check", help="the reported fault's check (see `incidents show`)")
+    cl.add_argument("--why", required=True)
 
 
 def common_arguments() -> argparse.ArgumentParser:
@@ -155,7 +174,8 @@ def _line(inc: dict) -> str:
 def _show(inc: dict) -> str:
     out = [_line(inc)]
     for f in inc["faults"]:
-        tag = " [suppressed]" if f["suppressed"] else ""
+        tag = (" [suppressed]" if f["suppressed"] else "") + (
+            " [reported by a person]" if f["agent"] == "person" else "")
         out.append(f"  {'*' if f['active'] else ' '} {f['check']} {f['state']}: "
                    f"{f['reason']}{tag}")
     for kind in ("acks", "notes"):
@@ -171,6 +191,9 @@ def _show(inc: dict) -> str:
         if g.get("handler"):
             out.append(f"    handled by: {g['handler']}")
         out += [f"    {r}" for r in g["reasons"][:3]]
+    for i, r in enumerate(inc.get("reporters", [])):
+        out.append(f"  {'reporter' if i == 0 else 'reporter now'} {r['name']} {r['at']} "
+                   f"by {r['by']}: {r['why']}")
     for a in inc.get("assertions", []):
         out.append(f"  criterion {a['criterion']}{' (withdrawn)' if a['withdrawn'] else ''} "
                    f"{a['at']} {a['who']}: {a['why']}")
@@ -191,9 +214,13 @@ def run(args: argparse.Namespace) -> int:
         answer = request(args, "GET", "/api/v1/incidents" + (f"?{query}" if query else ""))
     elif cmd == "show":
         answer = request(args, "GET", f"/api/v1/incidents/{args.id}")
+    elif cmd == "report":
+        body = {k: getattr(args, k) for k in ("branch", "kind", "where", "sees", "contact",
+                                              "cause") if getattr(args, k) is not None}
+        answer = request(args, "POST", "/api/v1/faults", body)
     else:
         body = {k: getattr(args, k) for k in ("text", "why", "what", "key", "criterion",
-                                              "grade", "table")
+                                              "grade", "table", "name", "check")
                 if getattr(args, k, None) is not None}
         if getattr(args, "force", False):
             body["force"] = True

@@ -32,7 +32,7 @@ class IncidentCollector(CollectorProcess):
     def __init__(self, folder, grace: float | None = None):
         super().__init__(folder)
         with self.config.open("a") as f:
-            f.write(f"operators:\n  - {{name: alice, token_sha256: {token_hash(OPERATOR)}}}\n")
+            f.write(f"operators:\n  - {{name: alice, roles: [leadership], token_sha256: {token_hash(OPERATOR)}}}\n")
             if grace is not None:
                 f.write(f"incidents: {{window: 120, deadman_grace: {grace}}}\n")
             # These tests count audit records: no grading or runbook records on the

@@ -33,7 +33,7 @@ steps:
     kind: action
     title: Do it
     action: {action}
-    preauthorised: true
+    preauthorised: {{granted_by: head of IT, granted_at: "2026-11-02", up_to_grade: I}}
     next: check
   - id: check
     kind: manual

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+from datetime import datetime
 
 import pytest
 
@@ -154,8 +155,17 @@ def test_the_power_cut_ran_the_generator_runbook(demo):
     done = steps(run)
     assert done["long-outage"]["choice"] == "long"
     assert done["generator-stable"]["status"] == "done" and done["generator-stable"]["who"] is None
-    assert done["wait-mains"]["status"] == "done"
-    assert all(done[s]["who"] == "demo" for s in ("find-cause", "start-generator", "review"))
+    # domain.md §4: held open on the generator; mains back (a person) ended it.
+    assert done["on-generator"]["status"] == done["off-generator"]["status"] == "done"
+    assert done["wait-ups"]["status"] == "done" and "wait-mains" not in done
+    assert all(done[s]["who"] == "demo" for s in ("find-cause", "start-generator", "mains-back",
+                                                   "review"))
+    [held] = [f for f in inc["faults"] if f["check"] == "power/generator"]
+    assert held["agent"] == "collector" and held["spans"][-1][1] is not None
+    # It resolved when mains came back, not when the UPS saw the generator's output.
+    ups = next(f for f in inc["faults"] if f["check"] == "ups/main/on_battery")
+    assert datetime.fromisoformat(inc["resolved_at"]) == datetime.fromisoformat(
+        held["spans"][-1][1]) > datetime.fromisoformat(ups["spans"][-1][1])
 
 
 def test_the_line_cut_failed_over_and_back(demo):

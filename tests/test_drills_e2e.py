@@ -43,7 +43,7 @@ PLAN = REPO / "config" / "drills" / "plans" / "power-cut-2026.yaml"
 def collector(tmp_path, extra: str = "", env: dict | None = None) -> CollectorProcess:
     return CollectorProcess(
         tmp_path / "collector", {"a1": ("BR-0417", "north", AGENT)},
-        extra=f"operators:\n  - {{name: alice, token_sha256: {token_hash(OPERATOR)}}}\n"
+        extra=f"operators:\n  - {{name: alice, roles: [leadership], token_sha256: {token_hash(OPERATOR)}}}\n"
               # The drill clock jumps: no agent may look silent for it.
               "incidents: {window: 120, deadman_grace: 86400}\n"
               "grading:\n  tables: [cbrc]\n"

@@ -51,7 +51,7 @@ def _fleet(url: str) -> list[dict]:
 
 
 def test_enrol_by_code_deliver_restart_and_revoke(tmp_path):
-    extra = f"operators:\n  - {{name: chen, token_sha256: {token_hash(LEADER)}}}\n"
+    extra = f"operators:\n  - {{name: chen, roles: [leadership], token_sha256: {token_hash(LEADER)}}}\n"
     collector = CollectorProcess(tmp_path / "c", {}, extra=extra).start()
     try:
         done = _cli("collector", "enrol", "--agent", "br-0009-srv01", "--branch", "BR-0009",

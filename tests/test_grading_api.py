@@ -46,7 +46,7 @@ def collector(tmp_path_factory):
     drill = Drill(folder / "clock-offset")
     drill.set(MONDAY_1000)
     extra = ("operators:\n"
-             f"  - {{name: alice, token_sha256: {token_hash(OPERATOR)}}}\n"
+             f"  - {{name: alice, roles: [leadership], token_sha256: {token_hash(OPERATOR)}}}\n"
              "incidents: {window: 120, deadman_grace: 86400}\n"
              "grading:\n  tables: [cbrc, hospital]\n")
     c = CollectorProcess(folder / "collector",
@@ -129,8 +129,10 @@ def test_actions_answer_with_the_incident_and_audit_the_operator(collector):
         "data_serious", "alice", "customers double charged", False)
     assert got["grades"]["hospital"]["grade"] == "2"
     due = {d["key"]: d for d in got["deadlines"]}
-    assert when(due["regulator-notice"]["due_at"]) == start + timedelta(minutes=60)
-    assert due["regulator-notice"]["status"] == "due"
+    # 第二十七條(六): every data criterion is reported at once, not within 60 min.
+    assert when(due["regulator-notice"]["due_at"]) == when(g["reached_at"])
+    assert start < when(g["reached_at"]) < start + timedelta(minutes=60)
+    assert due["regulator-notice"]["status"] in ("due", "missed")
 
     code, got = act(c, inc["id"], "deadline",
                     {"key": "regulator-notice", "what": "phoned the regulator, ref 17"})
@@ -287,7 +289,9 @@ def test_the_cli_shows_grades_and_deadlines_and_acts(collector):
                for x in lines), shown.stdout
     assert any(x.startswith("  criterion data_serious ")
                and x.endswith(" alice: refunds owed to 40 customers") for x in lines)
-    notice = [x for x in lines if x.startswith("  deadline regulator-notice due ")]
+    # At once (第二十七條(六)): due, or missed a moment later.
+    notice = [x for x in lines if x.startswith(("  deadline regulator-notice due ",
+                                                "  deadline regulator-notice missed "))]
     assert len(notice) == 1 and "Report the incident to the regulator" in notice[0]
     assert any(x.startswith("  deadline written-report due ") for x in lines), shown.stdout
 

@@ -99,7 +99,7 @@ def test_core_lost_in_two_regions_grades_iii_ii_i_with_deadlines(tmp_path):
     drill.set(MONDAY_0900 - timedelta(seconds=30))
     north, south = CoreSystem(), CoreSystem()
     extra = ("operators:\n"
-             f"  - {{name: alice, token_sha256: {token_hash(OPERATOR)}}}\n"
+             f"  - {{name: alice, roles: [leadership], token_sha256: {token_hash(OPERATOR)}}}\n"
              # A drill jumps the clock: no agent may look silent for it.
              "incidents: {window: 120, deadman_grace: 86400}\n"
              "grading:\n  tables: [cbrc]\n"

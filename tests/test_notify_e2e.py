@@ -38,7 +38,7 @@ LINA, ZHANG, WANG = "lina@example.com", "zhangwei@example.com", "wang@example.co
 
 def notify_section(c: CollectorProcess, smtp: SmtpSink, webhook: str, forward: str = "") -> str:
     return f"""operators:
-  - {{name: alice, token_sha256: {token_hash(OPERATOR)}}}
+  - {{name: alice, roles: [leadership], token_sha256: {token_hash(OPERATOR)}}}
 incidents: {{window: 120, deadman_grace: 86400}}
 grading:
   tables: [cbrc]

@@ -89,7 +89,7 @@ def test_sighup_adds_an_agent_while_events_flow(tmp_path):
 def test_the_reload_api_answers_what_it_did(tmp_path):
     leader = "leader-reload-token-0123456789"
     c = CollectorProcess(tmp_path / "c", {"a-srv": ("BR-A", "north", A_TOKEN)},
-                         extra=f"operators:\n  - {{name: chen, token_sha256: {token_hash(leader)}}}\n")
+                         extra=f"operators:\n  - {{name: chen, roles: [leadership], token_sha256: {token_hash(leader)}}}\n")
     with c:
         text = c.config.read_text()
         c.config.write_text(text.replace("agents:\n", "agents:\n  - {id: b-srv, branch: BR-B, "

@@ -45,8 +45,8 @@ def collector(tmp_path_factory):
     config = parse(
         f"storage: {{data_dir: {folder}}}\n"
         f"agents:\n  - {{id: a1, branch: B1, region: north, token_sha256: {token_hash(AGENT)}}}\n"
-        f"operators:\n  - {{name: alice, token_sha256: {token_hash(OPERATOR)}}}\n"
-        f"  - {{name: bob, token_sha256: {token_hash(OTHER)}}}\n"
+        f"operators:\n  - {{name: alice, roles: [leadership], token_sha256: {token_hash(OPERATOR)}}}\n"
+        f"  - {{name: bob, roles: [leadership], token_sha256: {token_hash(OTHER)}}}\n"
         "incidents: {window: 120, deadman_grace: 86400}\n"
         "grading: {tables: [cbrc]}\n")
     store = SqliteStore(config.db_path())

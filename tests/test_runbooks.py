@@ -28,7 +28,7 @@ def kinds(effects) -> list[tuple[str, str | None]]:
 
 def test_every_shipped_runbook_loads_and_covers_domain_section_4():
     assert set(BOOKS) == {"network-fault", "power-cut", "ups-fault", "other-equipment",
-                          "hospital-recovery"}
+                          "hospital-recovery", "central-system-loss", "cable-swap"}
     for rb in BOOKS.values():
         assert rb.source and rb.steps
         # every path ends: each step's successors exist (the loader checks names)
@@ -141,25 +141,47 @@ def test_a_refused_command_goes_to_the_manual_bypass():
     assert report(run, "bypass", True, "late", at(13)) == []     # a late result changes nothing
 
 
-def test_power_cut_generator_waits_a_few_minutes_then_mains():
-    """domain.md §4.2: disconnect mains, start the generator, wait until stable,
-    connect loads; then wait for mains."""
+def test_power_cut_generator_waits_a_few_minutes_then_for_mains_not_the_ups():
+    """domain.md §4.2: disconnect mains, start the generator (held: the branch runs
+    on it), wait until stable, connect loads; the UPS seeing input again does not
+    end it: a person confirms mains (or the transfer switch on mains)."""
     rb = BOOKS["power-cut"]
     run, _ = start("R1", rb, "collector", at(0))
     for step, choice in (("find-cause", None), ("call-power-company", None),
-                         ("long-outage", "long"), ("disconnect-mains", None),
-                         ("start-generator", None)):
+                         ("long-outage", "long"), ("disconnect-mains", None)):
         confirm(run, step, "wang", "done", at(10), choice=choice)
+    eff = confirm(run, "start-generator", "wang", "started", at(10))
+    [hold] = [e for e in eff if e.kind == "execute"]
+    assert (hold.step, hold.action.type, hold.action.check) == (
+        "on-generator", "hold", "power/generator")
+    report(run, "on-generator", True, "hold power/generator", at(10))
     assert run.current == "generator-stable"
     assert advance(run, at(10 + 179)) == []
     advance(run, at(10 + 180))
     assert run.current == "connect-loads"
     confirm(run, "connect-loads", "wang", "UPS input 221 V", at(200))
-    on_battery = Fact("ups/rack/on_battery", True, "critical", T0)
-    assert advance(run, at(1000, faults=[on_battery])) == []
-    back = Fact("ups/rack/on_battery", False, "ok", T0 + timedelta(seconds=1000))
-    assert advance(run, at(1299, faults=[back])) == []
-    advance(run, at(1300, faults=[back]))
+    back = Fact("ups/rack/on_battery", False, "ok", T0 + timedelta(seconds=200))
+    assert advance(run, at(5000, faults=[back])) == []          # the UPS sees the generator
+    assert run.current == "mains-back"
+    confirm(run, "mains-back", "wang", "ATS on mains, photo 3", at(6000))
+    eff = confirm(run, "back-to-mains", "wang", "generator stopped", at(6100))
+    [release] = [e for e in eff if e.kind == "execute"]
+    assert (release.step, release.action.type) == ("off-generator", "release")
+    report(run, "off-generator", True, "release power/generator", at(6100))
+    advance(run, at(6100 + 300, faults=[back]))
+    assert run.current == "review"
+
+
+def test_power_cut_short_outage_waits_for_the_ups_on_mains():
+    rb = BOOKS["power-cut"]
+    run, _ = start("R1", rb, "collector", at(0))
+    for step, choice in (("find-cause", None), ("call-power-company", None),
+                         ("long-outage", "short")):
+        confirm(run, step, "wang", "done", at(10), choice=choice)
+    assert run.current == "wait-mains"
+    back = Fact("ups/rack/on_battery", False, "ok", T0 + timedelta(seconds=100))
+    assert advance(run, at(399, faults=[back])) == []
+    advance(run, at(400, faults=[back]))
     assert run.current == "review"
 
 

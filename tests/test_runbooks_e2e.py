@@ -95,11 +95,21 @@ def test_power_cut_runbook_through_its_manual_steps_from_the_cli(tmp_path):
         wait_for(lambda: current(c) == "connect-loads", what="the generator wait to end")
         assert cli(c, "confirm", inc["id"], "connect-loads", "--note", "UPS in 221 V"
                    ).returncode == 0
-        assert current(c) == "wait-mains"
+        # The UPS sees the generator's output: not the end (domain.md §4).
         later = datetime.now(timezone.utc) + timedelta(seconds=181)
         send(c, "ups/rack/on_battery", "ok", later)
+        wait_for(lambda: not any(f["active"] for f in the_incident(c)["faults"]
+                                 if f["agent"] != "collector"), what="the UPS on input")
+        inc = the_incident(c)
+        assert current(c) == "mains-back" and inc["status"] == "open"
+        [held] = [f for f in inc["faults"] if f["agent"] == "collector"]
+        assert (held["check"], held["active"]) == ("power/generator", True)
+        for step, note in (("mains-back", "ATS on mains, photo 18"),
+                           ("back-to-mains", "generator stopped 14:20")):
+            assert cli(c, "confirm", inc["id"], step, "--note", note).returncode == 0
+        assert the_incident(c)["status"] == "resolved"
         offset.write_text(str(181 + 301))
-        wait_for(lambda: current(c) == "review", what="mains back for 5 minutes")
+        wait_for(lambda: current(c) == "review", what="the UPS on mains for 5 minutes")
         assert cli(c, "skip", inc["id"], "review", "--why", "review at Monday's meeting"
                    ).returncode == 0
         [run] = the_incident(c)["runbooks"]
@@ -108,7 +118,7 @@ def test_power_cut_runbook_through_its_manual_steps_from_the_cli(tmp_path):
         assert steps[:6] == [("find-cause", "done", "wang"), ("call-power-company", "done", "wang"),
                              ("long-outage", "done", "wang"), ("disconnect-mains", "done", "wang"),
                              ("start-generator", "done", "wang"),
-                             ("generator-stable", "done", None)]
+                             ("on-generator", "done", None)]
         assert steps[-1] == ("review", "skipped", "wang")
     finally:
         assert c.stop() == 0
@@ -157,13 +167,13 @@ steps:
     kind: action
     title: Open a ticket
     action: {{type: webhook, url: "{url}/ticket", body: {{incident: "{{incident}}", branch: "{{branch}}"}}}}
-    preauthorised: true
+    preauthorised: {{granted_by: head of IT, granted_at: "2026-11-02", up_to_grade: I}}
     on_fail: phone-it
   - id: mark
     kind: action
     title: Run the allowed script
     action: {{type: command, command: mark}}
-    preauthorised: true
+    preauthorised: {{granted_by: head of IT, granted_at: "2026-11-02", up_to_grade: I}}
     on_fail: phone-it
   - id: check
     kind: manual

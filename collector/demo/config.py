@@ -76,7 +76,8 @@ def collector_config(data_dir: Path, branches: list[BranchSpec], operator_token:
         "storage": {"data_dir": str(data_dir)},
         "agents": [{"id": b.agent, "branch": b.branch, "region": b.region,
                     "token_sha256": token_hash(b.token)} for b in branches],
-        "operators": [{"name": OPERATOR, "token_sha256": token_hash(operator_token)}],
+        "operators": [{"name": OPERATOR, "token_sha256": token_hash(operator_token),
+                       "roles": ["leadership"]}],
         # The story moves the collector's clock forward by hours (a drill
         # does the same): no agent may look silent for that.
         "incidents": {"window": 120, "deadman_grace": 86400},

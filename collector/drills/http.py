@@ -27,7 +27,7 @@ from aiohttp import web
 
 from agent.config import ConfigError
 
-from ..api_base import STATE, STORE, Rejected, _json, _operator
+from ..api_base import STATE, STORE, Rejected, _json, _operator, authorised
 from ..api_reports import _object, _run, _text
 from ..engine.actions import REHEARSAL
 from .desk import DRILL_OVER, DrillDesk
@@ -119,7 +119,7 @@ def _parsed(parse, text: str, what: str):
 async def start_drill(request: web.Request) -> web.Response:
     """POST /api/v1/drills: start a drill (201 with the run)."""
     st = request.app[STATE]
-    who = _operator(st, request)
+    who = authorised(st, request, "drill")      # collector/roles.py: not a viewer's act
     body = await _object(request)
     if (body.get("scenario") is None) == (body.get("scenario_yaml") is None):
         raise Rejected(400, "scenario: give a scenario id, or scenario_yaml (a file's text)")
@@ -160,7 +160,7 @@ async def drill_report(request: web.Request) -> web.Response:
 async def act_on_drill(request: web.Request) -> web.Response:
     """POST /api/v1/drills/{id}/end {why} | /edit {set: {...}} | /archive {why}."""
     st = request.app[STATE]
-    who = _operator(st, request)
+    who = authorised(st, request, "drill")
     action, did = request.match_info["action"], request.match_info["did"]
     if action not in ("end", "edit", "archive"):
         raise Rejected(404, f"no action {action!r}; expected end, edit or archive")

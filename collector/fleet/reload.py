@@ -74,6 +74,7 @@ async def apply_config(app, file_config) -> None:
     st.file_config = file_config
     st.by_hash = {a.token_sha256: a for a in config.agents}
     st.operators = {o.token_sha256: o.name for o in config.operators}
+    st.operator_roles = {o.name: tuple(o.roles) for o in config.operators}   # roles.py
 
 
 async def reload_file(app, path: str) -> str | None:

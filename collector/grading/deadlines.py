@@ -8,7 +8,7 @@ The deadline kinds are data in the table (domain.md §3, §2.3):
                       not_before_grade, no earlier than the moment it was
                       reached (§3: reached after its 60 min → due on reaching);
                       at_once_for_rules: due at the moment one of those rules
-                      held, if earlier (§3: at once for the grade-I data criterion).
+                      held, if earlier (§3: at once for every data criterion, 第二十七條(六)).
                       Counted from the original start, so an upgrade does not move it.
 - after_grade_reached: first reaching of min_grade + minutes.
 - every_after_grade:  first reaching of min_grade + n × minutes, n = 1, 2, ...
@@ -70,6 +70,33 @@ def plan_deadlines(table: GradingTable, started_at: datetime, ended_at: datetime
     return sorted(out, key=lambda x: (x.due_at, x.key))
 
 
+# --- deadlines a workflow moment sets, not the table (domain.md §3) ------------------
+REGULATOR_NOTICE = "regulator-notice"
+
+
+def regulator_table(tables: Mapping[str, GradingTable]) -> str | None:
+    """The table whose deadlines are the regulator's (it plans a regulator notice)."""
+    return next((n for n, t in tables.items()
+                 if any(d.key == REGULATOR_NOTICE for d in t.deadlines)), None)
+
+
+def plan_failure(n: int, run: str, step: str, detail: str, at: datetime) -> Deadline:
+    """第三十條: a plan or decision failed while handling: the leadership group
+    reports to the regulator at once (due at that moment)."""
+    require_aware(at, "at")
+    return Deadline(f"plan-failed-{n}", "Report the failed plan to the regulator at once", at,
+                    "plan-failed", f"at once: {run} {step} failed at {_iso(at)}: {detail} (第三十條)")
+
+
+def reporter_filing(n: int, old: str, new: str, at: datetime) -> Deadline:
+    """第二十六條: a change of the reporter (報告責任人) is filed with the regulator.
+    Chosen: at once, as the other changes the leadership reports (the seed gives no time)."""
+    require_aware(at, "at")
+    return Deadline(f"reporter-filing-{n}", "File the change of reporter with the regulator", at,
+                    "reporter-filing", f"reporter changed from {old} to {new} at {_iso(at)} "
+                                       "(第二十六條)")
+
+
 def history_from(grading: Grading) -> list[tuple[str, datetime, str]]:
     """grade_history items from one classify() result: every rule that held."""
     return [(m.grade, m.reached_at, m.rule) for m in grading.matches]
@@ -121,7 +148,7 @@ def _after_start(d: DeadlineRule, table, started_at, ended_at, history, now, spa
         due, why = reached, f"grade {d.min_grade} or higher reached at {_iso(reached)}, after the {_mins(d.minutes)} had passed"
     once = [(r, rule) for _, r, rule in history if rule in d.at_once_for_rules]
     if once and min(once)[0] < due:
-        # domain.md §3: immediately for the grade-I data/damage criterion.
+        # domain.md §3: immediately for a data/damage criterion (第二十七條(六)).
         r, rule = min(once)
         due, why = r, f"at once: rule {rule} held at {_iso(r)}"
     return [Deadline(d.key, d.title, due, d.key, _cite(why, d))]

@@ -21,7 +21,7 @@ from .signing import read_secret
 
 # Changes that are alerts (Change.alert) and what they are called in routes.
 ALERT_KINDS = frozenset({"opened", "joined", "reopened", "graded", "agent_action",
-                         "plan_failed", "deadline_missed"})
+                         "plan_failed", "not_covered", "deadline_missed"})
 
 
 @dataclass

@@ -89,12 +89,15 @@ def route(alerts: list[Alert], ctx: Ctx) -> list[Alert]:
         inc, st = ctx.state(a.incident)
         roles, rank = list(a.roles), None
         if a.reason in STATE_REASONS or a.reason in ("agent_action", "plan_failed",
-                                                     "deadline_missed"):
+                                                     "not_covered", "deadline_missed"):
             found = ctx.rules.route(inc, a.reason)
             if found is not None:
                 roles += found[1].notify
                 rank = found[0] if a.reason in STATE_REASONS else None
-        roles += {"plan_failed": s.plan_failed, "deadline_missed": s.deadlines.missed,
+        # 第二十七條(二): what no plan covers goes to the leadership group at once,
+        # as a failed plan does (第三十條): the same roles.
+        roles += {"plan_failed": s.plan_failed, "not_covered": s.plan_failed,
+                  "deadline_missed": s.deadlines.missed,
                   "reminder": s.deadlines.remind}.get(a.reason, [])
         if a.reason != "escalation":
             roles += st.roles              # who already follows this incident

@@ -28,7 +28,7 @@ Time = typing.Annotated[datetime, msgspec.Meta(tz=True)]
 
 # What an alert is about; routes may match on these (`match.changes`).
 ROUTED = ("opened", "joined", "reopened", "graded", "agent_action", "plan_failed",
-          "deadline_missed")
+          "not_covered", "deadline_missed")
 CHANNELS = ("email", "wecom", "dingtalk", "sms", "webhook", "apprise")
 
 

@@ -61,11 +61,15 @@ class ReportDesk:
         same = [r for r in earlier if r.kind == kind]
         issued = [r for r in earlier if r.status == "issued"]
         last = max(issued, key=lambda r: r.issued_at) if issued else None
+        progress = [r for r in issued if r.kind == "progress"]
+        last_progress = max(progress, key=lambda r: r.issued_at) if progress else None
         prev = same[-1] if same else None
         carried = carried_text(prev.fields) if prev and prev.language == language else None
         fields = build(kind, inc, self.scope, self.settings, language, now,
                        since=datetime.fromisoformat(last.fields["as_of"]) if last else None,
-                       since_report=last.id if last else None, carried=carried)
+                       since_report=last.id if last else None, carried=carried,
+                       progress_since=datetime.fromisoformat(last_progress.fields["as_of"])
+                       if last_progress else None)
         report = StoredReport(
             id=f"{incident_id}-{LETTER[kind]}{len(same) + 1}", incident=incident_id,
             kind=kind, language=language, status="draft", fields=fields,

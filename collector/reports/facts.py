@@ -178,6 +178,12 @@ def deadlines(inc: Incident, which: Callable[[object], bool] = lambda d: True) -
             for d in inc.deadlines if which(d)]
 
 
+def reporters(inc: Incident) -> list[dict]:
+    """The reporter (報告責任人, 第二十六條) and every change of them, oldest first."""
+    return [{"name": r.name, "by": None if r.by == "collector" else r.by, "why": r.why,
+             "at": r.at} for r in inc.reporters]
+
+
 def handling(inc: Incident, now: datetime) -> dict:
     """Handling time (第三十四條): start, first acknowledgement, resolution, closing."""
     ack = min(inc.acks, key=lambda a: a.at) if inc.acks else None

@@ -12,12 +12,14 @@ Kinds and what they hold:
   pending), reporting unit*, contact person* and details*, anything else*,
   items needing the regulator's coordination*.
 - progress (第二十七條; grade I every 2 h): what changed since the last issued
-  report of the incident: new faults, faults cleared, grade changes, steps done;
+  report of the incident: new faults, faults cleared, grade changes, steps done,
+  plans that failed (第三十條);
   deadlines still due; the situation*, next steps*, coordination*.
 - summary (第三十四條): assessment (symptoms, scope, handling time and process,
   losses*), review of the handling (runbooks, failed steps, missed or late
   deadlines; was the plan usable*), root cause*, recommendations*, and the
   timeline. Only once the incident has ended (第三十三條).
+Every kind names the reporter (報告責任人, 第二十六條) and each change of them.
 (* editable until the report is issued.)
 """
 
@@ -62,11 +64,13 @@ def _incident(inc: Incident) -> dict:
 
 def build(kind: str, incident: dict, scope: Scope, settings: ReportSettings, language: str,
           now: datetime, since: datetime | None = None, since_report: str | None = None,
-          carried: dict | None = None) -> dict:
+          carried: dict | None = None, progress_since: datetime | None = None) -> dict:
     """The fields of a new draft of `kind` for the incident (incident_codec.to_dict,
     datetimes or their text). `since`: when the last issued report was drawn (a
     progress report tells what changed after it). `carried`: the person's text
-    from the previous report of this kind, kept in the new draft."""
+    from the previous report of this kind, kept in the new draft. `progress_since`:
+    when the last issued progress report was drawn (第三十條: a failed plan is an
+    entry in the next progress report, whatever was issued in between)."""
     inc = from_dict(incident)
     if kind == "summary" and inc.status == "open":
         # 第三十三條: the incident ends when service is back; the summary follows.
@@ -79,6 +83,10 @@ def build(kind: str, incident: dict, scope: Scope, settings: ReportSettings, lan
         if name not in CONTACT:
             fields[name] = (carried or {}).get(name, "")
     fields.update(_SECTIONS[kind](inc, scope, now, since or inc.started_at))
+    if kind == "progress":
+        after = progress_since or inc.started_at
+        fields["plan_failures"] = [s for s in F.failed_steps(inc) if s["at"] > after]
+    fields["reporters"] = F.reporters(inc)          # 第二十六條, every kind
     if kind == "progress":
         fields["since_report"] = since_report
     return plain(fields)

@@ -6,6 +6,7 @@
       contact: 张三                # 联系人
       phone: "0839-1234567"        # 联系方式
       timezone: Asia/Shanghai      # times in reports (default: grading.calendar's zone)
+      reporter: 李四               # 报告责任人 (第二十六條), named on every new incident
 
 The lead engineer wires it into collector.config.Config as
 `reports: ReportSettings = msgspec.field(default_factory=ReportSettings)`;
@@ -31,6 +32,9 @@ class ReportSettings(_S):
     contact: str = ""
     phone: str = ""
     timezone: str | None = None
+    # 報告責任人 (第二十六條): recorded on every new incident; the leadership
+    # may name another on the incident (every change is filed with the regulator).
+    reporter: str | None = None
 
     def __post_init__(self) -> None:
         if self.timezone is not None:

@@ -16,8 +16,8 @@ from .facts import worst_state
 from ..incidents import Incident
 
 # Ties at one moment read in this order: the cause before its consequences.
-ORDER = ("opened", "fault", "action", "graded", "criterion", "ack", "runbook", "step",
-         "deadline_due", "deadline_met", "deadline_missed", "note", "cleared", "resolved",
+ORDER = ("opened", "fault", "action", "graded", "criterion", "ack", "reporter", "runbook",
+         "step", "deadline_due", "deadline_met", "deadline_missed", "note", "cleared", "resolved",
          "closed")
 
 
@@ -88,6 +88,9 @@ def _people(inc: Incident) -> list[dict]:
     out = [_e(inc.started_at, "opened", inc.branch, None, None, inc.title)]
     out += [_e(a.at, "ack", "", None, a.who, a.why) for a in inc.acks]
     out += [_e(a.at, "note", "", None, a.who, a.why) for a in inc.notes]
+    # 第二十六條: the reporter named, and each change (who named them, why)
+    out += [_e(r.at, "reporter", r.name, None, None if r.by == "collector" else r.by, r.why)
+            for r in inc.reporters]
     if inc.resolved_at is not None:
         by = inc.resolved_by
         out.append(_e(inc.resolved_at, "resolved", "", None, by and by.who, by and by.why))

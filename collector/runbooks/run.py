@@ -15,11 +15,13 @@ goes to its manual fallback (`on_fail`).
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from .schema import END, Action, Runbook, Step
 
+RECORDS = ("hold", "release")     # actions on the incident itself (schema.py)
 MAX_MOVES = 100          # steps one advance may pass (a loop in a runbook stops here)
 
 
@@ -35,6 +37,7 @@ class StepRecord:
     note: str | None = None           # their note or evidence, or the action's result
     choice: str | None = None         # a decision's answer
     confirmed: bool = False           # an action a person allowed
+    held: bool = False                # pre-authorised, but not at the incident's grade
 
 
 @dataclass
@@ -85,6 +88,38 @@ class Context:
     faults: tuple[Fact, ...] = ()
     actions: tuple[AgentAction, ...] = ()
     since: datetime | None = None      # the incident's start: agent actions from then count
+    # The incident's grade per table now, and each table's grades (most severe
+    # first): a pre-authorisation holds only up to its grade (domain.md §4).
+    grades: Mapping[str, str | None] = field(default_factory=dict)
+    ranks: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+
+def runs_by_itself(step: Step, ctx: Context) -> bool:
+    """Whether an action step's pre-authorisation holds now: granted, and the
+    incident not graded above the grant's grade (domain.md §4: above it, the
+    step waits for a person)."""
+    if step.action is not None and step.action.type in RECORDS:
+        return True                    # bookkeeping on the incident, no equipment
+    grant = step.preauthorised
+    if grant is True or grant is False:
+        return grant
+    grade, order = ctx.grades.get(grant.table), list(ctx.ranks.get(grant.table, ()))
+    if grade is None:
+        return True                    # ungraded (or the table is not in use)
+    if grade not in order or grant.up_to_grade not in order:
+        return False                   # cannot tell: a person decides
+    return order.index(grade) >= order.index(grant.up_to_grade)
+
+
+def grant_text(step: Step) -> str:
+    """Who pre-authorised the step, when, and up to which grade (or why not)."""
+    g = step.preauthorised
+    if g is True:
+        return "pre-authorised"
+    if not g:
+        return "not pre-authorised"
+    return (f"pre-authorised by {g.granted_by} on {g.granted_at} up to grade "
+            f"{g.up_to_grade} ({g.table})")
 
 
 @dataclass(frozen=True)
@@ -123,7 +158,7 @@ def advance(run: Run, ctx: Context) -> list[Effect]:
                        choice=ctx.diagnosis)
     if step.kind == "wait":
         return _wait(run, step, rec, ctx)
-    if step.kind == "action" and (step.preauthorised or rec.confirmed):
+    if step.kind == "action" and (rec.confirmed or runs_by_itself(step, ctx)):
         return _action(run, step, rec, ctx)
     return []
 
@@ -139,9 +174,14 @@ def _enter(run: Run, step_id: str, ctx: Context) -> list[Effect]:
     step = run.runbook.step(step_id)
     run.current = step_id
     run.records.append(StepRecord(step_id, "waiting", ctx.now))
+    held = step.kind == "action" and not runs_by_itself(step, ctx)
+    run.records[-1].held = held and bool(step.preauthorised)
     waits_for = ("the diagnosis or a person" if step.kind == "decision" and step.auto else
-                 "a person" if step.kind in ("manual", "decision")
-                 or step.kind == "action" and not step.preauthorised else "itself")
+                 "a person" if step.kind in ("manual", "decision") or held else "itself")
+    if held and step.preauthorised:
+        # domain.md §4: graded above what the grant covers: a person decides.
+        grades = ", ".join(f"{t} {g}" for t, g in ctx.grades.items() if g)
+        waits_for += f" ({grant_text(step)}; the incident is graded {grades})"
     effects = [Effect("step_waiting", run.id, step_id,
                       f"{step_id}: {step.title}" + (f" ({step.role})" if step.role else "")
                       + f" - waits for {waits_for}")]
@@ -250,7 +290,7 @@ def confirm(run: Run, step_id: str, who: str, note: str, ctx: Context,
             raise NotNow(f"{step_id} needs a choice: one of {', '.join(step.options)}")
         return _finish(run, step, rec, "done", ctx, who, note, choice)
     if step.kind == "action":
-        if step.preauthorised or rec.confirmed:
+        if rec.confirmed or runs_by_itself(step, ctx):
             raise NotNow(f"{step_id} runs by itself; nothing to confirm "
                          "(skip or fail it instead)")
         rec.confirmed, rec.who, rec.note = True, who, note

@@ -8,8 +8,12 @@ naming the file, the key path and what was expected). A step is one of:
             port up/down, carried out by the branch agent), `nut_command` (a
             UPS instant command, by the agent), `webhook` (an HTTP call from the
             collector), `command` (a collector-side command from the allow
-            list). `preauthorised: true` (預授權, 第三條(二)) runs it by
-            itself; otherwise a person confirms first. `done_when` lets the
+            list), `hold`/`release` (a fact of the collector's own that keeps
+            the incident open, e.g. "the branch runs on the generator": it
+            touches no equipment, so it needs no pre-authorisation). `preauthorised` (預授權, 第三條(二)) runs it by itself: a
+            grant that records who granted it, when, and up to which grade
+            it holds (domain.md §4); above that grade, or without a grant,
+            a person confirms first. `done_when` lets the
             agent's own pre-authorised action (e.g. its uplink failover,
             reported as an `action/...` event) complete the step.
 - manual:   a task for a person in a role, with optional evidence.
@@ -44,12 +48,15 @@ class Applies(_S):
     checks: list[Text] = []
     titles: list[Text] = []          # incident title patterns (e.g. "power outage*")
     priority: int = 0                # the highest priority that matches wins
+    # domain.md §4: a branch with a pre-wired backup port fails over by SNMP SET;
+    # one without swaps cables by hand (runbooks.no_backup_port lists those).
+    backup_port: typing.Literal["any", "pre-wired", "none"] = "any"
 
 
 class Action(_S, kw_only=True):
     """What an action step does."""
 
-    type: typing.Literal["snmp_port", "nut_command", "webhook", "command"]
+    type: typing.Literal["snmp_port", "nut_command", "webhook", "command", "hold", "release"]
     switch: Text | None = None       # snmp_port: the switch (agent config name) or "{uplink}"
     port: Text | None = None         # snmp_port: the port id, or "backup"/"primary" uplink
     state: typing.Literal["up", "down"] | None = None
@@ -57,6 +64,8 @@ class Action(_S, kw_only=True):
     command: Text | None = None      # nut_command: instcmd; command: allow-list name
     url: Text | None = None          # webhook
     body: dict = {}                  # webhook: JSON body (values may use {incident}, {branch})
+    check: Text | None = None        # hold/release: the fact that keeps the incident open
+    reason: Text | None = None       # hold: what it means, for people
 
 
 class Until(_S, kw_only=True):
@@ -65,6 +74,15 @@ class Until(_S, kw_only=True):
     checks: list[Text]
     state: typing.Literal["ok", "warning", "critical", "unknown", "cleared"] = "cleared"
     for_: Seconds = msgspec.field(default=1.0, name="for")
+
+
+class Grant(_S, kw_only=True):
+    """A pre-authorisation (預授權, domain.md §4): a decision by people, recorded."""
+
+    granted_by: Text                         # who granted it (a person or a body)
+    granted_at: Text                         # when (a date, as the decision says it)
+    up_to_grade: Text                        # the most severe grade it still holds for
+    table: Text = "cbrc"                     # which grading table that grade is of
 
 
 class Step(_S, kw_only=True):
@@ -77,7 +95,8 @@ class Step(_S, kw_only=True):
     text: Text | None = None                 # what to do, for people
     evidence: typing.Literal["none", "note", "photo"] = "none"
     action: Action | None = None
-    preauthorised: bool = False
+    # A Grant; `true` is read only from runs stored before grants were recorded.
+    preauthorised: Grant | bool = False
     done_when: Text | None = None            # an agent action event check pattern
     seconds: Seconds | None = None           # wait
     until: Until | None = None               # wait
@@ -138,11 +157,16 @@ def _problems(rb: Runbook):
             yield at, "expected exactly one of seconds or until for a wait step"
         if s.kind == "action" and s.action is not None:
             yield from _action_problems(f"{at}.action", s.action)
+        if s.preauthorised is True:
+            yield (f"{at}.preauthorised", "expected a grant {granted_by, granted_at, "
+                   "up_to_grade} (domain.md §4: who granted it, when, up to which grade), "
+                   "not true")
 
 
 def _action_problems(at: str, a: Action):
     need = {"snmp_port": ("switch", "port", "state"), "nut_command": ("ups", "command"),
-            "webhook": ("url",), "command": ("command",)}[a.type]
+            "webhook": ("url",), "command": ("command",), "hold": ("check", "reason"),
+            "release": ("check",)}[a.type]
     for key in need:
         if getattr(a, key) is None:
             yield f"{at}.{key}", f"missing, and a {a.type} action needs it"

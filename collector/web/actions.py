@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..api_base import STATE, STORE, Rejected
-from ..api_people import _person
+from ..api_base import STATE, STORE, Rejected, start_executions
+from ..incidents import Refused
+from ..person_reports import PersonReport, problems
+from ..api_people import VALUE_FIELD, _person
 from ..api_reports import REPORTS, _run
 from ..drills.http import DRILLS
-from ..grader import GRADING_ACTIONS
 from ..incident_desk import ACTIONS
 from ..incident_runbooks import PERSON_ACTIONS
 from ..reports.model import EDITABLE
@@ -61,7 +62,7 @@ async def on_incident(request: web.Request) -> web.Response:
         raise Rejected(404, f"no action {name!r}")
     field = {"note": "text", "deadline": "what"}.get(name, "why")
     text = _text(request, field, required=name != "ack") or DEFAULT_ACK[lang_of(request)]
-    value = _text(request, GRADING_ACTIONS[name]) if name in GRADING_ACTIONS else None
+    value = _text(request, VALUE_FIELD[name]) if name in VALUE_FIELD else None
     table = _text(request, "table", required=False)
     def act(incident_id, *args):          # desk.act takes the action first
         return st.desk.act(name, incident_id, *args)
@@ -81,6 +82,27 @@ async def on_step(request: web.Request) -> web.Response:
     return await _done(request, f"/console/incidents/{iid}", _person(
         st, request, st.desk.runbook_act, name, step, who(request), text,
         _text(request, "run", False), _text(request, "choice", False)))
+
+
+@action("report")
+async def report_fault(request: web.Request) -> web.Response:
+    """POST /console/faults {branch, kind, where, sees, contact, cause}: a person
+    reports a fault (collector/person_reports.py); to the incident it opened or joined."""
+    st = request.app[STATE]
+    report = PersonReport(branch=_text(request, "branch"), kind=_text(request, "kind"),
+                          where=_text(request, "where"), sees=_text(request, "sees"),
+                          who=who(request), contact=_text(request, "contact", False) or "",
+                          cause=_text(request, "cause", False))
+    bad = problems(report, {a.branch for a in st.config.agents})
+    if bad:
+        raise Rejected(400, f"{bad[0][0]}: {bad[0][1]}")
+    try:
+        inc = await st.run(st.desk.report_fault, report)
+    except Refused as e:
+        return back(request, "/console/incidents", "error", str(e))
+    finally:
+        start_executions(st)
+    raise web.HTTPSeeOther(f"/console/incidents/{inc['id']}")
 
 
 @action("draft")

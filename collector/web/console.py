@@ -9,7 +9,7 @@ security once for all of them:
 - every POST needs the session's CSRF token (a hidden form field) and, when
   the browser sends an Origin, the collector's own origin;
 - each action needs a role: viewer reads, operator works incidents,
-  leadership also grades, closes and issues reports (ROLE_ACTIONS);
+  leadership also grades, closes and issues reports (collector/roles.py);
 - who acted is the session's user, recorded in the audit trail by the same
   desk calls the API uses (never a name from the form).
 
@@ -29,6 +29,7 @@ import jinja2
 from aiohttp import web
 
 from ..api_base import STATE, Rejected
+from ..roles import allowed as role_allows, refusal
 from .i18n import LANGUAGES, duration, translate
 from .sessions import Session, Sessions
 
@@ -36,18 +37,8 @@ CONSOLE = web.AppKey("console", object)
 COOKIE, LANG_COOKIE = "bw_session", "bw_lang"
 STATIC = Path(__file__).parent / "static"
 
-# domain.md §4 (第四條): the leadership group commands and declares a downgrade or
-# the end, so setting grades, closing incidents and issuing reports (§3) are
-# leadership's; the execution group handles and reports, an operator here.
-VIEWER = frozenset({"logout"})
-OPERATOR = VIEWER | frozenset({"ack", "note", "resolve", "deadline", "confirm", "skip", "fail",
-                      "draft", "drill"})
-ROLE_ACTIONS = {
-    "viewer": VIEWER,
-    "operator": OPERATOR,
-    "leadership": OPERATOR | {"close", "grade", "criterion", "withdraw", "issue"},
-}
-
+# domain.md §4 (第四條): who may do what is one table for the console, the
+# API and the CLI alike (collector/roles.py).
 HEADERS = {
     # No inline script or style anywhere: htmx's indicator styles are turned off
     # in base.html's htmx-config.
@@ -74,7 +65,7 @@ class Console:
             undefined=jinja2.StrictUndefined)
 
     def allowed(self, s: Session | None, action: str) -> bool:
-        return s is not None and any(action in ROLE_ACTIONS[r] for r in s.roles)
+        return s is not None and role_allows(s.roles, action)
 
 
 def lang_of(request: web.Request) -> str:
@@ -170,7 +161,7 @@ async def _check_post(request: web.Request, s: Session, what: str) -> None:
         raise Rejected(403, "the form's CSRF token is missing or stale: reload the page "
                             "and try again")
     if not con.allowed(s, what):
-        raise Rejected(403, f"{s.user} ({', '.join(s.roles)}) may not {what}")
+        raise Rejected(403, refusal(s.user, s.roles, what))
     request["form"] = form
 
 

@@ -19,6 +19,7 @@ from ..reports.model import EDITABLE
 from ..drills.http import DRILLS
 from ..fleet.storage import read_about
 from ..fleet.view import fleet_lines
+from ..person_reports import CAUSES, KINDS
 from .console import (CONSOLE, COOKIE, HEADERS, LANG_COOKIE, Console, page, render)
 from .i18n import LANGUAGES
 from .passwords import check_password
@@ -122,7 +123,9 @@ async def incidents(request: web.Request) -> web.Response:
     return render(request, "_incidents_live.html" if _live(request) else "incidents.html",
                   open=shown["open"][:SHOWN_ROWS], open_total=len(shown["open"]),
                   resolved=shown["resolved"][:SHOWN_ROWS], region=region,
-                  regions=sorted(set(region_of.values()) - {""}))
+                  regions=sorted(set(region_of.values()) - {""}),
+                  report_branches=sorted(region_of), report_kinds=list(KINDS),
+                  report_causes=CAUSES)
 
 
 @page

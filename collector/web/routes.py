@@ -32,6 +32,7 @@ def add_console_routes(app: web.Application) -> None:
     r.add_get("/console/reports/{rid}", pages.report)           # after {rid}.{fmt}
     r.add_post("/console/reports/{rid}/edit", actions.edit_report)
     r.add_post("/console/reports/{rid}/issue", actions.issue_report)
+    r.add_post("/console/faults", actions.report_fault)         # a person reports a fault
     r.add_get("/console/branches", pages.branches)
     r.add_get("/console/drills", pages.drills)
     r.add_post("/console/drills", actions.start_drill)

@@ -153,7 +153,8 @@ def checklist(run: Run) -> dict:
         status = rec.status if rec else "pending"
         person = current and status in ("waiting", "running") and (
             step.kind in ("manual", "decision")
-            or (step.kind == "action" and not step.preauthorised and not (rec and rec.confirmed)))
+            or (step.kind == "action" and not (rec and rec.confirmed)
+                and (not step.preauthorised or bool(rec and rec.held))))
         steps.append({"step": step, "record": rec, "status": status, "current": current,
                       "actionable": person})
     return {"run": run, "steps": steps}

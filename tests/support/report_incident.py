@@ -17,6 +17,7 @@ import msgspec
 from collector.grading import Assertion
 from collector.incident_codec import to_dict
 from collector.incident_grades import DeadlineState, GradeChange, GradeRecord
+from collector.incident_reporter import ReporterChange
 from collector.incidents import Action, Fault, Incident
 from collector.runbooks.run import AgentAction, Run, StepRecord
 from collector.runbooks.schema import Runbook
@@ -94,8 +95,9 @@ def _run(run_id, book, started, ended, now, steps) -> Run:
     return run
 
 
-def _deadline(key, title, rule, cite, due, now, met=None, by=None, what=None, missed=None):
-    d = DeadlineState("cbrc", key, title, rule, cite, at(due))
+def _deadline(key, title, rule, cite, due, now, met=None, by=None, what=None, missed=None,
+              table="cbrc"):
+    d = DeadlineState(table, key, title, rule, cite, at(due))
     if missed and at(missed) <= now:
         d.status, d.missed_at = "missed", at(missed)
     if met and at(met) <= now:
@@ -149,7 +151,15 @@ def incident(until: str = "13:40") -> Incident:
                   missed="12:41"),
         _deadline("written-report", "Formal written report to the regulator",
                   "written-report", "第二十八條", "21:40", now),
+        # 第三十條: the failed generator start; 第二十六條: the reporter changed.
+        _deadline("plan-failed-1", "Report the failed plan to the regulator at once",
+                  "plan-failed", "第三十條", "10:30", now, "10:35", "alice",
+                  "phoned the regulator's duty desk, ref 21", table="workflow"),
+        _deadline("reporter-filing-1", "File the change of reporter with the regulator",
+                  "reporter-filing", "第二十六條", "11:40", now, "12:00", "alice",
+                  "filing faxed", table="workflow"),
     ]
+    deadlines = [d for d in deadlines if d.table == "cbrc" or d.due_at <= now]
     if now < at("10:40"):
         deadlines = deadlines[:1]
     inc = Incident(
@@ -160,7 +170,12 @@ def incident(until: str = "13:40") -> Incident:
         faults={(f.agent, f.check): f for f in faults}, grades={"cbrc": cbrc},
         assertions=[a for a in [Assertion("data_major", "alice", "customer records corrupted "
                                           "when power was lost", at("10:40"))] if a.at <= now],
-        deadlines=deadlines, runbooks=runs,
+        deadlines=sorted(deadlines, key=lambda d: (d.due_at, d.key)), runbooks=runs,
+        reporters=[r for r in [
+            ReporterChange("bob", "collector", "the designated reporter (reports.reporter)",
+                           at("09:40")),
+            ReporterChange("alice", "lina", "bob is needed on site at B1", at("11:40"))]
+            if r.at <= now],
         actions=[a for a in [AgentAction("action/failover/fail_over", True, at("09:43"),
                                          "switch funds port backup: done"),
                              AgentAction("action/failover/verify_backup", True, at("09:43"),
