@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
+import msgspec
 from aiohttp import web
 
 from .incident_codec import encode as encode_incidents
@@ -93,3 +94,13 @@ async def _execute(st: _State, x) -> None:
     ok, message = await execute(x, st.config.runbooks, outbox_key(EXECUTE, x))
     await st.run(st.desk.runbook_result, x, ok, message)
     start_executions(st)
+
+
+def decode_as(body: bytes, kind):
+    """A request body as the msgspec type `kind`; 400 naming what is wrong."""
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as e:
+        raise Rejected(400, str(e)) from None
+    except msgspec.DecodeError as e:
+        raise Rejected(400, f"body: expected JSON ({e})") from None

@@ -26,15 +26,17 @@ import msgspec
 
 from agent.wire import Event, Heartbeat
 
+from .book_metrics import STATUSES, BookSnapshot, fresh_offsets
 from .clock_offset import ClockOffsets
 from .deadman import AgentLast, silent_agents
 from .engine.actions import ActionOutbox
 from .engine.log_engine import LogEngine
 from .incident_codec import to_dict
 from .grader import GRADING_ACTIONS, Grader
-from .incident_runbooks import Execute, Runbooks, waiting_on_agents
+from .incident_runbooks import Execute, Runbooks, moves_by_itself, waiting_on_agents
 from .incident_rules import drill_of
 from .incidents import Change, IncidentBook, Refused
+from .round_queue import EVERY_ROUND, RoundQueue, next_grading
 from .store import Store
 
 log = logging.getLogger("branchwatch.collector")
@@ -83,6 +85,7 @@ class IncidentDesk:
         # The one consumer of the event log: applies it to the book from the
         # stored cursor (collector/engine/log_engine.py).
         self.engine = LogEngine(store, self.apply_batch, on_failure=self.reload)
+        self.published_offsets: dict[str, float] = {}
         # The dead-man's view, kept in memory (one SELECT per second over
         # thousands of agents would stall the writer): agent -> last heard.
         self.lasts: dict[str, AgentLast] = {}
@@ -97,12 +100,14 @@ class IncidentDesk:
 
     def reload(self) -> None:
         """Rebuild the book (and who is silent) from the stored open incidents."""
-        # Incidents whose grades time alone cannot change (grade_all skips them
-        # until they change again).
-        self.quiet: set[str] = set()
         self.book = IncidentBook(window=self.window, new_id=self._new_id,
                                  incidents=self.store.load_open_incidents(),
                                  cause_of=self.grader.cause_of if self.grader else None)
+        # What the once-a-second rounds look at (round_queue.py): every incident
+        # once after a load, then only what changed, moves by itself or falls due.
+        self.grading_due, self.runbooks_due = RoundQueue(), RoundQueue()
+        for q in (self.grading_due, self.runbooks_due):
+            q.touch(i.id for i in self.book.incidents() if i.status != "closed")
         # Agents whose silence is an active fault (survives a restart via the book).
         self.silent: set[str] = {f.agent for i in self.book.incidents() if not i.drill
                                  for f in i.faults.values() if f.category == "silent" and f.active}
@@ -128,7 +133,8 @@ class IncidentDesk:
                 changes = changes + more
                 self._hand_out(executes)
         ids = dict.fromkeys(c.incident_id for c in changes)
-        self.quiet.difference_update(ids)      # changed: grade it again
+        self.grading_due.touch(ids)            # changed: grade it again, advance its runs
+        self.runbooks_due.touch(ids)
         notes = None
         if self.notifier is not None:          # issue 7: who hears of it
             notes = self.notifier.on_changes(changes, self._incident, _utc(at))
@@ -277,14 +283,29 @@ class IncidentDesk:
         if self.runbooks is None:
             return []
         ts = self.clock()
-        now, changes = _utc(ts), []
-        for inc in self.book.incidents():
-            if inc.status != "closed" and any(r.status == "running" for r in inc.runbooks):
-                more, executes = self.runbooks.advance(inc, now)
-                changes += more
-                self._hand_out(executes)
+        now, changes, looked = _utc(ts), [], []
+        for inc in self._due(self.runbooks_due, now):
+            more, executes = self.runbooks.advance(inc, now)
+            changes += more
+            self._hand_out(executes)
+            looked.append(inc)
         self._save(changes, ts)
+        for inc in looked:                     # a person's turn, or done: not until it changes
+            self.runbooks_due.settle(inc.id, EVERY_ROUND if any(
+                moves_by_itself(r) for r in inc.runbooks) else None)
         return changes
+
+    def _due(self, queue: RoundQueue, now: datetime) -> list:
+        """The not-closed incidents a round's queue says are due now."""
+        due = []
+        for iid in queue.take(now):
+            try:
+                inc = self.book.get(iid)
+            except KeyError:
+                continue
+            if inc.status != "closed":
+                due.append(inc)
+        return due
 
     def runbook_act(self, incident_id: str, action: str, step: str, who: str, note: str,
                     run_id: str | None = None, choice: str | None = None) -> dict:
@@ -319,28 +340,42 @@ class IncidentDesk:
             return []
         ts = self.clock()
         now, changes = _utc(ts), []
-        quiet = []
-        for inc in self.book.incidents():
-            if inc.status == "closed" or inc.id in self.quiet:
-                continue
+        settled = []
+        for inc in self._due(self.grading_due, now):
             try:
                 facts = self.grader.facts(inc)
                 changes += self.grader.regrade_with(inc, facts, now)
-                if not self.grader.moves_with_time(inc, facts):
-                    quiet.append(inc.id)
+                settled.append((inc.id, next_grading(inc, facts)
+                                if self.grader.moves_with_time(inc, facts) else None))
             except Exception:
                 log.exception("grading %s failed", inc.id)
+                settled.append((inc.id, EVERY_ROUND))     # and again next round
         self._save(changes, ts)
-        self.quiet.update(quiet)
+        for iid, when in settled:
+            self.grading_due.settle(iid, when)
         return changes
 
     def counts(self) -> dict:
         """Numbers for /metrics: real and drill incidents by status (domain.md §5: a
         drill never counts as a real incident), silent agents, clock offsets."""
-        incs = {s: self.book.incidents(s) for s in ("open", "resolved")}
-        return {"incidents": {s: sum(not i.drill for i in v) for s, v in incs.items()},
-                "drill_incidents": {s: sum(i.drill for i in v) for s, v in incs.items()},
-                "silent": len(self.silent), "offsets": self.offsets.agents()}
+        snap = self.snapshot()
+        return {"incidents": dict(snap.incidents), "drill_incidents": dict(snap.drill_incidents),
+                "silent": snap.silent, "offsets": self.offsets.agents()}
+
+    def publish(self) -> None:
+        """Once a round, on the writer: the clock offsets /metrics shows (agents heard
+        lately only, book_metrics.py), replaced whole so a scrape reads them as they are."""
+        self.published_offsets = fresh_offsets(self.offsets.agents(), self.lasts.values(),
+                                               _utc(self.clock()))
+
+    def snapshot(self) -> BookSnapshot:
+        """What /metrics shows, from any thread: the book's counters are kept as
+        incidents change (no scan); the offsets are the last ones published."""
+        book = self.book
+        return BookSnapshot(
+            incidents={s: book.count(s) for s in STATUSES},
+            drill_incidents={s: book.count(s, drill=True) for s in STATUSES},
+            silent=len(self.silent), offsets=self.published_offsets)
 
     # --- people ------------------------------------------------------------------
     def act(self, action: str, incident_id: str, who: str, text: str,

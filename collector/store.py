@@ -27,6 +27,13 @@ from .audit import AuditLog
 from .drills.model import DrillRun
 from .drills.storage import SCHEMA as DRILLS_SCHEMA
 from .drills.storage import DrillRows
+from .fleet.storage import SCHEMA as FLEET_SCHEMA
+from .fleet.storage import FleetRows
+from .fleet.enrolment import SCHEMA as ENROLMENT_SCHEMA
+from .fleet.enrolment import EnrolmentRows
+from .notify.silences import SCHEMA as SILENCES_SCHEMA
+from .notify.silences import SilenceRows
+from .incident_reads import StoreReaders
 from .incidents import Incident
 from .reports.storage import SCHEMA as REPORTS_SCHEMA
 from .reports.storage import ReportRows, StoredReport
@@ -75,6 +82,19 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (6, outbox.SCHEMA),
     # Incident faults as rows of their own (collector/storage/incident_rows.py).
     (7, [*incident_rows.SCHEMA, incident_rows.migrate_fault_rows]),
+    # Reads filtered and paged in SQL (collector/incident_reads.py): drill or not
+    # (domain.md §5) as a column computed from the body, so the write path stays as it is.
+    (8, [
+        "ALTER TABLE incidents ADD COLUMN drill INTEGER NOT NULL "
+        "GENERATED ALWAYS AS (coalesce(json_extract(body, '$.drill'), 0)) VIRTUAL",
+        "CREATE INDEX incidents_list ON incidents (status, drill, opened_at, id)",
+    ]),
+    # What each agent says about itself (collector/fleet/storage.py).
+    (9, FLEET_SCHEMA),
+    # Agents enrolled at the collector with one-time codes (collector/fleet/enrolment.py).
+    (10, ENROLMENT_SCHEMA),
+    # Silences set by people (collector/notify/silences.py).
+    (11, SILENCES_SCHEMA),
 ]
 
 
@@ -220,7 +240,23 @@ _checks_encoder = msgspec.json.Encoder()
 _checks_decoder = msgspec.json.Decoder(list[CheckStatus])
 
 
-class SqliteStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows):
+def read_agents(conn: sqlite3.Connection) -> list[AgentRecord]:
+    """Every agent seen (by heartbeat or event), by id: on any connection (a reader's too)."""
+    out = []
+    for (agent, branch, region, first, last_ev, hb_at, hb_sent, interval, depth,
+         checks) in conn.execute(
+            "SELECT agent, branch, region, first_seen_at, last_event_at, heartbeat_at, "
+            "heartbeat_sent_at, interval, spool_depth, checks FROM agents ORDER BY agent"):
+        out.append(AgentRecord(
+            agent=agent, branch=branch, region=region, first_seen_at=_dt(first),
+            last_event_at=_dt(last_ev), heartbeat_at=_dt(hb_at),
+            heartbeat_sent_at=_dt(hb_sent), interval=interval, spool_depth=depth,
+            checks=_checks_decoder.decode(checks) if checks else []))
+    return out
+
+
+class SqliteStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows, FleetRows,
+                  EnrolmentRows, SilenceRows):
     """`Store` on one SQLite file: WAL, synchronous=FULL, versioned schema."""
 
     def __init__(self, path: str | Path):
@@ -379,17 +415,7 @@ class SqliteStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows):
 
     def agents(self) -> list[AgentRecord]:
         """Every agent seen (by heartbeat or event), by id."""
-        out = []
-        for (agent, branch, region, first, last_ev, hb_at, hb_sent, interval, depth,
-             checks) in self._conn.execute(
-                "SELECT agent, branch, region, first_seen_at, last_event_at, heartbeat_at, "
-                "heartbeat_sent_at, interval, spool_depth, checks FROM agents ORDER BY agent"):
-            out.append(AgentRecord(
-                agent=agent, branch=branch, region=region, first_seen_at=_dt(first),
-                last_event_at=_dt(last_ev), heartbeat_at=_dt(hb_at),
-                heartbeat_sent_at=_dt(hb_sent), interval=interval, spool_depth=depth,
-                checks=_checks_decoder.decode(checks) if checks else []))
-        return out
+        return read_agents(self._conn)
 
     def record(self, at: float, kind: str, actor: str, data: dict) -> int:
         """Append one audit record in a transaction of its own."""
@@ -425,6 +451,11 @@ class SqliteStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows):
         """Incidents (optionally of one status), oldest first."""
         return self._incidents() if status is None else self._incidents("WHERE status = ?",
                                                                           (status,))
+
+    # --- reads on connections of their own, never the writer's -------------------
+    def readers(self, threads: int = 2) -> StoreReaders:
+        """Read-only connections to this file for the API and the console (WAL readers)."""
+        return StoreReaders(self.path, threads)
 
     def close(self) -> None:
         """Close the connection (the WAL is checkpointed by SQLite)."""

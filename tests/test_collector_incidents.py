@@ -18,6 +18,7 @@ from agent.wire import Batch, CheckStatus, Event, Heartbeat, encode, new_event_i
 from collector.api import token_hash
 
 from .support.paths import REPO
+from .test_delivery_e2e import wait_for
 from .test_collector_api import TOKENS, CollectorProcess, db_count, metric, request
 
 OPERATOR = "operator-alice-token-zzzzzzzzzzzz"
@@ -249,7 +250,10 @@ def test_a_skewed_agent_clock_is_corrected_from_its_heartbeats(tmp_path):
         [inc] = incidents(c)
         started = datetime.fromisoformat(inc["started_at"])
         assert abs((started - (now - timedelta(seconds=5))).total_seconds()) < 2.0
-        offset = metric(c, "branchwatch_collector_agent_clock_offset_seconds", agent="a2")
+        # /metrics shows the offsets the engine publishes once a round.
+        offset = wait_for(lambda: metric(
+            c, "branchwatch_collector_agent_clock_offset_seconds", agent="a2"),
+            what="a2's clock offset on /metrics")
         assert offset == pytest.approx(3600, abs=2)
         # The store keeps what the agent said.
         assert db_count(c, "SELECT observed_at FROM events WHERE agent = 'a2'") == round(

@@ -66,6 +66,17 @@ class EngineWakeup:
             if not self._wake.is_set():
                 self.idle.set()
 
+    async def caught_up(self, timeout: float = 1.0) -> bool:
+        """Wait (at most `timeout`) until the log is applied to its head: a read
+        then sees every event acknowledged before it. False if it timed out."""
+        if self.idle.is_set() or self._task is None:
+            return True
+        try:
+            await asyncio.wait_for(self.idle.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
     async def stop(self) -> None:
         """Cancel the task (the log keeps what it did not apply)."""
         if self._task is not None:
