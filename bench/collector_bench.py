@@ -14,7 +14,7 @@
     collector; from the moment upsd serves "OB" to the moment the incident
     is listed by the collector's API (median, p99, max over --changes), and
     the p99 of ack -> incident change from the collector's own histogram.
-Targets (issue 15): durable ingest >= 1.0x Alertmanager (and >= 20,000
+Targets: durable ingest >= 1.0x Alertmanager (and >= 20,000
 events/s on a quiet 2-core machine), heartbeat p99 under 50 ms, UPS change
 to incident p99 <= 3 s, ack -> incident p99 < 100 ms. Absolute figures
 depend on the machine and its load (reported): compare the ratios.
