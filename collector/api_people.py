@@ -27,7 +27,12 @@ READERS = web.AppKey("readers", StoreReaders)
 
 async def read(request: web.Request, fn, *args):
     """fn(connection, *args) on the store's reader connections: never the writer's
-    thread, so a read waits on no ingest and no ingest on a read."""
+    thread, so a read waits on no ingest and no ingest on a read. It first lets
+    the engine apply what was acknowledged before it (at most a second), so an
+    operator reads what the agents were told is stored."""
+    engine = request.app[STATE].engine
+    if engine is not None:
+        await engine.caught_up()
     return await request.app[READERS].run(fn, *args)
 
 

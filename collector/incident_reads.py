@@ -79,8 +79,9 @@ class IncidentQuery:
         if self.branches is not None:
             marks = ",".join("?" * len(self.branches))
             # An incident of one cause at many branches shows at each of them.
-            where.append(f"(branch IN ({marks}) OR EXISTS (SELECT 1 FROM json_each(body, "
-                         f"'$.faults') WHERE json_extract(value, '$.branch') IN ({marks})))")
+            where.append(f"(branch IN ({marks}) OR EXISTS (SELECT 1 FROM incident_faults f "
+                         f"WHERE f.incident = incidents.id "
+                         f"AND json_extract(f.body, '$.branch') IN ({marks})))")
             args += sorted(self.branches) * 2
         order = "DESC" if self.newest_first else "ASC"
         if self.after is not None:
@@ -98,27 +99,46 @@ def list_incidents(conn: sqlite3.Connection, query: IncidentQuery) -> tuple[list
     rows = conn.execute(sql, args).fetchall()
     more = len(rows) > query.limit
     rows = rows[:query.limit]
-    page = [as_data(iid, body) for _, iid, body in rows]
+    faults = _fault_rows(conn, [iid for _, iid, _ in rows])
+    page = [as_data(iid, body, faults.get(iid, ())) for _, iid, body in rows]
     return page, (f"{rows[-1][0]}|{rows[-1][1]}" if more else None)
 
 
 def incident(conn: sqlite3.Connection, incident_id: str) -> dict | None:
     """One incident as API data, or None."""
     row = conn.execute("SELECT body FROM incidents WHERE id = ?", (incident_id,)).fetchone()
-    return None if row is None else as_data(incident_id, row[0])
+    if row is None:
+        return None
+    return as_data(incident_id, row[0], _fault_rows(conn, [incident_id]).get(incident_id, ()))
 
 
-def as_data(incident_id: str, body: str) -> dict:
-    """A stored body as API data (incident_codec.to_dict), decoded once per version."""
+def _fault_rows(conn: sqlite3.Connection, ids: list[str]) -> dict[str, list[str]]:
+    """Each incident's fault rows (storage/incident_rows.py), in the incident's order."""
+    out: dict[str, list[str]] = {}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        for iid, body in conn.execute(
+                f"SELECT incident, body FROM incident_faults WHERE incident IN "
+                f"({','.join('?' * len(chunk))}) ORDER BY incident, pos", chunk):
+            out.setdefault(iid, []).append(body)
+    return out
+
+
+def as_data(incident_id: str, body: str, faults=()) -> dict:
+    """A stored body and its fault rows as API data (incident_codec.to_dict),
+    decoded once per stored version."""
+    version = body + "\x00" + "\x00".join(faults)
     known = _decoded.get(incident_id)
-    if known is not None and known[0] == body:
+    if known is not None and known[0] == version:
         return known[1]
-    data = to_dict(from_dict(_decode(body)))
+    stored = _decode(body)
+    stored["faults"] = [_decode(f) for f in faults] + stored.get("faults", [])
+    data = to_dict(from_dict(stored))
     if len(_decoded) >= DECODED_KEEP:
         for iid in list(_decoded)[:DECODED_KEEP // 2]:    # oldest first (insertion order)
             _decoded.pop(iid, None)
     _decoded.pop(incident_id, None)
-    _decoded[incident_id] = (body, data)
+    _decoded[incident_id] = (version, data)
     return data
 
 

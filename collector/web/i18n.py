@@ -87,6 +87,8 @@ WORDS: dict[str, dict[str, str]] = {
     "services": {"zh": "服务", "en": "Services"},
     "host": {"zh": "主机", "en": "Host"},
     "agent_silent": {"zh": "失联", "en": "silent"},
+    "config_drift": {"zh": "配置与模板不一致", "en": "config differs from the template"},
+    "agent_version": {"zh": "版本", "en": "version"},
     "never_seen": {"zh": "未上线", "en": "never seen"},
     "last_heard": {"zh": "最后联系", "en": "last heard"},
     "all_ok": {"zh": "正常", "en": "all OK"},

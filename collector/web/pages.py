@@ -17,6 +17,8 @@ from ..reports.desk import rendered
 from ..store import read_agents
 from ..reports.model import EDITABLE
 from ..drills.http import DRILLS
+from ..fleet.storage import read_about
+from ..fleet.view import fleet_lines
 from .console import (CONSOLE, COOKIE, HEADERS, LANG_COOKIE, Console, page, render)
 from .i18n import LANGUAGES
 from .passwords import check_password
@@ -150,8 +152,10 @@ async def branches(request: web.Request) -> web.Response:
     open_ = await _incidents(request, "open", SHOWN_OPEN)
     regions = branch_tiles(agents, st.config.agents, set(st.desk.silent), open_, _now(request))
     totals = Counter(b["state"] for r in regions for b in r["branches"])
+    about = await read(request, read_about)
+    drift = {line["agent"]: line for line in fleet_lines(about, {}, st.config.fleet.template_sha256)}
     return render(request, "_branches_live.html" if _live(request) else "branches.html",
-                  regions=regions, totals=totals)
+                  regions=regions, totals=totals, about=drift)
 
 
 @page
