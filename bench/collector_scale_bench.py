@@ -19,6 +19,8 @@ median and the range over rounds.
     10 %. Target: ratio <= 1.10 (the drain stays flat).
 
 Run: python3 bench/collector_scale_bench.py [--rounds 7] [--cycles 200]
+A peer (e.g. main): git archive main | tar -x -C /tmp/peer, then run this file
+from there (cp bench/collector_scale_bench.py /tmp/peer/bench/), alternating.
 """
 
 from __future__ import annotations
@@ -63,8 +65,9 @@ class Setup:
             b = f"other-{n}"
             self.book.apply_event(event(self.t, "ups/rack/on_battery", "critical", b),
                                   T0 + timedelta(seconds=self.t))
-        assert self.book.count("open") == open_elsewhere
-        assert self.book.count("resolved") == resolved_here
+        if hasattr(self.book, "count"):       # a peer checkout's book may not count
+            assert self.book.count("open") == open_elsewhere
+            assert self.book.count("resolved") == resolved_here
 
     def cycle(self) -> int:
         """One outage at the probe branch, an hour after the last; events applied."""

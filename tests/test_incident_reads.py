@@ -243,13 +243,14 @@ def test_an_incident_is_decoded_once_per_stored_version(tmp_path):
 def test_a_database_from_before_the_list_columns_is_upgraded_in_place(tmp_path, monkeypatch):
     import collector.store as store_module
     full = store_module.MIGRATIONS
-    monkeypatch.setattr(store_module, "MIGRATIONS", [m for m in full if m[0] <= 4])
+    ours = next(v for v, sql in full if any("incidents_list" in str(q) for q in sql))
+    monkeypatch.setattr(store_module, "MIGRATIONS", [m for m in full if m[0] < ours])
     old = SqliteStore(tmp_path / "collector.db")
     book = IncidentBook(window=120)
     book.apply_event(event(0, "tcp/core", "critical", "N1"), at(0))
     book.apply_event(event(0, "tcp/core", "critical", "N1", agent="drill:r1:N1"), at(0))
     old.save_incidents(book.incidents(), 1.0)
-    assert old.schema_version() == 4
+    assert old.schema_version() == ours - 1
     old.close()
     monkeypatch.setattr(store_module, "MIGRATIONS", full)
     store = SqliteStore(tmp_path / "collector.db")
