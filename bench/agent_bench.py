@@ -10,7 +10,9 @@ collector and a scrape of every /metrics every 15 s:
     default switch interval).
 All processes run together; CPU and RSS are read over the same consecutive
 windows, scrapes alternate A/B order. Reported per set-up: agent and peers
-(median and range over windows) and the agent/peers ratios (median, range).
+(median and range over windows) and the agent/peers ratios (median, range);
+for ups_host also the delay from upsd serving a new ups.status to the
+agent's event (default debounce 2), after the windows.
 Targets (issue 14): ups_host <= 1 % of a core and <= 40 MB RSS; switches
 <= 2 % and <= 55 MB.
 
@@ -36,9 +38,10 @@ from tests.support.paths import REPO  # noqa: E402
 from tests.support.snmpsim import SnmpSim, render, subset  # noqa: E402
 
 import peers  # noqa: E402
-from measure import main  # noqa: E402
+from measure import main, spread  # noqa: E402
 
 ONLINE = "ups.status: OL\nbattery.charge: 100\nbattery.runtime: 1800\ninput.voltage: 230\nups.load: 20\n"
+ON_BATTERY = ONLINE.replace("OL", "OB DISCHRG")
 TESTDATA = REPO.parent / "shared" / "testdata"
 RECORDING = "tplink-jetstream-48port-l2.snmprec"
 SWITCHES, PORTS = 2, 48
@@ -80,6 +83,7 @@ def port_names(records: dict[str, str]) -> list[str]:
 
 def agent_config(folder, nut_port, collector_url, listeners, sim=None, ports=()) -> dict:
     config = {"agent": {"id": "bench", "branch": "bench"},
+              "state": {"flap_threshold": 1000},   # timed status changes are not flapping
               "collector": {"url": collector_url, "token": TOKEN},
               "ups": [{"name": "ups0", "nut": {"ups": "ups0", "port": nut_port}}],
               "host": host_checks(folder, listeners)}
@@ -90,6 +94,25 @@ def agent_config(folder, nut_port, collector_url, listeners, sim=None, ports=())
             "interfaces": [{"descr": d, "id": f"p{i}", "role": "uplink-primary" if i == 0 else "access"}
                            for i, d in enumerate(ports)]} for n in range(SWITCHES)]
     return config
+
+
+def status_delays(nut: NutServer, agent: AgentProcess, changes: int) -> list[float]:
+    """Seconds from upsd serving a new ups.status to the agent's event, per change."""
+    delays = []
+    for i in range(changes):
+        text, want = (ON_BATTERY, "warning") if i % 2 == 0 else (ONLINE, "ok")
+        before = len(agent.events_for("ups/ups0/on_battery"))
+        served_at = nut.set_device("ups0", text, poll=0.02)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            evs = agent.events_for("ups/ups0/on_battery")
+            if len(evs) > before and evs[-1]["new_state"] == want:
+                delays.append(agent.event_times[id(evs[-1])] - served_at)
+                break
+            time.sleep(0.01)
+        else:
+            raise RuntimeError(f"no {want} event for ups/ups0/on_battery")
+    return delays
 
 
 def measure_setup(name, tmp, nut, collector, listeners, windows, seconds, sim=None, ports=()):
@@ -117,6 +140,7 @@ def measure_setup(name, tmp, nut, collector, listeners, windows, seconds, sim=No
             if walks:
                 jobs.append((WALK, walks))
             rows = peers.paired_windows(meter, windows, seconds, jobs)
+            delays = status_delays(nut, agent, 4) if sim is None else []
     finally:
         for p in started:
             peers.stop(p)
@@ -137,6 +161,8 @@ def measure_setup(name, tmp, nut, collector, listeners, windows, seconds, sim=No
             "snmp_exporter": peers.summary(per_walk["snmp_exporter"], 1),
             # the agent's includes its UPS and host checks: an upper bound
             "agent_all_probes": peers.summary(per_walk["agent"], 1)}
+    if delays:   # default debounce 2: two 2 s polls (target: interval + 0.5 s after the second)
+        out["ups_status_to_event_s"] = spread(delays)
     out["windows"] = f"{windows} x {seconds:g} s"
     return out
 
