@@ -32,6 +32,7 @@ def imported(stderr: str) -> set[str]:
     (["agent", "--config", "a.yaml"], False), (["check-config", "a.yaml"], False),
     (["port", "--config", "a.yaml", "sw", "p1", "up"], False), (["ups-command"], False),
     (["collector", "--config", "c.yaml"], True), (["audit", "verify"], True),
+    (["spool", "list"], False), (["enrol", "--code", "x"], False), (["agent", "enrol"], False),
     (["incidents"], True), (["--help"], True), ([], True), (["no-such-command"], True),
 ])
 def test_which_commands_mount_the_collector(argv, mounted):
