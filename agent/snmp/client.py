@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import socket
 
 from ..model import ProbeError
 from ..schema_network import SnmpAuth
@@ -39,48 +38,27 @@ class SnmpSession:
         return f"{self.host}:{self.port}"
 
     async def open(self) -> "SnmpSession":
-        """Create the engine and resolve the peer (no packets yet).
-
-        pysnmp's engine API directly, not hlapi: importing anything under
-        pysnmp.hlapi loads its MIB compiler too (pysmi, jinja2), 15 MB of RSS
-        the agent never uses with numeric OIDs.
-        """
+        """Create the engine and resolve the peer (no packets yet)."""
+        from pysnmp.hlapi.v3arch import asyncio as hl
         if self._engine is None:
             from pysnmp.carrier.asyncio.dispatch import AsyncioDispatcher
-            from pysnmp.entity.engine import SnmpEngine
-            self._engine = SnmpEngine()
+            self._engine = hl.SnmpEngine()
             # pysnmp wakes every 0.1 s per engine to check timeouts: ~2 ms/s of
             # CPU each while idle. A coarser tick (a quarter of the timeout,
             # 0.1..0.5 s) is as exact as an operator needs.
             dispatcher = AsyncioDispatcher()
             dispatcher.set_timer_resolution(max(0.1, min(0.5, self.timeout / 4)))
             self._engine.register_transport_dispatcher(dispatcher)
+            self._auth = _auth_data(self.auth)
+            self._context = hl.ContextData(contextName=self.auth.context)
         if self._target is None:
-            self._target = await self._configure()
+            cls = hl.Udp6TransportTarget if _is_v6(self.host) else hl.UdpTransportTarget
+            try:
+                self._target = await cls.create((self.host, self.port), timeout=self.timeout,
+                                                retries=self.retries)
+            except Exception as e:  # noqa: BLE001 - pysnmp wraps resolver errors variously
+                raise SnmpError(f"cannot resolve {self.host}: {e}") from None
         return self
-
-    async def _configure(self) -> str:
-        """Register credentials, transport and peer with the engine; the target's name."""
-        from pysnmp.carrier.asyncio.dgram import udp, udp6
-        from pysnmp.entity import config
-        v6 = _is_v6(self.host)
-        family = socket.AF_INET6 if v6 else socket.AF_INET
-        try:
-            found = await asyncio.get_running_loop().getaddrinfo(
-                self.host, self.port, family=family, type=socket.SOCK_DGRAM,
-                proto=socket.IPPROTO_UDP)
-        except OSError as e:
-            raise SnmpError(f"cannot resolve {self.host}: {e}") from None
-        address = found[0][4][:2]
-        security, level, model = _register_auth(self._engine, self.auth)
-        config.add_target_parameters(self._engine, "params", security, level, model)
-        domain, transport = ((udp6.DOMAIN_NAME, udp6.Udp6AsyncioTransport) if v6
-                             else (udp.DOMAIN_NAME, udp.UdpAsyncioTransport))
-        config.add_transport(self._engine, domain, transport().open_client_mode())
-        # timeout in hundredths of a second (snmpTargetAddrTimeout)
-        config.add_target_address(self._engine, "peer", domain, address, "params",
-                                  self.timeout * 100, self.retries)
-        return "peer"
 
     def close(self) -> None:
         """Release the engine's socket."""
@@ -157,15 +135,18 @@ class SnmpSession:
         Numeric OIDs need none of it.
         """
         from pysnmp.entity.rfc3413 import cmdgen
+        from pysnmp.hlapi.v3arch.asyncio.cmdgen import LCD
         from pysnmp.proto.rfc1902 import ObjectName
         await self.open()
+        addr_name, _ = LCD.configure(self._engine, self._auth, self._target,
+                                     self._context.contextName)
         future = asyncio.get_running_loop().create_future()
 
         def done(_engine, _handle, ei, es, ex, vbs, _ctx):
             if not future.cancelled():
                 future.set_result((ei, es, ex, vbs))
         vbs = [(ObjectName(o), v) for o, v in varbinds]
-        ctx = (self._engine, self._target, None, self.auth.context or b"")
+        ctx = (self._engine, addr_name, self._context.contextEngineId, self._context.contextName)
         if kind == "bulk":
             cmdgen.BulkCommandGenerator().send_varbinds(*ctx, 0, reps, vbs, done)
         elif kind == "get":
@@ -251,15 +232,12 @@ _PRIV = {"none": "USM_PRIV_NONE", "des": "USM_PRIV_CBC56_DES", "3des": "USM_PRIV
          "aes256": "USM_PRIV_CFB256_AES"}
 
 
-def _register_auth(engine, a: SnmpAuth) -> tuple[str, str, int]:
-    """Register a community or USM user; (security name, level, message model)."""
-    from pysnmp.entity import config
+def _auth_data(a: SnmpAuth):
+    from pysnmp.hlapi.v3arch import asyncio as hl
     if a.version == "2c":
-        config.add_v1_system(engine, "community", a.community)
-        return "community", "noAuthNoPriv", 1
-    auth = a.auth_protocol != "none"
-    priv = a.priv_protocol != "none"
-    config.add_v3_user(engine, a.user,
-                       getattr(config, _AUTH[a.auth_protocol]), a.auth_key if auth else None,
-                       getattr(config, _PRIV[a.priv_protocol]), a.priv_key if priv else None)
-    return a.user, "authPriv" if priv else "authNoPriv" if auth else "noAuthNoPriv", 3
+        return hl.CommunityData(a.community, mpModel=1)
+    return hl.UsmUserData(
+        a.user, authKey=a.auth_key if a.auth_protocol != "none" else None,
+        privKey=a.priv_key if a.priv_protocol != "none" else None,
+        authProtocol=getattr(hl, _AUTH[a.auth_protocol]),
+        privProtocol=getattr(hl, _PRIV[a.priv_protocol]))
