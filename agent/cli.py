@@ -11,8 +11,22 @@ from . import __version__
 from .config import Config, ConfigError, load
 
 
+# The agent's own commands. Everything else (collector/cli.py's COMMANDS) is
+# mounted only when asked for: `branchwatch agent ...` never imports the
+# collector package, so a branch machine pays for none of it.
+AGENT_COMMANDS = ("agent", "port", "ups-command", "check-config", "demo", "spool", "enrol")
+
+
+def wants_collector(argv: list[str]) -> bool:
+    """Whether to mount the collector's commands: unless the command is the agent's own
+    (with no command, or a wrong one, they are mounted so help and errors list them)."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    return command not in AGENT_COMMANDS
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `branchwatch` console script."""
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="branchwatch", description=(
         "Watch a branch's UPS, network and services; raise and handle incidents."))
     parser.add_argument("--version", action="version", version=f"branchwatch {__version__}")
@@ -64,10 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     from .enrol import add_command as add_enrol
     add_enrol(sub)                # enrol (also `agent enrol`): a one-time code for a token
 
-    from collector.cli import add_commands as add_collector_commands
-    add_collector_commands(sub)   # collector, collector token, audit verify
+    if wants_collector(argv):
+        from collector.cli import add_commands as add_collector_commands
+        add_collector_commands(sub)   # collector, collector token, audit verify, ...
 
-    argv = sys.argv[1:] if argv is None else argv
     if argv[:2] == ["agent", "enrol"]:
         argv = ["enrol", *argv[2:]]
     args = parser.parse_args(argv)

@@ -44,7 +44,9 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "branchwatch_switch_info": ("gauge", "Switch sysName and sysDescr, always 1"),
     "branchwatch_interface_oper_up": ("gauge", "1 if the port is operationally up (ifOperStatus)"),
     "branchwatch_interface_admin_up": ("gauge", "1 if the port is administratively up (ifAdminStatus)"),
-    "branchwatch_interface_speed_bits_per_second": ("gauge", "Port speed (ifHighSpeed, else ifSpeed)"),
+    # In bytes per second like node_exporter's node_network_speed_bytes
+    # (promtool: the base unit is bytes); renamed from ..._bits_per_second.
+    "branchwatch_interface_speed_bytes": ("gauge", "Port speed in bytes per second (ifHighSpeed, else ifSpeed, / 8)"),
     "branchwatch_interface_in_octets": ("counter", "Octets received (64-bit, or 32-bit with wraps added)"),
     "branchwatch_interface_out_octets": ("counter", "Octets sent (64-bit, or 32-bit with wraps added)"),
     "branchwatch_interface_in_errors": ("counter", "Inbound packets with errors"),

@@ -1,30 +1,10 @@
-"""What both benchmarks measure of an agent process: memory, CPU, delays."""
+"""Shared by the benchmarks: delay spreads and the command line."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
-import time
-
-import psutil
-
-
-def steady_state(pid: int, window: float, cycle: float) -> dict:
-    """RSS (median, peak), share of one core and CPU ms per poll cycle over `window` s."""
-    proc = psutil.Process(pid)
-    cpu0, t0 = sum(proc.cpu_times()[:2]), time.monotonic()
-    rss = []
-    while time.monotonic() - t0 < window:
-        rss.append(proc.memory_info().rss)
-        time.sleep(1)
-    cpu = sum(proc.cpu_times()[:2]) - cpu0
-    elapsed = time.monotonic() - t0
-    return {"rss_mb_median": round(statistics.median(rss) / 2**20, 1),
-            "rss_mb_peak": round(max(rss) / 2**20, 1),
-            "cpu_share_of_core_pct": round(100 * cpu / elapsed, 2),
-            "cpu_ms_per_cycle": round(1000 * cpu / (elapsed / cycle), 1),
-            "window_s": round(elapsed, 1)}
 
 
 def spread(delays: list[float]) -> dict:

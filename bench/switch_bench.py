@@ -1,15 +1,17 @@
 """Switch polling cost and link-down reaction time, against a real snmpsim.
 
-snmpsim serves 4 switches (the system and IF-MIB rows of a real 48-port
+snmpsim serves 2 switches (the system and IF-MIB rows of a real 48-port
 recording, TP-Link JetStream: no ifXTable, so 32-bit counters); the agent
 watches all 48 ports of each at a 10 s interval and listens for traps.
+Side by side, in the same run: Debian's snmp_exporter walks the same
+columns of the same switches every 10 s (scrape order alternating).
 Reported:
-  - RSS of the agent process after warm-up, and its peak;
-  - CPU: share of one core over the window, and CPU ms per poll cycle of
-    all 4 switches;
+  - CPU ms per switch walk, agent and snmp_exporter, per window (median,
+    range) and their ratio (issue 14 target: agent <= 2x snmp_exporter);
+  - RSS and share of one core of both;
   - link-down-to-event delay: by trap (snmptrap linkDown, the table
     changed at the same moment) and by poll alone (no trap).
-Targets (issue 3): CPU < 2 % of a core, trap delay < 1 s.
+Targets (issue 3): trap delay < 1 s.
 
 Run: python3 bench/switch_bench.py [--window 60] [--changes 6]
 """
@@ -27,10 +29,13 @@ from tests.support.agent import AgentProcess  # noqa: E402
 from tests.support.paths import REPO  # noqa: E402
 from tests.support.snmpsim import SnmpSim, free_udp_port, render, subset  # noqa: E402
 
-from measure import main, spread, steady_state  # noqa: E402
+import peers  # noqa: E402
+from agent_bench import POLL_COLUMNS  # noqa: E402
+from measure import main, spread  # noqa: E402
 
 RECORDING = REPO.parent / "shared" / "testdata" / "snmprec" / "tplink-jetstream-48port-l2.snmprec"
-SWITCHES, PORTS, INTERVAL = 4, 48, 10.0
+SWITCHES, PORTS, INTERVAL = 2, 48, 10.0
+WINDOWS = 5
 OPER = "1.3.6.1.2.1.2.2.1.8."
 LINK_DOWN, LINK_UP = "1.3.6.1.6.3.1.1.5.3", "1.3.6.1.6.3.1.1.5.4"
 
@@ -88,6 +93,23 @@ def time_changes(sim, records, agent, index, changes, trap_port: int | None) -> 
         time.sleep(1.5)  # let snmpsim's whole-second mtime check move on
     return delays
 
+def versus_snmp_exporter(agent, exporter, base: str, sim: SnmpSim, window: float) -> dict:
+    """CPU per walk of the agent and of snmp_exporter over the same windows."""
+    meter = peers.Meter({"agent": [agent.proc.pid], "snmp_exporter": [exporter.pid]})
+    walks = [lambda n=n: peers.scrape(f"{base}/snmp?target=127.0.0.1:{sim.port}&module=sw{n}")
+             for n in range(SWITCHES)]
+    rows = peers.paired_windows(meter, WINDOWS, window, [(INTERVAL, walks)])
+    per_walk = {n: [1000 * w[n]["cpu_s"] / (w[n]["elapsed_s"] / INTERVAL * SWITCHES) for w in rows]
+                for n in ("agent", "snmp_exporter")}
+    return {
+        "cpu_ms_per_switch_walk": {n: peers.summary(v, 1) for n, v in per_walk.items()},
+        "ratio_agent_to_snmp_exporter": peers.summary(
+            [a / b for a, b in zip(per_walk["agent"], per_walk["snmp_exporter"]) if b > 0], 2),
+        "cpu_pct": {n: peers.summary([w[n]["cpu_pct"] for w in rows], 3) for n in meter.procs},
+        "rss_mb": {n: peers.summary([w[n]["rss_mb"] for w in rows], 1) for n in meter.procs},
+        "windows": f"{WINDOWS} x {window:g} s"}
+
+
 def run(window: float, changes: int) -> dict:
     out: dict = {}
     records = subset(RECORDING)
@@ -101,14 +123,19 @@ def run(window: float, changes: int) -> dict:
         sim.start()
         try:
             trap_port = free_udp_port()
-            with AgentProcess(tmp, config(sim, ports, trap_port)) as agent:
-                time.sleep(INTERVAL + 2)  # warm-up: imports, first polls
-                out["switches_x_ports"] = f"{SWITCHES} x {len(ports)}"
-                # a cycle = one 10 s poll of all 4 switches
-                out.update(steady_state(agent.proc.pid, window, cycle=INTERVAL))
-                for how, port in (("trap", trap_port), ("poll", None)):
-                    d = time_changes(sim, records, agent, uplink, changes, port)
-                    out[f"link_down_delay_s_{how}"] = spread(d)
+            exporter, base = peers.snmp_exporter(tmp, [f"sw{n}" for n in range(SWITCHES)],
+                                                 POLL_COLUMNS)
+            try:
+                with AgentProcess(tmp, config(sim, ports, trap_port)) as agent:
+                    time.sleep(INTERVAL + 2)  # warm-up: imports, first polls
+                    out["switches_x_ports"] = f"{SWITCHES} x {len(ports)}"
+                    out.update(versus_snmp_exporter(agent, exporter, base, sim, window))
+                    peers.stop(exporter)
+                    for how, port in (("trap", trap_port), ("poll", None)):
+                        d = time_changes(sim, records, agent, uplink, changes, port)
+                        out[f"link_down_delay_s_{how}"] = spread(d)
+            finally:
+                peers.stop(exporter)
         finally:
             sim.stop()
     return out

@@ -110,6 +110,13 @@ def test_restart_verdicts():
     (100_000_000, 100_000_000, 100_000_000),       # D-Link: ifHighSpeed in bit/s
     (None, None, None),
     (b"fast", None, None),
+    # Integer-like encodings (an FS S3800 types ifSpeed OCTET STRING):
+    (b"1000000000", None, 1_000_000_000),         # decimal digits as text
+    ("100000000", None, 100_000_000),
+    (b"1000000000\x00", b"", 1_000_000_000),       # NUL-terminated, empty ifHighSpeed
+    (b"\x3b\x9a\xca\x00", None, 1_000_000_000),     # the number's big-endian bytes
+    (b"100000000", b"100", 100_000_000),           # both as text
+    (True, None, None),
 ])
 def test_speed(speed, high, bps):
     assert ifs.speed_bps(speed, high) == bps
@@ -372,6 +379,10 @@ OWN = {   # community: records, written before snmpsim starts (it indexes files 
     "rt-noifmib": lambda r: {k: v for k, v in r.items() if k.startswith("1.3.6.1.2.1.1.")},
     "rt-baduptime": lambda r: {**r, "1.3.6.1.2.1.1.3.0": "4|notanumber"},
     "rt-badoper": lambda r: {**r, f"{IF}8.{UPLINK}": "2|99"},
+    # ifSpeed typed OCTET STRING and no ifHighSpeed, as an FS S3800 answers
+    "rt-octetspeed": lambda r: {
+        **{k: v for k, v in r.items() if not k.startswith(IFX + "15.")},
+        **{k: "4|" + v.split("|", 1)[1] for k, v in r.items() if k.startswith(IF + "5.")}},
 }
 
 
@@ -380,7 +391,7 @@ def sim(tmp_path_factory):
     server = SnmpSim(tmp_path_factory.mktemp("snmpsim"), [data_dir("snmprec")])
     for community, change in OWN.items():
         server.write(community, render(change(base_records())))
-    server.start(probe_community="rt-healthy")
+    server.start(probe_community="rt-healthy", timeout=240)   # indexing is slow on a busy machine
     yield server
     server.stop()
 
@@ -445,11 +456,28 @@ def test_every_recording_reads_as_recorded(once_readings, file):
         assert got.get("branchwatch_interface_oper_up") == {1: 1, 4: None}.get(row["oper"], 0)
         assert got.get("branchwatch_interface_admin_up") == (row["admin"] == 1)
         if expected_speed(row) is not None:
-            assert got["branchwatch_interface_speed_bits_per_second"] == expected_speed(row)
+            assert got["branchwatch_interface_speed_bytes"] == expected_speed(row) / 8
         octets = row.get("hc_in", row.get("in32"))
         assert got.get("branchwatch_interface_in_octets") == octets   # first total = device value
         assert got.get("branchwatch_interface_in_errors") == row.get("in_errors")
     assert not [c for c in checks if c.endswith("/errors")]   # no rate on a first poll
+
+
+def test_octet_string_ifspeed_is_read(sim, tmp_path):
+    """ifSpeed as OCTET STRING through snmpsim and the real agent: the speed stands."""
+    config = {"agent": {"id": "t", "branch": "b"},
+              "switches": [switch(sim, "fs", "rt-octetspeed", PORTS)]}
+    (tmp_path / "agent.yaml").write_text(yaml.safe_dump(config))
+    done = subprocess.run([sys.executable, "-m", "agent.cli", "agent", "--config",
+                           str(tmp_path / "agent.yaml"), "--once"], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr + done.stdout
+    r = json.loads(done.stdout.splitlines()[0])
+    assert [p["speed_bps"] for p in r["detail"]["interfaces"]] == [1_000_000_000] * 2
+    speeds = [m["value"] for m in r["metrics"] if m["name"] == "branchwatch_interface_speed_bytes"]
+    assert speeds == [125_000_000] * 2
+    link = next(c for c in r["checks"] if c["check"] == "switch/fs/if/wan/link")
+    assert link["reason"] == "up, 1 Gbit/s"
 
 
 # --- in the agent's own process --------------------------------------------------------

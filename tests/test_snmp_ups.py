@@ -73,6 +73,18 @@ GARBAGE = recording(raw={
     U + "6.2.1.2.1": "4|not an oid",
     U + "6.2.1.2.2": "6|1.3.6.1.4.1.534.1.7.3",       # a vendor alarm
 })
+# A CET Power card (as reported in issue's field data): upsAlarmsPresent 0
+# and 24 alarm rows that all name the null OID.
+CET_EMPTY_ALARMS = recording(raw={
+    U + "6.1.0": "66|0",
+    **{f"{U}6.2.1.2.{i}": "6|0.0" for i in range(1, 25)},
+    **{f"{U}6.2.1.3.{i}": "67|0" for i in range(1, 25)}})
+# One real alarm among null rows: the real one counts, the null ones do not.
+NULL_ROWS_AND_ONE_ALARM = recording(raw={
+    U + "6.1.0": "66|1", f"{U}6.2.1.2.1": "6|0.0",
+    f"{U}6.2.1.2.2": f"6|{alarm_oid('FanFailure')}", f"{U}6.2.1.2.3": "6|0.0.0"})
+# Values no card can mean (the peers' field data): 1000 % and 4294967295 min.
+IMPOSSIBLE = recording(raw={U + "2.4.0": "2|1000", U + "2.3.0": "66|4294967295"})
 # Two states, each served by NUT's dummy-ups and by a UPS-MIB card.
 SHAPES = {
     "ob": (ON_BATTERY,
@@ -95,9 +107,12 @@ def sim(tmp_path_factory):
     # snmpsim maps communities to files when it starts: write them all now.
     server.write("live", ONLINE)
     server.write("garbage", GARBAGE)
+    server.write("cet-empty-alarms", CET_EMPTY_ALARMS)
+    server.write("null-rows", NULL_ROWS_AND_ONE_ALARM)
+    server.write("impossible", IMPOSSIBLE)
     for name, (rec, _dev) in SHAPES.items():
         server.write(f"shape-{name}", rec)
-    server.start()
+    server.start(timeout=240)   # indexing every shared recording is slow on a busy machine
     yield server
     server.stop()
 
@@ -146,6 +161,13 @@ def once(sim, tmp_path_factory):
     ups += [snmp_ups(sim, "garbage", "garbage"), snmp_ups(sim, "switch", SWITCH),
             snmp_ups(sim, "silent", "no-such-community", timeout=0.5, retries=0)]
     return run_once(tmp_path_factory.mktemp("once"), ups)
+
+
+@pytest.fixture(scope="module")
+def once_field(sim, tmp_path_factory):
+    """One agent run over the field cases: empty alarm rows, impossible values."""
+    ups = [snmp_ups(sim, n, n) for n in ("cet-empty-alarms", "null-rows", "impossible")]
+    return run_once(tmp_path_factory.mktemp("once-field"), ups)
 
 
 # ---------------------------------------------- 1. real recordings, real agent
@@ -258,7 +280,10 @@ def test_garbage_values_are_noted_not_fatal(once):
     assert c["on_battery"][0] == "unknown"
     assert c["alarm"] == ("warning",
                           "UPS alarm: unreadable alarm, vendor alarm 1.3.6.1.4.1.534.1.7.3")
-    assert "battery_charge" not in c and "load" not in c    # no value, no threshold verdict
+    # No value, no threshold verdict: unknown, naming what the card sent.
+    assert c["battery_charge"] == ("unknown",
+                                   "upsEstimatedChargeRemaining 'forty' is not a number")
+    assert c["load"] == ("unknown", "upsOutputPercentLoad.1 '255' outside 0..200")
     unreadable = r["detail"]["device"]["unreadable"]
     assert unreadable == {"upsOutputSource": "99", "upsEstimatedChargeRemaining": "'forty'",
                           "upsBatteryVoltage": "-5", "upsOutputPercentLoad.1": "255",
@@ -266,6 +291,34 @@ def test_garbage_values_are_noted_not_fatal(once):
     v = values(r)
     assert "branchwatch_ups_battery_charge_ratio" not in v
     assert v["branchwatch_ups_input_voltage_volts"] == 230    # the good values still count
+
+
+def test_alarms_present_zero_with_null_rows_is_no_alarm(once_field):
+    r = once_field[1]["cet-empty-alarms"]
+    c = checks(r)
+    assert r["ok"] and flags_set(r) == {"OL"}
+    assert c["alarm"][0] == "ok" and "vendor alarm" not in c["alarm"][1]
+    assert "alarms" not in r["detail"]["device"] and "alarm" not in r["detail"]
+
+
+def test_null_rows_are_skipped_a_real_alarm_counts(once_field):
+    r = once_field[1]["null-rows"]
+    assert checks(r)["alarm"] == ("warning", "UPS alarm: fan failure")
+    assert r["detail"]["device"]["alarms"] == ["upsAlarmFanFailure"]
+
+
+def test_impossible_values_alone_are_unknown(once_field):
+    r = once_field[1]["impossible"]
+    c = checks(r)
+    assert r["ok"] and c["comm"][0] == "ok" and c["on_battery"][0] == "ok"
+    assert c["battery_charge"] == ("unknown", "upsEstimatedChargeRemaining '1000' outside 0..100")
+    assert c["battery_runtime"] == ("unknown",
+                                    "upsEstimatedMinutesRemaining '4294967295' outside 0..2147483647")
+    assert c["load"] == ("ok", "load 23%")       # the rest of the reading stands
+    v = values(r)
+    assert "branchwatch_ups_battery_charge_ratio" not in v
+    assert "branchwatch_ups_battery_runtime_seconds" not in v
+    assert v["branchwatch_ups_load_ratio"] == 0.23
 
 
 # ------------------------------------------- 2. same checks as NUT, same state
@@ -393,6 +446,8 @@ def test_values_scales_and_lines():
 def test_garbage_value_is_unreadable(oid, raw):
     d = data_from_ups_mib(ups(**{oid: raw}))
     assert len(d.extra["unreadable"]) == 1
+    for reason in d.problems.values():     # the raw value is named in the reason
+        assert f"'{raw.decode() if isinstance(raw, bytes) else raw}'" in reason
     assert d.charge_ratio is None and d.runtime_seconds is None and d.load_ratio is None
 
 

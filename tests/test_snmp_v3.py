@@ -22,7 +22,7 @@ SYS_NAME = "1.3.6.1.2.1.1.5.0"
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
     s = SnmpSim(tmp_path_factory.mktemp("v3"), [data_dir("snmprec")])
-    s.start(probe_community="h3c-e528")
+    s.start(probe_community="h3c-e528", timeout=240)   # indexing is slow on a busy machine
     yield s
     s.stop()
 

@@ -72,11 +72,33 @@ class IfRow:
         return self.name or self.descr or f"ifIndex {self.index}"
 
 
+def integer_like(value: object) -> int | None:
+    """A number however the device typed it: an INTEGER/Gauge32, or an OCTET
+    STRING holding decimal digits (an FS S3800 sends ifSpeed so) or, failing
+    that, the number's big-endian bytes. None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        value = value.encode("latin-1", "replace")
+    if not isinstance(value, bytes) or not value:
+        return None
+    digits = value.strip(b"\x00 \t\r\n")
+    if digits.isdigit():
+        return int(digits)
+    if len(value) <= 8 and any(b < 0x20 or b > 0x7e for b in value):
+        return int.from_bytes(value, "big")
+    return None
+
+
 def speed_bps(if_speed: object, if_high_speed: object) -> int | None:
     """Port speed: ifHighSpeed (Mbit/s) when nonzero, else ifSpeed; None if unknown.
 
     RFC 2863: ifSpeed 2^32-1 means "faster than that, read ifHighSpeed".
+    Either may come in any integer-like encoding (`integer_like`).
     """
+    if_speed, if_high_speed = integer_like(if_speed), integer_like(if_high_speed)
     if isinstance(if_high_speed, int) and if_high_speed > 0:
         if _high_speed_in_bits(if_speed, if_high_speed):
             return if_high_speed

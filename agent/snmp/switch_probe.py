@@ -204,7 +204,7 @@ class SwitchProbe:
         if (admin := ifs.admin_up(row.admin)) is not None:
             out.append(Sample.of("branchwatch_interface_admin_up", int(admin), **labels))
         if row.speed_bps is not None:
-            out.append(Sample.of("branchwatch_interface_speed_bits_per_second", row.speed_bps,
+            out.append(Sample.of("branchwatch_interface_speed_bytes", row.speed_bps / 8,
                                  **labels))
         rates: dict[str, float] = {}
         # A counter the device skips in one poll keeps its state: when it comes

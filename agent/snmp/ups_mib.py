@@ -17,6 +17,7 @@ import msgspec
 import yaml
 
 from ..ups.status import FLAGS, NUMERIC, UpsData
+from ..ups.ranges import shown, span
 from .client import text
 
 _OID = re.compile(r"^[0-9]+(\.[0-9]+)+$")
@@ -211,12 +212,14 @@ def _identity(values, mib: UpsMib, d: UpsData, unreadable: dict) -> None:
 
 
 def _apply(spec: Value, values, d: UpsData, unreadable: dict) -> None:
+    problems: list[str] = []
     if spec.rows == "scalar":
         raw = values.get(spec.oid)
-        value = None if raw is None else _number(spec, raw, spec.object, unreadable)
+        value = None if raw is None else _number(spec, raw, spec.object, unreadable, problems)
     else:
         rows = _rows(values, spec.oid, spec.object, unreadable)
-        numbers = {n: _number(spec, raw, f"{spec.object}.{n}", unreadable) for n, raw in rows}
+        numbers = {n: _number(spec, raw, f"{spec.object}.{n}", unreadable, problems)
+                   for n, raw in rows}
         if len(numbers) > 1:
             d.extra.setdefault("lines", {})[spec.object] = {str(n): v for n, v in numbers.items()}
         if spec.rows == "first":
@@ -225,9 +228,13 @@ def _apply(spec: Value, values, d: UpsData, unreadable: dict) -> None:
             readable = [v for v in numbers.values() if v is not None]
             value = max(readable) if readable else None
     if value is None:
+        if problems and spec.field is not None and getattr(d, spec.field) is None:
+            earlier = d.problems.get(spec.field)   # the standard object's, before a fallback
+            d.problems[spec.field] = "; ".join([earlier, *problems] if earlier else problems)
         return
     if spec.field is not None:
         setattr(d, spec.field, value)
+        d.problems.pop(spec.field, None)   # a fallback that reads well wins
     else:
         d.extra[spec.extra] = int(value) if value.is_integer() else value
 
@@ -247,13 +254,18 @@ def _rows(values, column: str, name: str, unreadable: dict) -> list[tuple[int, o
     return sorted(rows, key=lambda r: r[0])
 
 
-def _number(spec: Value, raw, where: str, unreadable: dict) -> float | None:
-    if not _is_int(raw) or (spec.min is not None and raw < spec.min) \
-            or (spec.max is not None and raw > spec.max):
-        unreadable[where] = _show(raw)
-        return None
-    # Rounded: 240 * 0.1 is 24.000000000000004, and upsd would say 24.0.
-    return round(raw * spec.scale, 6)
+def _number(spec: Value, raw, where: str, unreadable: dict, problems: list[str]) -> float | None:
+    """One raw value scaled, or None with the raw value named in `problems`."""
+    if not _is_int(raw):
+        why = f"{where} {shown(text(raw) if isinstance(raw, bytes) else raw)} is not a number"
+    elif (spec.min is not None and raw < spec.min) or (spec.max is not None and raw > spec.max):
+        why = f"{where} '{raw}' outside {span(spec.min, spec.max)}"
+    else:
+        # Rounded: 240 * 0.1 is 24.000000000000004, and upsd would say 24.0.
+        return round(raw * spec.scale, 6)
+    unreadable[where] = _show(raw)
+    problems.append(why)
+    return None
 
 
 def _alarms(values, mib: UpsMib, present, unreadable: dict):
@@ -263,12 +275,19 @@ def _alarms(values, mib: UpsMib, present, unreadable: dict):
     names: list[str] = []
     known = mib.well_known_alarms + "."
     rows = _rows(values, mib.alarm_descr, "upsAlarmDescr", unreadable)
+    if present == 0:
+        # RFC 1628: upsAlarmsPresent is the number of rows in the alarm
+        # table. 0 is the card saying "no alarm"; rows it still lists are
+        # leftovers (the CET Power card keeps 24 empty ones).
+        return flags, texts, names
     for n, raw in rows:
         oid = raw.lstrip(".") if isinstance(raw, str) else None
         if oid is None or not _OID.match(oid):
             unreadable[f"upsAlarmDescr.{n}"] = _show(raw)
             texts.append("unreadable alarm")
             continue
+        if set(oid) <= {"0", "."}:
+            continue   # zeroDotZero (0.0): an empty row, no alarm
         number = oid[len(known):] if oid.startswith(known) else ""
         alarm = mib.alarms.get(int(number)) if number.isdigit() else None
         if alarm is None:

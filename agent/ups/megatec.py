@@ -8,9 +8,10 @@ the same code serves the serial probe, the tests and any other transport.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..model import ProbeError
+from .ranges import RANGES, Range, out_of_range, shown
 from .status import UpsData
 
 
@@ -20,7 +21,8 @@ class MegatecError(ProbeError):
 
 @dataclass(frozen=True)
 class Q1:
-    """One status reply; None where the UPS marked the value as missing."""
+    """One status reply; None where the UPS marked the value as missing or sent
+    one that cannot be read (then `problems` says why, by Q1 attribute)."""
 
     input_voltage: float | None
     input_fault_voltage: float | None
@@ -30,6 +32,7 @@ class Q1:
     battery_voltage: float | None
     temperature: float | None
     bits: str  # "b7b6b5b4b3b2b1b0" exactly as sent, 8 characters of 0/1
+    problems: dict[str, str] = field(default_factory=dict, compare=False)
 
     def bit(self, n: int) -> bool:
         """Whether status bit b<n> (7 = leftmost) is set."""
@@ -57,11 +60,24 @@ class Identity:
 
 Q1_FIELDS = ("input voltage", "input fault voltage", "output voltage", "load",
              "frequency", "battery voltage", "temperature")
+# The Q1 fields in order: (Q1 attribute, NUT variable it is in nutdrv_qx,
+# UpsData field or None for UpsData.extra, scale to the base unit). The
+# NUT variable names its range in ranges.yaml and the value in a reason.
+Q1_LAYOUT = (
+    ("input_voltage", "input.voltage", "input_voltage", 1.0),
+    ("input_fault_voltage", "input.voltage.fault", None, 1.0),
+    ("output_voltage", "output.voltage", "output_voltage", 1.0),
+    ("load_percent", "ups.load", "load_ratio", 0.01),
+    ("frequency", "input.frequency", "input_frequency", 1.0),
+    ("battery_voltage", "battery.voltage", "battery_voltage", 1.0),
+    ("temperature", "ups.temperature", "temperature_celsius", 1.0),
+)
 F_FIELDS = ("rated voltage", "rated current", "rated battery voltage", "rated frequency")
 # I layout: '#', company(15), ' ', model(10), ' ', version(10).
 I_PARTS = ((0, 15), (16, 26), (27, 37))
 
-_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+# A sign is allowed: an unheated ATM lobby in winter reads "-5.0" degrees.
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 # Megatec fills unavailable data with '@', Voltronic with '-' (README
 # "Disagreements"): such a field is missing data, not a broken reply.
 _MISSING = re.compile(r"[@.-]*[@-][@.-]*")
@@ -108,13 +124,13 @@ def _fields(text: str, names: tuple[str, ...], extra: int, command: str) -> list
     return fields
 
 
-def _number(name: str, field: str) -> float | None:
+def _number(name: str, raw: str) -> float | None:
     """A numeric field; None for '@'/'-' missing-data markers."""
-    if _NUMBER.fullmatch(field):
-        return float(field)
-    if _MISSING.fullmatch(field):
+    if _NUMBER.fullmatch(raw):
+        return float(raw)
+    if _MISSING.fullmatch(raw):
         return None
-    raise MegatecError(f"{name} is not a number: {_shown(field)}")
+    raise MegatecError(f"{name} is not a number: {_shown(raw)}")
 
 
 def parse_q1(reply: bytes, *, command: str = "Q1") -> Q1:
@@ -129,8 +145,26 @@ def parse_q1(reply: bytes, *, command: str = "Q1") -> Q1:
     if len(bits) != 8:
         what = "short reply" if len(bits) < 8 else "unexpected reply"
         raise MegatecError(f"{what} to {command}: {len(bits)} of 8 status bits: {_shown(text)}")
-    values = [_number(n, f) for n, f in zip(Q1_FIELDS, fields)]
-    return Q1(*values, bits=bits)
+    # One field that does not parse, or says what no device can mean, drops
+    # that value alone, as NUT's nutdrv_qx does; the status bits still count.
+    values, problems = [], {}
+    for (attr, var, _field, _scale), raw in zip(Q1_LAYOUT, fields):
+        value, why = _q1_value(var, raw, RANGES.get(var))
+        values.append(value)
+        if why:
+            problems[attr] = why
+    return Q1(*values, bits=bits, problems=problems)
+
+
+def _q1_value(var: str, raw: str, bounds: Range | None) -> tuple[float | None, str | None]:
+    """One Q1 field: (value, None), (None, None) for a missing-data marker, or (None, why)."""
+    if _MISSING.fullmatch(raw):
+        return None, None
+    if not _NUMBER.fullmatch(raw):
+        return None, f"{var} {shown(raw)} is not a number"
+    value = float(raw)
+    why = out_of_range(var, value, raw, bounds)
+    return (None, why) if why else (value, None)
 
 
 def parse_f(reply: bytes, *, command: str = "F") -> Rating:
@@ -222,6 +256,9 @@ def to_ups_data(q1: Q1, rating: Rating | None = None, identity: Identity | None 
     for bit, (key, when_set, when_clear) in EXTRA_BITS.items():
         d.extra[key] = when_set if q1.bit(bit) else when_clear
     d.extra["input_fault_voltage"] = q1.input_fault_voltage
+    for attr, _var, target, _scale in Q1_LAYOUT:
+        if attr in q1.problems:
+            d.problems[target or attr] = q1.problems[attr]
     if rating is not None:
         d.extra["rating"] = {"voltage": rating.voltage, "current": rating.current,
                              "battery_voltage": rating.battery_voltage,

@@ -2,36 +2,32 @@
 
 from __future__ import annotations
 
-import math
-
 from ..config import Ups
 from ..model import Reading
 from .nut_client import NutError, NutSession, connect
+from .ranges import RANGES, parse_number
 from .status import NUMERIC, UpsData, ups_failed_reading, ups_reading
 
 
 def data_from_nut(variables: dict[str, str]) -> UpsData:
-    """Map upsd's variables onto UpsData; odd values are noted, not fatal."""
+    """Map upsd's variables onto UpsData; odd values are noted, not fatal.
+
+    A value that is no number, or outside its range in ranges.yaml, leaves
+    that field empty with the reason in `problems`; the rest stands.
+    """
     d = UpsData(status=variables.get("ups.status"))
-    unreadable = {}
     for attr, (_metric, var, scale) in NUMERIC.items():
         raw = variables.get(var)
         if raw is None:
             continue
-        try:
-            value = float(raw) * scale
-        except ValueError:
-            unreadable[var] = raw
-            continue
-        if math.isfinite(value):
-            setattr(d, attr, value)
+        value, why = parse_number(var, raw, RANGES.get(var))
+        if why is None:
+            setattr(d, attr, value * scale)
         else:
-            unreadable[var] = raw
+            d.problems[attr] = why
     d.mfr = variables.get("ups.mfr") or variables.get("device.mfr", "")
     d.model = variables.get("ups.model") or variables.get("device.model", "")
     d.alarm = variables.get("ups.alarm", "")
-    if unreadable:
-        d.extra["unreadable"] = unreadable
     return d
 
 

@@ -61,6 +61,9 @@ class UpsData:
     model: str = ""
     alarm: str = ""
     extra: dict = field(default_factory=dict)
+    # UpsData field -> why the device's value for it was not taken
+    # ("battery.charge '1000' outside 0..100"); the field stays None.
+    problems: dict[str, str] = field(default_factory=dict)
 
     @property
     def flags(self) -> list[str]:
@@ -116,6 +119,14 @@ def _secs(v: float) -> str:
     return f"{v / 60:.1f} min"
 
 
+# UpsData field -> (check, what the reason calls it, low is bad, how it is shown)
+THRESHOLD_CHECKS = {
+    "charge_ratio": ("battery_charge", "battery charge", True, _pct),
+    "runtime_seconds": ("battery_runtime", "battery runtime", True, _secs),
+    "load_ratio": ("load", "load", False, _pct),
+}
+
+
 def ups_checks(name: str, d: UpsData, t: UpsThresholds) -> list[CheckResult]:
     """Every check of one UPS for one successful reading."""
     flags = d.flags
@@ -134,16 +145,18 @@ def ups_checks(name: str, d: UpsData, t: UpsThresholds) -> list[CheckResult]:
             out.append(CheckResult(f"{prefix}/{check}", State.OK,
                                    f"no {flag} in ups.status ({FLAGS[flag].meaning})"))
     # Thresholds only for what this unit reports; a check that stops being
-    # reported turns unknown in the runner.
-    if d.charge_ratio is not None:
-        out.append(CheckResult(f"{prefix}/battery_charge", *_threshold(
-            d.charge_ratio, t.charge_warning, t.charge_critical, True, "battery charge", _pct)))
-    if d.runtime_seconds is not None:
-        out.append(CheckResult(f"{prefix}/battery_runtime", *_threshold(
-            d.runtime_seconds, t.runtime_warning, t.runtime_critical, True, "battery runtime", _secs)))
-    if d.load_ratio is not None:
-        out.append(CheckResult(f"{prefix}/load", *_threshold(
-            d.load_ratio, t.load_warning, t.load_critical, False, "load", _pct)))
+    # reported turns unknown in the runner. A value the unit sent but no
+    # device can mean is unknown here, with the raw value in the reason.
+    limits = {"charge_ratio": (t.charge_warning, t.charge_critical),
+              "runtime_seconds": (t.runtime_warning, t.runtime_critical),
+              "load_ratio": (t.load_warning, t.load_critical)}
+    for attr, (check, what, below, unit) in THRESHOLD_CHECKS.items():
+        value = getattr(d, attr)
+        if value is not None:
+            out.append(CheckResult(f"{prefix}/{check}",
+                                   *_threshold(value, *limits[attr], below, what, unit)))
+        elif attr in d.problems:
+            out.append(CheckResult(f"{prefix}/{check}", State.UNKNOWN, d.problems[attr]))
     return out
 
 
@@ -182,6 +195,8 @@ def ups_reading(probe: str, name: str, source: str, d: UpsData, t: UpsThresholds
         detail["alarm"] = d.alarm
     if d.extra:
         detail["device"] = d.extra
+    if d.problems:
+        detail["unreadable"] = d.problems
     return Reading(probe, True, ups_samples(name, d, source), ups_checks(name, d, t), detail)
 
 
