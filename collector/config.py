@@ -39,6 +39,15 @@ class Storage(_S):
     data_dir: typing.Annotated[str, msgspec.Meta(min_length=1)] = "/var/lib/branchwatch-collector"
 
 
+class AuditSettings(_S):
+    """The audit trail's key and checkpoints (issue 17; docs/audit.md): the key file
+    is created at install, readable by the collector only, never in the database."""
+
+    key_file: str | None = None
+    checkpoint_file: str | None = None          # default: <data_dir>/audit.checkpoints
+    checkpoint_interval: typing.Annotated[float, msgspec.Meta(gt=0, le=86400)] = 60.0
+
+
 class Limits(_S):
     max_body: Bytes = 1_048_576
 
@@ -171,6 +180,28 @@ class Config(_S):
     notify: Notify = msgspec.field(default_factory=Notify)    # issue 7: collector/notify/
     drills: DrillSettings = msgspec.field(default_factory=DrillSettings)   # domain.md §5
     console: Console = msgspec.field(default_factory=Console)   # issue 8: collector/web/
+    audit: AuditSettings = msgspec.field(default_factory=AuditSettings)   # issue 17
+
+    def checkpoint_path(self) -> Path:
+        """The append-only file the audit head is written to."""
+        return Path(self.audit.checkpoint_file or Path(self.storage.data_dir) / "audit.checkpoints")
+
+    def audit_key(self) -> bytes | None:
+        """The audit key's bytes (systemd's credential when passed), or None when no
+        key_file is set; ConfigError names the key when it cannot be used."""
+        if self.audit.key_file is None:
+            return None
+        from agent.credentials import credential_path
+        path = credential_path(self.audit.key_file)
+        try:
+            key = path.read_bytes().strip()
+        except OSError as e:
+            raise ConfigError(f"audit.key_file: expected a readable key file, {path}: "
+                              f"{e.strerror or e}") from None
+        if len(key) < 32:
+            raise ConfigError(f"audit.key_file: expected at least 32 bytes of key in {path} "
+                              f"(make one with `branchwatch audit new-key FILE`)")
+        return key
 
     def db_path(self) -> Path:
         """The SQLite file inside the data directory."""

@@ -12,8 +12,10 @@ import ssl
 from aiohttp import web
 
 from .api import build_app
+from .api_base import STATE
+from .audit_checkpoint import AuditHeadMetrics, append_checkpoint, keep_checkpoints
 from .clock import ENV as CLOCK_ENV, clock_from_env
-from .config import Config
+from .config import Config, ConfigError
 from .store import SqliteStore
 
 log = logging.getLogger("branchwatch.collector")
@@ -34,9 +36,19 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
     # run full collections over them every few thousand allocations (7 % of
     # the writer's time in the ingest benchmark). Collect young objects less often.
     gc.set_threshold(50_000, 20, 50)
-    store = SqliteStore(config.db_path())
+    store = SqliteStore(config.db_path(), audit_key=config.audit_key())
+    checkpoints = config.checkpoint_path()
     try:
-        app = build_app(config, store, clock=clock_from_env())
+        clock = clock_from_env()
+        # issue 17: the head goes out of the database at once, then as it moves.
+        try:
+            append_checkpoint(checkpoints, clock(), *store.audit.committed_head)
+        except OSError as e:
+            raise ConfigError(f"audit.checkpoint_file: expected a file the collector can "
+                              f"append to, {checkpoints}: {e.strerror or e}") from None
+        app = build_app(config, store, clock=clock)
+        app[STATE].metrics.registry.register(
+            AuditHeadMetrics(lambda: store.audit.committed_head))
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         ctx = tls_context(config)
@@ -49,6 +61,9 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
                      "https" if ctx else "http", host, port, store.path)
         if CLOCK_ENV in os.environ:
             log.warning("clock shifted by the file in %s (a drill or a test)", CLOCK_ENV)
+        keeper = asyncio.create_task(keep_checkpoints(
+            lambda: store.audit.committed_head, checkpoints,
+            config.audit.checkpoint_interval, clock))
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -58,6 +73,10 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
         # cleanup stops accepting, lets in-flight requests finish, then
         # shuts the writer thread down: nothing acknowledged is left unwritten.
         await runner.cleanup()
+        keeper.cancel()
+        # The writer has stopped: the last head is final; publish it.
+        store.audit.note_committed()
+        append_checkpoint(checkpoints, clock(), *store.audit.committed_head)
     finally:
         store.close()
     return 0

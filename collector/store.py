@@ -23,7 +23,7 @@ import msgspec
 from agent.wire import CheckStatus, Event, Heartbeat
 
 from .audit import SCHEMA as AUDIT_SCHEMA
-from .audit import AuditLog
+from .audit import MAC_MIGRATION, ROWS_WRITTEN, AuditLog, row_digest
 from .drills.model import DrillRun
 from .drills.storage import SCHEMA as DRILLS_SCHEMA
 from .drills.storage import DrillRows
@@ -62,10 +62,21 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (3, REPORTS_SCHEMA),
     # issue 7: drill runs, archived (domain.md §5; collector/drills/storage.py).
     (4, DRILLS_SCHEMA),
+    # issue 17: keyed audit chain; each stored event/incident row names the audit
+    # record that wrote it (collector/audit.py, audit_verify.py).
+    (5, MAC_MIGRATION),
 ]
 
 
-INSERT_CHUNK = 500      # events per INSERT statement (12 values each; SQLite allows 32766)
+INSERT_CHUNK = 500      # events per INSERT statement (13 values each; SQLite allows 32766)
+EVENT_COLUMNS = ("agent, observed_at, id, branch, kind, check_name, old_state, new_state, "
+                 "reason, diagnosis, received_at, sent_at, audit_seq")
+
+
+def incident_row(row: tuple) -> list:
+    """The columns of an incidents row an audit digest covers (id, branch, status,
+    opened_at, body; not updated_at, a bookkeeping time)."""
+    return [row[0], row[1], row[2], row[3], row[5]]
 
 
 class StoreError(Exception):
@@ -184,10 +195,11 @@ _checks_decoder = msgspec.json.Decoder(list[CheckStatus])
 class SqliteStore(ReportRows, DrillRows):
     """`Store` on one SQLite file: WAL, synchronous=FULL, versioned schema."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, audit_key: bytes | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._in_group, self._depth = False, 0
+        self.audit: AuditLog | None = None
         try:
             # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE).
             self._conn = sqlite3.connect(self.path, isolation_level=None,
@@ -198,7 +210,8 @@ class SqliteStore(ReportRows, DrillRows):
             self._migrate()
         except sqlite3.Error as e:
             raise StoreError(f"{self.path}: {e}") from None
-        self.audit = AuditLog(self._conn)
+        self.audit = AuditLog(self._conn, audit_key)
+        self.audit.note_committed()
 
     @contextlib.contextmanager
     def group(self):
@@ -213,6 +226,8 @@ class SqliteStore(ReportRows, DrillRows):
         else:
             try:
                 self._conn.execute("COMMIT")
+                if self.audit is not None:      # None while migrating
+                    self.audit.note_committed()
             except sqlite3.Error:
                 # A failed COMMIT can leave the transaction open: end it, or
                 # every later BEGIN would fail too.
@@ -269,6 +284,8 @@ class SqliteStore(ReportRows, DrillRows):
         rx, tx = _us(received_at), _us(sent_at)
         stored: set[tuple[int, str]] = set()
         with self._transaction() as c:
+            # The one writer appends the batch's record next: its seq is known now.
+            audit_seq = self.audit.head()[0] + 1
             for i in range(0, len(events), INSERT_CHUNK):
                 chunk = events[i:i + INSERT_CHUNK]
                 # One statement per chunk; RETURNING names the rows really
@@ -277,10 +294,10 @@ class SqliteStore(ReportRows, DrillRows):
                 # unstored event.
                 args = [v for e in chunk for v in (
                     e.agent, _us(e.observed_at), e.id, e.branch, e.kind, e.check,
-                    e.old_state, e.new_state, e.reason, e.diagnosis, rx, tx)]
-                rows = ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?)"] * len(chunk))
+                    e.old_state, e.new_state, e.reason, e.diagnosis, rx, tx, audit_seq)]
+                rows = ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?,?)"] * len(chunk))
                 stored.update(c.execute(
-                    f"INSERT INTO events VALUES {rows} ON CONFLICT DO NOTHING "
+                    f"INSERT INTO events ({EVENT_COLUMNS}) VALUES {rows} ON CONFLICT DO NOTHING "
                     "RETURNING observed_at, id", args).fetchall())
             new, duplicates = [], []
             for e in events:
@@ -294,8 +311,9 @@ class SqliteStore(ReportRows, DrillRows):
             if accepted:
                 # One record per batch, not per event: every event is in the
                 # chain all the same, at a hundredth of the hashing.
-                self.audit.append(received_at, "events.received", agent,
-                                  {"branch": branch, "events": new})
+                seq = self.audit.append(received_at, "events.received", agent,
+                                        {"branch": branch, "events": new})
+                assert seq == audit_seq, (seq, audit_seq)
                 c.execute("INSERT INTO agents (agent, branch, first_seen_at, last_event_at) "
                           "VALUES (?, ?, ?, ?) ON CONFLICT(agent) DO UPDATE SET "
                           "last_event_at = excluded.last_event_at", (agent, branch, rx, rx))
@@ -375,12 +393,19 @@ class SqliteStore(ReportRows, DrillRows):
         rows = [(i.id, i.branch, i.status, i.started_at.isoformat(), at,
                  encode(to_dict(i, stored=True)).decode()) for i in incidents]
         with self._transaction() as c:
+            # issue 17: one record lists a digest of every row written; each row
+            # keeps that record's seq, so a row edited behind the collector shows.
+            written = {r[0]: row_digest(incident_row(r)) for r in rows}
+            records = list(audit) + ([(at, ROWS_WRITTEN, "collector",
+                                       {"table": "incidents", "rows": written})] if rows else [])
+            seqs = self.audit.append_many(records) if records else []
+            seq = seqs[-1] if rows else None
             c.executemany(
-                "INSERT INTO incidents VALUES (?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
+                "INSERT INTO incidents (id, branch, status, opened_at, updated_at, body, "
+                "audit_seq) VALUES (?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
                 "status = excluded.status, opened_at = excluded.opened_at, "
-                "updated_at = excluded.updated_at, body = excluded.body", rows)
-            if audit:
-                self.audit.append_many(list(audit))
+                "updated_at = excluded.updated_at, body = excluded.body, "
+                "audit_seq = excluded.audit_seq", [(*r, seq) for r in rows])
 
     def _incidents(self, where: str = "", args: tuple = ()) -> list[Incident]:
         sql = "SELECT body FROM incidents " + where + " ORDER BY opened_at, id"
