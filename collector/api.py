@@ -40,6 +40,7 @@ from .incident_desk import IncidentDesk
 from .incident_rules import drill_of
 from .incident_runbooks import Runbooks
 from .notify import http as notify_http
+from .audit import head_line
 from .notify.notifier import Notifier
 from .store import Store
 from .writer import Writer
@@ -301,6 +302,8 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
                            runbooks=Runbooks.from_folder(config.runbooks.folder,
                                                          config.runbooks.auto_start),
                            notifier=Notifier.from_config(config, grader.tables))
+    if st.desk.notifier is not None and hasattr(store, "audit"):   # issue 17: audit head
+        st.desk.notifier.footer = lambda: head_line(store.audit.live_head())
     notify_http.setup(app, st)        # ack links, Alertmanager's webhook, the dispatcher
     add_report_routes(app)            # the regulator's reports (issue 7)
     add_drill_routes(app)             # drills (issue 7; domain.md §5)

@@ -94,6 +94,12 @@ MAC_MIGRATION = [
 ROWS_WRITTEN = "rows.written"     # the kind of the record that lists row digests
 
 
+def head_line(head: tuple[int, str, str]) -> str:
+    """The audit head as the one footer line notifications and reports carry."""
+    seq, hash_hex, mac = head
+    return f"audit: record {seq} mac {mac}" if mac != "-" else f"audit: record {seq} hash {hash_hex}"
+
+
 class AuditLog:
     """The hash-chained audit table on one SQLite connection."""
 
@@ -126,11 +132,15 @@ class AuditLog:
             "SELECT seq, mac FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         return (row[0], row[1]) if row else (0, None)
 
+    def live_head(self) -> tuple[int, str, str]:
+        """(seq, hash, mac or "-") of the last record, in the caller's transaction
+        (what a message written in it can name: it commits with them or not at all)."""
+        seq, h = self.head()
+        return seq, h, self.head_mac()[1] or "-"
+
     def note_committed(self) -> None:
         """Remember the head just committed (read by /metrics without a query)."""
-        seq, h = self.head()
-        mac = self.head_mac()[1]
-        self.committed_head = (seq, h, mac or "-")
+        self.committed_head = self.live_head()
 
     def append(self, at: float, kind: str, actor: str, data: dict) -> int:
         """Add one record in the caller's transaction; returns its seq."""
