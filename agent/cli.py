@@ -42,8 +42,15 @@ def main(argv: list[str] | None = None) -> int:
                         "(e.g. test.battery.start.quick)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
-    p = sub.add_parser("check-config", help="validate an agent config; exit 2 if it is wrong")
+    p = sub.add_parser("check-config", help="validate an agent or collector config and the "
+                                            "files it names; every error, exit 2 if any")
     p.add_argument("file", metavar="FILE")
+    p.add_argument("--collector", action="store_true",
+                   help="the file is a collector config (default: told by its content)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.add_argument("--no-files", action="store_true",
+                   help="check the config alone, not the files it names (a config for "
+                        "another machine)")
 
     p = sub.add_parser("demo", help="the collector and three simulated branches play a "
                                     "story (no root, nothing installed)")
@@ -70,11 +77,15 @@ def main(argv: list[str] | None = None) -> int:
             from collector.cli import run as run_collector
             return run_collector(args)
         if args.command == "check-config":
-            config = load(args.file)
-            print(f"{args.file}: ok ({_summary(config)})")
-            return 0
+            return check_config(args.file, "collector" if args.collector else None,
+                                as_json=args.json, files=not args.no_files)
         if args.command == "agent":
             config = load(args.config)
+            from .config_check import agent_file_problems
+            if problems := list(agent_file_problems(config)):
+                for line in problems:     # every one, before anything starts
+                    print(f"branchwatch: {args.config}: {line}", file=sys.stderr)
+                return 2
             return run_agent(config, once=args.once, events=args.events)
         if args.command == "port":
             return run_port_action(load(args.config), args.switch, args.port, args.state == "up",
@@ -93,11 +104,17 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def _summary(c: Config) -> str:
-    h = c.host
-    services = len(h.processes) + len(h.listening) + len(h.tcp) + len(h.backups) + len(h.disks)
-    return (f"agent {c.agent.id}, branch {c.agent.branch}, {len(c.ups)} UPS, "
-            f"{len(c.switches)} switches, {len(c.lines)} lines, {services} service checks")
+def check_config(path: str, kind: str | None, as_json: bool = False, files: bool = True) -> int:
+    """Print every error of a config (or that it is fine); 0 ok, 2 with errors."""
+    from .config_check import check_file
+    checked = check_file(path, kind, files=files)
+    if as_json:
+        print(checked.as_json())
+    elif checked.errors:
+        print("\n".join(checked.lines()), file=sys.stderr)
+    else:
+        print(f"{path}: ok ({checked.kind}: {checked.summary})")
+    return 2 if checked.errors else 0
 
 
 def run_port_action(config: Config, switch: str, port: str, up: bool, as_json: bool = False) -> int:

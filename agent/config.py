@@ -184,17 +184,32 @@ def load_as(path: str | Path, root: type, problems, empty_ok: bool = False):
     return parse_as(text, str(path), root, problems, empty_ok)
 
 
-def parse_as(text: str, source: str, root: type, problems, empty_ok: bool = False):
-    """Parse YAML into `root`; `problems(config)` yields (key, problem) rules."""
+MAX_DEPTH = 64        # nesting levels a config may use (the schema needs about 8)
+
+
+def read_yaml(text: str, source: str, empty_ok: bool = False) -> dict:
+    """The YAML mapping at the top of a config; ConfigError (one line) otherwise."""
+    if (deep := _too_deep(text)) is not None:
+        raise ConfigError(f"{source}: line {deep}: nested more than {MAX_DEPTH} levels deep "
+                          f"(expected a config of at most {MAX_DEPTH})")
     try:
         data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as e:
         raise ConfigError(f"{source}: {_yaml_problem(e)}") from None
+    except RecursionError:     # aliases can nest deeper than the text shows
+        raise ConfigError(f"{source}: nested too deep (expected a config of at most "
+                          f"{MAX_DEPTH} levels)") from None
     if data is None and empty_ok:
         data = {}
     if not isinstance(data, dict):
         got = "an empty file" if data is None else f"a {type(data).__name__}"
         raise ConfigError(f"{source}: expected a mapping of settings at the top level, got {got}")
+    return data
+
+
+def parse_as(text: str, source: str, root: type, problems, empty_ok: bool = False):
+    """Parse YAML into `root`; `problems(config)` yields (key, problem) rules."""
+    data = read_yaml(text, source, empty_ok)
     try:
         config = msgspec.convert(data, root, str_keys=True)
     except msgspec.ValidationError as e:
@@ -202,6 +217,109 @@ def parse_as(text: str, source: str, root: type, problems, empty_ok: bool = Fals
     for key, problem in problems(config):
         raise ConfigError(f"{source}: {key}: {problem}")
     return config
+
+
+def every_problem(data: dict, root: type, problems) -> tuple[object | None, list[str]]:
+    """(config or None, every "key: problem" line) for a YAML mapping: each schema
+    error is reported, the bad value set aside and the rest checked again, then
+    the rules a type cannot say (those touching a key already reported are
+    consequences of it, and left out)."""
+    import copy
+    data, found, reported = copy.deepcopy(data), [], []
+    removed: dict[tuple, list[int]] = {}          # list path -> original indexes removed
+    for _ in range(200):
+        try:
+            config = msgspec.convert(data, root, str_keys=True)
+            break
+        except msgspec.ValidationError as e:
+            line = _explain(str(e), root)
+            m = _MSGSPEC.match(str(e))
+            parts = _parts((m["path"] or "").lstrip("."))
+            field = re.match(r"Object (?:contains unknown|missing required) field `(.*)`",
+                             m["msg"])
+            key = _key(_original(parts + ([field[1]] if field else []), removed))
+            if not any(_overlaps(key, k) for k in reported):
+                found.append(line)
+                reported.append(key)
+            missing = m["msg"].startswith("Object missing required")
+            if not parts and (missing or not field):
+                return None, found            # nothing left to set aside
+            _set_aside(data, parts if missing or not field else parts + [field[1]], removed)
+    else:
+        return None, found
+    for key, problem in problems(config):
+        if not any(_overlaps(key, k) for k in reported):
+            found.append(f"{key}: {problem}")
+    return config, found
+
+
+def _parts(path: str) -> list:
+    return [int(p[1:-1]) if p.startswith("[") else p
+            for p in re.findall(r"[^.\[\]]+|\[\d+\]", path)]
+
+
+def _key(parts: list) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
+    return out
+
+
+def _overlaps(a: str, b: str) -> bool:
+    """One key path is the other or inside it (a problem caused by another)."""
+    def inside(x, y):
+        return x == y or x.startswith(y + ".") or x.startswith(y + "[")
+    return inside(a, b) or inside(b, a)
+
+
+def _original(parts: list, removed: dict) -> list:
+    """A path in the pruned data as a path in the file (list items removed before)."""
+    out = []
+    for p in parts:
+        if isinstance(p, int):
+            for r in sorted(removed.get(tuple(out), [])):
+                if r <= p:
+                    p += 1
+        out.append(p)
+    return out
+
+
+def _set_aside(data, parts: list, removed: dict) -> None:
+    """Remove the value at a path (so the schema's default, or the next error, shows)."""
+    parent = data
+    for p in parts[:-1]:
+        parent = parent[p]
+    last = parts[-1]
+    if isinstance(parent, list):
+        removed.setdefault(tuple(_original(parts[:-1], removed)), []).append(
+            _original(parts, removed)[-1])
+        parent.pop(last)
+    elif isinstance(parent, dict):
+        parent.pop(last, None)
+
+
+def _too_deep(text: str) -> int | None:
+    """The line where the YAML nests deeper than MAX_DEPTH (scanned, not parsed: a
+    parser would recurse), or None."""
+    depth = 0
+    try:
+        for tok in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(tok, (yaml.BlockMappingStartToken, yaml.BlockSequenceStartToken,
+                                yaml.FlowMappingStartToken, yaml.FlowSequenceStartToken)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return tok.start_mark.line + 1
+            elif isinstance(tok, (yaml.BlockEndToken, yaml.FlowMappingEndToken,
+                                  yaml.FlowSequenceEndToken)):
+                depth -= 1
+    except yaml.YAMLError:
+        return None           # the parser words it
+    return None
+
+
+def problems_in(data: dict) -> tuple[Config | None, list[str]]:
+    """Every "key: problem" of an agent config's YAML mapping (check-config)."""
+    return every_problem(data, Config, _semantic_problems)
 
 
 def from_dict(data: dict, source: str = "<embedded>") -> Config:

@@ -138,11 +138,19 @@ def print_token(agent: str | None, branch: str | None, region: str = "") -> int:
 
 def serve(config_path: str) -> int:
     """Run the collector until SIGTERM/SIGINT."""
+    from .config_files import collector_file_problems
     from .service import serve as serve_async
     from .store import StoreError
     config = load(config_path)
+    if problems := list(collector_file_problems(config)):
+        for line in problems:       # every one, before anything starts
+            print(f"branchwatch: {config_path}: {line}", file=sys.stderr)
+        return 2
     try:
         return asyncio.run(serve_async(config))
+    except ConfigError as e:        # found on the way up (bind, TLS, key, checkpoints)
+        print(f"branchwatch: {config_path}: {e}", file=sys.stderr)
+        return 2
     except (StoreError, OSError) as e:
         print(f"branchwatch: collector: {e}", file=sys.stderr)
         return 2

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import msgspec
 
-from agent.config import ConfigError, load_as, parse_as
+from agent.config import ConfigError, every_problem, load_as, parse_as
 from agent.schema_network import _S, Name
 
 from .reports.settings import ReportSettings
@@ -209,9 +209,10 @@ class Config(_S):
 
 
 def load(path: str | Path) -> Config:
-    """Read, parse and validate a collector config file (an empty file is all defaults)."""
+    """Read, parse and validate a collector config file (an empty file is an error:
+    a collector on every default is never what was meant)."""
     try:
-        return load_as(path, Config, _semantic_problems, empty_ok=True)
+        return load_as(path, Config, _semantic_problems)
     except ConfigError as e:
         raise ConfigError(_token_wording(str(e))) from None
 
@@ -222,6 +223,12 @@ def parse(text: str, source: str = "<config>") -> Config:
         return parse_as(text, source, Config, _semantic_problems, empty_ok=True)
     except ConfigError as e:
         raise ConfigError(_token_wording(str(e))) from None
+
+
+def problems_in(data: dict) -> tuple[Config | None, list[str]]:
+    """Every "key: problem" of a collector config's YAML mapping (check-config)."""
+    config, lines = every_problem(data, Config, _semantic_problems)
+    return config, [_token_wording(line) for line in lines]
 
 
 def _semantic_problems(c: Config):

@@ -25,8 +25,14 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
     """A server TLS context from listen.tls_cert/tls_key, or None for plain HTTP."""
     if config.listen.tls_cert is None:
         return None
+    from agent.credentials import credential_path
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(config.listen.tls_cert, config.listen.tls_key)
+    try:
+        ctx.load_cert_chain(credential_path(config.listen.tls_cert),
+                            credential_path(config.listen.tls_key))
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(f"listen.tls_cert: expected a PEM certificate and the key of it "
+                          f"(listen.tls_key): {getattr(e, 'reason', None) or e}") from None
     return ctx
 
 
@@ -54,7 +60,12 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
         ctx = tls_context(config)
         site = web.TCPSite(runner, config.listen.address, config.listen.port, ssl_context=ctx,
                            shutdown_timeout=10.0)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as e:
+            await runner.cleanup()
+            raise ConfigError(f"listen: cannot listen on {config.listen.address}:"
+                              f"{config.listen.port}: {e.strerror or e}") from None
         for sock in getattr(site._server, "sockets", None) or []:
             host, port = sock.getsockname()[:2]
             log.info("collector listening on %s://%s:%s (store %s)",

@@ -49,9 +49,10 @@ def test_shipped_example_loads(path: Path):
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_shipped_example_passes_check_config(path: Path):
-    done = run_cli("check-config", str(path), cwd=REPO)
+    # --no-files: the files it names (/etc/branchwatch/...) are another machine's.
+    done = run_cli("check-config", "--no-files", str(path), cwd=REPO)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith(f"{path}: ok (")
+    assert done.stdout.startswith(f"{path}: ok (agent: ")
     assert done.stderr == ""
 
 
