@@ -193,7 +193,14 @@ def read_yaml(text: str, source: str, empty_ok: bool = False) -> dict:
         raise ConfigError(f"{source}: line {deep}: nested more than {MAX_DEPTH} levels deep "
                           f"(expected a config of at most {MAX_DEPTH})")
     try:
-        data = yaml.load(text, Loader=_StrictLoader)
+        loader = _StrictLoader(text)
+        try:
+            node = loader.get_single_node()
+            if (dup := _duplicate_key(node)) is not None:
+                raise ConfigError(f"{source}: {dup}")
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as e:
         raise ConfigError(f"{source}: {_yaml_problem(e)}") from None
     except RecursionError:     # aliases can nest deeper than the text shows
@@ -226,6 +233,7 @@ def every_problem(data: dict, root: type, problems) -> tuple[object | None, list
     consequences of it, and left out)."""
     import copy
     data, found, reported = copy.deepcopy(data), [], []
+    tainted = []     # objects a bad value was set aside in: their rules would only echo it
     removed: dict[tuple, list[int]] = {}          # list path -> original indexes removed
     for _ in range(200):
         try:
@@ -238,17 +246,19 @@ def every_problem(data: dict, root: type, problems) -> tuple[object | None, list
             field = re.match(r"Object (?:contains unknown|missing required) field `(.*)`",
                              m["msg"])
             key = _key(_original(parts + ([field[1]] if field else []), removed))
-            if not any(_overlaps(key, k) for k in reported):
+            if not any(keys_overlap(key, k) for k in reported):
                 found.append(line)
                 reported.append(key)
             missing = m["msg"].startswith("Object missing required")
             if not parts and (missing or not field):
                 return None, found            # nothing left to set aside
+            if not (field and not missing):   # an unknown key changes nothing when removed
+                tainted.append(_key(_original(parts[:-1], removed)) or key)
             _set_aside(data, parts if missing or not field else parts + [field[1]], removed)
     else:
         return None, found
     for key, problem in problems(config):
-        if not any(_overlaps(key, k) for k in reported):
+        if not any(keys_overlap(key, k) for k in reported + tainted):
             found.append(f"{key}: {problem}")
     return config, found
 
@@ -265,7 +275,7 @@ def _key(parts: list) -> str:
     return out
 
 
-def _overlaps(a: str, b: str) -> bool:
+def keys_overlap(a: str, b: str) -> bool:
     """One key path is the other or inside it (a problem caused by another)."""
     def inside(x, y):
         return x == y or x.startswith(y + ".") or x.startswith(y + "[")
@@ -467,6 +477,27 @@ def _no_duplicates(loader, node, deep=False):
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
+def _duplicate_key(root) -> str | None:
+    """'key.path: line L column C: key 'k' is given twice' for the first key given twice
+    in a mapping (YAML would keep the last silently), or None. Walked without recursion."""
+    stack = [(root, [])]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, value in node.value:
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+                if key is not None and key in seen:
+                    m = key_node.start_mark
+                    return (f"{_key(path + [key])}: line {m.line + 1} column {m.column + 1}: "
+                            f"key {key!r} is given twice (expected each key once)")
+                seen.add(key)
+                stack.append((value, path + [key if key is not None else "?"]))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, path + [i]) for i, item in enumerate(node.value))
+    return None
 
 
 def _yaml_problem(e: yaml.YAMLError) -> str:

@@ -66,7 +66,7 @@ def check_file(path: str, kind: str | None = None, files: bool = True) -> Checke
         from .config import problems_in
         config, out.errors = problems_in(data)
         if config is not None and files:
-            out.errors += list(agent_file_problems(config))
+            out.errors += _unreported(agent_file_problems(config), out.errors)
         if config is not None:
             out.summary = agent_summary(config)
     else:
@@ -74,20 +74,31 @@ def check_file(path: str, kind: str | None = None, files: bool = True) -> Checke
         from collector.config_files import collector_file_problems, summary
         config, out.errors = problems_in(data)
         if config is not None and files:
-            out.errors += list(collector_file_problems(config))
+            out.errors += _unreported(collector_file_problems(config), out.errors)
         if config is not None:
             out.summary = summary(config)
     return out
 
 
+def _unreported(lines, errors: list[str]) -> list[str]:
+    """File problems whose key no error above names already (or is inside of)."""
+    from .config import keys_overlap
+    keys = [e.split(": ", 1)[0] for e in errors]
+    return [line for line in lines
+            if not any(keys_overlap(line.split(": ", 1)[0], k) for k in keys)]
+
+
 def _kind(data: dict) -> str | None:
-    """'agent' for a mapping with agent:, 'collector' for one with collector sections."""
-    if "agent" in data:
-        return "agent"
+    """'agent' or 'collector': whose top-level sections the mapping has more of
+    (the two sets are disjoint), None when it has neither's."""
     from collector.config import Config as CollectorConfig
-    if set(data) & set(CollectorConfig.__struct_fields__):
-        return "collector"
-    return None
+
+    from .config import Config as AgentConfig
+    agent = len(set(data) & set(AgentConfig.__struct_fields__))
+    collector = len(set(data) & set(CollectorConfig.__struct_fields__))
+    if agent == collector == 0:
+        return None
+    return "agent" if agent >= collector else "collector"
 
 
 def agent_summary(c) -> str:
