@@ -245,7 +245,10 @@ def every_problem(data: dict, root: type, problems) -> tuple[object | None, list
             parts = _parts((m["path"] or "").lstrip("."))
             field = re.match(r"Object (?:contains unknown|missing required) field `(.*)`",
                              m["msg"])
-            key = _key(_original(parts + ([field[1]] if field else []), removed))
+            here = parts + ([field[1]] if field else [])
+            key = _key(_original(here, removed))
+            # Name the key as the file numbers it, not as the pruned data does.
+            line = line.replace(_key(here) + ": ", key + ": ", 1) if _key(here) else line
             if not any(keys_overlap(key, k) for k in reported):
                 found.append(line)
                 reported.append(key)

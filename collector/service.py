@@ -65,7 +65,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
         except OSError as e:
             await runner.cleanup()
             raise ConfigError(f"listen: cannot listen on {config.listen.address}:"
-                              f"{config.listen.port}: {e.strerror or e}") from None
+                              f"{config.listen.port}: "
+                              f"{os.strerror(e.errno) if e.errno else e}") from None
         for sock in getattr(site._server, "sockets", None) or []:
             host, port = sock.getsockname()[:2]
             log.info("collector listening on %s://%s:%s (store %s)",
