@@ -86,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
                 for line in problems:     # every one, before anything starts
                     print(f"branchwatch: {args.config}: {line}", file=sys.stderr)
                 return 2
-            return run_agent(config, once=args.once, events=args.events)
+            try:
+                return run_agent(config, once=args.once, events=args.events)
+            except ConfigError as e:   # found on the way up (a port, the spool): name the file
+                raise ConfigError(f"{args.config}: {e}") from None
         if args.command == "port":
             return run_port_action(load(args.config), args.switch, args.port, args.state == "up",
                                    as_json=args.json)

@@ -199,3 +199,13 @@ def test_collector_audit_key_problems_are_named(tmp_path):
     (tmp_path / "audit.key").write_text("short")
     found = errors(run("check-config", str(path), cwd=tmp_path), path)
     assert found[0].startswith("audit.key_file: expected at least 32 bytes of key")
+
+
+def test_agent_port_in_use_names_the_file_and_the_address(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = write(tmp_path, "agent.yaml", AGENT + f"metrics: {{port: {port}}}\n")
+        found = errors(run("agent", "--config", str(path), cwd=tmp_path), path)
+    assert found == [f"metrics: cannot listen on 127.0.0.1:{port}: Address already in use"]
