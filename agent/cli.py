@@ -86,15 +86,17 @@ def main(argv: list[str] | None = None) -> int:
                 for line in problems:     # every one, before anything starts
                     print(f"branchwatch: {args.config}: {line}", file=sys.stderr)
                 return 2
+            config = _with_secrets(args.config, config)
             try:
                 return run_agent(config, once=args.once, events=args.events)
             except ConfigError as e:   # found on the way up (a port, the spool): name the file
                 raise ConfigError(f"{args.config}: {e}") from None
         if args.command == "port":
-            return run_port_action(load(args.config), args.switch, args.port, args.state == "up",
-                                   as_json=args.json)
+            return run_port_action(_with_secrets(args.config, load(args.config)), args.switch,
+                                   args.port, args.state == "up", as_json=args.json)
         if args.command == "ups-command":
-            return run_ups_command(load(args.config), args.ups, args.instcmd, as_json=args.json)
+            return run_ups_command(_with_secrets(args.config, load(args.config)), args.ups,
+                                   args.instcmd, as_json=args.json)
         if args.command == "demo":
             from collector.demo.run import run_demo   # the collector side: only when asked
             return run_demo(port=args.port, speed=args.speed, duration=args.duration,
@@ -105,6 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 2
+
+
+def _with_secrets(path: str, config: Config) -> Config:
+    """The config with its secret files read (systemd's credentials when passed)."""
+    from .credentials import with_secrets
+    try:
+        return with_secrets(config)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
 
 
 def check_config(path: str, kind: str | None, as_json: bool = False, files: bool = True) -> int:

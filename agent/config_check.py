@@ -111,18 +111,16 @@ def agent_summary(c) -> str:
 
 def agent_file_problems(c):
     """Files an agent config names that the agent could not use: yields 'key: problem'."""
+    from .credentials import secret_files
+    for key, path in secret_files(c):     # token, upsd and SNMP secrets
+        if why := file_problem(path):
+            yield f"{key}: {why}"
     link = c.collector
     if link is not None:
-        for key in ("token_file", "ca_file"):
-            value = getattr(link, key)
-            if value is not None and (why := file_problem(value)):
-                yield f"collector.{key}: {why}"
+        if link.ca_file is not None and (why := file_problem(link.ca_file)):
+            yield f"collector.ca_file: {why}"
         if (why := writable_place(link.spool.path)) is not None:
             yield f"collector.spool.path: {why}"
-    for i, u in enumerate(c.ups):
-        if u.nut is not None and u.nut.password_file is not None:
-            if why := file_problem(u.nut.password_file):
-                yield f"ups[{i}].nut.password_file: {why}"
 
 
 def writable_place(path: str | Path, is_dir: bool = False) -> str | None:

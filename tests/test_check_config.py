@@ -125,9 +125,9 @@ ups:
   - name: rack
     nut: {{ups: u, user: monitor, password_file: {tmp_path / 'no-password'}}}
 """)
-    want = [f"collector.token_file: expected a readable file, {tmp_path / 'no-token'}: "
+    want = [f"ups[0].nut.password_file: expected a readable file, {tmp_path / 'no-password'}: "
             f"No such file or directory",
-            f"ups[0].nut.password_file: expected a readable file, {tmp_path / 'no-password'}: "
+            f"collector.token_file: expected a readable file, {tmp_path / 'no-token'}: "
             f"No such file or directory"]
     assert errors(run("check-config", str(path), cwd=tmp_path), path) == want
     # The agent itself says the same before it starts anything.
