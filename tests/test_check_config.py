@@ -209,3 +209,48 @@ def test_agent_port_in_use_names_the_file_and_the_address(tmp_path):
         path = write(tmp_path, "agent.yaml", AGENT + f"metrics: {{port: {port}}}\n")
         found = errors(run("agent", "--config", str(path), cwd=tmp_path), path)
     assert found == [f"metrics: cannot listen on 127.0.0.1:{port}: Address already in use"]
+
+
+def test_shipped_collector_example_passes(tmp_path):
+    example = REPO / "config" / "collector.example.yaml"
+    done = run("check-config", "--no-files", str(example), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{example}: ok (collector: ")
+
+
+def test_secret_files_come_from_the_credentials_directory(tmp_path):
+    """SNMP secrets in files, and systemd's copy of them read when it is passed."""
+    from agent.config import load
+    from agent.credentials import with_secrets
+    installed = tmp_path / "etc" / "snmp.community"     # never created: root-only in real life
+    path = write(tmp_path, "agent.yaml", AGENT + f"""switches:
+  - name: sw
+    host: 127.0.0.1
+    snmp: {{version: 2c, community_file: {installed}}}
+    interfaces: [{{name: Gi0/1}}]
+""")
+    found = errors(run("check-config", str(path), cwd=tmp_path), path)
+    assert found == [f"switches[0].snmp.community_file: expected a readable file, {installed}: "
+                     f"No such file or directory"]
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "branchwatch_snmp.community").write_text("s3cret-community\n")
+    done = run("check-config", str(path), cwd=tmp_path, env={"CREDENTIALS_DIRECTORY": str(creds)})
+    assert done.returncode == 0, done.stderr
+    os.environ["CREDENTIALS_DIRECTORY"] = str(creds)
+    try:
+        snmp = with_secrets(load(path)).switches[0].snmp
+    finally:
+        del os.environ["CREDENTIALS_DIRECTORY"]
+    assert (snmp.community, snmp.community_file) == ("s3cret-community", None)
+
+
+def test_a_secret_inline_and_in_a_file_is_an_error(tmp_path):
+    path = write(tmp_path, "agent.yaml", AGENT + """switches:
+  - name: sw
+    host: 127.0.0.1
+    snmp: {version: 2c, community: public, community_file: /x}
+    interfaces: [{name: Gi0/1}]
+""")
+    found = errors(run("check-config", "--no-files", str(path), cwd=tmp_path), path)
+    assert found == ["switches[0].snmp: expected at most one of 'community' or 'community_file'"]
