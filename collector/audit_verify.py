@@ -20,6 +20,8 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import msgspec
+
 from .audit import GENESIS, ROWS_WRITTEN, record_hash, record_mac, row_digest
 from .audit_checkpoint import Checkpoint
 
@@ -151,12 +153,6 @@ def _check_checkpoints(checkpoints: list[Checkpoint], heads: dict[int, tuple],
         f.notes.append("the checkpoint file is empty: a cut tail cannot be seen")
 
 
-def _us(text: str) -> int:
-    return round(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1_000_000)
-
-
-_EVENT_FIELDS = ("branch", "kind", "check", "old_state", "new_state", "reason", "diagnosis")
-
 
 def _check_events(conn, f: Findings) -> None:
     """Every event an audit record says was received is in `events`, as received."""
@@ -174,20 +170,17 @@ def _check_events(conn, f: Findings) -> None:
     listed, n_missing = set(), 0
     for seq, data in conn.execute("SELECT seq, data FROM audit WHERE kind = 'events.received' "
                                   "ORDER BY seq"):
-        for e in _json_events(data):
-            try:
-                k = (e["agent"], _us(e["observed_at"]), e["id"])
-            except (KeyError, TypeError, ValueError):
-                continue
+        for e in _events_of(data):
+            k = (e.agent, round(e.observed_at.timestamp() * 1_000_000), e.id)
             listed.add(k)
             row = stored.get(k)
             if row is None:
                 n_missing += 1
-                missing.add(f"event {e['id']} of {e['agent']} (audit record {seq}): "
+                missing.add(f"event {e.id} of {e.agent} (audit record {seq}): "
                             f"missing from events (deleted)")
-            elif row[0] != tuple(e.get(x) for x in _EVENT_FIELDS) or \
-                    (row[1] is not None and row[1] != seq):
-                changed.add(f"event {e['id']} of {e['agent']} (audit record {seq}): "
+            elif row[0] != (e.branch, e.kind, e.check, e.old_state, e.new_state, e.reason,
+                            e.diagnosis) or (row[1] is not None and row[1] != seq):
+                changed.add(f"event {e.id} of {e.agent} (audit record {seq}): "
                             f"the stored row differs from what was received (changed)")
     missing.close()
     changed.close()
@@ -201,13 +194,37 @@ def _check_events(conn, f: Findings) -> None:
     extra.close()
 
 
-def _json_events(data: str) -> list:
-    import json
+class _ListedEvent(msgspec.Struct):
+    """An event as an audit record lists it: the stored columns only, loosely typed
+    (wire bounds may tighten later; what was received then is still evidence)."""
+
+    id: str
+    agent: str
+    observed_at: datetime
+    branch: str
+    kind: str
+    check: str
+    new_state: str
+    reason: str
+    old_state: str | None = None
+    diagnosis: str | None = None
+
+
+class _Received(msgspec.Struct):
+    """The part of an events.received record verify reads (decoded at C speed)."""
+
+    events: list[_ListedEvent] = []
+
+
+_received = msgspec.json.Decoder(_Received)
+
+
+def _events_of(data: str) -> list[_ListedEvent]:
+    """The events an events.received record lists ([] when it is not that shape)."""
     try:
-        events = json.loads(data).get("events", [])
-    except (ValueError, AttributeError):
+        return _received.decode(data).events
+    except msgspec.DecodeError:
         return []
-    return [e for e in events if isinstance(e, dict)]
 
 
 def _check_incidents(conn, f: Findings) -> None:
