@@ -82,6 +82,8 @@ async def keep_checkpoints(head: Callable[[], tuple[int, str, str]], path: str |
                 written = now
             except OSError as e:
                 log.error("audit checkpoint not written to %s: %s", path, e.strerror or e)
+            except Exception:          # never end silently: say it, try next time
+                log.exception("audit checkpoint not written to %s", path)
         await asyncio.sleep(every)
 
 

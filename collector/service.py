@@ -88,7 +88,11 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
         keeper.cancel()
         # The writer has stopped: the last head is final; publish it.
         store.audit.note_committed()
-        append_checkpoint(checkpoints, clock(), *store.audit.committed_head)
+        try:
+            append_checkpoint(checkpoints, clock(), *store.audit.committed_head)
+        except OSError as e:
+            log.error("last audit checkpoint not written to %s: %s", checkpoints,
+                      e.strerror or e)
     finally:
         store.close()
     return 0

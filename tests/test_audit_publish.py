@@ -52,15 +52,17 @@ notify:
             status, _ = request(c.url + "/api/v1/events", encode(Batch(
                 agent="a1", branch="BR-1", sent_at=now, events=[ev])), TOKEN)
             assert status == 200
-            mail = wait_for(lambda: smtp.to(LINA), what="the incident's mail")[0]
+            mail = wait_for(lambda: smtp.to(LINA), timeout=60, what="the incident's mail")[0]
             last = mail.get_content().strip().splitlines()[-1]
             _, _, seq, _, mac = last.split()
             assert last.startswith("audit: record ") and int(seq) > 0
             assert _records(c)[int(seq)] == mac
-            head = wait_for(lambda: metric(c, "branchwatch_collector_audit_head_seq"),
-                            what="the head in /metrics")
-            records = _records(c)
-            assert head == max(records)
+            # Records keep coming (the mail's delivery is audited too): wait for the
+            # collector to go quiet, then /metrics names the last committed record.
+            def settled():
+                head, records = metric(c, "branchwatch_collector_audit_head_seq"), _records(c)
+                return (head, records) if head == max(records) else None
+            head, records = wait_for(settled, timeout=60, what="the head in /metrics")
             assert metric(c, "branchwatch_collector_audit_head_seq",
                           mac=records[max(records)]) == head
         final = max(_records(c))
