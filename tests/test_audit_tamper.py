@@ -201,3 +201,31 @@ def test_a_database_from_before_the_key_verifies_with_a_note(tmp_path):
     out = subprocess.run([sys.executable, "-m", "collector.cli", "audit", "verify",
                           "--config", str(config)], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 1 and "record 4: no MAC" in out.stdout
+
+
+def test_an_event_row_inserted_behind_the_collector_is_found(evidence, tmp_path):
+    config = copy(evidence, tmp_path)
+    with db(config) as conn:
+        row = list(conn.execute("SELECT * FROM events LIMIT 1").fetchone())
+        cols = [r[1] for r in conn.execute("PRAGMA table_info(events)")]
+        row[cols.index("id")] = "forged-event"
+        conn.execute(f"INSERT INTO events ({', '.join(cols)}) VALUES "
+                     f"({', '.join('?' * len(cols))})", row)
+    out = verify(config)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "event forged-event of a1: in events but in no audit record" in out.stdout
+
+
+def test_an_incident_row_put_back_to_an_older_write_is_found(evidence, tmp_path):
+    """A row restored from an older, genuine write (with that write's audit_seq)."""
+    config = copy(evidence, tmp_path)
+    with db(config) as conn:
+        id_, seq = conn.execute("SELECT id, audit_seq FROM incidents LIMIT 1").fetchone()
+        older = [s for s, d in conn.execute("SELECT seq, data FROM audit WHERE kind = "
+                                            "'rows.written' AND seq < ?", (seq,))
+                 if id_ in json.loads(d)["rows"]]
+        assert older, "the evidence writes each incident more than once"
+        conn.execute("UPDATE incidents SET audit_seq = ? WHERE id = ?", (older[-1], id_))
+    out = verify(config)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert f"incident {id_}: the row is not the one audit record {seq} wrote last" in out.stdout
