@@ -229,3 +229,46 @@ def test_an_incident_row_put_back_to_an_older_write_is_found(evidence, tmp_path)
     out = verify(config)
     assert out.returncode == 1, out.stdout + out.stderr
     assert f"incident {id_}: the row is not the one audit record {seq} wrote last" in out.stdout
+
+
+def test_a_database_of_the_schema_before_keys_migrates_and_verifies(tmp_path):
+    """A database written before the keyed chain (schema 4: no mac, no audit_seq),
+    opened by this collector: migrated, still intact, its old records named."""
+    from collector import store as store_module
+    from collector.audit import AuditLog
+    from collector.store import SqliteStore
+    path = tmp_path / "data" / "collector.db"
+    path.parent.mkdir()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT)")
+    for version, statements in store_module.MIGRATIONS:
+        if version > 4:
+            break
+        for s in statements:
+            conn.execute(s)
+        conn.execute("INSERT INTO schema_version VALUES (?, datetime('now'))", (version,))
+    old = AuditLog(conn)                       # the old table: no mac column
+    conn.execute("BEGIN")
+    conn.execute("INSERT INTO events VALUES ('a1', 1715000000000000, 'e1', 'B1', 'state', "
+                 "'ups/u/on_battery', NULL, 'critical', '市電中斷', NULL, 1715000000000000, NULL)")
+    old.append(1_715_000_000.0, "events.received", "a1", {"branch": "B1", "events": [{
+        "id": "e1", "kind": "state", "agent": "a1", "branch": "B1", "check": "ups/u/on_battery",
+        "old_state": None, "new_state": "critical", "reason": "市電中斷",
+        "observed_at": "2024-05-06T12:53:20Z", "diagnosis": None}]})
+    conn.execute("COMMIT")
+    conn.close()
+    SqliteStore(path, audit_key=b"k" * 64).close()          # the migration
+    key = tmp_path / "audit.key"
+    key.write_text("k" * 64)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"storage: {{data_dir: {tmp_path / 'data'}}}\naudit: {{key_file: {key}}}\n")
+    out = subprocess.run([sys.executable, "-m", "collector.cli", "audit", "verify",
+                          "--config", str(config)], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "records 1..1 (1) carry no MAC" in out.stderr
+    # ...and its old events are still held against their record.
+    with sqlite3.connect(path) as c:
+        c.execute("DELETE FROM events")
+    out = subprocess.run([sys.executable, "-m", "collector.cli", "audit", "verify",
+                          "--config", str(config)], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 1 and "event e1 of a1 (audit record 1): missing" in out.stdout
