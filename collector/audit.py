@@ -83,11 +83,11 @@ def row_digest(values: list) -> str:
     return hashlib.sha256(canonical_json(values).encode("utf-8")).hexdigest()
 
 
-# The migration that makes rows point at the audit record that wrote them
-# (store.py MIGRATIONS): mac on audit records, audit_seq on stored rows.
+# The migration that keys the chain and makes incident rows point at the audit
+# record that wrote them (store.py MIGRATIONS). Events need no pointer: the
+# "events.received" record holds them whole.
 MAC_MIGRATION = [
     "ALTER TABLE audit ADD COLUMN mac TEXT",
-    "ALTER TABLE events ADD COLUMN audit_seq INTEGER",
     "ALTER TABLE incidents ADD COLUMN audit_seq INTEGER",
 ]
 

@@ -143,12 +143,12 @@ def test_record_50_edited_and_chain_recomputed_is_found(evidence, tmp_path):
 def test_100_deleted_event_rows_are_found(evidence, tmp_path):
     config = copy(evidence, tmp_path)
     with db(config) as conn:
-        conn.execute("DELETE FROM events WHERE (agent, observed_at, id) IN "
-                     "(SELECT agent, observed_at, id FROM events ORDER BY observed_at LIMIT 100)")
+        conn.execute("DELETE FROM event_log WHERE seq IN "
+                     "(SELECT seq FROM event_log ORDER BY seq LIMIT 100)")
     out = verify(config)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "100 event rows in all are missing" in out.stdout
-    assert "missing from events (deleted)" in out.stdout
+    assert "missing from event_log (deleted)" in out.stdout
 
 
 def test_every_incident_row_closed_directly_is_found(evidence, tmp_path):
@@ -206,14 +206,15 @@ def test_a_database_from_before_the_key_verifies_with_a_note(tmp_path):
 def test_an_event_row_inserted_behind_the_collector_is_found(evidence, tmp_path):
     config = copy(evidence, tmp_path)
     with db(config) as conn:
-        row = list(conn.execute("SELECT * FROM events LIMIT 1").fetchone())
-        cols = [r[1] for r in conn.execute("PRAGMA table_info(events)")]
+        row = list(conn.execute("SELECT * FROM event_log ORDER BY seq LIMIT 1").fetchone())
+        cols = [r[1] for r in conn.execute("PRAGMA table_info(event_log)")]
         row[cols.index("id")] = "forged-event"
-        conn.execute(f"INSERT INTO events ({', '.join(cols)}) VALUES "
+        row[cols.index("seq")] = -1            # below the engine's cursor: "applied"
+        conn.execute(f"INSERT INTO event_log ({', '.join(cols)}) VALUES "
                      f"({', '.join('?' * len(cols))})", row)
     out = verify(config)
     assert out.returncode == 1, out.stdout + out.stderr
-    assert "event forged-event of a1: in events but in no audit record" in out.stdout
+    assert "event forged-event of a1: in event_log, applied, but in no audit record" in out.stdout
 
 
 def test_an_incident_row_put_back_to_an_older_write_is_found(evidence, tmp_path):

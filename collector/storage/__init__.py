@@ -1,0 +1,1 @@
+"""Storage: the event log, and (next) the outbox beside the store."""
