@@ -237,8 +237,8 @@ def _events_of(data: str) -> list[_ListedEvent]:
 def _check_incidents(conn, f: Findings) -> None:
     """Every incident row is the one its last "rows.written" record describes."""
     import json
-    cols = {r[1] for r in conn.execute("PRAGMA table_info(incidents)")}
-    if "audit_seq" not in cols:
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "incident_audit" not in tables:
         return
     written: dict[str, tuple[int, str]] = {}     # id -> (seq, digest) of the last write
     for seq, data in conn.execute("SELECT seq, data FROM audit WHERE kind = ? ORDER BY seq",
@@ -250,7 +250,8 @@ def _check_incidents(conn, f: Findings) -> None:
     bad = _Capped(f.problems, "incident rows changed")
     older, present = 0, set()
     for id_, branch, status, opened, body, seq in conn.execute(
-            "SELECT id, branch, status, opened_at, body, audit_seq FROM incidents"):
+            "SELECT i.id, i.branch, i.status, i.opened_at, i.body, a.audit_seq "
+            "FROM incidents i LEFT JOIN incident_audit a ON a.id = i.id"):
         present.add(id_)
         last = written.get(id_)
         if last is None:

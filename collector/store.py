@@ -454,8 +454,9 @@ class SqliteStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows, Flee
             if records:
                 seq = self.audit.append_many(records)[-1]
                 if ids:
-                    c.execute(f"UPDATE incidents SET audit_seq = ? WHERE id IN ({marks})",
-                              [seq, *ids])
+                    c.executemany("INSERT INTO incident_audit VALUES (?, ?) ON CONFLICT(id) "
+                                  "DO UPDATE SET audit_seq = excluded.audit_seq",
+                                  [(i, seq) for i in ids])
 
     def _incidents(self, where: str = "", args: tuple = ()) -> list[Incident]:
         return self.read_incidents(self._conn, where, args)

@@ -93,8 +93,8 @@ def test_the_untouched_evidence_verifies_and_its_head_is_checkpointed(evidence, 
     assert out.returncode == 0, out.stdout + out.stderr
     with db(config) as conn:
         seq, mac = conn.execute("SELECT seq, mac FROM audit ORDER BY seq DESC").fetchone()
-        digests = conn.execute("SELECT count(*) FROM incidents WHERE audit_seq IS NULL"
-                               ).fetchone()[0]
+        digests = conn.execute("SELECT count(*) FROM incidents i LEFT JOIN incident_audit a "
+                               "ON a.id = i.id WHERE a.audit_seq IS NULL").fetchone()[0]
         open_incidents = conn.execute("SELECT count(*) FROM incidents WHERE status != 'closed'"
                                       ).fetchone()[0]
     assert seq > 200 and mac and digests == 0 and open_incidents > 0
@@ -221,12 +221,12 @@ def test_an_incident_row_put_back_to_an_older_write_is_found(evidence, tmp_path)
     """A row restored from an older, genuine write (with that write's audit_seq)."""
     config = copy(evidence, tmp_path)
     with db(config) as conn:
-        id_, seq = conn.execute("SELECT id, audit_seq FROM incidents LIMIT 1").fetchone()
+        id_, seq = conn.execute("SELECT id, audit_seq FROM incident_audit LIMIT 1").fetchone()
         older = [s for s, d in conn.execute("SELECT seq, data FROM audit WHERE kind = "
                                             "'rows.written' AND seq < ?", (seq,))
                  if id_ in json.loads(d)["rows"]]
         assert older, "the evidence writes each incident more than once"
-        conn.execute("UPDATE incidents SET audit_seq = ? WHERE id = ?", (older[-1], id_))
+        conn.execute("UPDATE incident_audit SET audit_seq = ? WHERE id = ?", (older[-1], id_))
     out = verify(config)
     assert out.returncode == 1, out.stdout + out.stderr
     assert f"incident {id_}: the row is not the one audit record {seq} wrote last" in out.stdout
@@ -269,7 +269,7 @@ def test_a_database_of_the_schema_before_keys_migrates_and_verifies(tmp_path):
     assert "records 1..1 (1) carry no MAC" in out.stderr
     # ...and its old events are still held against their record.
     with sqlite3.connect(path) as c:
-        c.execute("DELETE FROM events")
+        c.execute("DELETE FROM event_log")       # where the migration moved them
     out = subprocess.run([sys.executable, "-m", "collector.cli", "audit", "verify",
                           "--config", str(config)], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 1 and "event e1 of a1 (audit record 1): missing" in out.stdout
