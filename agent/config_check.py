@@ -56,11 +56,15 @@ def check_file(path: str, kind: str | None = None, files: bool = True) -> Checke
         return out
     out.kind = kind or _kind(data)
     if out.kind is None:
-        from collector.config import Config as CollectorConfig
+        sections = _collector_sections()[:4] or ["listen", "storage", "agents"]
         out.errors.append(
             f"expected an agent config (with agent:) or a collector config (with "
-            f"{', '.join(list(CollectorConfig.__struct_fields__)[:4])}, ...), found keys "
+            f"{', '.join(sections)}, ...), found keys "
             f"{', '.join(map(str, data)) or 'none'} (for a collector config: --collector)")
+        return out
+    if out.kind == "collector" and not _collector_sections():
+        out.errors.append("a collector config, but the collector is not installed here "
+                          "(expected branchwatch[collector])")
         return out
     if out.kind == "agent":
         from .config import problems_in
@@ -88,14 +92,22 @@ def _unreported(lines, errors: list[str]) -> list[str]:
             if not any(keys_overlap(line.split(": ", 1)[0], k) for k in keys)]
 
 
+def _collector_sections() -> list[str]:
+    """The collector config's top-level sections; [] where only the agent is
+    installed (its package carries no collector code)."""
+    try:
+        from collector.config import Config as CollectorConfig
+    except ImportError:
+        return []
+    return list(CollectorConfig.__struct_fields__)
+
+
 def _kind(data: dict) -> str | None:
     """'agent' or 'collector': whose top-level sections the mapping has more of
     (the two sets are disjoint), None when it has neither's."""
-    from collector.config import Config as CollectorConfig
-
     from .config import Config as AgentConfig
     agent = len(set(data) & set(AgentConfig.__struct_fields__))
-    collector = len(set(data) & set(CollectorConfig.__struct_fields__))
+    collector = len(set(data) & set(_collector_sections()))
     if agent == collector == 0:
         return None
     return "agent" if agent >= collector else "collector"
