@@ -56,8 +56,15 @@ def main(argv: list[str] | None = None) -> int:
                         "(e.g. test.battery.start.quick)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
-    p = sub.add_parser("check-config", help="validate an agent config; exit 2 if it is wrong")
+    p = sub.add_parser("check-config", help="validate an agent or collector config and the "
+                                            "files it names; every error, exit 2 if any")
     p.add_argument("file", metavar="FILE")
+    p.add_argument("--collector", action="store_true",
+                   help="the file is a collector config (default: told by its content)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.add_argument("--no-files", action="store_true",
+                   help="check the config alone, not the files it names (a config for "
+                        "another machine)")
 
     p = sub.add_parser("demo", help="the collector and three simulated branches play a "
                                     "story (no root, nothing installed)")
@@ -98,17 +105,26 @@ def main(argv: list[str] | None = None) -> int:
             from .spool_cli import run as run_spool
             return run_spool(args)
         if args.command == "check-config":
-            config = load(args.file)
-            print(f"{args.file}: ok ({_summary(config)})")
-            return 0
+            return check_config(args.file, "collector" if args.collector else None,
+                                as_json=args.json, files=not args.no_files)
         if args.command == "agent":
             config = load(args.config)
-            return run_agent(config, once=args.once, events=args.events)
+            from .config_check import agent_file_problems
+            if problems := list(agent_file_problems(config)):
+                for line in problems:     # every one, before anything starts
+                    print(f"branchwatch: {args.config}: {line}", file=sys.stderr)
+                return 2
+            config = _with_secrets(args.config, config)
+            try:
+                return run_agent(config, once=args.once, events=args.events)
+            except ConfigError as e:   # found on the way up (a port, the spool): name the file
+                raise ConfigError(f"{args.config}: {e}") from None
         if args.command == "port":
-            return run_port_action(load(args.config), args.switch, args.port, args.state == "up",
-                                   as_json=args.json)
+            return run_port_action(_with_secrets(args.config, load(args.config)), args.switch,
+                                   args.port, args.state == "up", as_json=args.json)
         if args.command == "ups-command":
-            return run_ups_command(load(args.config), args.ups, args.instcmd, as_json=args.json)
+            return run_ups_command(_with_secrets(args.config, load(args.config)), args.ups,
+                                   args.instcmd, as_json=args.json)
         if args.command == "demo":
             from collector.demo.run import run_demo   # the collector side: only when asked
             return run_demo(port=args.port, speed=args.speed, duration=args.duration,
@@ -121,11 +137,26 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def _summary(c: Config) -> str:
-    h = c.host
-    services = len(h.processes) + len(h.listening) + len(h.tcp) + len(h.backups) + len(h.disks)
-    return (f"agent {c.agent.id}, branch {c.agent.branch}, {len(c.ups)} UPS, "
-            f"{len(c.switches)} switches, {len(c.lines)} lines, {services} service checks")
+def _with_secrets(path: str, config: Config) -> Config:
+    """The config with its secret files read (systemd's credentials when passed)."""
+    from .credentials import with_secrets
+    try:
+        return with_secrets(config)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def check_config(path: str, kind: str | None, as_json: bool = False, files: bool = True) -> int:
+    """Print every error of a config (or that it is fine); 0 ok, 2 with errors."""
+    from .config_check import check_file
+    checked = check_file(path, kind, files=files)
+    if as_json:
+        print(checked.as_json())
+    elif checked.errors:
+        print("\n".join(checked.lines()), file=sys.stderr)
+    else:
+        print(f"{path}: ok ({checked.kind}: {checked.summary})")
+    return 2 if checked.errors else 0
 
 
 def run_port_action(config: Config, switch: str, port: str, up: bool, as_json: bool = False) -> int:

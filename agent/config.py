@@ -8,7 +8,6 @@ key path and what was expected, in one line.
 from __future__ import annotations
 
 import re
-import types
 import typing
 from pathlib import Path
 from typing import Literal
@@ -21,6 +20,9 @@ from .schema_collector_link import CollectorLink, link_problems
 from .schema_failover import Failover, failover_problems
 from .schema_network import (Line, Name, Port, Ratio, Seconds, SnmpUpsTarget, Switch,
                              TrapListen, _S, network_problems)
+# Reading and error wording live in config_reading; these names stay importable here.
+from .config_reading import (MAX_DEPTH, ConfigError, every_problem, keys_overlap,  # noqa: F401
+                             load_as, parse_as, read_yaml)
 
 
 class AgentIdentity(_S):
@@ -176,10 +178,6 @@ class Config(_S):
     failover: Failover | None = None
 
 
-class ConfigError(Exception):
-    """A config cannot be used; str() is the one line shown to the user."""
-
-
 def load(path: str | Path) -> Config:
     """Read, parse and validate a config file."""
     return load_as(path, Config, _semantic_problems)
@@ -190,35 +188,9 @@ def parse(text: str, source: str = "<config>") -> Config:
     return parse_as(text, source, Config, _semantic_problems)
 
 
-def load_as(path: str | Path, root: type, problems, empty_ok: bool = False):
-    """`load` for any schema (the collector's too): same reading, same wording."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise ConfigError(f"{path}: cannot read the file: {reason}") from None
-    return parse_as(text, str(path), root, problems, empty_ok)
-
-
-def parse_as(text: str, source: str, root: type, problems, empty_ok: bool = False):
-    """Parse YAML into `root`; `problems(config)` yields (key, problem) rules."""
-    try:
-        data = yaml.load(text, Loader=_StrictLoader)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{source}: {_yaml_problem(e)}") from None
-    if data is None and empty_ok:
-        data = {}
-    if not isinstance(data, dict):
-        got = "an empty file" if data is None else f"a {type(data).__name__}"
-        raise ConfigError(f"{source}: expected a mapping of settings at the top level, got {got}")
-    try:
-        config = msgspec.convert(data, root, str_keys=True)
-    except msgspec.ValidationError as e:
-        raise ConfigError(f"{source}: {_explain(str(e), root)}") from None
-    for key, problem in problems(config):
-        raise ConfigError(f"{source}: {key}: {problem}")
-    return config
+def problems_in(data: dict) -> tuple[Config | None, list[str]]:
+    """Every "key: problem" of an agent config's YAML mapping (check-config)."""
+    return every_problem(data, Config, _semantic_problems)
 
 
 def from_dict(data: dict, source: str = "<embedded>") -> Config:
@@ -290,93 +262,3 @@ def _nut_problems(where: str, t: NutTarget):
     if t.actions is not None and t.user is None:
         # upsd runs INSTCMD only for a user logged in with instcmds in upsd.users.
         yield f"{where}.actions", "expected nut.user (upsd runs instant commands only for a user)"
-
-
-_MSGSPEC = re.compile(r"^(?P<msg>.*?)(?: - at (?P<key>`key` in )?`\$(?P<path>[^`]*)`)?$")
-
-
-def _explain(message: str, root: type | None = None) -> str:
-    """Turn msgspec's wording into 'key.path: what was expected'."""
-    root = root or Config
-    m = _MSGSPEC.match(message)
-    msg, path = m["msg"], (m["path"] or "").lstrip(".")
-    if m["key"]:
-        return f"{path or '(top level)'}: expected str keys, found a key that is not text " \
-               f"(quote it: YAML reads on/off/yes/no as true/false and 1 as a number)"
-    if found := re.match(r"Object missing required field `(.*)`", msg):
-        return f"{_join(path, found[1])}: missing, and it is required"
-    if found := re.match(r"Object contains unknown field `(.*)`", msg):
-        allowed = ", ".join(_fields_at(path, root)) or "none"
-        return f"{_join(path, found[1])}: unknown key (expected one of: {allowed})"
-    msg = re.sub(r"`([^`]*)`", r"\1", msg)
-    for word, said in (("array", "a list"), ("object", "a mapping"), ("null", "nothing")):
-        msg = re.sub(rf"\b(Expected|got) {word}\b", rf"\1 {said}", msg)
-    if msg.startswith("Invalid enum value"):
-        allowed = ", ".join(typing.get_args(_type_at(path, root)))
-        msg = f"{msg.replace('Invalid enum value', 'invalid value')} (expected one of: {allowed})"
-    return f"{path or '(top level)'}: {msg[0].lower() + msg[1:]}"
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _fields_at(path: str, root: type | None = None) -> list[str]:
-    """The keys allowed at a key path, by walking the schema's types."""
-    t = _unwrap(_type_at(path, root))
-    return list(t.__struct_fields__) if hasattr(t, "__struct_fields__") else []
-
-
-def _type_at(path: str, root: type | None = None):
-    """The schema type at a key path."""
-    t: typing.Any = root or Config
-    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
-        t = _unwrap(t)
-        if part.startswith("["):
-            t = typing.get_args(t)[0]
-        else:
-            t = typing.get_type_hints(t)[part]
-    return t
-
-
-def _unwrap(t):
-    """Strip Optional[...] and Annotated[...] down to the struct or list type."""
-    while True:
-        origin = typing.get_origin(t)
-        if origin is typing.Annotated:
-            t = typing.get_args(t)[0]
-        elif origin in (typing.Union, types.UnionType):
-            t = next(a for a in typing.get_args(t) if a is not type(None))
-        else:
-            return t
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice (YAML would keep the last)."""
-
-
-def _no_duplicates(loader, node, deep=False):
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if not isinstance(key, (str, int, float, bool, type(None))):
-            raise yaml.constructor.ConstructorError(
-                None, None, "a key must be a plain value, not a list or mapping",
-                key_node.start_mark)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} is given twice", key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node, deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
-
-
-def _yaml_problem(e: yaml.YAMLError) -> str:
-    mark = getattr(e, "problem_mark", None)
-    where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
-    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-    if isinstance(e, yaml.reader.ReaderError):  # bad character: says where by offset only
-        problem = f"{problem} at character {e.position}"
-    return f"{where}not valid YAML: {problem}"

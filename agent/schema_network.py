@@ -37,6 +37,10 @@ class SnmpAuth(_S):
     priv_protocol: Literal["none", "des", "3des", "aes", "aes192", "aes256"] = "none"
     priv_key: str | None = None
     context: str = ""
+    # Or the secrets in files (stripped; systemd credentials: agent/credentials.py).
+    community_file: Text | None = None
+    auth_key_file: Text | None = None
+    priv_key_file: Text | None = None
 
 
 class LinkThresholds(_S):
@@ -132,19 +136,24 @@ class Line(_S):
 
 
 def auth_problems(where: str, a: SnmpAuth):
-    """A v2c config needs a community; v3 needs a user and consistent keys."""
+    """A v2c config needs a community; v3 needs a user and consistent keys (each
+    secret inline or in its `_file`, not both)."""
+    for key in ("community", "auth_key", "priv_key"):
+        if getattr(a, key) is not None and getattr(a, key + "_file") is not None:
+            yield where, f"expected at most one of '{key}' or '{key}_file'"
     if a.version == "2c":
-        if a.community is None:
+        if a.community is None and a.community_file is None:
             yield f"{where}.community", "missing, and it is required for version 2c"
         return
     if a.user is None:
         yield f"{where}.user", "missing, and it is required for version 3"
-    if a.auth_protocol != "none" and (a.auth_key is None or len(a.auth_key) < 8):
+    if a.auth_protocol != "none" and a.auth_key_file is None and (
+            a.auth_key is None or len(a.auth_key) < 8):
         yield f"{where}.auth_key", "expected at least 8 characters when auth_protocol is set"
     if a.priv_protocol != "none":
         if a.auth_protocol == "none":
             yield f"{where}.priv_protocol", "privacy needs an auth_protocol too"
-        if a.priv_key is None or len(a.priv_key) < 8:
+        if a.priv_key_file is None and (a.priv_key is None or len(a.priv_key) < 8):
             yield f"{where}.priv_key", "expected at least 8 characters when priv_protocol is set"
 
 

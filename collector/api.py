@@ -49,6 +49,7 @@ from .incident_desk import IncidentDesk
 from .incident_rules import drill_of
 from .incident_runbooks import Runbooks
 from .notify import http as notify_http
+from .audit import head_line
 from .notify.notifier import Notifier
 from .store import Store
 from .writer import Writer
@@ -328,6 +329,8 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
                                regulator_table(grader.tables) is not None),
                            reporter=config.reports.reporter,
                            notifier=Notifier.from_config(config, grader.tables))
+    if st.desk.notifier is not None and hasattr(store, "audit"):   # issue 17: audit head
+        st.desk.notifier.footer = lambda: head_line(store.audit.live_head())
     st.metrics.desk = st.desk
     notify_http.setup(app, st)        # ack links, Alertmanager's webhook, the dispatcher
     add_report_routes(app)            # the regulator's reports (issue 7)

@@ -1,11 +1,22 @@
-"""The audit trail (domain.md §3, 第二十九條): an append-only hash chain.
+"""The audit trail (domain.md §3, 第二十九條: every step is recorded and
+archived): an append-only chain, hashed and keyed.
 
 Each record carries seq, at, kind, actor, data (canonical JSON) and the
 hash of the record before it; its own hash is sha256 over a canonical
 encoding of all of those. Changing a record breaks its hash; removing or
 reordering records breaks the chain (a gap in seq, a prev_hash that does
-not match). Cutting records off the END leaves a valid shorter chain: only
-a head hash kept elsewhere (`verify` prints it) can show that.
+not match).
+
+A hash chain alone can be recomputed by anyone who can write the file. So
+each record also carries `mac`: HMAC-SHA256, under a key kept OUTSIDE the
+database (audit.key_file), over the record's hash and the MAC before it.
+Without the key nobody can forge a record or recompute the chain after an
+edit. Cutting records off the END still leaves a valid shorter chain: the
+head (seq, mac) published elsewhere (checkpoint file, /metrics,
+notifications) shows it (collector/audit_verify.py checks both).
+
+Records written before a key was configured have no MAC (NULL): verify
+reports them as such, not as tampering.
 
 The log lives in the collector's SQLite database, table `audit`. `append`
 writes within the caller's transaction, so an event and its audit record
@@ -16,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import json
 import sqlite3
 from datetime import datetime, timezone
@@ -59,17 +71,78 @@ def record_hash(seq: int, at: str, kind: str, actor: str, data: str, prev_hash: 
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def record_mac(key: bytes, prev_mac: str, record_hash_hex: str) -> str:
+    """HMAC-SHA256 under the audit key over the MAC before and this record's hash:
+    a chain nobody without the key can recompute."""
+    msg = f"{prev_mac}:{record_hash_hex}".encode("ascii")
+    return hmac.new(key, msg, hashlib.sha256).hexdigest()
+
+
+def row_digest(values: list) -> str:
+    """sha256 of a stored row's canonical encoding: what an audit record says it wrote."""
+    return hashlib.sha256(canonical_json(values).encode("utf-8")).hexdigest()
+
+
+# The migration that keys the chain and makes incident rows point at the audit
+# record that wrote them (store.py MIGRATIONS). Events need no pointer: the
+# "events.received" record holds them whole.
+MAC_MIGRATION = [
+    "ALTER TABLE audit ADD COLUMN mac TEXT",
+    # Beside the incidents table, not in it: its writer (storage/incident_rows.py)
+    # stays as it is.
+    "CREATE TABLE incident_audit (id TEXT PRIMARY KEY, audit_seq INTEGER NOT NULL)",
+]
+
+ROWS_WRITTEN = "rows.written"     # the kind of the record that lists row digests
+
+
+def head_line(head: tuple[int, str, str]) -> str:
+    """The audit head as the one footer line notifications and reports carry."""
+    seq, hash_hex, mac = head
+    return f"audit: record {seq} mac {mac}" if mac != "-" else f"audit: record {seq} hash {hash_hex}"
+
+
 class AuditLog:
     """The hash-chained audit table on one SQLite connection."""
 
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: sqlite3.Connection, key: bytes | None = None):
         self._conn = conn
+        self.key = key
+        self._has_mac: bool | None = None
+        # (seq, hash, mac or "-") of the last commit: /metrics and checkpoints read it.
+        self.committed_head: tuple[int, str, str] = (0, GENESIS, "-")
 
     def head(self) -> tuple[int, str]:
         """The last record's (seq, hash); (0, GENESIS) for an empty log."""
         row = self._conn.execute(
             "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         return (row[0], row[1]) if row else (0, GENESIS)
+
+    def has_mac_column(self) -> bool:
+        """Whether this database has the `mac` column (older ones do not)."""
+        if self._has_mac is None:
+            cols = [r[1] for r in self._conn.execute("PRAGMA table_info(audit)")]
+            self._has_mac = "mac" in cols
+        return self._has_mac
+
+    def head_mac(self) -> tuple[int, str | None]:
+        """The last record's (seq, mac): what checkpoints publish; mac None when the
+        record has none (no key configured)."""
+        if not self.has_mac_column():
+            return self.head()[0], None
+        row = self._conn.execute(
+            "SELECT seq, mac FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        return (row[0], row[1]) if row else (0, None)
+
+    def live_head(self) -> tuple[int, str, str]:
+        """(seq, hash, mac or "-") of the last record, in the caller's transaction
+        (what a message written in it can name: it commits with them or not at all)."""
+        seq, h = self.head()
+        return seq, h, self.head_mac()[1] or "-"
+
+    def note_committed(self) -> None:
+        """Remember the head just committed (read by /metrics without a query)."""
+        self.committed_head = self.live_head()
 
     def append(self, at: float, kind: str, actor: str, data: dict) -> int:
         """Add one record in the caller's transaction; returns its seq."""
@@ -78,15 +151,24 @@ class AuditLog:
     def append_many(self, records: list[tuple[float, str, str, dict]]) -> list[int]:
         """Add records in order, in the caller's transaction; returns their seqs."""
         seq, prev = self.head()
+        prev_mac = (self.head_mac()[1] or GENESIS) if self.key is not None else None
         rows, seqs = [], []
         for at, kind, actor, data in records:
             seq += 1
             at_text, data_text = timestamp(at), canonical_json(data)
             h = record_hash(seq, at_text, kind, actor, data_text, prev)
-            rows.append((seq, at_text, kind, actor, data_text, prev, h))
+            mac = None
+            if self.key is not None:
+                mac = prev_mac = record_mac(self.key, prev_mac, h)
+            rows.append((seq, at_text, kind, actor, data_text, prev, h, mac))
             seqs.append(seq)
             prev = h
-        self._conn.executemany("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        if self.has_mac_column():
+            self._conn.executemany("INSERT INTO audit (seq, at, kind, actor, data, prev_hash, "
+                                   "hash, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        else:
+            self._conn.executemany("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                   [r[:7] for r in rows])
         return seqs
 
     def records(self, kind: str | None = None) -> list[dict]:

@@ -40,9 +40,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("audit", help="the collector's audit trail")
     asub = p.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
-    v = asub.add_parser("verify", help="check the hash chain; exit 1 if a record was "
-                                       "changed, removed or reordered")
+    v = asub.add_parser("verify", help="check the chain, its MACs, the checkpoints and the "
+                                       "rows it wrote; exit 1 if anything was tampered with")
     v.add_argument("--config", required=True, metavar="FILE", help="collector config (YAML)")
+    v.add_argument("--checkpoint", metavar="FILE",
+                   help="the checkpoint file to hold the log against (default: the "
+                        "config's audit.checkpoint_file, when it exists)")
+    k = asub.add_parser("new-key", help="create a new audit key file (mode 0600; refuses "
+                                        "to overwrite one)")
+    k.add_argument("file", metavar="FILE")
 
     from .incidents_cli import add_command as add_incidents
     add_incidents(sub)
@@ -71,8 +77,10 @@ def run(args: argparse.Namespace) -> int:
                 print("branchwatch: collector: --config FILE is required", file=sys.stderr)
                 return 2
             return serve(args.config)
+        if args.command == "audit" and args.audit_command == "new-key":
+            return new_key(args.file)
         if args.command == "audit":
-            return verify(args.config)
+            return verify(args.config, args.checkpoint)
         if args.command == "incidents":
             from .incidents_cli import run as run_incidents
             return run_incidents(args)
@@ -140,41 +148,75 @@ def print_token(agent: str | None, branch: str | None, region: str = "") -> int:
 
 def serve(config_path: str) -> int:
     """Run the collector until SIGTERM/SIGINT."""
+    from .config_files import collector_file_problems
     from .service import serve as serve_async
     from .store import StoreError
     config = load(config_path)
+    if problems := list(collector_file_problems(config)):
+        for line in problems:       # every one, before anything starts
+            print(f"branchwatch: {config_path}: {line}", file=sys.stderr)
+        return 2
     try:
         return asyncio.run(serve_async(config, path=config_path))
+    except ConfigError as e:        # found on the way up (bind, TLS, key, checkpoints)
+        print(f"branchwatch: {config_path}: {e}", file=sys.stderr)
+        return 2
     except (StoreError, OSError) as e:
         print(f"branchwatch: collector: {e}", file=sys.stderr)
         return 2
 
 
-def verify(config_path: str) -> int:
-    """Walk the audit chain: 0 intact, 1 with the problems listed, 2 unusable."""
-    from .audit import AuditLog
+def new_key(path: str) -> int:
+    """Write 32 random bytes (hex) to a new file only its owner can read."""
+    import os
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as e:
+        print(f"branchwatch: audit new-key: {path}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32) + "\n")
+    print(f"audit key written to {path}; name it in audit.key_file")
+    return 0
+
+
+def verify(config_path: str, checkpoint: str | None = None) -> int:
+    """Verify the audit trail: 0 intact, 1 with the problems listed, 2 unusable."""
+    from .audit_checkpoint import CheckpointError, read_checkpoints
+    from .audit_verify import verify_database
     config = load(config_path)
     path = config.db_path()
     if not path.exists():
         print(f"branchwatch: audit: no collector database at {path}", file=sys.stderr)
         return 2
+    key = config.audit_key()
+    cp_path = checkpoint or (config.checkpoint_path() if config.checkpoint_path().exists()
+                             else None)
+    try:
+        checkpoints = read_checkpoints(cp_path) if cp_path else None
+    except CheckpointError as e:
+        print(f"branchwatch: audit: {e}", file=sys.stderr)
+        return 2
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            log = AuditLog(conn)
-            problems, count, (seq, head) = log.verify(), log.count(), log.head()
+            found = verify_database(conn, key, checkpoints)
         finally:
             conn.close()
     except sqlite3.Error as e:
         print(f"branchwatch: audit: {path}: {e}", file=sys.stderr)
         return 2
-    for p in problems:
+    for p in found.problems:
         print(p)
-    if problems:
-        print(f"audit: NOT intact: {len(problems)} problems in {count} records", file=sys.stderr)
+    for n in found.notes:
+        print(f"note: {n}", file=sys.stderr)
+    if found.problems:
+        print(f"audit: NOT intact: {len(found.problems)} problems in {found.count} records",
+              file=sys.stderr)
         return 1
-    # Keep the head elsewhere: only it shows records cut off the end.
-    print(f"audit: intact: {count} records; head {seq} {head}")
+    # The head, to keep elsewhere: only a head kept outside shows records cut off the end.
+    mac = f" mac {found.head_mac}" if found.head_mac else ""
+    print(f"audit: intact: {found.count} records; head {found.head_seq} {found.head_hash}{mac}")
     return 0
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import msgspec
 
-from agent.config import ConfigError, load_as, parse_as
+from agent.config import ConfigError, every_problem, load_as, parse_as
 from agent.schema_network import _S, Name
 
 from .reports.settings import ReportSettings
@@ -37,6 +37,15 @@ class Listen(_S):
 
 class Storage(_S):
     data_dir: typing.Annotated[str, msgspec.Meta(min_length=1)] = "/var/lib/branchwatch-collector"
+
+
+class AuditSettings(_S):
+    """The audit trail's key and checkpoints (issue 17; docs/audit.md): the key file
+    is created at install, readable by the collector only, never in the database."""
+
+    key_file: str | None = None
+    checkpoint_file: str | None = None          # default: <data_dir>/audit.checkpoints
+    checkpoint_interval: typing.Annotated[float, msgspec.Meta(gt=0, le=86400)] = 60.0
 
 
 class Limits(_S):
@@ -212,6 +221,28 @@ class Config(_S):
     notify: Notify = msgspec.field(default_factory=Notify)    # issue 7: collector/notify/
     drills: DrillSettings = msgspec.field(default_factory=DrillSettings)   # domain.md §5
     console: Console = msgspec.field(default_factory=Console)   # issue 8: collector/web/
+    audit: AuditSettings = msgspec.field(default_factory=AuditSettings)   # issue 17
+
+    def checkpoint_path(self) -> Path:
+        """The append-only file the audit head is written to."""
+        return Path(self.audit.checkpoint_file or Path(self.storage.data_dir) / "audit.checkpoints")
+
+    def audit_key(self) -> bytes | None:
+        """The audit key's bytes (systemd's credential when passed), or None when no
+        key_file is set; ConfigError names the key when it cannot be used."""
+        if self.audit.key_file is None:
+            return None
+        from agent.credentials import credential_path
+        path = credential_path(self.audit.key_file)
+        try:
+            key = path.read_bytes().strip()
+        except OSError as e:
+            raise ConfigError(f"audit.key_file: expected a readable key file, {path}: "
+                              f"{e.strerror or e}") from None
+        if len(key) < 32:
+            raise ConfigError(f"audit.key_file: expected at least 32 bytes of key in {path} "
+                              f"(make one with `branchwatch audit new-key FILE`)")
+        return key
 
     def db_path(self) -> Path:
         """The SQLite file inside the data directory."""
@@ -219,9 +250,10 @@ class Config(_S):
 
 
 def load(path: str | Path) -> Config:
-    """Read, parse and validate a collector config file (an empty file is all defaults)."""
+    """Read, parse and validate a collector config file (an empty file is an error:
+    a collector on every default is never what was meant)."""
     try:
-        return load_as(path, Config, _semantic_problems, empty_ok=True)
+        return load_as(path, Config, _semantic_problems)
     except ConfigError as e:
         raise ConfigError(_token_wording(str(e))) from None
 
@@ -232,6 +264,12 @@ def parse(text: str, source: str = "<config>") -> Config:
         return parse_as(text, source, Config, _semantic_problems, empty_ok=True)
     except ConfigError as e:
         raise ConfigError(_token_wording(str(e))) from None
+
+
+def problems_in(data: dict) -> tuple[Config | None, list[str]]:
+    """Every "key: problem" of a collector config's YAML mapping (check-config)."""
+    config, lines = every_problem(data, Config, _semantic_problems)
+    return config, [_token_wording(line) for line in lines]
 
 
 def _semantic_problems(c: Config):

@@ -12,8 +12,10 @@ import ssl
 from aiohttp import web
 
 from .api import build_app
+from .api_base import STATE
+from .audit_checkpoint import AuditHeadMetrics, append_checkpoint, keep_checkpoints
 from .clock import ENV as CLOCK_ENV, clock_from_env
-from .config import Config
+from .config import Config, ConfigError
 from .fleet.reload import CONFIG_PATH, reload_file
 from .store import SqliteStore
 
@@ -24,8 +26,14 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
     """A server TLS context from listen.tls_cert/tls_key, or None for plain HTTP."""
     if config.listen.tls_cert is None:
         return None
+    from agent.credentials import credential_path
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(config.listen.tls_cert, config.listen.tls_key)
+    try:
+        ctx.load_cert_chain(credential_path(config.listen.tls_cert),
+                            credential_path(config.listen.tls_key))
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(f"listen.tls_cert: expected a PEM certificate and the key of it "
+                          f"(listen.tls_key): {getattr(e, 'reason', None) or e}") from None
     return ctx
 
 
@@ -36,9 +44,19 @@ async def serve(config: Config, stop: asyncio.Event | None = None, path: str | N
     # run full collections over them every few thousand allocations (7 % of
     # the writer's time in the ingest benchmark). Collect young objects less often.
     gc.set_threshold(50_000, 20, 50)
-    store = SqliteStore(config.db_path())
+    store = SqliteStore(config.db_path(), audit_key=config.audit_key())
+    checkpoints = config.checkpoint_path()
     try:
-        app = build_app(config, store, clock=clock_from_env())
+        clock = clock_from_env()
+        # issue 17: the head goes out of the database at once, then as it moves.
+        try:
+            append_checkpoint(checkpoints, clock(), *store.audit.committed_head)
+        except OSError as e:
+            raise ConfigError(f"audit.checkpoint_file: expected a file the collector can "
+                              f"append to, {checkpoints}: {e.strerror or e}") from None
+        app = build_app(config, store, clock=clock)
+        app[STATE].metrics.registry.register(
+            AuditHeadMetrics(lambda: store.audit.committed_head))
         if path is not None:
             app[CONFIG_PATH] = path
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
@@ -46,13 +64,22 @@ async def serve(config: Config, stop: asyncio.Event | None = None, path: str | N
         ctx = tls_context(config)
         site = web.TCPSite(runner, config.listen.address, config.listen.port, ssl_context=ctx,
                            shutdown_timeout=10.0)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as e:
+            await runner.cleanup()
+            raise ConfigError(f"listen: cannot listen on {config.listen.address}:"
+                              f"{config.listen.port}: "
+                              f"{os.strerror(e.errno) if e.errno else e}") from None
         for sock in getattr(site._server, "sockets", None) or []:
             host, port = sock.getsockname()[:2]
             log.info("collector listening on %s://%s:%s (store %s)",
                      "https" if ctx else "http", host, port, store.path)
         if CLOCK_ENV in os.environ:
             log.warning("clock shifted by the file in %s (a drill or a test)", CLOCK_ENV)
+        keeper = asyncio.create_task(keep_checkpoints(
+            lambda: store.audit.committed_head, checkpoints,
+            config.audit.checkpoint_interval, clock))
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -70,6 +97,14 @@ async def serve(config: Config, stop: asyncio.Event | None = None, path: str | N
         # cleanup stops accepting, lets in-flight requests finish, then
         # shuts the writer thread down: nothing acknowledged is left unwritten.
         await runner.cleanup()
+        keeper.cancel()
+        # The writer has stopped: the last head is final; publish it.
+        store.audit.note_committed()
+        try:
+            append_checkpoint(checkpoints, clock(), *store.audit.committed_head)
+        except OSError as e:
+            log.error("last audit checkpoint not written to %s: %s", checkpoints,
+                      e.strerror or e)
     finally:
         store.close()
     return 0

@@ -23,7 +23,7 @@ import msgspec
 from agent.wire import CheckStatus, Event, Heartbeat
 
 from .audit import SCHEMA as AUDIT_SCHEMA
-from .audit import AuditLog
+from .audit import MAC_MIGRATION, ROWS_WRITTEN, AuditLog, row_digest
 from .drills.model import DrillRun
 from .drills.storage import SCHEMA as DRILLS_SCHEMA
 from .drills.storage import DrillRows
@@ -95,6 +95,9 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (10, ENROLMENT_SCHEMA),
     # Silences set by people (collector/notify/silences.py).
     (11, SILENCES_SCHEMA),
+    # issue 17: the keyed audit chain (mac), and each incident row names the audit
+    # record that wrote it (collector/audit.py, audit_verify.py).
+    (12, MAC_MIGRATION),
 ]
 
 
@@ -259,11 +262,12 @@ class SqliteStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows, Flee
                   EnrolmentRows, SilenceRows):
     """`Store` on one SQLite file: WAL, synchronous=FULL, versioned schema."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, audit_key: bytes | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._in_group, self._depth = False, 0
         self._rows_init()
+        self.audit: AuditLog | None = None       # set once migrated
         self._tail = LogTail()      # the newest log entries, for the engine
         try:
             # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE).
@@ -275,7 +279,8 @@ class SqliteStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows, Flee
             self._migrate()
         except sqlite3.Error as e:
             raise StoreError(f"{self.path}: {e}") from None
-        self.audit = AuditLog(self._conn)
+        self.audit = AuditLog(self._conn, audit_key)
+        self.audit.note_committed()
 
     @contextlib.contextmanager
     def group(self, durable: bool = True):
@@ -308,6 +313,8 @@ class SqliteStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows, Flee
         else:
             try:
                 self._conn.execute("COMMIT")
+                if self.audit is not None:      # None while migrating
+                    self.audit.note_committed()
             except sqlite3.Error:
                 # A failed COMMIT can leave the transaction open: end it, or
                 # every later BEGIN would fail too.
@@ -432,8 +439,24 @@ class SqliteStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows, Flee
         their audit records, in one commit."""
         with self._transaction() as c:
             self.write_incidents(c, incidents, at)
-            if audit:
-                self.audit.append_many(list(audit))
+            records = list(audit)
+            ids = list(dict.fromkeys(i.id for i in incidents))
+            if ids:
+                # issue 17: one record lists a digest of every incident row as written;
+                # each row keeps that record's seq, so a row edited behind the
+                # collector shows (collector/audit_verify.py).
+                marks = ",".join("?" * len(ids))
+                written = {r[0]: row_digest(list(r)) for r in c.execute(
+                    "SELECT id, branch, status, opened_at, body FROM incidents "
+                    f"WHERE id IN ({marks})", ids)}
+                records.append((at, ROWS_WRITTEN, "collector",
+                                {"table": "incidents", "rows": written}))
+            if records:
+                seq = self.audit.append_many(records)[-1]
+                if ids:
+                    c.executemany("INSERT INTO incident_audit VALUES (?, ?) ON CONFLICT(id) "
+                                  "DO UPDATE SET audit_seq = excluded.audit_seq",
+                                  [(i, seq) for i in ids])
 
     def _incidents(self, where: str = "", args: tuple = ()) -> list[Incident]:
         return self.read_incidents(self._conn, where, args)

@@ -104,7 +104,8 @@ def test_reordered_records_are_found(tmp_path):
     config = build(tmp_path)
     # swap records 2 and 4 (their whole contents, seq stays in place)
     conn = sqlite3.connect(tmp_path / "data" / "collector.db")
-    rows = {r[0]: r[1:] for r in conn.execute("SELECT * FROM audit WHERE seq IN (2, 4)")}
+    rows = {r[0]: r[1:] for r in conn.execute(
+        "SELECT seq, at, kind, actor, data, prev_hash, hash FROM audit WHERE seq IN (2, 4)")}
     for seq, other in ((2, 4), (4, 2)):
         conn.execute("UPDATE audit SET at=?, kind=?, actor=?, data=?, prev_hash=?, hash=? "
                      "WHERE seq = ?", (*rows[other], seq))

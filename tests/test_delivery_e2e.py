@@ -122,4 +122,5 @@ def test_an_unreadable_token_file_is_a_one_line_config_error(tmp_path):
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == \
-        "branchwatch: collector.token_file: cannot read it: No such file or directory"
+        (f"branchwatch: {path}: collector.token_file: expected a readable file, "
+         f"{tmp_path / 'nope'}: No such file or directory")

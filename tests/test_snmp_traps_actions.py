@@ -215,5 +215,5 @@ def test_a_trap_port_that_cannot_be_bound_is_a_clear_config_error(sim, tmp_path)
         taken.close()
     assert done.returncode == 2
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"branchwatch: traps: cannot listen on :::{port}: "), last
+    assert last.startswith(f"branchwatch: {path}: traps: cannot listen on :::{port}: "), last
     assert "Traceback" not in done.stderr

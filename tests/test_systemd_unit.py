@@ -65,3 +65,33 @@ def test_systemd_analyze_verify(tmp_path, unit_path):
     assert r.returncode == 0, r.stdout + r.stderr
     problems = [l for l in (r.stdout + r.stderr).splitlines() if UNIT.name in l]
     assert not problems, problems
+
+
+@pytest.mark.parametrize("unit_path, check", [
+    (UNIT, "check-config /etc/branchwatch/agent.yaml"),
+    (COLLECTOR_UNIT, "check-config --collector /etc/branchwatch/collector.yaml"),
+], ids=lambda p: getattr(p, "name", "check"))
+def test_units_check_the_config_and_take_secrets_as_credentials(unit_path, check):
+    """Both units run check-config before they start, and get their secrets by
+    LoadCredential= from a root-only directory (agent/credentials.py reads them)."""
+    s = _service_section(unit_path)
+    assert s["ExecStartPre"] == [f"/usr/local/bin/branchwatch {check}"]
+    folder = "credentials" if unit_path == UNIT else "collector-credentials"
+    assert s["LoadCredential"] == [f"branchwatch:/etc/branchwatch/{folder}"]
+    from agent.credentials import PREFIX
+    assert PREFIX == "branchwatch_"      # the id above, as systemd names each file's copy
+
+
+@pytest.mark.parametrize("unit_path", [UNIT, COLLECTOR_UNIT], ids=lambda p: p.name)
+def test_systemd_analyze_security_exposure_is_low(tmp_path, unit_path):
+    tool = shutil.which("systemd-analyze")
+    if not tool:
+        pytest.skip("systemd-analyze is not installed")
+    unit = tmp_path / unit_path.name
+    unit.write_text(unit_path.read_text())
+    r = subprocess.run([tool, "security", "--offline=true", str(unit)], capture_output=True,
+                       text=True, timeout=60)
+    line = [l for l in r.stdout.splitlines() if "Overall exposure level" in l]
+    assert line, r.stdout + r.stderr
+    exposure = float(line[0].split(":")[1].split()[0])
+    assert exposure <= 2.5, line[0]

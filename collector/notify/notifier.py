@@ -38,6 +38,7 @@ class Notifier:
 
     def __init__(self, rules: Rules, secret: bytes | None = None):
         self.rules, self.secret = rules, secret
+        self.footer: Callable[[], str] | None = None   # the audit head line (issue 17)
 
     @classmethod
     def from_config(cls, config, tables: dict | None = None) -> Notifier | None:
@@ -58,7 +59,8 @@ class Notifier:
         return cls(Rules.build(n, tables, regions, tz), secret)
 
     def _ctx(self, incident: Callable[[str], Incident], now: datetime) -> Ctx:
-        return Ctx(now, self.rules, incident, self.secret)
+        return Ctx(now, self.rules, incident, self.secret,
+                   footer=self.footer() if self.footer else "")
 
     def on_changes(self, changes: list[Change], incident: Callable[[str], Incident],
                    now: datetime) -> Batch:

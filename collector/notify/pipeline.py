@@ -69,6 +69,7 @@ class Ctx:
     outbox: list[Outgoing] = field(default_factory=list)
     records: list[tuple[str, dict]] = field(default_factory=list)   # (audit kind, data)
     touched: set[str] = field(default_factory=set)
+    footer: str = ""        # issue 17: the audit head every message ends with
 
     def state(self, incident_id: str) -> tuple[Incident, NotifyState]:
         """An incident and its notification state (created on first use)."""
@@ -151,6 +152,8 @@ def send(alerts: list[Alert], ctx: Ctx) -> list[Alert]:
         holders = rules.holders(list(a.roles))
         if holders:
             subject, text = render(inc, a.reason, a.detail, rules, tz)
+            if ctx.footer:
+                text = f"{text}\n{ctx.footer}"
             msg = st.new_message(ctx.now, a.reason, a.level, subject, text)
             a = replace(a, message=msg.id)
             for to, role, contacts in holders:

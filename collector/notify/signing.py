@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from pathlib import Path
 from urllib.parse import quote
 
 
@@ -19,7 +18,8 @@ def read_secret(secret: str | None, secret_file: str | None) -> bytes | None:
     """The secret from config, or the file's first line; None when neither is set.
     OSError/ValueError when the file is unreadable or too short."""
     if secret_file is not None:
-        text = Path(secret_file).read_text(encoding="utf-8").strip()
+        from agent.credentials import read_secret as read_file    # systemd's copy if passed
+        text = read_file(secret_file)
         if len(text) < 16:
             raise ValueError(f"{secret_file}: expected a secret of at least 16 characters")
         return text.encode("utf-8")

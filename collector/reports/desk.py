@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timezone
 
+from ..audit import head_line
 from . import KINDS
 from .facts import Scope
 from .model import build, carried_text, edit
@@ -96,6 +97,9 @@ class ReportDesk:
             raise frozen(report)
         ts = self.clock()
         meta = {**report.meta(), "status": "issued", "issued_at": _utc(ts), "issued_by": who}
+        audit = getattr(self.store, "audit", None)
+        if audit is not None:    # issue 17: the audit head the report was issued on
+            meta["audit_head"] = head_line(audit.live_head())
         markdown = render(meta, report.fields, "md")
         html = render(meta, report.fields, "html")
         self.store.issue_report(report_id, markdown, html, ts, who, why)
