@@ -86,8 +86,18 @@ def main(argv: list[str] | None = None) -> int:
     add_enrol(sub)                # enrol (also `agent enrol`): a one-time code for a token
 
     if wants_collector(argv):
-        from collector.cli import add_commands as add_collector_commands
-        add_collector_commands(sub)   # collector, collector token, audit verify, ...
+        try:
+            from collector.cli import add_commands as add_collector_commands
+        except ModuleNotFoundError as e:    # a branch machine: the agent's package only
+            command = next((a for a in argv if not a.startswith("-")), None)
+            if command is not None:
+                print(f"branchwatch: {command}: this installation carries the agent only "
+                      f"(no module {e.name!r}); the collector's commands come with "
+                      f"branchwatch[collector] or the branchwatch-collector package",
+                      file=sys.stderr)
+                return 2
+        else:
+            add_collector_commands(sub)   # collector, collector token, audit verify, ...
 
     if argv[:2] == ["agent", "enrol"]:
         argv = ["enrol", *argv[2:]]

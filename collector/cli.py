@@ -17,7 +17,7 @@ import sys
 
 from .config import ConfigError, load
 
-COMMANDS = ("collector", "audit", "incidents", "runbook", "report", "drill")
+COMMANDS = ("collector", "audit", "incidents", "runbook", "report", "drill", "fleet")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
