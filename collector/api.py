@@ -27,7 +27,7 @@ from prometheus_client.core import CounterMetricFamily
 from agent.wire import Ack, Batch, Heartbeat, encode
 
 from .api_base import (DEADMAN, STATE, STORE, Rejected, _bearer_hash, _body, _json,
-                       start_executions)
+                       answer_failures, start_executions)
 from .api_base import token_hash
 from .config import AgentEntry, Config
 from .api_reports import add_report_routes
@@ -161,6 +161,8 @@ def _decode(body: bytes, type_):
         return msgspec.json.decode(body, type=type_)
     except msgspec.MsgspecError as e:
         raise Rejected(400, wire_problem(e))
+    except RecursionError:          # a free-form field nested thousands deep
+        raise Rejected(400, "(body): JSON nested too deep")
 
 
 def _check_identity(entry: AgentEntry, agent: str, branch: str) -> None:
@@ -197,6 +199,8 @@ async def post_heartbeat(request: web.Request) -> web.Response:
     entry = _authenticate(st, request)
     hb = _decode(await _body(st, request), Heartbeat)
     _check_identity(entry, hb.agent, hb.branch)
+    # The enrolled region is the collector's word (its config), never the agent's.
+    hb = msgspec.structs.replace(hb, region=entry.region)
     await st.run(st.desk.heartbeat, hb, st.clock())
     _seen(st, hb.agent)
     # issue 6: runbook actions for this branch's agent ride back on the answer.
@@ -280,7 +284,7 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
     """The aiohttp application over a store; `clock` gives receive times."""
     # client_max_size also stops a chunked body (no Content-Length) at the limit.
     app = web.Application(client_max_size=config.limits.max_body,
-                          middlewares=[_timing_and_refusals])
+                          middlewares=[answer_failures, _timing_and_refusals])
     st = _State(config, clock)
     st.seen.update(a.agent for a in store.agents() if drill_of(a.agent) is None)
     st.metrics.agents_seen.set(len(st.seen))

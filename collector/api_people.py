@@ -5,18 +5,15 @@ the token's operator, never the body; refusals are 4xx with one line.
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 
-from .api_base import STATE, Rejected, _body, _json, _operator, start_executions
+from .api_base import STATE, Rejected, _json, _operator, read_json, start_executions
 from .grader import GRADING_ACTIONS
 from .incident_desk import ACTIONS
 from .incident_runbooks import PERSON_ACTIONS
 from .incidents import Refused
 
 _State = object   # collector.api._State (typing only: avoids an import cycle)
-
 
 async def list_incidents(request: web.Request) -> web.Response:
     """GET /api/v1/incidents[?status=open|resolved|closed][&drill=1|only] (operators).
@@ -32,9 +29,7 @@ async def list_incidents(request: web.Request) -> web.Response:
                             f"got {request.query['drill']!r}")
     return _json({"incidents": await st.run(st.desk.list, status, drill)})
 
-
 DRILL_QUERY = {"0": "no", "false": "no", "1": "yes", "true": "yes", "only": "only"}
-
 
 async def get_incident(request: web.Request) -> web.Response:
     """GET /api/v1/incidents/{id} (operators); 404 when unknown."""
@@ -45,11 +40,9 @@ async def get_incident(request: web.Request) -> web.Response:
         raise Rejected(404, f"no incident {request.match_info['id']!r}")
     return _json(inc)
 
-
 # What each action needs in its body besides who (the token): the text field,
 # and for grading actions the value field (grader.GRADING_ACTIONS).
 TEXT_FIELD = {"note": "text", "deadline": "what"}
-
 
 async def act_on_incident(request: web.Request) -> web.Response:
     """POST /api/v1/incidents/{id}/{action}.
@@ -80,7 +73,6 @@ async def act_on_incident(request: web.Request) -> web.Response:
         raise Rejected(409, str(e))
     return _json(inc)
 
-
 def _required_text(body: dict, field: str) -> str:
     text = body.get(field)
     if text is not None and not isinstance(text, str):
@@ -89,7 +81,6 @@ def _required_text(body: dict, field: str) -> str:
         raise Rejected(400, f"{field}: missing, and it is required")
     return text
 
-
 async def start_runbook(request: web.Request) -> web.Response:
     """POST /api/v1/incidents/{id}/runbooks {runbook, why}: start one by hand."""
     st: _State = request.app[STATE]
@@ -97,7 +88,6 @@ async def start_runbook(request: web.Request) -> web.Response:
     body = await _json_body(st, request)
     runbook, why = _required_text(body, "runbook"), _required_text(body, "why")
     return _json(await _person(st, request, st.desk.runbook_act, "start", runbook, who, why))
-
 
 async def act_on_step(request: web.Request) -> web.Response:
     """POST /api/v1/incidents/{id}/steps/{step}/{confirm|skip|fail}
@@ -116,7 +106,6 @@ async def act_on_step(request: web.Request) -> web.Response:
     return _json(await _person(st, request, st.desk.runbook_act, action, step, who, text,
                                extra["run"], extra["choice"]))
 
-
 async def list_runbooks(request: web.Request) -> web.Response:
     """GET /api/v1/runbooks: the runbooks this collector knows (operators)."""
     st: _State = request.app[STATE]
@@ -126,16 +115,8 @@ async def list_runbooks(request: web.Request) -> web.Response:
                                 "steps": [s.id for s in rb.steps]}
                                for rb in sorted(books.values(), key=lambda rb: rb.id)]})
 
-
 async def _json_body(st: _State, request: web.Request) -> dict:
-    try:
-        body = json.loads(await _body(st, request) or b"{}")
-    except ValueError as e:
-        raise Rejected(400, f"body is not valid JSON: {e}")
-    if not isinstance(body, dict):
-        raise Rejected(400, "(body): expected a JSON object")
-    return body
-
+    return await read_json(st, request)      # bounded depth (api_base.py)
 
 async def _person(st: _State, request: web.Request, fn, *args):
     """Run a person's action on the writer; 404 unknown incident, 409 refused."""

@@ -31,6 +31,8 @@ from .incident_codec import encode, from_dict, to_dict
 from .incidents import Incident
 from .reports.storage import SCHEMA as REPORTS_SCHEMA
 from .reports.storage import ReportRows, StoredReport
+from .storage.sessions import SCHEMA as SESSIONS_SCHEMA
+from .storage.sessions import SessionRows
 
 # Versioned migrations: append, never edit a shipped one.
 MIGRATIONS: list[tuple[int, list[str]]] = [
@@ -62,6 +64,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (3, REPORTS_SCHEMA),
     # issue 7: drill runs, archived (domain.md §5; collector/drills/storage.py).
     (4, DRILLS_SCHEMA),
+    # issue 17: console sessions survive a restart (collector/storage/sessions.py).
+    (5, SESSIONS_SCHEMA),
 ]
 
 
@@ -181,7 +185,7 @@ _json = msgspec.json
 _checks_decoder = msgspec.json.Decoder(list[CheckStatus])
 
 
-class SqliteStore(ReportRows, DrillRows):
+class SqliteStore(ReportRows, DrillRows, SessionRows):
     """`Store` on one SQLite file: WAL, synchronous=FULL, versioned schema."""
 
     def __init__(self, path: str | Path):

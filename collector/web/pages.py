@@ -4,19 +4,23 @@ page's live fragment only; the same URL without it gets the whole page."""
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections import Counter
 from datetime import datetime, timezone
 
 from aiohttp import web
 
-from ..api_base import STATE, STORE, Rejected
+from ..api_base import STATE, STORE, Rejected, read_form
 from ..api_reports import REPORTS, report_response
 from ..reports.desk import rendered
 from ..reports.model import EDITABLE
 from ..drills.http import DRILLS
-from .console import (CONSOLE, COOKIE, HEADERS, LANG_COOKIE, Console, page, render)
+from .console import (CONSOLE, COOKIE, HEADERS, LANG_COOKIE, Console, check_origin, page,
+                      public, render, save_sessions)
 from .i18n import LANGUAGES
-from .passwords import check_password
+from .passwords import UNKNOWN_USER, Busy
+from .throttle import normalise
 from .views import (branch_tiles, checklist, grade_labels, incident_rows, notifications,
                     timeline)
 
@@ -36,37 +40,76 @@ async def login_form(request: web.Request) -> web.Response:
                   expired=request.query.get("expired") == "1")
 
 
+@public
 async def login(request: web.Request) -> web.Response:
-    """POST /console/login {user, password, next}: a new session, or the form again."""
+    """POST /console/login {user, password, next}: a new session, or the form again.
+
+    A source that failed too often lately waits (429 + Retry-After); a name
+    guessed too often is answered slowly, never refused (throttle.py); the
+    password is checked off the event loop, 503 + Retry-After when too many
+    checks are under way (passwords.py)."""
     con: Console = request.app[CONSOLE]
     st = request.app[STATE]
-    form = await request.post()
-    name, password = form.get("user", "").strip(), form.get("password", "")
-    nxt = form.get("next", "")
+    check_origin(request)              # login CSRF: no logging people in from elsewhere
+    form = await read_form(request)
+    raw, password, nxt = (form.get(k, "") for k in ("user", "password", "next"))
+    if not all(isinstance(v, str) for v in (raw, password, nxt)):
+        raise Rejected(400, "user, password, next: expected text fields, not files")
+    if len(password) > MAX_PASSWORD:
+        raise Rejected(400, f"password: longer than {MAX_PASSWORD} characters")
+    name, source = normalise(raw), request.remote or ""
     nxt = nxt if nxt.startswith("/console/") and not nxt.startswith("//") else "/console/incidents"
+
+    def again(status: int, error: str, **headers) -> web.Response:
+        response = render(request, "login.html", status=status, error=error, user=name,
+                          next=nxt, expired=False)
+        response.headers.update(headers)
+        return response
+
+    wait = con.throttle.source_wait(source)
+    if wait > 0:
+        await _audit(request, con.throttle.take_audit())
+        return again(429, "login_throttled", **{"Retry-After": str(math.ceil(wait))})
+    delay = con.throttle.name_delay(name)
+    if delay > 0:
+        await asyncio.sleep(delay)     # slows a guesser of this name; refuses no one
     user = con.users.get(name)
-    if con.sessions.throttled(name):
-        return render(request, "login.html", status=429, error="login_throttled", user=name,
-                      next=nxt, expired=False)
-    # Checked even for an unknown name, so timing does not tell which names exist.
-    ok = check_password(password, user.password if user else _DUMMY) and user is not None
-    if not ok:
-        con.sessions.failed(name)
-        await st.run(request.app[STORE].record, st.clock(), "console.login_failed", name[:64],
-                     {"remote": request.remote})
-        return render(request, "login.html", status=401, error="login_failed", user=name,
-                      next=nxt, expired=False)
+    try:
+        # Checked even for an unknown name, so timing does not tell which names exist.
+        ok = await con.hasher.check(password, user.password if user else UNKNOWN_USER)
+    except Busy:
+        return again(503, "login_busy", **{"Retry-After": "1"})
+    if not ok or user is None:
+        quiet = con.throttle.throttled(source, name)    # in a burst: one record for it all
+        con.throttle.failed(source, name)
+        records = [] if quiet else [("console.login_failed", name, {"remote": source})]
+        await _audit(request, records + con.throttle.take_audit())
+        return again(401, "login_failed")
+    con.throttle.succeeded(source)
     s = con.sessions.start(user.name, user.roles)
-    await st.run(request.app[STORE].record, st.clock(), "console.login", user.name,
-                 {"roles": list(user.roles), "remote": request.remote})
+    await save_sessions(request)
+    await _audit(request, [("console.login", user.name,
+                            {"roles": list(user.roles), "remote": source})]
+                 + con.throttle.take_audit())
     response = web.HTTPSeeOther(nxt, headers=HEADERS)
     response.set_cookie(COOKIE, s.id, path="/console", httponly=True, samesite="Strict",
                         secure=con.tls)
     raise response
 
 
-# A hash no password matches in practice: compared when the name is unknown.
-_DUMMY = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+MAX_PASSWORD = 1024
+
+
+async def _audit(request: web.Request, records: list[tuple[str, str, dict]]) -> None:
+    """Write (kind, actor, data) audit records in one store job."""
+    if records:
+        st, store = request.app[STATE], request.app[STORE]
+        await st.run(_record_all, store, st.clock(), records)
+
+
+def _record_all(store, at: float, records: list[tuple[str, str, dict]]) -> None:
+    for kind, actor, data in records:
+        store.record(at, kind, actor, data)
 
 
 async def set_language(request: web.Request) -> web.Response:

@@ -1,0 +1,2 @@
+"""Storage parts kept in modules of their own (each with its SCHEMA, appended to
+collector.store.MIGRATIONS)."""
