@@ -117,11 +117,11 @@ async def read_form(request: web.Request):
     except web.HTTPRequestEntityTooLarge as e:
         raise Rejected(413, f"form is over the limit of {request.app._client_max_size} "
                             f"bytes") from e
-    except (ValueError, AssertionError, UnicodeDecodeError, LookupError,
-            asyncio.IncompleteReadError) as e:
-        raise Rejected(400, f"form could not be read: {_one_line(str(e)) or type(e).__name__}")
-    except OSError as e:      # aiohttp's ClientPayloadError/ContentLengthError among them
-        raise Rejected(400, f"form could not be read: {_one_line(str(e)) or type(e).__name__}")
+    except Exception as e:
+        # Whatever aiohttp's parser raises on a client's body (InvalidHeader, a
+        # payload cut short, a bad boundary, ValueError...) is the body's fault.
+        raise Rejected(400, f"form could not be read ({type(e).__name__}): "
+                            f"{_one_line(str(e))}") from e
 
 
 def _one_line(text: str) -> str:
