@@ -19,8 +19,8 @@ import pytest
 
 from collector.web.passwords import Busy, Hasher, check_password, hash_password, scrypt_hash
 from collector.web.sessions import TOUCH_SAVE, Sessions
-from collector.web.throttle import (FREE_FAILURES, MAX_NAME_DELAY, MAX_SOURCE_DELAY, Throttle,
-                                    normalise)
+from collector.web.throttle import (FREE_FAILURES, MAX_NAME_DELAY, MAX_SOURCE_DELAY,
+                                    SPRAY_FAILURES, Throttle, normalise)
 
 from .support.collector import CollectorProcess, audit_records
 from .support.console import USERS, console_yaml
@@ -71,7 +71,7 @@ def test_one_audit_record_per_throttled_burst():
     now = [0.0]
     t = Throttle(clock=lambda: now[0])
     quiet_failures = 0
-    for _ in range(40):
+    for _ in range(SPRAY_FAILURES - 1):     # (past SPRAY_FAILURES it is a spray too)
         if not t.throttled("10.0.0.9", "boss"):
             quiet_failures += 1                         # what the login audits one by one
         t.failed("10.0.0.9", "boss")
@@ -84,9 +84,21 @@ def test_one_audit_record_per_throttled_burst():
     now[0] += 1000
     ended = t.take_audit()
     assert sorted((k, d["by"], d["failures"]) for k, _, d in ended) == [
-        ("console.login_throttle_ended", "name", 40),
-        ("console.login_throttle_ended", "source", 40)]
+        ("console.login_throttle_ended", "name", SPRAY_FAILURES - 1),
+        ("console.login_throttle_ended", "source", SPRAY_FAILURES - 1)]
     assert len(t) == 0 and t.take_audit() == []
+
+
+def test_a_spray_of_new_names_from_new_sources_is_one_record_not_one_per_guess():
+    t = Throttle(clock=lambda: 0.0)
+    audited = 0
+    for i in range(500):
+        source, name = f"10.1.{i // 256}.{i % 256}", f"guess-{i}"
+        audited += not t.throttled(source, name)
+        t.failed(source, name)
+        assert t.source_wait(source) == 0 and t.name_delay(name) == 0   # slows no one
+    assert audited == SPRAY_FAILURES
+    assert [(k, d["by"]) for k, _, d in t.take_audit()] == [("console.login_throttled", "spray")]
 
 
 def test_the_table_is_bounded():

@@ -16,6 +16,10 @@ A key is forgotten FORGET seconds after its last failure; the table keeps
 at most `capacity` keys (the least recently failed go first), so a spray of
 made-up names cannot grow it without bound.
 
+A third key counts every failure from anywhere: past SPRAY_FAILURES it
+marks a spray (ever-new names from ever-new addresses) and slows no one,
+but the audit trail then gets one record for the spray, not one per guess.
+
 The audit trail gets each failed login while no key is throttled, then one
 record when a key's burst starts ("console.login_throttled") and one when
 it ends ("console.login_throttle_ended", with how many tries it held):
@@ -35,9 +39,13 @@ FREE_FAILURES = 3
 BASE_DELAY = 1.0
 MAX_SOURCE_DELAY = 300.0
 MAX_NAME_DELAY = 4.0
+SPRAY_FAILURES = 20
 FORGET = 900.0
 CAPACITY = 10_000
 NAME_CHARS = 64          # longer "names" are cut before they are counted or recorded
+
+
+SPRAY = ("spray", "*")      # the key counting every failure
 
 
 def normalise(name: str) -> str:
@@ -83,17 +91,18 @@ class Throttle:
         """True while either key is in a throttled burst (its failures are not
         audited one by one)."""
         return any(k is not None and k.burst_started is not None
-                   for k in (self._get(("source", source)), self._get(("name", name))))
+                   for k in (self._get(("source", source)), self._get(("name", name)),
+                             self._get(SPRAY)))
 
     def failed(self, source: str, name: str) -> None:
         """Count one failed login for both keys."""
         now = self.clock()
-        for key in (("source", source), ("name", name)):
+        for key in (("source", source), ("name", name), SPRAY):
             k = self._get(key) or _Key()
             k.failures, k.last = k.failures + 1, now
             if k.burst_started is not None:
                 k.tries += 1
-            elif k.failures >= FREE_FAILURES:
+            elif k.failures >= (SPRAY_FAILURES if key == SPRAY else FREE_FAILURES):
                 k.burst_started, k.tries = now, 1
                 self._audit.append(("console.login_throttled", key[1], {
                     "by": key[0], "failures": k.failures}))
