@@ -84,7 +84,7 @@ class Busy(Exception):
 class Hasher:
     """Password checks in `workers` threads, at most `bound` running or waiting."""
 
-    def __init__(self, workers: int = 2, bound: int = 8):
+    def __init__(self, workers: int = 1, bound: int = 8):
         self.bound = bound
         self.in_flight = 0
         self.refused = 0            # checks refused over the bound (for tests, /metrics)
