@@ -146,6 +146,14 @@ async def answer_failures(request: web.Request, handler):
     except asyncio.CancelledError:
         raise
     except Exception as e:
+        if isinstance(e, OverflowError):
+            # A number or time past what SQLite or datetime can hold (2**70, the
+            # year 1 moved by a time zone): the request's values, not a bug of
+            # ours. The wire schema bounds them by name (agent/wire.py); this
+            # answers any the schema does not (yet) name.
+            log.warning("%s %s: value out of range: %s", request.method, request.path, e)
+            return _answer(request, 400, f"(body): a number or time is out of the range the "
+                                         f"collector can keep ({_one_line(str(e))})")
         if store_unavailable(e):
             log.error("%s %s: the store cannot write: %s", request.method, request.path, e)
             return _answer(request, 503, f"the collector cannot write its store now ({e}); "

@@ -139,6 +139,9 @@ FIELDS = ["why", "text", "what", "key", "grade", "table", "criterion", "runbook"
           "choice", "note", "incident", "kind", "language", "fields", "scenario", "agent",
           "branch", "region", "sent_at", "interval", "spool_depth", "checks", "events",
           "user", "password", "csrf", "next", "force", "alerts"]
+EXTREME_TIMES = ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00+14:00",
+                 "9999-12-31T23:59:59-14:00", "9999-12-31T23:59:59Z", "1970-01-01T00:00:00Z"]
+EXTREME_NUMBERS = [2 ** 70, 2 ** 63, 2 ** 63 - 1, -2 ** 63, -1, 0, 1e308, 5e-324, 15.0]
 objects = st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=6)
 
 
@@ -147,9 +150,9 @@ def deep(n: int) -> bytes:
 
 
 @st.composite
-def bodies(draw) -> tuple[bytes, str]:
+def bodies(draw, agent_route: bool = False) -> tuple[bytes, str]:
     kind = draw(st.sampled_from(["json", "json", "form", "multipart", "cut", "deep", "bytes",
-                                 "none", "wire"]))
+                                 "none"] + ["wire"] * (8 if agent_route else 1)))
     if kind == "json":
         return json.dumps(draw(st.one_of(objects, json_values))).encode(), "application/json"
     if kind == "form":
@@ -168,10 +171,15 @@ def bodies(draw) -> tuple[bytes, str]:
     if kind == "bytes":
         return draw(st.binary(max_size=300)), draw(st.sampled_from(
             ["application/json", "text/plain", "application/x-www-form-urlencoded"]))
-    if kind == "wire":      # near-valid agent bodies with odd values
+    if kind == "wire":      # near-valid agent bodies with values at and past the ends
         now = datetime.now(timezone.utc).isoformat()
-        hb = {"agent": "a1", "branch": "BR-1", "sent_at": now, "interval": 15.0, "checks": []}
-        hb.update(draw(objects))
+        check = {"check": "ups/u/on_battery", "state": "warning", "reason": "r",
+                 "since": draw(st.sampled_from(EXTREME_TIMES + [now]))}
+        hb = {"agent": "a1", "branch": "BR-1", "sent_at": draw(st.sampled_from(
+              EXTREME_TIMES + [now])), "interval": draw(st.sampled_from(EXTREME_NUMBERS)),
+              "spool_depth": draw(st.sampled_from(EXTREME_NUMBERS)), "checks": [check]}
+        if draw(st.booleans()):
+            hb.update(draw(objects))
         return json.dumps(hb).encode(), "application/json"
     return b"", draw(st.sampled_from(["application/json", ""]))
 
@@ -201,7 +209,7 @@ def requests(draw, console_cookie: str, csrf: str):
     origin = draw(st.sampled_from([None, None, "null", "http://evil.example"]))
     if origin:
         headers["Origin"] = origin
-    body, content_type = (b"", "") if method == "GET" else draw(bodies())
+    body, content_type = (b"", "") if method == "GET" else draw(bodies(right == "agent"))
     if auth == "console" and method == "POST" and content_type.startswith("application/x-www"):
         body += b"&csrf=" + csrf.encode()
     if content_type:
