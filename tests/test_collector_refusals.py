@@ -84,21 +84,32 @@ def test_json_nested_2000_deep_is_a_400_everywhere(collector):
     assert call(collector.url + "/healthz")[0] == 200
 
 
-def test_numbers_and_times_past_the_ends_are_4xx(collector):
-    now = datetime.now(timezone.utc).isoformat()
-    check = {"check": "ups/u/on_battery", "state": "warning", "reason": "r", "since": now}
-    for change in ({"spool_depth": 2 ** 70}, {"spool_depth": -2 ** 64},
-                   {"checks": [{**check, "since": "0001-01-01T00:00:00+14:00"}]},
-                   {"checks": [{**check, "since": "0001-01-01T00:00:00Z"}]},
-                   {"sent_at": "9999-12-31T23:59:59-14:00"}):
-        hb = {"agent": "a1", "branch": "BR-1", "sent_at": now, "interval": 15.0,
-              "checks": [check], **change}
-        status, _, answer = call(collector.url + "/api/v1/heartbeat", json.dumps(hb).encode(),
-                                 TOKEN)
-        assert status == 204 or 400 <= status < 500, (change, status, answer)
-        if status != 204:
-            one_line_error(answer)
+NOW = datetime.now(timezone.utc).isoformat()
+CHECK = {"check": "ups/u/on_battery", "state": "warning", "reason": "r", "since": NOW}
+POISON = pytest.mark.xfail(
+    strict=True, reason="stored as given, then unreadable (year 10000 in UTC): /healthz "
+                        "fails for good; agent/wire.py's time bounds (years 2000..2100, "
+                        "another branch) refuse it")
+
+
+@pytest.mark.parametrize("change", [
+    {"spool_depth": 2 ** 70}, {"spool_depth": -2 ** 64},
+    {"checks": [{**CHECK, "since": "0001-01-01T00:00:00+14:00"}]},
+    {"checks": [{**CHECK, "since": "0001-01-01T00:00:00Z"}]},
+    pytest.param({"sent_at": "9999-12-31T23:59:59-14:00"}, marks=POISON),
+    {"checks": [{**CHECK, "since": "9999-12-31T23:59:59-14:00"}]},
+])
+def test_numbers_and_times_past_the_ends_are_4xx(collector, change):
+    hb = {"agent": "a1", "branch": "BR-1", "sent_at": NOW, "interval": 15.0,
+          "checks": [CHECK], **change}
+    status, _, answer = call(collector.url + "/api/v1/heartbeat", json.dumps(hb).encode(), TOKEN)
+    assert status == 204 or 400 <= status < 500, (change, status, answer)
+    if status != 204:
+        one_line_error(answer)
+    # Whatever was kept, the collector still reads it back and answers.
+    assert call(collector.url + "/healthz")[0] == 200
     assert call(collector.url + "/api/v1/heartbeat", heartbeat(), TOKEN)[0] == 204
+    assert call(collector.url + "/api/v1/incidents", None, OPERATOR)[0] == 200
 
 
 def test_a_heartbeat_never_changes_the_enrolled_region(collector):

@@ -221,6 +221,7 @@ def test_the_password_command_prints_a_hash_that_checks():
                        input="a long password\n", capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0, r.stderr
     stored = re.search(r"password: '([^']+)'", r.stdout)[1]
+    assert stored.startswith("$argon2id$")            # new hashes are argon2id
     assert "roles: [operator, leadership]" in r.stdout
     assert check_password("a long password", stored) and not check_password("other", stored)
     short = subprocess.run([sys.executable, "-m", "collector.cli", "collector", "password"],

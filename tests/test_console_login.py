@@ -184,10 +184,22 @@ def login(url: str, user: str, password: str, source: str = "127.0.0.1", **kw):
     return status, headers, (cookie[1] if cookie else None)
 
 
+OLD_PASSWORD = "made-by-an-older-collector"
+# A user whose hash an older collector made (scrypt): still logs in.
+OLD_USER = (f"    - {{name: olduser, roles: [viewer], "
+            f"password: '{scrypt_hash(OLD_PASSWORD)}'}}\n")
+
+
 @pytest.fixture()
 def collector(tmp_path):
-    with CollectorProcess(tmp_path / "c", AGENTS, extra=console_yaml(USERS)) as c:
+    with CollectorProcess(tmp_path / "c", AGENTS, extra=console_yaml(USERS) + OLD_USER) as c:
         yield c
+
+
+def test_an_scrypt_hash_from_an_older_collector_still_logs_in(collector):
+    status, _, cookie = login(collector.url, "olduser", OLD_PASSWORD)
+    assert status == 303 and get(collector.url, "/console/incidents", cookie)[0] == 200
+    assert login(collector.url, "olduser", "not-it", source="127.0.0.5")[0] == 401
 
 
 def test_a_guesser_is_slowed_and_boss_still_logs_in_from_elsewhere(collector):

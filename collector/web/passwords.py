@@ -87,7 +87,7 @@ class Hasher:
     def __init__(self, workers: int = 1, bound: int = 8):
         self.bound = bound
         self.in_flight = 0
-        self.refused = 0            # checks refused over the bound (for tests, /metrics)
+        self.refused = 0            # checks refused over the bound (for tests)
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="password-check",
                                         initializer=_lower_priority)
 
