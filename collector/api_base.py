@@ -77,6 +77,10 @@ async def _body(st: _State, request: web.Request) -> bytes:
 MAX_DEPTH = 32          # nesting of an operator's JSON body: theirs are two levels deep
 STORE_RETRY_AFTER = 30  # seconds: a full disk or a locked store is not fixed at once
 UNWRITABLE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
+# SQLite's words for the same (SQLITE_FULL, BUSY, LOCKED, IOERR, READONLY, CANTOPEN);
+# any other OperationalError ("no such table") is a bug of ours, a 500.
+UNWRITABLE_WORDS = ("full", "locked", "busy", "disk i/o", "readonly", "read-only",
+                    "unable to open")
 
 log = logging.getLogger("branchwatch.collector")
 
@@ -115,7 +119,7 @@ async def read_form(request: web.Request):
     try:
         return await request.post()
     except web.HTTPRequestEntityTooLarge as e:
-        raise Rejected(413, f"form is over the limit of {request.app._client_max_size} "
+        raise Rejected(413, f"form is over the limit of {request.client_max_size} "
                             f"bytes") from e
     except Exception as e:
         # Whatever aiohttp's parser raises on a client's body (InvalidHeader, a
@@ -131,7 +135,8 @@ def _one_line(text: str) -> str:
 def store_unavailable(e: BaseException) -> bool:
     """True for a failure of the disk or the store's lock, not of the request."""
     if isinstance(e, sqlite3.OperationalError):
-        return True            # full, locked, busy, I/O error, read-only
+        text = str(e).lower()
+        return any(w in text for w in UNWRITABLE_WORDS)
     return isinstance(e, OSError) and e.errno in UNWRITABLE
 
 

@@ -32,7 +32,6 @@ import urllib.parse
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
