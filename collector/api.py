@@ -273,7 +273,7 @@ async def _timing_and_refusals(request: web.Request, handler):
     except Rejected as r:
         if ingest:
             st.metrics.rejected.labels(endpoint, str(r.status)).inc()
-        return web.json_response({"error": str(r)}, status=r.status)
+        return web.json_response({"error": str(r)}, status=r.status, headers=r.headers)
     finally:
         if ingest:
             st.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)

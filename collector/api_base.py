@@ -33,9 +33,10 @@ DEADMAN = web.AppKey("deadman", asyncio.Task)
 class Rejected(Exception):
     """A request refused with a status and a one-line reason."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: dict | None = None):
         super().__init__(message)
         self.status = status
+        self.headers = headers or {}      # e.g. Retry-After on a 429 or 503
 
 
 def token_hash(token: str) -> str:

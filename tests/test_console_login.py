@@ -20,7 +20,7 @@ import pytest
 from collector.web.passwords import Busy, Hasher, check_password, hash_password, scrypt_hash
 from collector.web.sessions import TOUCH_SAVE, Sessions
 from collector.web.throttle import (FREE_FAILURES, MAX_NAME_DELAY, MAX_SOURCE_DELAY,
-                                    SPRAY_FAILURES, Throttle, normalise)
+                                    MAX_SPRAY_DELAY, SPRAY_FAILURES, Throttle, normalise)
 
 from .support.collector import CollectorProcess, audit_records
 from .support.console import USERS, console_yaml
@@ -92,12 +92,17 @@ def test_one_audit_record_per_throttled_burst():
 def test_a_spray_of_new_names_from_new_sources_is_one_record_not_one_per_guess():
     t = Throttle(clock=lambda: 0.0)
     audited = 0
+    delays = []
     for i in range(500):
         source, name = f"10.1.{i // 256}.{i % 256}", f"guess-{i}"
         audited += not t.throttled(source, name)
         t.failed(source, name)
-        assert t.source_wait(source) == 0 and t.name_delay(name) == 0   # slows no one
+        assert t.source_wait(source) == 0 and t.name_delay(name) == 0   # refuses no one
+        delays.append(t.failure_delay(name))
     assert audited == SPRAY_FAILURES
+    # Wrong passwords are answered more and more slowly once it is a spray.
+    assert delays[:SPRAY_FAILURES - 1] == [0.0] * (SPRAY_FAILURES - 1)
+    assert delays[SPRAY_FAILURES - 1] == 1.0 and delays[-1] == MAX_SPRAY_DELAY
     assert [(k, d["by"]) for k, _, d in t.take_audit()] == [("console.login_throttled", "spray")]
 
 

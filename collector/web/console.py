@@ -77,6 +77,7 @@ class Console:
                                                    c.session_max))
         self.throttle = Throttle()
         self.hasher = Hasher()
+        self.held = 0                  # wrong-password answers being held back (pages.py)
         self.language, self.refresh = c.language, c.refresh
         self.tls = config.listen.tls_cert is not None
         self.zone = ZoneInfo(tz)
@@ -137,7 +138,7 @@ async def save_sessions(request: web.Request) -> None:
 def _refused(r: Rejected) -> web.Response:
     """A refusal on a console path: a short text page, not the API's JSON."""
     return web.Response(text=f"{r.status}: {r}\n", status=r.status, content_type="text/plain",
-                        charset="utf-8", headers=HEADERS)
+                        charset="utf-8", headers={**HEADERS, **r.headers})
 
 
 def _to_login(request: web.Request, expired: bool) -> web.Response:

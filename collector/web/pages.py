@@ -44,13 +44,20 @@ async def login_form(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     """POST /console/login {user, password, next}: a new session, or the form again.
 
-    A source that failed too often lately waits (429 + Retry-After); a name
-    guessed too often is answered slowly, never refused (throttle.py); the
-    password is checked off the event loop, 503 + Retry-After when too many
-    checks are under way (passwords.py)."""
+    A source that failed too often lately waits (429 + Retry-After); a wrong
+    password for a name guessed too often (or during a spray) is answered
+    slowly, a right one at once, never refused (throttle.py); the password
+    is checked off the event loop, 503 + Retry-After when too many checks
+    are under way (passwords.py)."""
     con: Console = request.app[CONSOLE]
     st = request.app[STATE]
     check_origin(request)              # login CSRF: no logging people in from elsewhere
+    if con.hasher.full():
+        # Refused before reading the form or rendering a page, and (during a
+        # spray) answered late: a spray's requests cost the loop as little as can be.
+        await _hold(con, con.throttle.failure_delay(""))
+        raise Rejected(503, "too many logins at once; try again in a second",
+                       headers={"Retry-After": "1"})
     form = await read_form(request)
     raw, password, nxt = (form.get(k, "") for k in ("user", "password", "next"))
     if not all(isinstance(v, str) for v in (raw, password, nxt)):
@@ -69,10 +76,8 @@ async def login(request: web.Request) -> web.Response:
     wait = con.throttle.source_wait(source)
     if wait > 0:
         await _audit(request, con.throttle.take_audit())
+        await _hold(con, min(wait, con.throttle.failure_delay(name)))
         return again(429, "login_throttled", **{"Retry-After": str(math.ceil(wait))})
-    delay = con.throttle.name_delay(name)
-    if delay > 0:
-        await asyncio.sleep(delay)     # slows a guesser of this name; refuses no one
     user = con.users.get(name)
     try:
         # Checked even for an unknown name, so timing does not tell which names exist.
@@ -84,6 +89,7 @@ async def login(request: web.Request) -> web.Response:
         con.throttle.failed(source, name)
         records = [] if quiet else [("console.login_failed", name, {"remote": source})]
         await _audit(request, records + con.throttle.take_audit())
+        await _hold(con, con.throttle.failure_delay(name))
         return again(401, "login_failed")
     con.throttle.succeeded(source)
     s = con.sessions.start(user.name, user.roles)
@@ -98,6 +104,19 @@ async def login(request: web.Request) -> web.Response:
 
 
 MAX_PASSWORD = 1024
+HELD_MAX = 256          # wrong-password answers held back at once; past that, at once
+
+
+async def _hold(con: Console, delay: float) -> None:
+    """Hold a wrong password's answer back: a guesser waiting for it is slowed
+    to one try per delay. Bounded, so a flood cannot pile up held requests."""
+    if delay <= 0 or con.held >= HELD_MAX:
+        return
+    con.held += 1
+    try:
+        await asyncio.sleep(delay)
+    finally:
+        con.held -= 1
 
 
 async def _audit(request: web.Request, records: list[tuple[str, str, dict]]) -> None:

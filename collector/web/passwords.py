@@ -91,9 +91,13 @@ class Hasher:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="password-check",
                                         initializer=_lower_priority)
 
+    def full(self) -> bool:
+        """True when a check now would be refused (Busy)."""
+        return self.in_flight >= self.bound
+
     async def check(self, password: str, stored: str) -> bool:
         """`check_password` on the pool; `Busy` at once when the bound is reached."""
-        if self.in_flight >= self.bound:
+        if self.full():
             self.refused += 1
             raise Busy(f"{self.in_flight} password checks already under way")
         self.in_flight += 1

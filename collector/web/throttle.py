@@ -7,18 +7,22 @@ Two kinds of key are counted, each in one bounded table:
   MAX_SOURCE_DELAY) before it may try again; a try before then is refused
   (429 with Retry-After). Only its own failures slow a source down.
 - the name (normalised): after FREE_FAILURES failures for one name, from
-  any source, every try for that name is answered only after a delay that
-  doubles too, but stays short (MAX_NAME_DELAY) and is never a refusal: a
-  correct password from a new source still logs in, however many wrong
-  ones someone else sent (no lock-out of `boss` by a stranger).
+  any source, every WRONG password for that name is answered only after a
+  delay that doubles too, but stays short (MAX_NAME_DELAY): never a
+  refusal, and a correct password is answered at once: it still logs in
+  from a new source, however many wrong ones someone else sent (no
+  lock-out of `boss` by a stranger). A guesser waiting for each answer is
+  slowed to one try per delay.
 
 A key is forgotten FORGET seconds after its last failure; the table keeps
 at most `capacity` keys (the least recently failed go first), so a spray of
 made-up names cannot grow it without bound.
 
 A third key counts every failure from anywhere: past SPRAY_FAILURES it
-marks a spray (ever-new names from ever-new addresses) and slows no one,
-but the audit trail then gets one record for the spray, not one per guess.
+marks a spray (ever-new names from ever-new addresses); every wrong
+password is then answered after a delay growing to MAX_SPRAY_DELAY (a
+correct one still at once), and the audit trail gets one record for the
+spray, not one per guess.
 
 The audit trail gets each failed login while no key is throttled, then one
 record when a key's burst starts ("console.login_throttled") and one when
@@ -39,6 +43,7 @@ FREE_FAILURES = 3
 BASE_DELAY = 1.0
 MAX_SOURCE_DELAY = 300.0
 MAX_NAME_DELAY = 4.0
+MAX_SPRAY_DELAY = 2.0
 SPRAY_FAILURES = 20
 FORGET = 900.0
 CAPACITY = 10_000
@@ -81,11 +86,19 @@ class Throttle:
         return max(0.0, k.last + _delay(k.failures, MAX_SOURCE_DELAY) - self.clock())
 
     def name_delay(self, name: str) -> float:
-        """Seconds to hold a try for `name` before checking it (never a refusal)."""
+        """Seconds to hold the answer to a wrong password for `name` (never a refusal)."""
         k = self._get(("name", name))
         if k is None or k.failures < FREE_FAILURES:
             return 0.0
         return _delay(k.failures, MAX_NAME_DELAY)
+
+    def failure_delay(self, name: str) -> float:
+        """Seconds to hold the answer to a wrong password: the name's delay, or
+        the spray's while failures pour in from everywhere."""
+        k = self._get(SPRAY)
+        spray = 0.0 if k is None or k.failures < SPRAY_FAILURES else _delay(
+            k.failures - SPRAY_FAILURES + FREE_FAILURES, MAX_SPRAY_DELAY)
+        return max(self.name_delay(name), spray)
 
     def throttled(self, source: str, name: str) -> bool:
         """True while either key is in a throttled burst (its failures are not
