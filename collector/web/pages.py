@@ -50,12 +50,11 @@ async def login(request: web.Request) -> web.Response:
     is checked off the event loop, 503 + Retry-After when too many checks
     are under way (passwords.py)."""
     con: Console = request.app[CONSOLE]
-    st = request.app[STATE]
     check_origin(request)              # login CSRF: no logging people in from elsewhere
     if con.hasher.full():
         # Refused before reading the form or rendering a page, and (during a
         # spray) answered late: a spray's requests cost the loop as little as can be.
-        await _hold(con, con.throttle.failure_delay(""))
+        await _hold(con, con.throttle.spray_delay())
         raise Rejected(503, "too many logins at once; try again in a second",
                        headers={"Retry-After": "1"})
     form = await read_form(request)

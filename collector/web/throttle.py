@@ -92,13 +92,17 @@ class Throttle:
             return 0.0
         return _delay(k.failures, MAX_NAME_DELAY)
 
+    def spray_delay(self) -> float:
+        """Seconds to hold any refusal while failures pour in from everywhere."""
+        k = self._get(SPRAY)
+        if k is None or k.failures < SPRAY_FAILURES:
+            return 0.0
+        return _delay(k.failures - SPRAY_FAILURES + FREE_FAILURES, MAX_SPRAY_DELAY)
+
     def failure_delay(self, name: str) -> float:
         """Seconds to hold the answer to a wrong password: the name's delay, or
-        the spray's while failures pour in from everywhere."""
-        k = self._get(SPRAY)
-        spray = 0.0 if k is None or k.failures < SPRAY_FAILURES else _delay(
-            k.failures - SPRAY_FAILURES + FREE_FAILURES, MAX_SPRAY_DELAY)
-        return max(self.name_delay(name), spray)
+        the spray's."""
+        return max(self.name_delay(name), self.spray_delay())
 
     def throttled(self, source: str, name: str) -> bool:
         """True while either key is in a throttled burst (its failures are not
