@@ -152,6 +152,25 @@ def test_session_activity_is_saved_now_and_then_not_at_every_page():
     assert s.take_writes() == [("drop_sessions", ([a.key],))]
 
 
+def test_the_store_gives_back_only_sessions_not_yet_expired(tmp_path):
+    from collector.store import SqliteStore
+    store = SqliteStore(tmp_path / "collector.db")
+    try:
+        store.put_session("idle", "vera", ["viewer"], "c1", started=600.0, last_seen=700.0)
+        store.put_session("old", "boss", ["leadership"], "c2", started=0.0, last_seen=990.0)
+        store.put_session("live", "alice", ["operator"], "c3", started=500.0, last_seen=900.0)
+        store.touch_session("idle", 950.0)               # came back before it went idle
+        live = store.live_sessions(now=1000.0, idle=200.0, max_age=600.0)
+        assert sorted(k for k, *_ in live) == ["idle", "live"]     # "old": past max_age
+        s = Sessions(idle=200.0, max_age=600.0, clock=lambda: 1000.0)
+        s.load(live)
+        assert len(s) == 2
+        store.drop_sessions(["idle", "live"])
+        assert store.live_sessions(now=1000.0, idle=200.0, max_age=600.0) == []
+    finally:
+        store.close()
+
+
 # --- a real collector -----------------------------------------------------------------
 def post(url: str, path: str, form: dict | None = None, *, source: str = "127.0.0.1",
          headers: dict | None = None, body: bytes | None = None, cookie: str | None = None):
