@@ -59,16 +59,30 @@ def main(argv: list[str] | None = None) -> int:
                    help="keep the collector's data and the reports in DIR (default: a "
                         "temporary directory, removed at the end)")
 
+    from .spool_cli import add_commands as add_spool_commands
+    add_spool_commands(sub)       # spool dead-letters
+    from .enrol import add_command as add_enrol
+    add_enrol(sub)                # enrol (also `agent enrol`): a one-time code for a token
+
     from collector.cli import add_commands as add_collector_commands
     add_collector_commands(sub)   # collector, collector token, audit verify
 
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["agent", "enrol"]:
+        argv = ["enrol", *argv[2:]]
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        if args.command in ("collector", "audit", "incidents", "runbook", "report", "drill"):
+        if args.command in ("collector", "audit", "incidents", "runbook", "report", "drill", "fleet"):
             from collector.cli import run as run_collector
             return run_collector(args)
+        if args.command == "enrol":
+            from .enrol import run as run_enrol
+            return run_enrol(args)
+        if args.command == "spool":
+            from .spool_cli import run as run_spool
+            return run_spool(args)
         if args.command == "check-config":
             config = load(args.file)
             print(f"{args.file}: ok ({_summary(config)})")

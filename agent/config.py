@@ -29,9 +29,26 @@ class AgentIdentity(_S):
     region: str = ""
 
 
+class MetricsAuth(_S, kw_only=True):
+    """HTTP basic auth for /metrics: Prometheus's `basic_auth` user and the
+    sha256 of its password (`printf %s PASSWORD | sha256sum`)."""
+
+    user: Name
+    password_sha256: typing.Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+
+
 class MetricsListen(_S):
-    address: str = "127.0.0.1"
+    # Every interface: Prometheus scrapes the branch from outside (as node_exporter's :9100).
+    address: str = "0.0.0.0"
     port: typing.Annotated[int, msgspec.Meta(ge=0, le=65535)] = 9811
+    # TLS (both or neither) and, with it, optional client certificates; basic auth.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    basic_auth: MetricsAuth | None = None
+    # host:port Prometheus should scrape when it is not this machine's address as
+    # the collector sees it (NAT, a proxy); the collector's service discovery uses it.
+    advertise: typing.Annotated[str, msgspec.Meta(pattern=r"^[^\s/:]+:[0-9]{1,5}$|^\[[0-9a-fA-F:.]+\]:[0-9]{1,5}$")] | None = None
 
 
 class StatePolicy(_S):
@@ -251,6 +268,11 @@ def _semantic_problems(c: Config):
     for key, spec in (("host.memory", h.memory), ("host.load", h.load)):
         if spec is not None and spec.warning > spec.critical:
             yield f"{key}.warning", "expected at most critical"
+    m = c.metrics
+    if (m.tls_cert is None) != (m.tls_key is None):
+        yield "metrics.tls_cert", "expected tls_cert and tls_key together"
+    if m.tls_client_ca is not None and m.tls_cert is None:
+        yield "metrics.tls_client_ca", "expected tls_cert and tls_key as well (client certificates need TLS)"
     if c.collector is not None:
         yield from link_problems(c.collector)
     if c.failover is not None:

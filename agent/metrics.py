@@ -59,6 +59,9 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "branchwatch_spool_depth": ("gauge", "Events in the local spool waiting for the collector"),
     "branchwatch_spool_dropped": ("counter", "Oldest events dropped because the spool was full"),
     "branchwatch_delivery_failures": ("counter", "Failed deliveries to the collector, by endpoint"),
+    "branchwatch_spool_dead_letter_events": ("gauge", "Events the collector refused, set aside in the spool"),
+    "branchwatch_spool_pending_events": ("gauge", "Events held in memory because the spool cannot be written"),
+    "branchwatch_agent_loop_errors": ("counter", "Exceptions met by an agent loop (each retried), by loop"),
     # automatic uplink failover (agent/failover_runner.py, domain.md §4.1)
     "branchwatch_failover_active": ("gauge", "1 while the agent has failed over to the backup line"),
     "branchwatch_failover_swaps": ("counter", "Uplink swaps attempted, by direction (fail_over, swap_back)"),

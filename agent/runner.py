@@ -15,12 +15,14 @@ import time
 import traceback
 from typing import Callable
 
+from . import wire
 from .config import Config
 from .events import EventSink, to_event
 from .metrics import Snapshot
 from .model import CheckResult, Reading, Sample, State
 from .probes import Probe
-from .state import CheckTracker, Policy
+from .loop_guard import LoopGuard
+from .state import CheckTracker, Policy, Transition
 
 log = logging.getLogger("branchwatch.agent")
 
@@ -63,7 +65,7 @@ class Agent:
 
     def _observe(self, results: list[CheckResult], now: float, confirmed: bool = False) -> list:
         events = []
-        for r in results:
+        for r in map(within_wire_bounds, results):
             tracker = self.trackers.get(r.check)
             if tracker is None:
                 tracker = self.trackers[r.check] = CheckTracker(r.check, self.policy)
@@ -72,6 +74,26 @@ class Agent:
                 events.append(event)
                 self.sink.emit(event)
         self.snapshot.count_events(len(events))
+        return events
+
+    def report(self, check: str, state: State, reason: str, *, again: bool = False) -> list:
+        """The agent's verdict on itself (agent/spool, agent/delivery, agent/loops).
+
+        No debounce: the agent knows. Nothing is said about a check that has
+        never failed (no "ok" noise at every start). `again` emits an event even
+        when the state stays (each dead letter is reported once).
+        """
+        tracker = self.trackers.get(check)
+        if tracker is None and state == State.OK:
+            return []
+        events = self.handle_confirmed([CheckResult(check, state, reason)])
+        if again and not events:
+            now = self.clock()
+            event = to_event(Transition("state", check, state, state, wire.cut(reason), now),
+                             self.config.agent.id, self.config.agent.branch)
+            self.sink.emit(event)
+            self.snapshot.count_events(1)
+            events = [event]
         return events
 
     def awaiting_confirmation(self, probe: str) -> bool:
@@ -88,6 +110,19 @@ class Agent:
             out.append(Sample.of("branchwatch_check_state", int(tracker.state), check=r.check))
             out.append(Sample.of("branchwatch_check_flapping", int(tracker.flapping), check=r.check))
         return out
+
+
+def within_wire_bounds(r: CheckResult) -> CheckResult:
+    """The verdict with its reason and check id cut to the wire's bounds.
+
+    Readings enter here from every probe; a probe that quotes a device (upsd's
+    reply, an SNMP string) cuts at its own edge first, this catches the rest,
+    so no event is ever refused by the collector for its size.
+    """
+    if len(r.reason) <= wire.REASON_MAX and len(r.check) <= wire.CHECK_MAX:
+        return r
+    return CheckResult(wire.cut(r.check, wire.CHECK_MAX), r.state, wire.cut(r.reason),
+                       r.diagnosis)
 
 
 def run_probe_once(probe: Probe, clock: Callable[[], float] = time.time) -> Reading:
@@ -129,9 +164,11 @@ def is_async(probe) -> bool:
 class Scheduler:
     """Runs every probe on its interval in a thread pool until stopped."""
 
-    def __init__(self, agent: Agent, probes: list[Probe]):
+    def __init__(self, agent: Agent, probes: list[Probe], guard: LoopGuard | None = None):
         self.agent = agent
         self.probes = probes
+        self.guard = guard or LoopGuard()
+        self.last_turn: dict[str, float] = {}    # probe -> loop time of its last turn
         threaded = [p for p in probes if not is_async(p)]
         self.pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(1, min(32, len(threaded))), thread_name_prefix="probe")
@@ -160,47 +197,74 @@ class Scheduler:
                     log.warning("closing %s failed", p.name, exc_info=True)
 
     async def _loop(self, probe: Probe, stop: asyncio.Event) -> None:
+        """Run one probe on its schedule; an exception costs a turn, never the loop."""
         loop = asyncio.get_running_loop()
-        next_at = loop.time()
-        pending: asyncio.Future | None = None
-        wake = self._wake[probe.name]
-        poked = False
+        state = _LoopState(next_at=loop.time())
+        name = f"probe {probe.name}"
         while not stop.is_set():
-            wake.clear()
-            if is_async(probe):
-                try:
-                    reading = await asyncio.wait_for(
-                        run_async_probe_once(probe, self.agent.clock), probe.timeout)
-                except asyncio.TimeoutError:
-                    reading = Reading(probe.name, False, at=self.agent.clock(),
-                                      duration=probe.timeout,
-                                      error=f"no answer within {probe.timeout:g} s")
-            elif pending is not None and not pending.done():
-                reading = Reading(probe.name, False, at=self.agent.clock(),
-                                  error=f"previous read still running after {probe.timeout:g} s")
+            self.last_turn[probe.name] = loop.time()
+            try:
+                await self._turn(probe, stop, state)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - logged once, counted, retried
+                delay = max(self.guard.failed(name, e), min(probe.interval, 1.0))
+                await _first_of(stop, self._wake[probe.name], delay)
+                state.next_at = loop.time()
             else:
-                pending = loop.run_in_executor(self.pool, run_probe_once, probe, self.agent.clock)
-                try:
-                    reading = await asyncio.wait_for(asyncio.shield(pending), probe.timeout)
-                except asyncio.TimeoutError:
-                    reading = Reading(probe.name, False, at=self.agent.clock(),
-                                      duration=probe.timeout,
-                                      error=f"no answer within {probe.timeout:g} s")
-            self.agent.handle(reading)
-            now = loop.time()
-            recheck = self.agent.config.state.recheck_interval
-            if self.agent.awaiting_confirmation(probe.name) and recheck < probe.interval:
-                # Confirm a suspected change soon rather than a whole interval
-                # later (Nagios' retry interval): debounce then costs little delay.
-                next_at = now + recheck
-            elif not poked or next_at <= now:
-                # Fixed rate; a read that overran skips the ticks it missed.
-                # An extra read asked for by a trap leaves the schedule alone.
-                next_at += probe.interval
-                if next_at < now:
-                    next_at = now + probe.interval - ((now - next_at) % probe.interval)
-            await _first_of(stop, wake, next_at - now)
-            poked = wake.is_set()
+                self.guard.worked(name)
+
+    async def _turn(self, probe: Probe, stop: asyncio.Event, st: "_LoopState") -> None:
+        """One read of `probe`, handled, then the wait until its next read."""
+        loop = asyncio.get_running_loop()
+        wake = self._wake[probe.name]
+        wake.clear()
+        pending, next_at, poked = st.pending, st.next_at, st.poked
+        if is_async(probe):
+            try:
+                reading = await asyncio.wait_for(
+                    run_async_probe_once(probe, self.agent.clock), probe.timeout)
+            except asyncio.TimeoutError:
+                reading = Reading(probe.name, False, at=self.agent.clock(),
+                                  duration=probe.timeout,
+                                  error=f"no answer within {probe.timeout:g} s")
+        elif pending is not None and not pending.done():
+            reading = Reading(probe.name, False, at=self.agent.clock(),
+                              error=f"previous read still running after {probe.timeout:g} s")
+        else:
+            pending = st.pending = loop.run_in_executor(self.pool, run_probe_once, probe,
+                                                        self.agent.clock)
+            try:
+                reading = await asyncio.wait_for(asyncio.shield(pending), probe.timeout)
+            except asyncio.TimeoutError:
+                reading = Reading(probe.name, False, at=self.agent.clock(),
+                                  duration=probe.timeout,
+                                  error=f"no answer within {probe.timeout:g} s")
+        self.agent.handle(reading)
+        now = loop.time()
+        recheck = self.agent.config.state.recheck_interval
+        if self.agent.awaiting_confirmation(probe.name) and recheck < probe.interval:
+            # Confirm a suspected change soon rather than a whole interval
+            # later (Nagios' retry interval): debounce then costs little delay.
+            next_at = now + recheck
+        elif not poked or next_at <= now:
+            # Fixed rate; a read that overran skips the ticks it missed.
+            # An extra read asked for by a trap leaves the schedule alone.
+            next_at += probe.interval
+            if next_at < now:
+                next_at = now + probe.interval - ((now - next_at) % probe.interval)
+        st.next_at = next_at
+        await _first_of(stop, wake, next_at - now)
+        st.poked = wake.is_set()
+
+
+class _LoopState:
+    """What one probe's loop carries from turn to turn."""
+
+    def __init__(self, next_at: float):
+        self.next_at = next_at
+        self.pending: asyncio.Future | None = None   # a threaded read still running
+        self.poked = False
 
 
 async def _first_of(a: asyncio.Event, b: asyncio.Event, timeout: float) -> None:

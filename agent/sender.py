@@ -5,15 +5,26 @@
 oldest events in batches and deletes only the ids the collector
 acknowledged (accepted or duplicate), so a lost answer means a resend the
 collector recognises by event id. Failures back off exponentially with
-full jitter; a 4xx refusal keeps the events, is logged loudly and backs
-off long. Heartbeats carry every check's current state (issue 4).
+full jitter. Heartbeats carry every check's current state (issue 4).
+
+Refusals never stop the queue: a batch refused as too large (413) is sent
+again in halves; one event the collector still refuses (413 alone, or a
+400 naming `events[i]`) is set aside in the spool's dead letters with the
+refusal (reported through the spool's `on_set_aside`), and what follows flows. A
+refusal of the whole request (a bad token, a wrong branch) keeps the
+events, is logged loudly and backs off long: a person must fix it.
+
+No loop here ends on an exception: a failing spool or a bug is logged once
+with its cause, counted, and retried with backoff (`LoopGuard`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+import re
 import ssl
 import time
 from collections.abc import Mapping
@@ -23,35 +34,16 @@ import aiohttp
 import msgspec
 
 from . import wire
+from .loop_guard import LoopGuard, backoff
 from .model import Sample
-from .spool import Spool
+from .spool import Spool, SpoolError
+from .spool_sink import SpoolSink, Tee
+
+__all__ = ["Sender", "SpoolSink", "Tee", "backoff", "check_statuses", "tls_context"]
 
 log = logging.getLogger("branchwatch.sender")
 
 RETRYABLE_4XX = (408, 429)   # the collector asks us to come back, not a refusal
-
-
-class SpoolSink:
-    """EventSink that spools each event durably, then wakes the sender."""
-
-    def __init__(self, spool: Spool, wake: Callable[[], None] = lambda: None):
-        self.spool = spool
-        self.wake = wake
-
-    def emit(self, event: wire.Event) -> None:
-        self.spool.put(event)
-        self.wake()
-
-
-class Tee:
-    """EventSink that hands each event to several sinks (spool and journal)."""
-
-    def __init__(self, *sinks):
-        self.sinks = sinks
-
-    def emit(self, event: wire.Event) -> None:
-        for sink in self.sinks:
-            sink.emit(event)
 
 
 def check_statuses(trackers) -> list[wire.CheckStatus]:
@@ -67,11 +59,6 @@ def check_statuses(trackers) -> list[wire.CheckStatus]:
                                     since=wire.utc(since) if since is not None else None,
                                     diagnosis=t.diagnosis))
     return sorted(out, key=lambda c: c.check)
-
-
-def backoff(failures: int, rand: Callable[[], float], base: float = 1.0, cap: float = 60.0) -> float:
-    """Full jitter: uniform in [0, min(cap, base * 2**(failures-1))] (AWS architecture blog)."""
-    return rand() * min(cap, base * 2 ** min(failures - 1, 32))
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext | None:
@@ -94,7 +81,8 @@ class Sender:
                  rand: Callable[[], float] = random.random,
                  sleep: Callable[[float], Awaitable] = asyncio.sleep,
                  publish: Callable[[list[Sample]], None] | None = None,
-                 on_commands: Callable[[list[wire.Command]], None] | None = None):
+                 on_commands: Callable[[list[wire.Command]], None] | None = None,
+                 guard: LoopGuard | None = None, pending: Callable[[], int] = lambda: 0):
         self.spool = spool
         self.url = url.rstrip("/")
         self.agent, self.branch, self.region = agent, branch, region
@@ -107,6 +95,12 @@ class Sender:
         self.clock, self.rand, self.sleep = clock, rand, sleep
         self.publish = publish
         self.on_commands = on_commands       # runbook actions a heartbeat answer brings
+        self.guard = guard or LoopGuard(clock=clock, rand=rand)
+        self.guard.watch("sender", "heartbeat")
+        self.pending = pending               # events not yet spooled (SpoolSink.pending)
+        self.limit = batch_size              # events per batch; halved on 413, grows back
+        self.turns: dict[str, float] = {}    # loop -> `clock` time of its last turn (watchdog)
+        self.about: wire.AgentAbout | None = None   # version, config hash, /metrics (agent/about.py)
         self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -124,6 +118,15 @@ class Sender:
                    heartbeat_interval=link.heartbeat_interval, timeout=link.timeout,
                    ssl_context=tls_context(link.ca_file), **kw)
 
+    def allowances(self) -> dict[str, float]:
+        """How long each of the sender's loops may go without a turn and not be
+        stuck: its longest wait plus the request timeout, with room."""
+        timeout = self.timeout.total or 0.0
+        out = {"sender": max(self.refused_delay, self.max_delay, IDLE_TURN) + timeout + 30}
+        if self.heartbeat_interval:
+            out["heartbeat"] = self.heartbeat_interval * 2 + timeout + 30
+        return out
+
     def wake(self) -> None:
         """New events are spooled: send now (safe from any thread; a no-op before `run`)."""
         if self._loop is not None and not self._loop.is_closed():
@@ -133,8 +136,11 @@ class Sender:
         """Spool depth, dropped events and delivery failures, as metric samples."""
         return [Sample.of("branchwatch_spool_depth", self.spool.depth()),
                 Sample.of("branchwatch_spool_dropped", self.spool.dropped),
+                Sample.of("branchwatch_spool_dead_letter_events", self.spool.dead_letter_count()),
+                Sample.of("branchwatch_spool_pending_events", self.pending()),
                 *(Sample.of("branchwatch_delivery_failures", n, endpoint=e)
-                  for e, n in self.failures.items())]
+                  for e, n in self.failures.items()),
+                *self.guard.samples()]
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Deliver and heartbeat until `stop` is set (or the task is cancelled)."""
@@ -158,21 +164,32 @@ class Sender:
                 raise t.exception()
 
     async def _deliver_forever(self) -> None:
-        self._publish()
+        self.publish_samples()
         while True:
+            self.turns["sender"] = self.clock()
             self._wake.clear()
             if self.spool.depth() == 0:
-                await self._wake.wait()
+                # Wake at least now and then: the watchdog sees an idle loop turn.
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), IDLE_TURN)
                 continue
-            delay = await self.send_batch()
-            self._publish()
+            try:
+                delay = await self.send_batch()
+                self.publish_samples()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a failing spool or a bug: retry
+                delay = self.guard.failed("sender", e, shown=not isinstance(e, SpoolError))
+                self.consecutive += 1
+            else:
+                self.guard.worked("sender")
             if self.consecutive:   # failed: wait, even when the jitter drew ~0
                 self.delays.append(delay)
                 await self.sleep(delay)   # new events do not cut a backoff short
 
     async def send_batch(self) -> float:
         """POST the oldest batch once; delete what was acked; return the seconds to wait."""
-        events = self.spool.peek(self.batch_size)
+        events = self.spool.peek(self.limit)
         if not events:
             return 0.0
         batch = wire.Batch(agent=self.agent, branch=self.branch,
@@ -184,9 +201,19 @@ class Sender:
         if status in RETRYABLE_4XX or status >= 500:
             delay = self._failed(f"collector answered {status}: {_text(body)}")
             return max(delay, min(retry_after or 0.0, self.max_delay))
+        if status in (400, 413):
+            refused = self._refused_event(events, status, body)
+            if refused is not None:
+                self.set_aside(refused, f"collector answered {status}: {_error(body)}")
+                return 0.0
+            if status == 413 or len(events) > 1:   # too large: try again in halves
+                self.limit = max(1, len(events) // 2)
+                log.warning("collector refused a batch of %d event(s) with %d: %s; "
+                            "sending %d at a time", len(events), status, _text(body), self.limit)
+                return 0.0
         if status >= 400:
-            # The collector refuses this batch (bad token, wrong branch, invalid event):
-            # keep the events, a person must fix it; retry rarely.
+            # The collector refuses the request itself (bad token, wrong branch,
+            # a batch field): keep the events, a person must fix it; retry rarely.
             self.failures["events"] += 1
             self.consecutive += 1
             log.error("collector REFUSED %d event(s) with %d: %s; keeping them, retrying in ~%.0f s",
@@ -204,7 +231,24 @@ class Sender:
         if self.consecutive:
             log.info("collector reached again after %d failed attempt(s)", self.consecutive)
         self.consecutive = 0
+        if self.spool.depth() == 0:     # caught up: full batches again
+            self.limit = self.batch_size
         return 0.0
+
+    def _refused_event(self, events: list[wire.Event], status: int, body: bytes):
+        """The one event a refusal is about, or None if it is about the batch."""
+        if status == 413 and len(events) == 1:
+            return events[0]
+        if status == 400 and (m := _EVENT_AT.match(_error(body))):
+            i = int(m[1])
+            return events[i] if i < len(events) else None
+        return None
+
+    def set_aside(self, event: wire.Event, refusal: str) -> None:
+        """Move an event the collector refuses on its own to the dead letters (the
+        spool's `on_set_aside` says so)."""
+        self.failures["events"] += 1
+        self.spool.set_aside(event.id, refusal)
 
     async def send_heartbeat(self) -> bool:
         """POST one heartbeat with the current check states; True if the collector took it."""
@@ -214,7 +258,10 @@ class Sender:
         every = self.heartbeat_interval or DEFAULT_HEARTBEAT_INTERVAL
         hb = wire.Heartbeat(agent=self.agent, branch=self.branch, region=self.region,
                             sent_at=wire.utc(self.clock()), interval=float(every),
-                            spool_depth=self.spool.depth(), checks=check_statuses(self.checks()))
+                            # events not yet spooled (a full disk) wait too
+                            spool_depth=self.spool.depth() + self.pending(),
+                            checks=check_statuses(self.checks()),
+                            about=self.about)
         try:
             status, body, _ = await self._post("/api/v1/heartbeat", hb)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
@@ -226,7 +273,7 @@ class Sender:
             log.log(level, "heartbeat not delivered (%s): %s", status or "no answer", _text(body))
         elif status == 200 and body:
             self._commands(body)
-        self._publish()
+        self.publish_samples()
         return ok
 
     def _commands(self, body: bytes) -> None:
@@ -244,7 +291,16 @@ class Sender:
 
     async def _heartbeat_forever(self) -> None:
         while True:
-            await self.send_heartbeat()
+            self.turns["heartbeat"] = self.clock()
+            try:
+                await self.send_heartbeat()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a bug must not end the heartbeats
+                await asyncio.sleep(min(self.guard.failed("heartbeat", e),
+                                        self.heartbeat_interval))
+            else:
+                self.guard.worked("heartbeat")
             await asyncio.sleep(self.heartbeat_interval)
 
     async def _post(self, path: str, obj) -> tuple[int, bytes, float | None]:
@@ -271,9 +327,22 @@ class Sender:
                 why, self.spool.depth(), self.consecutive, delay)
         return delay
 
-    def _publish(self) -> None:
+    def publish_samples(self) -> None:
+        """Hand the current samples to /metrics."""
         if self.publish is not None:
             self.publish(self.samples())
+
+
+IDLE_TURN = 10.0   # seconds an idle delivery loop waits before turning anyway
+_EVENT_AT = re.compile(r"events\[(\d+)\]")   # the collector names the field it refuses
+
+
+def _error(body: bytes) -> str:
+    """The collector's {"error": ...} text, else the body as text."""
+    try:
+        return str(msgspec.json.decode(body)["error"])
+    except (msgspec.MsgspecError, KeyError, TypeError):
+        return _text(body)
 
 
 def _text(body: bytes, limit: int = 500) -> str:

@@ -10,6 +10,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from .model import CheckResult, State
+from .wire import cut
 
 
 @dataclass(frozen=True)
@@ -94,13 +95,13 @@ class CheckTracker:
             self._state_before_flapping = old
             out.append(Transition(
                 "flapping", self.check, old, self.state,
-                f"flapping: {n} changes in {self.policy.flap_window:g} s "
-                f"(last: {result.reason})", now, self.diagnosis))
+                cut(f"flapping: {n} changes in {self.policy.flap_window:g} s "
+                    f"(last: {result.reason})"), now, self.diagnosis))
         elif self.flapping and n <= self.policy.flap_threshold // 2:
             self.flapping = False
             out.append(Transition(
                 "flapping_end", self.check, self._state_before_flapping, self.state,
-                f"stopped flapping, settled {self.state.label}: {self.reason}", now,
+                cut(f"stopped flapping, settled {self.state.label}: {self.reason}"), now,
                 self.diagnosis))
         elif changed and not self.flapping:
             out.append(Transition("state", self.check, old, self.state, self.reason, now,

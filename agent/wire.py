@@ -11,10 +11,29 @@ from typing import Annotated, Literal
 
 import msgspec
 
-# Constraints the collector checks on decode (the agent always meets them):
-# times carry a timezone, ids are not empty, intervals are positive.
+# Every bound of the wire, in one place: numbers, dates, field and list sizes.
+# The collector checks them on decode (`decode` below) and answers 400
+# naming the field; the agent meets them by cutting text where it enters
+# (`cut`, at the probe) and sets aside an event it could not keep within
+# them (the spool's dead letters), never cutting at the sender.
+ID_MAX = 128            # agent, branch, event and command ids (uuid4 hex is 32)
+CHECK_MAX = 256         # check ids: "switch/core-1/port/Gi1/0/48" with room
+REASON_MAX = 2048       # what a person reads; a 400 KB upsd reply is cut to this
+REGION_MAX = 128
+EVENTS_MAX = 10_000     # per batch (the body limit usually bites first)
+CHECKS_MAX = 10_000     # per heartbeat: 2 x 48-port switches are ~200
+SPOOL_DEPTH_MAX = 10**9  # more than any spool's max_events; a store INTEGER holds it
+INTERVAL_MAX = 86_400.0  # heartbeats at least daily
+COMMANDS_MAX = 1_000    # runbook commands in one heartbeat answer
+# Times the collector accepts: years 2000..2100. Outside that a branch clock
+# is broken (a machine without RTC battery boots in 1970) or the value is
+# garbage; either would be stored, graded and ordered as if it were true.
+YEAR_MIN, YEAR_MAX = 2000, 2100
+
 Time = Annotated[datetime, msgspec.Meta(tz=True)]
-Id = Annotated[str, msgspec.Meta(min_length=1)]
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=ID_MAX)]
+CheckId = Annotated[str, msgspec.Meta(min_length=1, max_length=CHECK_MAX)]
+Reason = Annotated[str, msgspec.Meta(max_length=REASON_MAX)]
 # "action": something the agent did (a failover step, a runbook action):
 # check "action/<what>/<step>", new_state ok (done) or critical (failed).
 EventKind = Literal["state", "flapping", "flapping_end", "action"]
@@ -26,12 +45,12 @@ class Event(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     id: Id
     kind: EventKind
-    agent: str
-    branch: str
-    check: str
+    agent: Id
+    branch: Id
+    check: CheckId
     old_state: StateName | None
     new_state: StateName
-    reason: str
+    reason: Reason
     observed_at: Time
     # Network faults: "device", "line" or "local" (domain.md §4.1); else None.
     diagnosis: Literal["device", "line", "local"] | None = None
@@ -40,9 +59,9 @@ class Event(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class CheckStatus(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """One check's current debounced state, as a heartbeat carries it."""
 
-    check: str
+    check: CheckId
     state: StateName
-    reason: str
+    reason: Reason
     since: Time | None = None
     diagnosis: Literal["device", "line", "local"] | None = None
 
@@ -54,10 +73,10 @@ class Batch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     acknowledges it again, unchanged, every time it is sent.
     """
 
-    agent: str
-    branch: str
+    agent: Id
+    branch: Id
     sent_at: Time
-    events: list[Event]
+    events: Annotated[list[Event], msgspec.Meta(max_length=EVENTS_MAX)]
 
 
 class Ack(msgspec.Struct, kw_only=True):
@@ -65,6 +84,25 @@ class Ack(msgspec.Struct, kw_only=True):
 
     accepted: list[str]        # new, stored now
     duplicates: list[str]      # stored before (a resend): also safe to delete
+
+
+class MetricsEndpoint(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Where Prometheus scrapes this agent: the scheme and port it serves, and
+    `advertise` (host:port) when the collector cannot use the address the
+    heartbeat came from (NAT, a proxy)."""
+
+    scheme: Literal["http", "https"] = "http"
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)]
+    advertise: Annotated[str, msgspec.Meta(max_length=261)] | None = None
+
+
+class AgentAbout(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The agent's version and config hash (drift from the fleet's template) and
+    its /metrics endpoint (Prometheus service discovery at the collector)."""
+
+    version: Annotated[str, msgspec.Meta(max_length=64)]
+    config_sha256: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+    metrics: MetricsEndpoint | None = None
 
 
 class Heartbeat(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -75,13 +113,14 @@ class Heartbeat(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     the state after any gap (a cut line, a spool overflow).
     """
 
-    agent: str
-    branch: str
-    region: str = ""
+    agent: Id
+    branch: Id
+    region: Annotated[str, msgspec.Meta(max_length=REGION_MAX)] = ""
     sent_at: Time
-    interval: Annotated[float, msgspec.Meta(gt=0)]
-    spool_depth: int = 0
-    checks: list[CheckStatus]
+    interval: Annotated[float, msgspec.Meta(gt=0, le=INTERVAL_MAX)]
+    spool_depth: Annotated[int, msgspec.Meta(ge=0, le=SPOOL_DEPTH_MAX)] = 0
+    checks: Annotated[list[CheckStatus], msgspec.Meta(max_length=CHECKS_MAX)]
+    about: AgentAbout | None = None      # absent from agents older than 0.2
 
 
 def new_event_id() -> str:
@@ -92,6 +131,52 @@ def new_event_id() -> str:
 def utc(ts: float) -> datetime:
     """Epoch seconds as an aware UTC datetime."""
     return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+def cut(text: str, limit: int = REASON_MAX) -> str:
+    """`text` within `limit` characters, a cut one ending in a visible marker
+    with the original length ("… [cut, 409600 chars]")."""
+    if len(text) <= limit:
+        return text
+    marker = f"… [cut, {len(text)} chars]"
+    return text[:max(0, limit - len(marker))] + marker
+
+
+_TIME_MIN = datetime(YEAR_MIN, 1, 1, tzinfo=timezone.utc)
+_TIME_END = datetime(YEAR_MAX + 1, 1, 1, tzinfo=timezone.utc)
+
+
+def time_problem(at: datetime | None) -> str | None:
+    """Why a wire time is out of range (years YEAR_MIN..YEAR_MAX in UTC), or None."""
+    # Compared, never converted: year 1 at +14:00 has no UTC year to convert to.
+    if at is None or _TIME_MIN <= at < _TIME_END:
+        return None
+    return f"{at.isoformat()} is outside the years {YEAR_MIN}..{YEAR_MAX}"
+
+
+def decode(body: bytes, type_):
+    """Decode and validate a wire object: msgspec's constraints plus the time
+    range, which msgspec cannot express. Raises msgspec.ValidationError whose
+    text names the field (" - at `$.events[3].observed_at`")."""
+    obj = msgspec.json.decode(body, type=type_)
+    for path, at in _times(obj):
+        if (why := time_problem(at)) is not None:
+            raise msgspec.ValidationError(f"{why} - at `$.{path}`")
+    return obj
+
+
+def _times(obj):
+    """(path, time) of every time a Batch or a Heartbeat carries."""
+    if isinstance(obj, Batch):
+        yield "sent_at", obj.sent_at
+        for i, e in enumerate(obj.events):
+            yield f"events[{i}].observed_at", e.observed_at
+    elif isinstance(obj, Heartbeat):
+        yield "sent_at", obj.sent_at
+        for i, c in enumerate(obj.checks):
+            yield f"checks[{i}].since", c.since
+    elif isinstance(obj, Event):
+        yield "observed_at", obj.observed_at
 
 
 _encoder = msgspec.json.Encoder()
@@ -111,7 +196,7 @@ class Command(msgspec.Struct, kw_only=True):
     """
 
     id: Id
-    check: Id
+    check: CheckId
     action: dict
 
 
@@ -119,4 +204,4 @@ class HeartbeatAnswer(msgspec.Struct, kw_only=True):
     """The collector's 200 answer to a heartbeat when it has work for the agent
     (otherwise 204, no body)."""
 
-    commands: list[Command] = []
+    commands: Annotated[list[Command], msgspec.Meta(max_length=COMMANDS_MAX)] = []

@@ -25,17 +25,25 @@ from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily
 
 from agent.wire import Ack, Batch, Heartbeat, encode
+from agent.wire import decode as wire_decode
 
+from .book_metrics import BookCollector
 from .api_base import (DEADMAN, STATE, STORE, Rejected, _bearer_hash, _body, _json,
                        answer_failures, start_executions)
 from .api_base import token_hash
 from .config import AgentEntry, Config
+from .engine.wakeup import EngineWakeup
 from .api_reports import add_report_routes
 from .drills.http import add_drill_routes
+from .fleet import http as fleet_http
+from .fleet.enrol_http import add_enrol_routes
+from .fleet.reload import add_reload_route, with_enrolled
+from .notify.silences_http import add_silence_routes, refresh as refresh_silences
 from .web.routes import add_console_routes
-from .api_people import (act_on_incident, act_on_step, get_incident, list_incidents,
+from .api_people import (READERS, act_on_incident, act_on_step, get_incident, list_incidents,
                          list_runbooks, start_runbook)
 from .grader import Grader
+from .engine.actions import command_id
 from .incident_desk import IncidentDesk
 from .incident_rules import drill_of
 from .incident_runbooks import Runbooks
@@ -63,20 +71,20 @@ class Metrics:
                                  "Time to answer an ingest request, stored and fsync'd",
                                  ["endpoint"], registry=r,
                                  buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5))
-        self.incidents = Gauge("branchwatch_collector_incidents",
-                               "Incidents not yet closed, by status (open, resolved); "
-                               "drills never count here", ["status"], registry=r)
-        self.drill_incidents = Gauge("branchwatch_collector_drill_incidents",
-                                     "Drill incidents not yet closed, by status (domain.md §5)",
-                                     ["status"], registry=r)
-        self.silent = Gauge("branchwatch_collector_agents_silent",
-                            "Agents silent past their heartbeat interval plus grace "
-                            "(the dead-man's 'branch unreachable')", registry=r)
-        self.offset = Gauge("branchwatch_collector_agent_clock_offset_seconds",
-                            "Estimated collector clock minus agent clock (min of recent "
-                            "heartbeat samples; includes network delay)", ["agent"], registry=r)
+        self.engine_delay = Histogram(
+            "branchwatch_collector_engine_delay_seconds", "From an event's acknowledgement "
+            "to its incident change committed: the oldest entry of each engine step",
+            registry=r, buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+        self.deadman_rounds = Counter("branchwatch_collector_deadman_rounds",
+                                      "Rounds of the once-a-second work done (dead-man, "
+                                      "grades, runbooks, notifications)", registry=r)
         r.register(_WriterCounts(self))
+        # Incidents, silent agents, clock offsets: the book's snapshot, read without
+        # the writer (book_metrics.py).
+        self.desk: IncidentDesk | None = None
+        r.register(BookCollector(lambda: self.desk.snapshot() if self.desk else None))
         self.writer: Writer | None = None
+        self.engine: EngineWakeup | None = None
         self.rejected = Counter("branchwatch_collector_requests_rejected",
                                 "Ingest requests refused, by endpoint and status code",
                                 ["endpoint", "code"], registry=r)
@@ -96,6 +104,11 @@ class _WriterCounts:
         yield CounterMetricFamily("branchwatch_collector_store_jobs",
                                   "Store jobs (requests) run by the writer",
                                   value=w.jobs_done if w else 0)
+        engine = self.metrics.engine
+        yield CounterMetricFamily("branchwatch_collector_engine_applied",
+                                  "Logged events the engine has applied to the incident book "
+                                  "(committed with its cursor)",
+                                  value=engine.applied if engine else 0)
 
 
 class _State:
@@ -108,6 +121,7 @@ class _State:
         self.metrics = Metrics()
         self.seen: set[str] = set()
         self.writer: Writer | None = None
+        self.engine: EngineWakeup | None = None
         self.tasks: set[asyncio.Task] = set()     # runbook executions in flight
 
     async def run(self, fn, *args):
@@ -158,7 +172,7 @@ def _wire_problem(e: msgspec.MsgspecError) -> str:
 
 def _decode(body: bytes, type_):
     try:
-        return msgspec.json.decode(body, type=type_)
+        return wire_decode(body, type_)   # the wire's bounds, times included
     except msgspec.MsgspecError as e:
         raise Rejected(400, wire_problem(e))
     except RecursionError:          # a free-form field nested thousands deep
@@ -184,8 +198,12 @@ async def post_events(request: web.Request) -> web.Response:
             field = "agent" if e.agent != batch.agent else "branch"
             raise Rejected(400, f"events[{i}].{field}: expected the batch's "
                                 f"{field} {getattr(batch, field)!r}, got {getattr(e, field)!r}")
-    accepted, duplicates = await st.run(st.desk.ingest, batch.agent, batch.branch,
-                                        batch.events, st.clock(), batch.sent_at)
+    # The ack path only appends to the log (fsync'd); the engine applies it.
+    accepted, duplicates = await st.writer.run(st.desk.store.add_events, batch.agent,
+                                               batch.branch, batch.events, st.clock(),
+                                               batch.sent_at)
+    if accepted:
+        st.engine.wake()
     st.metrics.events.labels("accepted").inc(len(accepted))
     st.metrics.events.labels("duplicate").inc(len(duplicates))
     _seen(st, batch.agent)
@@ -203,8 +221,11 @@ async def post_heartbeat(request: web.Request) -> web.Response:
     hb = msgspec.structs.replace(hb, region=entry.region)
     await st.run(st.desk.heartbeat, hb, st.clock())
     _seen(st, hb.agent)
-    # issue 6: runbook actions for this branch's agent ride back on the answer.
-    commands = await st.run(st.desk.take_commands, hb.branch)
+    await fleet_http.heartbeat_seen(request, hb)
+    # Runbook actions for this branch's agent ride back on the answer, on every
+    # heartbeat until the agent's result event is in (the agent answers an id it
+    # has seen with its stored result: re-offering is safe).
+    commands = await st.run(st.desk.commands_for, hb.branch)
     if not commands:
         return web.Response(status=204)
     return _json({"commands": [command_for_agent(x) for x in commands]})
@@ -225,15 +246,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     """GET /metrics in the Prometheus text format."""
     st: _State = request.app[STATE]
-    # Counted on the writer thread: the book is only ever touched there.
-    counts = await st.run(st.desk.counts)
-    for status, n in counts["incidents"].items():
-        st.metrics.incidents.labels(status).set(n)
-    for status, n in counts["drill_incidents"].items():
-        st.metrics.drill_incidents.labels(status).set(n)
-    st.metrics.silent.set(counts["silent"])
-    for agent, offset in counts["offsets"].items():
-        st.metrics.offset.labels(agent).set(round(offset, 3))
+    # Never waits on the writer: every collector renders a snapshot.
     body = generate_latest(st.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -243,11 +256,12 @@ async def _deadman_loop(st: _State) -> None:
     while True:
         # Separate jobs: a grading bug must not stop the dead-man, nor the reverse.
         for job in (st.desk.deadman, st.desk.grade_all, st.desk.advance_runbooks,
-                    st.desk.notify_tick):
+                    st.desk.notify_tick, st.desk.publish):
             try:
                 await st.run(job)
             except Exception:      # a bad round must not end the loop for good
                 log.exception("%s round failed", job.__name__)
+        st.metrics.deadman_rounds.inc()
         start_executions(st)
         await asyncio.sleep(DEADMAN_EVERY)
 
@@ -255,7 +269,7 @@ async def _deadman_loop(st: _State) -> None:
 def command_for_agent(x) -> dict:
     """A runbook action as the agent receives it; its result comes back as an
     `action` event with check action/runbook/INCIDENT/RUN/STEP."""
-    return {"id": f"{x.incident}/{x.run}/{x.step}",
+    return {"id": command_id(x),
             "check": f"action/runbook/{x.incident}/{x.run}/{x.step}",
             "action": msgspec.to_builtins(x.action)}
 
@@ -285,10 +299,14 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
     # client_max_size also stops a chunked body (no Content-Length) at the limit.
     app = web.Application(client_max_size=config.limits.max_body,
                           middlewares=[answer_failures, _timing_and_refusals])
+    file_config = config
+    config = with_enrolled(config, store)     # agents enrolled by code count as the config's
     st = _State(config, clock)
+    st.file_config = file_config              # as the file says (reload and enrolment start here)
     st.seen.update(a.agent for a in store.agents() if drill_of(a.agent) is None)
     st.metrics.agents_seen.set(len(st.seen))
     app[STATE], app[STORE] = st, store
+    app[READERS] = store.readers()    # reads never wait on the writer (incident_reads.py)
     app.router.add_post("/api/v1/events", post_events)
     app.router.add_post("/api/v1/heartbeat", post_heartbeat)
     app.router.add_get("/healthz", healthz)
@@ -305,21 +323,42 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
                            runbooks=Runbooks.from_folder(config.runbooks.folder,
                                                          config.runbooks.auto_start),
                            notifier=Notifier.from_config(config, grader.tables))
+    st.metrics.desk = st.desk
     notify_http.setup(app, st)        # ack links, Alertmanager's webhook, the dispatcher
     add_report_routes(app)            # the regulator's reports (issue 7)
     add_drill_routes(app)             # drills (issue 7; domain.md §5)
+    fleet_http.add_fleet_routes(app)  # versions, drift, Prometheus service discovery
+    add_enrol_routes(app)             # enrolment by one-time code, revocation
+    add_reload_route(app)             # POST /api/v1/reload: as SIGHUP
+    add_silence_routes(app)           # silences set by people (and at Alertmanager)
     if config.console.enabled:
         add_console_routes(app)       # the operators' web console (issue 8)
     st.writer = st.metrics.writer = Writer(store, on_failure=st.desk.reload)
 
+    def _hand_off():
+        notify_http.send_mail(st)
+        start_executions(st)
+
     async def _start_deadman(app):
+        await refresh_silences(app)       # silences set by people before a restart hold
+
+        def _applied(n: int) -> None:
+            if st.desk.engine.oldest is not None:
+                st.metrics.engine_delay.observe(max(0.0, st.clock() - st.desk.engine.oldest))
+
+        st.engine = st.metrics.engine = EngineWakeup(st.writer, st.desk.engine.step,
+                                                     st.desk.engine.chunk, after=_hand_off,
+                                                     applied=_applied)
+        st.engine.start()
         app[DEADMAN] = asyncio.create_task(_deadman_loop(st))
 
     async def _stop_writer(app):
         app[DEADMAN].cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await app[DEADMAN]
+        await st.engine.stop()
         st.writer.stop()
+        app[READERS].close()
     app.on_startup.append(_start_deadman)
     app.on_cleanup.append(_stop_writer)
     return app

@@ -17,9 +17,11 @@ import json
 import logging
 import sqlite3
 
+import msgspec
 from aiohttp import web
 
 from .incident_codec import encode as encode_incidents
+from .engine.actions import EXECUTE, outbox_key
 from .runbook_executor import execute
 
 _State = object   # collector.api._State (typing only: avoids an import cycle)
@@ -184,15 +186,36 @@ def _json(data) -> web.Response:
 
 
 def start_executions(st: _State) -> None:
-    """Run the webhooks and commands runbooks asked for, each in a task of its own."""
-    while st.desk.outbox:
-        x = st.desk.outbox.pop(0)
-        task = asyncio.create_task(_execute(st, x))
-        st.tasks.add(task)
-        task.add_done_callback(st.tasks.discard)
+    """Claim the webhooks and commands runbooks asked for (the stored outbox) and run
+    each in a task of its own; the outcome marks it done."""
+    if st.desk.waiting[EXECUTE]:
+        st.desk.waiting[EXECUTE] = 0          # claimed next: not twice
+        _spawn(st, _claim(st))
+
+
+def _spawn(st: _State, coro) -> None:
+    task = asyncio.create_task(coro)
+    st.tasks.add(task)
+    task.add_done_callback(st.tasks.discard)
+
+
+async def _claim(st: _State) -> None:
+    for x in await st.run(st.desk.claim, EXECUTE):
+        _spawn(st, _execute(st, x))
 
 
 async def _execute(st: _State, x) -> None:
-    ok, message = await execute(x, st.config.runbooks)
+    # The key goes with the request: a retry after a crash is the same request.
+    ok, message = await execute(x, st.config.runbooks, outbox_key(EXECUTE, x))
     await st.run(st.desk.runbook_result, x, ok, message)
     start_executions(st)
+
+
+def decode_as(body: bytes, kind):
+    """A request body as the msgspec type `kind`; 400 naming what is wrong."""
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as e:
+        raise Rejected(400, str(e)) from None
+    except msgspec.DecodeError as e:
+        raise Rejected(400, f"body: expected JSON ({e})") from None

@@ -5,29 +5,83 @@ the token's operator, never the body; refusals are 4xx with one line.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from aiohttp import web
+
+from . import incident_reads as reads
 
 from .api_base import STATE, Rejected, _json, _operator, read_json, start_executions
 from .grader import GRADING_ACTIONS
 from .incident_desk import ACTIONS
+from .incident_reads import DEFAULT_LIMIT, IncidentQuery, QueryError, StoreReaders
 from .incident_runbooks import PERSON_ACTIONS
 from .incidents import Refused
 
 _State = object   # collector.api._State (typing only: avoids an import cycle)
 
+
+READERS = web.AppKey("readers", StoreReaders)
+
+
+async def read(request: web.Request, fn, *args):
+    """fn(connection, *args) on the store's reader connections: never the writer's
+    thread, so a read waits on no ingest and no ingest on a read. It first lets
+    the engine apply what was acknowledged before it (at most a second), so an
+    operator reads what the agents were told is stored."""
+    engine = request.app[STATE].engine
+    if engine is not None:
+        await engine.caught_up()
+    return await request.app[READERS].run(fn, *args)
+
+
+def region_branches(st: _State, region: str) -> frozenset[str]:
+    """The branches of a region, as the config enrols them (never as an agent says)."""
+    return frozenset(a.branch for a in st.config.agents if a.region == region)
+
+
+def incident_query(st: _State, q) -> IncidentQuery:
+    """A list query from URL parameters: status, drill, branch, region, since, limit,
+    after, order; Rejected(400) naming the parameter that is wrong."""
+    drill = DRILL_QUERY.get(q.get("drill", "0"))
+    if drill is None:
+        raise Rejected(400, f"drill: expected 0, 1 (drills too) or only, got {q['drill']!r}")
+    branches = None
+    if "branch" in q:
+        branches = frozenset(q.getall("branch"))
+    if "region" in q:
+        mine = region_branches(st, q["region"])
+        branches = mine if branches is None else branches & mine
+    try:
+        since = datetime.fromisoformat(q["since"]) if "since" in q else None
+    except ValueError:
+        raise Rejected(400, f"since: expected an ISO 8601 time, got {q['since']!r}")
+    if since is not None and since.tzinfo is None:
+        raise Rejected(400, f"since: expected a time with its UTC offset, got {q['since']!r}")
+    try:
+        limit = int(q.get("limit", DEFAULT_LIMIT))
+    except ValueError:
+        raise Rejected(400, f"limit: expected a whole number, got {q['limit']!r}")
+    order = q.get("order", "oldest")
+    if order not in ("oldest", "newest"):
+        raise Rejected(400, f"order: expected oldest or newest, got {order!r}")
+    try:
+        return IncidentQuery(status=q.get("status"), drill=drill, branches=branches,
+                             since=since, limit=limit, after=q.get("after"),
+                             newest_first=order == "newest")
+    except QueryError as e:
+        raise Rejected(400, str(e))
+
+
 async def list_incidents(request: web.Request) -> web.Response:
-    """GET /api/v1/incidents[?status=open|resolved|closed][&drill=1|only] (operators).
-    Drill incidents are left out unless asked for (domain.md §5)."""
+    """GET /api/v1/incidents[?status=open|resolved|closed][&drill=1|only][&branch=B]
+    [&region=R][&since=T][&limit=N][&after=CURSOR][&order=newest] (operators).
+    Drill incidents are left out unless asked for (domain.md §5). A page holds at
+    most `limit` (default 500); `next`, when there are more, is the cursor of the next page."""
     st: _State = request.app[STATE]
     _operator(st, request)
-    status = request.query.get("status")
-    if status not in (None, "open", "resolved", "closed"):
-        raise Rejected(400, f"status: expected open, resolved or closed, got {status!r}")
-    drill = DRILL_QUERY.get(request.query.get("drill", "0"))
-    if drill is None:
-        raise Rejected(400, f"drill: expected 0, 1 (drills too) or only, "
-                            f"got {request.query['drill']!r}")
-    return _json({"incidents": await st.run(st.desk.list, status, drill)})
+    page, cursor = await read(request, reads.list_incidents, incident_query(st, request.query))
+    return _json({"incidents": page, **({"next": cursor} if cursor else {})})
 
 DRILL_QUERY = {"0": "no", "false": "no", "1": "yes", "true": "yes", "only": "only"}
 
@@ -35,7 +89,7 @@ async def get_incident(request: web.Request) -> web.Response:
     """GET /api/v1/incidents/{id} (operators); 404 when unknown."""
     st: _State = request.app[STATE]
     _operator(st, request)
-    inc = await st.run(st.desk.get, request.match_info["id"])
+    inc = await read(request, reads.incident, request.match_info["id"])
     if inc is None:
         raise Rejected(404, f"no incident {request.match_info['id']!r}")
     return _json(inc)
@@ -117,6 +171,7 @@ async def list_runbooks(request: web.Request) -> web.Response:
 
 async def _json_body(st: _State, request: web.Request) -> dict:
     return await read_json(st, request)      # bounded depth (api_base.py)
+
 
 async def _person(st: _State, request: web.Request, fn, *args):
     """Run a person's action on the writer; 404 unknown incident, 409 refused."""

@@ -35,6 +35,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--user", metavar="NAME", help="print a whole console.users[] entry")
     w.add_argument("--roles", metavar="R,R", default="operator",
                    help="viewer, operator and/or leadership (comma-separated)")
+    from .fleet.cli import add_enrol_commands
+    add_enrol_commands(csub)       # collector enrol, collector revoke (over the API)
 
     p = sub.add_parser("audit", help="the collector's audit trail")
     asub = p.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
@@ -50,6 +52,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_report(sub)
     from .drill_cli import add_command as add_drill      # issue 7: drills (domain.md §5)
     add_drill(sub)
+    from .fleet.cli import add_command as add_fleet      # versions, drift (collector/fleet/)
+    add_fleet(sub)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
             return print_token(args.agent, args.branch, args.region)
         if args.command == "collector" and args.collector_command == "password":
             return print_password(args.user, args.roles)
+        if args.command == "collector" and args.collector_command in ("enrol", "revoke"):
+            from .fleet.cli import run_enrol
+            return run_enrol(args)
         if args.command == "collector":
             if not args.config:
                 print("branchwatch: collector: --config FILE is required", file=sys.stderr)
@@ -78,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
         if args.command == "drill":
             from .drill_cli import run as run_drill
             return run_drill(args)
+        if args.command == "fleet":
+            from .fleet.cli import run as run_fleet
+            return run_fleet(args)
     except ConfigError as e:
         print(f"branchwatch: {e}", file=sys.stderr)
         return 2
@@ -134,7 +144,7 @@ def serve(config_path: str) -> int:
     from .store import StoreError
     config = load(config_path)
     try:
-        return asyncio.run(serve_async(config))
+        return asyncio.run(serve_async(config, path=config_path))
     except (StoreError, OSError) as e:
         print(f"branchwatch: collector: {e}", file=sys.stderr)
         return 2

@@ -3,8 +3,10 @@
 domain.md's deadlines run for hours; a drill (or an end-to-end test) must
 not wait for them. With BRANCHWATCH_CLOCK_OFFSET_FILE set, the collector's
 clock is wall time plus the seconds written in that file, re-read whenever
-the file changes, so a drill can move a running collector forward. Without
-it (production), it is time.time and nothing else.
+the file changes, so a drill can move a running collector forward. A file
+holding "@SECONDS" instead stops the clock at that epoch time (a test that
+measures durations on the collector's clock gets them exact). Without it
+(production), it is time.time and nothing else.
 """
 
 from __future__ import annotations
@@ -17,18 +19,25 @@ ENV = "BRANCHWATCH_CLOCK_OFFSET_FILE"
 
 
 def offset_clock(path: str) -> Callable[[], float]:
-    """time.time() + the float in `path` (0 while the file is missing or unreadable)."""
-    state = {"mtime": None, "offset": 0.0}
+    """time.time() + the float in `path` (0 while the file is missing or unreadable),
+    or the fixed time "@SECONDS" in it."""
+    state = {"mtime": None, "offset": 0.0, "fixed": None}
 
     def now() -> float:
         try:
             mtime = os.stat(path).st_mtime_ns
             if mtime != state["mtime"]:
                 with open(path, encoding="utf-8") as f:
-                    state["offset"] = float(f.read().strip() or 0)
+                    text = f.read().strip()
+                if text.startswith("@"):
+                    state["fixed"] = float(text[1:])
+                else:
+                    state["offset"], state["fixed"] = float(text or 0), None
                 state["mtime"] = mtime
         except (OSError, ValueError):
             pass                    # keep the last good offset
+        if state["fixed"] is not None:
+            return state["fixed"]
         return time.time() + state["offset"]
     return now
 

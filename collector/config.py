@@ -52,6 +52,13 @@ class AgentEntry(_S, kw_only=True):
     token_sha256: Sha256Hex
 
 
+class Fleet(_S):
+    """The fleet's config template: agents whose config hash (agent/about.py)
+    differs from it are listed as drifted; unset, the most common hash is the template."""
+
+    template_sha256: Sha256Hex | None = None
+
+
 class Operator(_S, kw_only=True):
     """A person who may ack, note, resolve and close incidents via the API."""
 
@@ -163,6 +170,7 @@ class Config(_S):
     storage: Storage = msgspec.field(default_factory=Storage)
     limits: Limits = msgspec.field(default_factory=Limits)
     agents: list[AgentEntry] = []
+    fleet: Fleet = msgspec.field(default_factory=Fleet)
     operators: list[Operator] = []
     incidents: Incidents = msgspec.field(default_factory=Incidents)
     grading: Grading = msgspec.field(default_factory=Grading)

@@ -64,6 +64,7 @@ def to_dict(inc: Incident, stored: bool = False) -> dict:
             "spans": [[_t(s), _t(e)] for s, e in f.spans],
             "flapping": f.flapping, "suppressed": f.suppressed,
             "history": [[_t(h[0]), *h[1:]] for h in f.history],
+            "merged_gap": f.merged_gap, "spans_merged": f.spans_merged,
         } for f in inc.faults.values()],
         # issue 5: dataclasses msgspec encodes as they are.
         "grades": inc.grades, "assertions": inc.assertions, "deadlines": inc.deadlines,
@@ -81,7 +82,9 @@ def from_dict(d: dict) -> Incident:
             state=f["state"], reason=f["reason"], diagnosis=f["diagnosis"],
             last_at=_dt(f["last_at"]), spans=[[_dt(s), _dt(e)] for s, e in f["spans"]],
             flapping=f["flapping"], suppressed=f["suppressed"],
-            history=[(_dt(h[0]), *h[1:]) for h in f["history"]])
+            history=[(_dt(h[0]), *h[1:]) for h in f["history"]],
+            # Absent before spans were bounded (incidents.SPAN_KEEP).
+            merged_gap=f.get("merged_gap", 0.0), spans_merged=f.get("spans_merged", 0))
         faults[(fault.agent, fault.check)] = fault
     return Incident(
         id=d["id"], branch=d["branch"], title=d["title"], started_at=_dt(d["started_at"]),

@@ -2,11 +2,14 @@
 dead-man (deadman.py) fed from the store, their changes saved and audited.
 
 Every method is synchronous and runs on the API's one writer thread
-(collector/writer.py), inside that thread's transaction: an event and the
-incident change it causes are committed together or not at all. The book
-is never touched by two callers at once, and its state, the incidents
-table and the audit trail change in the same order. When a job fails and
-is rolled back, `reload` rebuilds the book from what is stored.
+(collector/writer.py), inside that thread's transaction. Events reach the
+book through the event log: ingest appends them, and the engine
+(collector/engine/log_engine.py) hands each logged batch to `apply_batch`;
+the incident change it causes, its audit records, its outbox entries and
+the engine's cursor are committed together or not at all. The book is
+never touched by two callers at once, and its state, the incidents table
+and the audit trail change in the same order. When a job fails and is
+rolled back, `reload` rebuilds the book from what is stored.
 
 Agents' timestamps reach the book on the collector's clock
 (clock_offset.py): the store keeps what the agent said.
@@ -23,13 +26,17 @@ import msgspec
 
 from agent.wire import Event, Heartbeat
 
+from .book_metrics import STATUSES, BookSnapshot, fresh_offsets
 from .clock_offset import ClockOffsets
 from .deadman import AgentLast, silent_agents
+from .engine.actions import ActionOutbox
+from .engine.log_engine import LogEngine
 from .incident_codec import to_dict
 from .grader import GRADING_ACTIONS, Grader
-from .incident_runbooks import AGENT_ACTIONS, Execute, Runbooks, waiting_on_agents
+from .incident_runbooks import Execute, Runbooks, moves_by_itself, waiting_on_agents
 from .incident_rules import drill_of
 from .incidents import Change, IncidentBook, Refused
+from .round_queue import EVERY_ROUND, RoundQueue, next_grading
 from .store import Store
 
 log = logging.getLogger("branchwatch.collector")
@@ -66,14 +73,19 @@ class IncidentDesk:
         # is what the API's dispatcher sends on the event loop.
         self.notifier = notifier
         self.mail: list = []
-        # Runbook actions to carry out: by the API (webhooks, commands), or by a
-        # branch's agent when it next sends a heartbeat (branch -> actions).
-        self.outbox: list[Execute] = []
-        self.commands: dict[str, list[Execute]] = {}
-        # domain.md §5: a drill's runbook actions never leave the collector; the
-        # drill desk (collector/drills/desk.py) answers them as its scenario says.
-        self.rehearsals: list[Execute] = []
+        # Runbook actions go to the stored outbox (collector/storage/outbox.py): for
+        # the API to carry out (webhooks, commands), for a branch's agent (offered
+        # on its heartbeats until it reports the result), or, a drill's, for the
+        # drill desk to answer (domain.md §5: a drill touches no switch or UPS).
+        # These counts only tell the event loop whether to look (a hint).
+        self.actions = ActionOutbox(store, clock, lambda i: self._incident(i).drill)
+        self.waiting = self.actions.waiting
+        store.release_outbox()     # claimed by a process that died: carried out again
         self.offsets = ClockOffsets()
+        # The one consumer of the event log: applies it to the book from the
+        # stored cursor (collector/engine/log_engine.py).
+        self.engine = LogEngine(store, self.apply_batch, on_failure=self.reload)
+        self.published_offsets: dict[str, float] = {}
         # The dead-man's view, kept in memory (one SELECT per second over
         # thousands of agents would stall the writer): agent -> last heard.
         self.lasts: dict[str, AgentLast] = {}
@@ -88,17 +100,19 @@ class IncidentDesk:
 
     def reload(self) -> None:
         """Rebuild the book (and who is silent) from the stored open incidents."""
-        # Incidents whose grades time alone cannot change (grade_all skips them
-        # until they change again).
-        self.quiet: set[str] = set()
         self.book = IncidentBook(window=self.window, new_id=self._new_id,
                                  incidents=self.store.load_open_incidents(),
                                  cause_of=self.grader.cause_of if self.grader else None)
+        # What the once-a-second rounds look at (round_queue.py): every incident
+        # once after a load, then only what changed, moves by itself or falls due.
+        self.grading_due, self.runbooks_due = RoundQueue(), RoundQueue()
+        for q in (self.grading_due, self.runbooks_due):
+            q.touch(i.id for i in self.book.incidents() if i.status != "closed")
         # Agents whose silence is an active fault (survives a restart via the book).
         self.silent: set[str] = {f.agent for i in self.book.incidents() if not i.drill
                                  for f in i.faults.values() if f.category == "silent" and f.active}
-        # Agent actions handed out before a restart and not yet answered: again.
-        self.commands = {}
+        # Agent actions still running on the book are in the outbox (a database
+        # from before the outbox: put there now; the same key is never put twice).
         for inc in self.book.incidents():
             self._hand_out(waiting_on_agents(inc))
         # Deliveries queued before a restart go out again (the dispatcher skips
@@ -119,7 +133,8 @@ class IncidentDesk:
                 changes = changes + more
                 self._hand_out(executes)
         ids = dict.fromkeys(c.incident_id for c in changes)
-        self.quiet.difference_update(ids)      # changed: grade it again
+        self.grading_due.touch(ids)            # changed: grade it again, advance its runs
+        self.runbooks_due.touch(ids)
         notes = None
         if self.notifier is not None:          # issue 7: who hears of it
             notes = self.notifier.on_changes(changes, self._incident, _utc(at))
@@ -157,13 +172,27 @@ class IncidentDesk:
     # --- facts -------------------------------------------------------------------
     def ingest(self, agent: str, branch: str, events: list[Event], received_at: float,
                sent_at: datetime | None = None) -> tuple[list[str], list[str]]:
-        """Store a batch; apply only its new events to the book, by corrected observation time."""
-        accepted, duplicates = self.store.add_events(agent, branch, events, received_at, sent_at)
+        """Append a batch to the log and apply the log up to it (the in-process path:
+        drills, Alertmanager's webhook; the API appends and wakes the engine instead)."""
+        accepted, duplicates = self.store.add_events(agent, branch, events, received_at,
+                                                     sent_at)
+        self.apply_log()
+        return accepted, duplicates
+
+    def apply_log(self) -> int:
+        """Apply what the log holds past the engine's cursor; entries applied."""
+        return self.engine.catch_up()
+
+    def apply_batch(self, agent: str, branch: str, events: list[Event], received_at: float,
+                    sent_at: datetime | None = None) -> None:
+        """Apply one logged batch to the book, by corrected observation time."""
         if sent_at is not None:
             self.offsets.observe(agent, sent_at, received_at)
-        new = set(accepted)
-        fresh = [msgspec.structs.replace(e, observed_at=self.offsets.correct(agent, e.observed_at))
-                 for e in events if e.id in new]
+        fresh = []
+        for e in events:
+            at = self.offsets.correct(agent, e.observed_at)
+            # A copy only when the agent's clock is off (the log keeps what it said).
+            fresh.append(e if at == e.observed_at else msgspec.structs.replace(e, observed_at=at))
         now, changes = _utc(received_at), []
         for e in sorted(fresh, key=lambda e: e.observed_at):
             if abs(now - e.observed_at) > MAX_EVENT_AGE:
@@ -173,7 +202,6 @@ class IncidentDesk:
             else:
                 changes += self.book.apply_event(e, now)
         self._save(changes, received_at)
-        return accepted, duplicates
 
     def heartbeat(self, hb: Heartbeat, received_at: float) -> bool:
         """Store a heartbeat; end the agent's silence; rebuild the truth it carries."""
@@ -204,15 +232,25 @@ class IncidentDesk:
 
     # --- runbooks (issue 6) ----------------------------------------------------------
     def _hand_out(self, executes: list[Execute]) -> None:
-        """Agent actions wait for the branch's agent to fetch them; the rest go to
-        the API's executor (webhooks, allowed commands)."""
-        for x in executes:
-            if self._incident(x.incident).drill:
-                self.rehearsals.append(x)      # domain.md §5: no switch or UPS is touched
-            elif x.action.type in AGENT_ACTIONS:
-                self.commands.setdefault(x.branch, []).append(x)
-            else:
-                self.outbox.append(x)
+        """Runbook actions into the stored outbox (collector/engine/actions.py)."""
+        self.actions.hand_out(executes)
+
+    def commands_for(self, branch: str) -> list[Execute]:
+        """The agent actions this branch's agent has not answered yet: offered on every
+        heartbeat until its `action` result event is applied (never popped on send);
+        one whose step no longer waits is withdrawn."""
+        return self.actions.for_agent(branch, self._waits_on_agent)
+
+    def _waits_on_agent(self, x: Execute) -> bool:
+        try:
+            inc = self.book.get(x.incident)
+        except KeyError:
+            return False                  # closed: nothing of it runs
+        return any((w.run, w.step) == (x.run, x.step) for w in waiting_on_agents(inc))
+
+    def claim(self, kind: str, limit: int = 100) -> list[Execute]:
+        """Claim outbox actions of a kind (EXECUTE, REHEARSAL) to carry out now."""
+        return self.actions.claim(kind, limit)
 
     def _agent_action(self, e: Event) -> list[Change]:
         """An agent's `action` event: the result of a runbook command it was given,
@@ -234,27 +272,40 @@ class IncidentDesk:
                 return []
             changes, executes = self.runbooks.result(inc, parts[3], parts[4],
                                                      e.new_state == "ok", e.reason, e.observed_at)
+            # Answered: no longer offered (domain.md §4: the agent's report is the result).
+            self.actions.answered("/".join(parts[2:]), f"{e.new_state}: {e.reason}")
             self._hand_out(executes)
             return self.runbooks.record_action(inc, e, e.observed_at) + changes
         return self.runbooks.record_action(live[0], e, e.observed_at) if live else []
-
-    def take_commands(self, branch: str) -> list[Execute]:
-        """The runbook actions waiting for this branch's agent (handed out once)."""
-        return self.commands.pop(branch, [])
 
     def advance_runbooks(self) -> list[Change]:
         """Once a second: waits that are over, agent reports that arrived, time-outs."""
         if self.runbooks is None:
             return []
         ts = self.clock()
-        now, changes = _utc(ts), []
-        for inc in self.book.incidents():
-            if inc.status != "closed" and any(r.status == "running" for r in inc.runbooks):
-                more, executes = self.runbooks.advance(inc, now)
-                changes += more
-                self._hand_out(executes)
+        now, changes, looked = _utc(ts), [], []
+        for inc in self._due(self.runbooks_due, now):
+            more, executes = self.runbooks.advance(inc, now)
+            changes += more
+            self._hand_out(executes)
+            looked.append(inc)
         self._save(changes, ts)
+        for inc in looked:                     # a person's turn, or done: not until it changes
+            self.runbooks_due.settle(inc.id, EVERY_ROUND if any(
+                moves_by_itself(r) for r in inc.runbooks) else None)
         return changes
+
+    def _due(self, queue: RoundQueue, now: datetime) -> list:
+        """The not-closed incidents a round's queue says are due now."""
+        due = []
+        for iid in queue.take(now):
+            try:
+                inc = self.book.get(iid)
+            except KeyError:
+                continue
+            if inc.status != "closed":
+                due.append(inc)
+        return due
 
     def runbook_act(self, incident_id: str, action: str, step: str, who: str, note: str,
                     run_id: str | None = None, choice: str | None = None) -> dict:
@@ -273,9 +324,11 @@ class IncidentDesk:
         return to_dict(inc)
 
     def runbook_result(self, x: Execute, ok: bool, message: str) -> None:
-        """The API's executor finished an action (webhook, command)."""
+        """The API's executor (webhook, command) or the drill desk finished an action:
+        the outcome on the incident and the outbox entry done, in one transaction."""
         ts = self.clock()
         inc = self._incident(x.incident)
+        self.actions.done(x, f"{'ok' if ok else 'failed'}: {message}")
         changes, executes = self.runbooks.result(inc, x.run, x.step, ok, message, _utc(ts))
         self._hand_out(executes)
         self._save(changes, ts)
@@ -287,28 +340,42 @@ class IncidentDesk:
             return []
         ts = self.clock()
         now, changes = _utc(ts), []
-        quiet = []
-        for inc in self.book.incidents():
-            if inc.status == "closed" or inc.id in self.quiet:
-                continue
+        settled = []
+        for inc in self._due(self.grading_due, now):
             try:
                 facts = self.grader.facts(inc)
                 changes += self.grader.regrade_with(inc, facts, now)
-                if not self.grader.moves_with_time(inc, facts):
-                    quiet.append(inc.id)
+                settled.append((inc.id, next_grading(inc, facts)
+                                if self.grader.moves_with_time(inc, facts) else None))
             except Exception:
                 log.exception("grading %s failed", inc.id)
+                settled.append((inc.id, EVERY_ROUND))     # and again next round
         self._save(changes, ts)
-        self.quiet.update(quiet)
+        for iid, when in settled:
+            self.grading_due.settle(iid, when)
         return changes
 
     def counts(self) -> dict:
         """Numbers for /metrics: real and drill incidents by status (domain.md §5: a
         drill never counts as a real incident), silent agents, clock offsets."""
-        incs = {s: self.book.incidents(s) for s in ("open", "resolved")}
-        return {"incidents": {s: sum(not i.drill for i in v) for s, v in incs.items()},
-                "drill_incidents": {s: sum(i.drill for i in v) for s, v in incs.items()},
-                "silent": len(self.silent), "offsets": self.offsets.agents()}
+        snap = self.snapshot()
+        return {"incidents": dict(snap.incidents), "drill_incidents": dict(snap.drill_incidents),
+                "silent": snap.silent, "offsets": self.offsets.agents()}
+
+    def publish(self) -> None:
+        """Once a round, on the writer: the clock offsets /metrics shows (agents heard
+        lately only, book_metrics.py), replaced whole so a scrape reads them as they are."""
+        self.published_offsets = fresh_offsets(self.offsets.agents(), self.lasts.values(),
+                                               _utc(self.clock()))
+
+    def snapshot(self) -> BookSnapshot:
+        """What /metrics shows, from any thread: the book's counters are kept as
+        incidents change (no scan); the offsets are the last ones published."""
+        book = self.book
+        return BookSnapshot(
+            incidents={s: book.count(s) for s in STATUSES},
+            drill_incidents={s: book.count(s, drill=True) for s in STATUSES},
+            silent=len(self.silent), offsets=self.published_offsets)
 
     # --- people ------------------------------------------------------------------
     def act(self, action: str, incident_id: str, who: str, text: str,

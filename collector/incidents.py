@@ -39,118 +39,19 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from agent.wire import CheckStatus, Event
 
-from .incident_index import IncidentIndex, device_of
+from .incident_index import IncidentIndex, Side, device_of
+# The incident's parts, re-exported: this module is where the book's users import them.
+from .incident_model import (HISTORY_KEEP, SPAN_KEEP, SPAN_SLACK, Action, Change, Fault,
+                             Incident, Refused)
 from .incident_rules import (DRILL_TITLE, FALLBACK_TITLE, SUPPRESSIBLE, TITLE_RULES, TitleRule,
                              category, drill_of, is_fault, silence_check)
 
-
-# A fault's history is for people reading the incident; the full record of
-# every event is the events table. Bounded so a chatty check cannot make
-# every save of its incident slower.
-HISTORY_KEEP = 20
-
-
-class Refused(Exception):
-    """An operator action that the incident's state does not allow (→ 409)."""
-
-
-@dataclass
-class Fault:
-    """One check's trouble inside one incident; `spans` are its active intervals."""
-
-    agent: str
-    branch: str
-    check: str
-    category: str
-    state: str
-    reason: str
-    diagnosis: str | None
-    last_at: datetime
-    spans: list[list] = field(default_factory=list)   # [start, end | None]
-    flapping: bool = False
-    suppressed: bool = False
-    history: list[tuple] = field(default_factory=list)  # (observed_at, kind, state, reason)
-
-    def note(self, entry: tuple) -> None:
-        """Add to the history in time order, keeping the newest HISTORY_KEEP entries."""
-        self.history.append(entry)
-        if len(self.history) > 1 and entry[0] < self.history[-2][0]:
-            self.history.sort(key=lambda h: h[0])
-        del self.history[:-HISTORY_KEEP]
-
-    @property
-    def active(self) -> bool:
-        """Not cleared yet."""
-        return bool(self.spans) and self.spans[-1][1] is None
-
-    def active_at(self, t: datetime) -> bool:
-        """Active at time t (by observation time)."""
-        return any(s <= t and (e is None or t < e) for s, e in self.spans)
-
-
-@dataclass(frozen=True)
-class Action:
-    """Who did what to an incident, and why."""
-
-    who: str
-    why: str
-    at: datetime
-
-
-@dataclass
-class Incident:
-    """A group of faults at one branch, from opening to closing."""
-
-    id: str
-    branch: str
-    title: str
-    started_at: datetime
-    status: str = "open"                    # open | resolved | closed
-    drill: bool = False                     # domain.md §5: opened by a drill's faults
-    resolved_at: datetime | None = None
-    closed: Action | None = None
-    resolved_by: Action | None = None       # set when a person resolved it
-    acks: list[Action] = field(default_factory=list)
-    notes: list[Action] = field(default_factory=list)
-    faults: dict[tuple[str, str], Fault] = field(default_factory=dict)
-    # issue 5 (collector/incident_grades.py): table -> GradeRecord, the
-    # criteria people set (grading.Assertion), DeadlineState list.
-    grades: dict = field(default_factory=dict)
-    assertions: list = field(default_factory=list)
-    deadlines: list = field(default_factory=list)
-    # issue 6 (collector/incident_runbooks.py): runbooks.run.Run list, and the
-    # agents' action events at the branch (runbooks.run.AgentAction).
-    runbooks: list = field(default_factory=list)
-    actions: list = field(default_factory=list)
-    # issue 7 (collector/notify/state.py): NotifyState once anyone was told,
-    # so escalation, who was notified and waiting deliveries survive a restart.
-    notify: object = None
-
-    def active_faults(self) -> list[Fault]:
-        """Faults not yet cleared."""
-        return [f for f in self.faults.values() if f.active]
-
-
-@dataclass(frozen=True)
-class Change:
-    """One state change of an incident: for the audit trail and notifications.
-
-    kind: opened|joined|suppressed|cleared|resolved|reopened|flapping|
-    acknowledged|closed|noted|retitled. `alert` is True only when it raises
-    a new alert (opened, joined, reopened); suppressed children never do.
-    """
-
-    kind: str
-    incident_id: str
-    at: datetime
-    detail: str
-    check: str | None = None
-    alert: bool = False
+__all__ = ["Action", "Change", "Fault", "HISTORY_KEEP", "Incident", "IncidentBook", "Refused",
+           "SPAN_KEEP", "SPAN_SLACK", "category", "is_fault"]
 
 
 class IncidentBook:
@@ -172,7 +73,7 @@ class IncidentBook:
         self._latest: dict[tuple[str, str], tuple[Incident, Fault]] = {}
         self.index = IncidentIndex(cause_of)
         for inc in sorted(self._incidents.values(), key=lambda i: i.started_at):
-            self.index.add_incident(inc)
+            self.index.add_incident(inc)       # its side: its faults' agents
             for key, f in inc.faults.items():
                 self._latest[key] = (inc, f)
 
@@ -181,6 +82,10 @@ class IncidentBook:
         """All incidents (or those with this status), oldest first."""
         return sorted((i for i in self._incidents.values() if status in (None, i.status)),
                       key=lambda i: (i.started_at, i.id))
+
+    def count(self, status: str, drill: bool = False) -> int:
+        """How many incidents have this status, real ones or drills (O(1), for /metrics)."""
+        return self.index.count(status, drill)
 
     def get(self, incident_id: str) -> Incident:
         """One incident; KeyError when unknown (→ 404)."""
@@ -272,6 +177,7 @@ class IncidentBook:
         if inc.status == "open" and not self.index.any_active(inc):
             inc.status = "resolved"
             inc.resolved_at = max(f.spans[-1][1] for f in inc.faults.values())
+            self.index.status_changed(inc, "open")
             changes.append(Change("resolved", inc.id, inc.resolved_at, "every fault cleared"))
         return changes
 
@@ -295,7 +201,7 @@ class IncidentBook:
         if opened:
             target = Incident(self._new_id(), branch, "", t, drill=side is not None)
             self._incidents[target.id] = target
-            self.index.add_incident(target)
+            self.index.add_incident(target, side)
         if fault is None or inc is not target:
             fault = Fault(agent, branch, check, cat, state, reason, diagnosis, t,
                           suppressed=blocker is not None)
@@ -308,6 +214,8 @@ class IncidentBook:
                 self.index.remove_fault(target, replaced)
         fault.spans.append([t, None])
         self.index.span_started(target, fault, t)
+        for gone in fault.bound_spans():
+            self.index.span_merged(target, fault, gone)
         fault.state, fault.reason, fault.last_at = state, reason, t
         fault.diagnosis = diagnosis or fault.diagnosis
         fault.flapping = fault.flapping or kind == "flapping"
@@ -319,31 +227,34 @@ class IncidentBook:
             return [Change("opened", target.id, t, f"{target.title}: {what}", check, True)]
         if target.status == "resolved":
             target.status, target.resolved_at, target.resolved_by = "open", None, None
+            self.index.status_changed(target, "resolved")
             changes.append(Change("reopened", target.id, t, what, check, not fault.suppressed))
         else:
             kind_ = "suppressed" if fault.suppressed else "joined"
             changes.append(Change(kind_, target.id, t, what, check, not fault.suppressed))
         return changes + self._retitle(target, t)
 
-    def _live(self, branch: str, side: str | None) -> list[Incident]:
-        """Not-closed incidents at a branch on the same side (real, or this drill)."""
-        return [i for i in self.index.live(branch) if self.drill_run(i) == side]
+    def _live(self, branch: str, side: Side, since: datetime) -> list[Incident]:
+        """Open incidents at a branch on the same side (real, or this drill), and the
+        resolved ones resolved at or after `since` (no older one matters), newest first."""
+        incs = [*self.index.open_at(branch, side), *self.index.resolved_since(branch, since, side)]
+        return sorted(incs, key=lambda i: (i.started_at, i.id), reverse=True)
 
-    def _blocker(self, branch: str, t: datetime, side: str | None) -> Incident | None:
+    def _blocker(self, branch: str, t: datetime, side: Side) -> Incident | None:
         """The incident holding a blocker active at t at this branch, if any."""
-        for inc in self._live(branch, side):
+        for inc in self._live(branch, side, t):
             if t < inc.started_at or inc.resolved_at is not None and t >= inc.resolved_at:
                 continue                  # nothing in it was active at t
-            if any(f.branch == branch and (f.category == "silent" or f.state == "critical")
-                   and f.active_at(t) for f in self.index.notable(inc)):
+            if any((f.category == "silent" or f.state == "critical") and f.active_at(t)
+                   for f in self.index.notable(inc, branch)):
                 return inc
         return None
 
     def _same_cause(self, cause: str, branch: str, t: datetime,
                     side: str | None) -> Incident | None:
         """An open incident where this business-stopping cause holds at another branch at t."""
-        for inc in self.index.with_cause(cause):
-            if inc.status == "open" and self.drill_run(inc) == side and any(
+        for inc in self.index.with_cause(cause, side):
+            if any(
                     f.branch != branch and not f.suppressed and f.active_at(t)
                     for f in self.index.caused(inc, cause)):   # a suppressed one is a consequence
                 return inc
@@ -359,7 +270,8 @@ class IncidentBook:
 
     def _candidate(self, branch: str, check: str, t: datetime,
                    side: str | None) -> Incident | None:
-        return next((i for i in self._live(branch, side) if self._may_join(i, check, t)), None)
+        return next((i for i in self._live(branch, side, t - self.window)
+                     if self._may_join(i, check, t)), None)
 
     def _retitle(self, inc: Incident, t: datetime) -> list[Change]:
         # issue 7: nobody may take a drill for the real thing; it says so first.
@@ -415,6 +327,7 @@ class IncidentBook:
             f.note((now, "cleared by person", f.state, f"{who}: {why}"))
             changes.append(Change("cleared", inc.id, now, f"{f.check}: by {who}: {why}", f.check))
         inc.status, inc.resolved_at, inc.resolved_by = "resolved", now, Action(who, why, now)
+        self.index.status_changed(inc, "open")
         return changes + [Change("resolved", inc.id, now, f"by {who}: {why}")]
 
     def close(self, incident_id: str, who: str, why: str, now: datetime) -> list[Change]:
@@ -425,6 +338,7 @@ class IncidentBook:
             raise Refused(f"{incident_id} is {inc.status}"
                           + (f": faults still active: {active}" if active else ""))
         inc.status, inc.closed = "closed", Action(who, why, now)
+        self.index.status_changed(inc, "resolved")
         return [Change("closed", inc.id, now, f"{who}: {why}")]
 
     def _person(self, incident_id: str, who: str, why: str) -> Incident:

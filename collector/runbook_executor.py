@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
+from urllib.parse import quote
+
 import aiohttp
 
 from .config import RunbookSettings
@@ -26,12 +28,14 @@ def _fill(value, x: Execute):
     return value
 
 
-async def execute(x: Execute, settings: RunbookSettings) -> tuple[bool, str]:
-    """Carry out one action; (ok, what happened in one line)."""
+async def execute(x: Execute, settings: RunbookSettings,
+                  key: str | None = None) -> tuple[bool, str]:
+    """Carry out one action; (ok, what happened in one line). `key` (the outbox's
+    idempotency key) goes with a webhook, so a retry after a crash is done once."""
     a = x.action
     try:
         if a.type == "webhook":
-            return await _webhook(x, settings.timeout)
+            return await _webhook(x, settings.timeout, key)
         if a.type == "command":
             argv = settings.commands.get(a.command)
             if argv is None:
@@ -43,11 +47,16 @@ async def execute(x: Execute, settings: RunbookSettings) -> tuple[bool, str]:
         return False, f"{a.type} failed: {type(e).__name__}: {e}"
 
 
-async def _webhook(x: Execute, timeout: float) -> tuple[bool, str]:
-    body = _fill(dict(x.action.body) or {"incident": "{incident}", "branch": "{branch}",
-                                         "step": "{step}"}, x)
+async def _webhook(x: Execute, timeout: float, key: str | None = None) -> tuple[bool, str]:
+    default = {"incident": "{incident}", "branch": "{branch}", "step": "{step}"}
+    body = _fill(dict(x.action.body) or default, x)
+    headers = {}
+    if key is not None:
+        headers["Idempotency-Key"] = quote(key, safe=":/@")     # a header is ASCII
+        if not x.action.body:            # a configured body is the receiver's format
+            body["idempotency_key"] = key
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http:
-        async with http.post(x.action.url, json=body) as r:
+        async with http.post(x.action.url, json=body, headers=headers) as r:
             text = (await r.text())[:200].strip().replace("\n", " ")
             ok = 200 <= r.status < 300
             return ok, f"webhook {x.action.url}: HTTP {r.status}" + (f": {text}" if text else "")

@@ -14,6 +14,7 @@ from aiohttp import web
 from .api import build_app
 from .clock import ENV as CLOCK_ENV, clock_from_env
 from .config import Config
+from .fleet.reload import CONFIG_PATH, reload_file
 from .store import SqliteStore
 
 log = logging.getLogger("branchwatch.collector")
@@ -28,8 +29,9 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
     return ctx
 
 
-async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
-    """Serve until SIGTERM/SIGINT (or `stop` is set); in-flight requests finish."""
+async def serve(config: Config, stop: asyncio.Event | None = None, path: str | None = None) -> int:
+    """Serve until SIGTERM/SIGINT (or `stop` is set); in-flight requests finish.
+    SIGHUP reads `path` again (agents, operators, regions) without a restart."""
     # The incident book holds many long-lived objects; the default thresholds
     # run full collections over them every few thousand allocations (7 % of
     # the writer's time in the ingest benchmark). Collect young objects less often.
@@ -37,6 +39,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
     store = SqliteStore(config.db_path())
     try:
         app = build_app(config, store, clock=clock_from_env())
+        if path is not None:
+            app[CONFIG_PATH] = path
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         ctx = tls_context(config)
@@ -53,6 +57,14 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if path is not None:
+            reloads: set[asyncio.Task] = set()
+
+            def _reload():
+                task = loop.create_task(reload_file(app, path))
+                reloads.add(task)
+                task.add_done_callback(reloads.discard)
+            loop.add_signal_handler(signal.SIGHUP, _reload)
         await stop.wait()
         log.info("collector stopping")
         # cleanup stops accepting, lets in-flight requests finish, then

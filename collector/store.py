@@ -27,10 +27,23 @@ from .audit import AuditLog
 from .drills.model import DrillRun
 from .drills.storage import SCHEMA as DRILLS_SCHEMA
 from .drills.storage import DrillRows
-from .incident_codec import encode, from_dict, to_dict
+from .fleet.storage import SCHEMA as FLEET_SCHEMA
+from .fleet.storage import FleetRows
+from .fleet.enrolment import SCHEMA as ENROLMENT_SCHEMA
+from .fleet.enrolment import EnrolmentRows
+from .notify.silences import SCHEMA as SILENCES_SCHEMA
+from .notify.silences import SilenceRows
+from .incident_reads import StoreReaders
 from .incidents import Incident
 from .reports.storage import SCHEMA as REPORTS_SCHEMA
 from .reports.storage import ReportRows, StoredReport
+from .storage import event_log, incident_rows, outbox
+from .storage.incident_rows import IncidentRows
+from .storage.log_rows import LogRows
+from .storage.log_tail import LogTail
+from .storage.event_log import LoggedEvent
+from .storage.outbox import Entry as OutboxEntry
+from .storage.outbox import OutboxRows
 from .storage.sessions import SCHEMA as SESSIONS_SCHEMA
 from .storage.sessions import SessionRows
 
@@ -64,12 +77,29 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (3, REPORTS_SCHEMA),
     # issue 7: drill runs, archived (domain.md §5; collector/drills/storage.py).
     (4, DRILLS_SCHEMA),
+    # The append-only event log, deduped by id alone, and the engine's cursor
+    # (collector/storage/event_log.py); the old events table moves into it.
+    (5, [*event_log.SCHEMA, event_log.migrate_events_table]),
+    # The stored outbox: agent commands, executions, rehearsals (collector/storage/outbox.py).
+    (6, outbox.SCHEMA),
+    # Incident faults as rows of their own (collector/storage/incident_rows.py).
+    (7, [*incident_rows.SCHEMA, incident_rows.migrate_fault_rows]),
+    # Reads filtered and paged in SQL (collector/incident_reads.py): drill or not
+    # (domain.md §5) as a column computed from the body, so the write path stays as it is.
+    (8, [
+        "ALTER TABLE incidents ADD COLUMN drill INTEGER NOT NULL "
+        "GENERATED ALWAYS AS (coalesce(json_extract(body, '$.drill'), 0)) VIRTUAL",
+        "CREATE INDEX incidents_list ON incidents (status, drill, opened_at, id)",
+    ]),
+    # What each agent says about itself (collector/fleet/storage.py).
+    (9, FLEET_SCHEMA),
+    # Agents enrolled at the collector with one-time codes (collector/fleet/enrolment.py).
+    (10, ENROLMENT_SCHEMA),
+    # Silences set by people (collector/notify/silences.py).
+    (11, SILENCES_SCHEMA),
     # issue 17: console sessions survive a restart (collector/storage/sessions.py).
-    (5, SESSIONS_SCHEMA),
+    (12, SESSIONS_SCHEMA),
 ]
-
-
-INSERT_CHUNK = 500      # events per INSERT statement (12 values each; SQLite allows 32766)
 
 
 class StoreError(Exception):
@@ -104,7 +134,37 @@ class Store(Protocol):
 
     def add_events(self, agent: str, branch: str, events: list[Event], received_at: float,
                    sent_at: datetime | None = None) -> tuple[list[str], list[str]]:
-        """Store new events (audited); returns (accepted ids, duplicate ids)."""
+        """Append new events to the log; returns (accepted ids, duplicate ids)."""
+
+    def log_after(self, cursor: int, limit: int) -> list[LoggedEvent]:
+        """Log entries after seq `cursor`, oldest first."""
+
+    def log_head(self) -> int:
+        """The newest seq in the event log."""
+
+    def cursor(self, name: str) -> int:
+        """A log consumer's stored cursor."""
+
+    def set_cursor(self, name: str, seq: int) -> None:
+        """Move a log consumer's cursor (inside the transaction that applied it)."""
+
+    def events_seen(self, agent: str, branch: str, at: float) -> None:
+        """Note when an agent's events were last applied."""
+
+    def put_outbox(self, key: str, kind: str, target: str, body: str, at: float) -> bool:
+        """Add an outbox entry (False: its key is there already)."""
+
+    def outbox_waiting(self, kind: str, target: str | None = None) -> list[OutboxEntry]:
+        """Outbox entries of a kind not done yet."""
+
+    def claim_outbox(self, kind: str, at: float, limit: int = 100) -> list[OutboxEntry]:
+        """Claim pending entries of a kind to carry out."""
+
+    def outbox_done(self, key: str, at: float, result: str) -> bool:
+        """Mark an entry done with its outcome."""
+
+    def release_outbox(self) -> int:
+        """Claims left by a process that died go back to pending."""
 
     def put_heartbeat(self, hb: Heartbeat, received_at: float) -> bool:
         """Record an agent's heartbeat; True if it is that agent's first."""
@@ -181,17 +241,34 @@ def _dt(us: int | None) -> datetime | None:
 
 
 _checks_encoder = msgspec.json.Encoder()
-_json = msgspec.json
 _checks_decoder = msgspec.json.Decoder(list[CheckStatus])
 
 
-class SqliteStore(ReportRows, DrillRows, SessionRows):
+def read_agents(conn: sqlite3.Connection) -> list[AgentRecord]:
+    """Every agent seen (by heartbeat or event), by id: on any connection (a reader's too)."""
+    out = []
+    for (agent, branch, region, first, last_ev, hb_at, hb_sent, interval, depth,
+         checks) in conn.execute(
+            "SELECT agent, branch, region, first_seen_at, last_event_at, heartbeat_at, "
+            "heartbeat_sent_at, interval, spool_depth, checks FROM agents ORDER BY agent"):
+        out.append(AgentRecord(
+            agent=agent, branch=branch, region=region, first_seen_at=_dt(first),
+            last_event_at=_dt(last_ev), heartbeat_at=_dt(hb_at),
+            heartbeat_sent_at=_dt(hb_sent), interval=interval, spool_depth=depth,
+            checks=_checks_decoder.decode(checks) if checks else []))
+    return out
+
+
+class SqliteStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows, FleetRows,
+                  EnrolmentRows, SilenceRows, SessionRows):
     """`Store` on one SQLite file: WAL, synchronous=FULL, versioned schema."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._in_group, self._depth = False, 0
+        self._rows_init()
+        self._tail = LogTail()      # the newest log entries, for the engine
         try:
             # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE).
             self._conn = sqlite3.connect(self.path, isolation_level=None,
@@ -205,14 +282,32 @@ class SqliteStore(ReportRows, DrillRows, SessionRows):
         self.audit = AuditLog(self._conn)
 
     @contextlib.contextmanager
-    def group(self):
-        """One transaction around many calls (the writer's group commit)."""
+    def group(self, durable: bool = True):
+        """One transaction around many calls (the writer's group commit).
+
+        durable=False commits without an fsync of its own (synchronous=NORMAL):
+        for the engine's steps, which replay from the log if a power cut loses
+        them. The WAL keeps commit order, so a lost step takes nothing acknowledged
+        with it: the next durable commit's fsync carries every step before it."""
+        if not durable:
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self._group():
+                yield self._conn
+        finally:
+            if not durable:
+                self._conn.execute("PRAGMA synchronous=FULL")
+
+    @contextlib.contextmanager
+    def _group(self):
         self._conn.execute("BEGIN IMMEDIATE")
         self._in_group = True
         try:
             yield self._conn
         except BaseException:
             self._conn.execute("ROLLBACK")
+            self._rows_rolled_back()
+            self._tail.rolled_back()
             raise
         else:
             try:
@@ -222,7 +317,11 @@ class SqliteStore(ReportRows, DrillRows, SessionRows):
                 # every later BEGIN would fail too.
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
+                self._rows_rolled_back()
+                self._tail.rolled_back()
                 raise
+            self._rows_committed()
+            self._tail.committed()
         finally:
             self._in_group = False
 
@@ -232,9 +331,12 @@ class SqliteStore(ReportRows, DrillRows, SessionRows):
         name = f"sp{self._depth}"
         self._depth += 1
         self._conn.execute(f"SAVEPOINT {name}")
+        mark, tail_mark = self._rows_mark(), self._tail.mark()
         try:
             yield self._conn
         except BaseException:
+            self._rows_back_to(mark)
+            self._tail.back_to(tail_mark)
             self._conn.execute(f"ROLLBACK TO {name}")
             self._conn.execute(f"RELEASE {name}")
             raise
@@ -243,9 +345,11 @@ class SqliteStore(ReportRows, DrillRows, SessionRows):
         finally:
             self._depth -= 1
 
-    def _transaction(self):
-        # Inside a group: a savepoint, committed with the group. Alone: its own commit.
+    def transaction(self):
+        """Inside a group: a savepoint, committed with the group. Alone: its own commit."""
         return self.savepoint() if self._in_group else self.group()
+
+    _transaction = transaction
 
     def schema_version(self) -> int:
         """The highest migration applied to this database."""
@@ -264,46 +368,9 @@ class SqliteStore(ReportRows, DrillRows, SessionRows):
                 continue
             with self._transaction() as c:
                 for sql in statements:
-                    c.execute(sql)
+                    # A step that moves data is a function of the connection.
+                    sql(c) if callable(sql) else c.execute(sql)
                 c.execute("INSERT INTO schema_version VALUES (?, datetime('now'))", (version,))
-
-    def add_events(self, agent: str, branch: str, events: list[Event], received_at: float,
-                   sent_at: datetime | None = None) -> tuple[list[str], list[str]]:
-        """Store new events and one "events.received" audit record holding them all."""
-        rx, tx = _us(received_at), _us(sent_at)
-        stored: set[tuple[int, str]] = set()
-        with self._transaction() as c:
-            for i in range(0, len(events), INSERT_CHUNK):
-                chunk = events[i:i + INSERT_CHUNK]
-                # One statement per chunk; RETURNING names the rows really
-                # inserted. ON CONFLICT DO NOTHING, not OR IGNORE: OR IGNORE
-                # would also swallow a NOT NULL failure and acknowledge an
-                # unstored event.
-                args = [v for e in chunk for v in (
-                    e.agent, _us(e.observed_at), e.id, e.branch, e.kind, e.check,
-                    e.old_state, e.new_state, e.reason, e.diagnosis, rx, tx)]
-                rows = ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?)"] * len(chunk))
-                stored.update(c.execute(
-                    f"INSERT INTO events VALUES {rows} ON CONFLICT DO NOTHING "
-                    "RETURNING observed_at, id", args).fetchall())
-            new, duplicates = [], []
-            for e in events:
-                key = (_us(e.observed_at), e.id)
-                if key in stored:
-                    stored.discard(key)      # the same event twice in one batch: once
-                    new.append(e)
-                else:
-                    duplicates.append(e.id)
-            accepted = [e.id for e in new]
-            if accepted:
-                # One record per batch, not per event: every event is in the
-                # chain all the same, at a hundredth of the hashing.
-                self.audit.append(received_at, "events.received", agent,
-                                  {"branch": branch, "events": new})
-                c.execute("INSERT INTO agents (agent, branch, first_seen_at, last_event_at) "
-                          "VALUES (?, ?, ?, ?) ON CONFLICT(agent) DO UPDATE SET "
-                          "last_event_at = excluded.last_event_at", (agent, branch, rx, rx))
-        return accepted, duplicates
 
     def put_heartbeat(self, hb: Heartbeat, received_at: float) -> bool:
         """Keep the agent's last heartbeat; audit "agent.seen" on its first one."""
@@ -336,7 +403,7 @@ class SqliteStore(ReportRows, DrillRows, SessionRows):
                 where.append(f"{col} = ?")
                 args.append(val)
         sql = ("SELECT id, kind, agent, branch, check_name, old_state, new_state, reason, "
-               "observed_at, diagnosis, received_at, sent_at FROM events")
+               "observed_at, diagnosis, received_at, sent_at FROM event_log")
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY observed_at, agent, id"
@@ -352,17 +419,7 @@ class SqliteStore(ReportRows, DrillRows, SessionRows):
 
     def agents(self) -> list[AgentRecord]:
         """Every agent seen (by heartbeat or event), by id."""
-        out = []
-        for (agent, branch, region, first, last_ev, hb_at, hb_sent, interval, depth,
-             checks) in self._conn.execute(
-                "SELECT agent, branch, region, first_seen_at, last_event_at, heartbeat_at, "
-                "heartbeat_sent_at, interval, spool_depth, checks FROM agents ORDER BY agent"):
-            out.append(AgentRecord(
-                agent=agent, branch=branch, region=region, first_seen_at=_dt(first),
-                last_event_at=_dt(last_ev), heartbeat_at=_dt(hb_at),
-                heartbeat_sent_at=_dt(hb_sent), interval=interval, spool_depth=depth,
-                checks=_checks_decoder.decode(checks) if checks else []))
-        return out
+        return read_agents(self._conn)
 
     def record(self, at: float, kind: str, actor: str, data: dict) -> int:
         """Append one audit record in a transaction of its own."""
@@ -375,20 +432,15 @@ class SqliteStore(ReportRows, DrillRows, SessionRows):
 
     def save_incidents(self, incidents: list[Incident], at: float,
                        audit: list[tuple[float, str, str, dict]] = ()) -> None:
-        """Upsert incidents and append their audit records, in one commit."""
-        rows = [(i.id, i.branch, i.status, i.started_at.isoformat(), at,
-                 encode(to_dict(i, stored=True)).decode()) for i in incidents]
+        """Write what changed of these incidents (their faults as rows) and append
+        their audit records, in one commit."""
         with self._transaction() as c:
-            c.executemany(
-                "INSERT INTO incidents VALUES (?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
-                "status = excluded.status, opened_at = excluded.opened_at, "
-                "updated_at = excluded.updated_at, body = excluded.body", rows)
+            self.write_incidents(c, incidents, at)
             if audit:
                 self.audit.append_many(list(audit))
 
     def _incidents(self, where: str = "", args: tuple = ()) -> list[Incident]:
-        sql = "SELECT body FROM incidents " + where + " ORDER BY opened_at, id"
-        return [from_dict(_json.decode(b)) for (b,) in self._conn.execute(sql, args)]
+        return self.read_incidents(self._conn, where, args)
 
     def load_open_incidents(self) -> list[Incident]:
         """Incidents not closed (what the book starts from)."""
@@ -403,6 +455,11 @@ class SqliteStore(ReportRows, DrillRows, SessionRows):
         """Incidents (optionally of one status), oldest first."""
         return self._incidents() if status is None else self._incidents("WHERE status = ?",
                                                                           (status,))
+
+    # --- reads on connections of their own, never the writer's -------------------
+    def readers(self, threads: int = 2) -> StoreReaders:
+        """Read-only connections to this file for the API and the console (WAL readers)."""
+        return StoreReaders(self.path, threads)
 
     def close(self) -> None:
         """Close the connection (the WAL is checkpointed by SQLite)."""

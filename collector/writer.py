@@ -12,6 +12,10 @@ the exception; the others still commit. If the commit itself fails, every
 job in the group gets the error. Either way `on_failure` runs, so state
 kept in memory beside the store (the incident book) can be rebuilt from
 what is really stored.
+
+`run_alone` queues a job that gets a transaction of its own (the engine's
+step): the acknowledgements queued before it are committed and answered
+first, never held back by the engine's work.
 """
 
 from __future__ import annotations
@@ -32,13 +36,16 @@ MAX_GROUP = 512      # jobs per commit; bounds how long one group holds the lock
 class GroupStore(Protocol):
     """What the writer needs of a store: a group transaction and savepoints."""
 
-    def group(self) -> contextlib.AbstractContextManager: ...
+    def group(self, durable: bool = True) -> contextlib.AbstractContextManager: ...
 
     def savepoint(self) -> contextlib.AbstractContextManager: ...
 
 
 class _Stop:
     pass
+
+
+NOT_DURABLE = "not durable"      # a job alone whose commit needs no fsync of its own
 
 
 class Writer:
@@ -48,6 +55,7 @@ class Writer:
                  max_group: int = MAX_GROUP):
         self.store, self.on_failure, self.max_group = store, on_failure, max_group
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._held = None        # a job alone, met while gathering a group: next
         self.groups = 0          # commits done (for the benchmark and tests)
         self.jobs_done = 0
         self._thread = threading.Thread(target=self._loop, name="store-writer", daemon=True)
@@ -55,10 +63,22 @@ class Writer:
 
     async def run(self, fn: Callable[..., Any], *args) -> Any:
         """Queue fn(*args); its result once the group it ran in is committed."""
+        return await self._queue(fn, args, False)
+
+    async def run_alone(self, fn: Callable[..., Any], *args, durable: bool = True) -> Any:
+        """Like run, but fn gets a commit of its own, after the jobs queued before it;
+        durable=False: a commit without its own fsync (see SqliteStore.group)."""
+        return await self._queue(fn, args, True if durable else NOT_DURABLE)
+
+    async def _queue(self, fn, args, alone: bool) -> Any:
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        self._jobs.put((fn, args, fut, loop))
+        self._jobs.put((fn, args, fut, loop, alone))
         return await fut
+
+    def waiting(self) -> int:
+        """Jobs queued and not yet taken (tests wait on it instead of sleeping)."""
+        return self._jobs.qsize() + (self._held is not None)
 
     def stop(self) -> None:
         """Finish every queued job, then end the thread."""
@@ -66,11 +86,11 @@ class Writer:
         self._thread.join()
 
     def _take(self) -> tuple[list, bool]:
-        first = self._jobs.get()
+        first, self._held = self._held or self._jobs.get(), None
         if first is _Stop:
             return [], True
         group, stop = [first], False
-        while len(group) < self.max_group:
+        while len(group) < self.max_group and not first[4]:
             try:
                 job = self._jobs.get_nowait()
             except queue.Empty:
@@ -78,13 +98,17 @@ class Writer:
             if job is _Stop:
                 stop = True
                 break
+            if job[4]:                 # alone: after this group is committed
+                self._held = job
+                break
             group.append(job)
         return group, stop
 
     def _loop(self) -> None:
         stop = False
-        while not stop:
-            group, stop = self._take()
+        while not stop or self._held is not None:
+            group, stopping = self._take()
+            stop = stop or stopping
             if group:
                 self._run_group(group)
 
@@ -92,8 +116,8 @@ class Writer:
         outcomes: list[tuple[bool, Any]] = []
         failed = False
         try:
-            with self.store.group():
-                for fn, args, _fut, _loop in group:
+            with self.store.group(durable=group[0][4] != NOT_DURABLE):
+                for fn, args, _fut, _loop, _alone in group:
                     try:
                         with self.store.savepoint():
                             outcomes.append((True, fn(*args)))
@@ -111,7 +135,7 @@ class Writer:
                 log.exception("rebuilding state after a failed store job")
         self.groups += 1
         self.jobs_done += len(group)
-        for (ok, value), (_fn, _args, fut, loop) in zip(outcomes, group):
+        for (ok, value), (_fn, _args, fut, loop, _alone) in zip(outcomes, group):
             loop.call_soon_threadsafe(_settle, fut, ok, value)
 
 

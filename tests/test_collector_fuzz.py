@@ -32,9 +32,11 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import re
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -45,6 +47,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agent import wire
 from agent.wire import Batch, Heartbeat, Time
 
 from .support.collector import CollectorProcess
@@ -159,14 +162,24 @@ def accepting(tmp_path_factory):
 # --- valid bodies, generated from the wire schema --------------------------------------
 
 texts = st.text(max_size=20)       # any code point but surrogates (not valid UTF-8)
-# Aware times, years 1 to 9999, in any whole-minute offset.
-times = st.builds(lambda t, minutes: t.replace(tzinfo=timezone(timedelta(minutes=minutes))),
-                  st.datetimes(), st.integers(-14 * 60, 14 * 60))
+
+
+def aware(naive: st.SearchStrategy) -> st.SearchStrategy:
+    """Those times in any whole-minute offset."""
+    return st.builds(lambda t, minutes: t.replace(tzinfo=timezone(timedelta(minutes=minutes))),
+                     naive, st.integers(-14 * 60, 14 * 60))
+
+
+# Aware times inside the wire's years (agent/wire.py: 2000..2100 in UTC), and outside.
+times = aware(st.datetimes(datetime(wire.YEAR_MIN, 1, 1, 14), datetime(wire.YEAR_MAX, 12, 31, 9)))
+bad_times = aware(st.one_of(st.datetimes(max_value=datetime(wire.YEAR_MIN - 1, 12, 31, 9)),
+                            st.datetimes(min_value=datetime(wire.YEAR_MAX + 1, 1, 1, 14))))
 int64 = st.integers(-2 ** 63, 2 ** 63 - 1)
 # Check names the incident rules know, and anything else.
-checks = st.one_of(texts, st.sampled_from(["ups/rack/on_battery", "ups/rack/battery_low",
-                                           "ups/rack/comm", "line/primary/gateway",
-                                           "switch/core/reachable", "tcp/core", "disk/"]))
+checks = st.one_of(st.text(min_size=1, max_size=20),
+                   st.sampled_from(["ups/rack/on_battery", "ups/rack/battery_low",
+                                    "ups/rack/comm", "line/primary/gateway",
+                                    "switch/core/reachable", "tcp/core", "disk/"]))
 
 
 def valid_json(t: mi.Type, list_size: int = 3) -> st.SearchStrategy:
@@ -178,17 +191,20 @@ def valid_json(t: mi.Type, list_size: int = 3) -> st.SearchStrategy:
             return st.none()
         case mi.LiteralType(values=values):
             return st.sampled_from(values)
-        case mi.StrType(min_length=n):
-            return st.text(min_size=n or 0, max_size=20)
+        case mi.StrType(pattern=pattern) if pattern:
+            return st.from_regex(pattern, fullmatch=True)
+        case mi.StrType(min_length=n, max_length=m):
+            return st.text(min_size=n or 0, max_size=min(20, m if m is not None else 20))
         case mi.DateTimeType():
             return times.map(datetime.isoformat)
-        case mi.FloatType(gt=gt):
-            return st.floats(min_value=gt, exclude_min=gt is not None, allow_nan=False,
-                             allow_infinity=False)
-        case mi.IntType():
-            return int64
-        case mi.ListType(item_type=item):
-            return st.lists(valid_json(item, list_size), max_size=list_size)
+        case mi.FloatType(gt=gt, le=le):
+            return st.floats(min_value=gt, exclude_min=gt is not None, max_value=le,
+                             allow_nan=False, allow_infinity=False)
+        case mi.IntType(ge=ge, le=le):
+            return st.integers(-2 ** 63 if ge is None else ge, 2 ** 63 - 1 if le is None else le)
+        case mi.ListType(item_type=item, max_length=m):
+            return st.lists(valid_json(item, list_size),
+                            max_size=min(list_size, m if m is not None else list_size))
         case mi.StructType(fields=fields):
             return st.fixed_dictionaries(
                 {f.encode_name: valid_json(f.type, list_size) for f in fields if f.required},
@@ -255,13 +271,32 @@ def bad_value(t: mi.Type) -> st.SearchStrategy | None:
             return st.one_of(options) if options else None
         case mi.LiteralType(values=values):
             return texts.filter(lambda s: s not in values)
-        case mi.StrType(min_length=n) if n:
-            return st.text(max_size=n - 1)
+        case mi.StrType(pattern=pattern) if pattern:
+            return texts.filter(lambda t: re.fullmatch(pattern, t) is None)
+        case mi.StrType(min_length=n, max_length=m) if n or m is not None:
+            options = [st.text(max_size=n - 1)] if n else []
+            if m is not None:      # one over the bound, or far over it
+                options.append(st.integers(m + 1, 4 * m).map(lambda k: "x" * k))
+            return st.one_of(options)
         case mi.DateTimeType(tz=True):
-            return st.one_of(st.datetimes().map(datetime.isoformat), texts.filter(_not_a_time))
-        case mi.FloatType(gt=gt) if gt is not None:
-            return st.one_of(st.floats(max_value=gt, allow_nan=False, allow_infinity=False),
-                             st.integers(max_value=int(gt)))
+            return st.one_of(st.datetimes().map(datetime.isoformat), texts.filter(_not_a_time),
+                             bad_times.map(datetime.isoformat))
+        case mi.FloatType(gt=gt, le=le) if gt is not None or le is not None:
+            options = []
+            if gt is not None:
+                options += [st.floats(max_value=gt, allow_nan=False, allow_infinity=False),
+                            st.integers(max_value=int(gt))]
+            if le is not None:
+                options += [st.floats(min_value=le, exclude_min=True, allow_nan=False,
+                                      allow_infinity=False)]
+            return st.one_of(options)
+        case mi.IntType(ge=ge, le=le) if ge is not None or le is not None:
+            options = []
+            if ge is not None:
+                options.append(st.integers(max_value=ge - 1))
+            if le is not None:       # 2**70 once crashed the store with OverflowError
+                options.append(st.integers(min_value=le + 1))
+            return st.one_of(options)
     return None
 
 
@@ -405,10 +440,11 @@ def test_writing_as_another_agent_or_branch_is_403(refusing, token_of, cls, data
     """A valid body naming another agent (enrolled or not) or another branch than
     the token's: 403 naming which."""
     own_branch = AGENTS[token_of][0]
-    other = st.one_of(st.sampled_from(sorted(AGENTS)), texts)
+    ids = st.text(min_size=1, max_size=20)     # within the wire's Id bounds
+    other = st.one_of(st.sampled_from(sorted(AGENTS)), ids)
     agent, branch = data.draw(st.one_of(
         st.tuples(other.filter(lambda a: a != token_of), st.just(own_branch)),
-        st.tuples(st.just(token_of), st.one_of(st.sampled_from(["B1", "B2"]), texts)
+        st.tuples(st.just(token_of), st.one_of(st.sampled_from(["B1", "B2"]), ids)
                   .filter(lambda b: b != own_branch))))
     path, body = data.draw(valid_bodies(cls, token_of))
     body = {**body, "agent": agent, "branch": branch}
@@ -440,8 +476,24 @@ recent = st.builds(lambda s, minutes: (datetime.now(timezone.utc) + timedelta(se
                    st.floats(-86400, 86400), st.integers(-14 * 60, 14 * 60))
 
 
+def applied(db) -> bool:
+    """The engine has applied the event log to its head (it audits each batch and
+    notes its agent as it applies it, after the acknowledgement)."""
+    head = db.execute("SELECT max(seq) FROM event_log").fetchone()[0] or 0
+    cursor = db.execute("SELECT seq FROM log_cursors WHERE name = 'engine'").fetchone()
+    return head == (cursor[0] if cursor else 0)
+
+
 def written_by_requests(c: CollectorProcess) -> dict[str, int]:
-    """Rows only a request writes: events, their audit records, agents."""
+    """Rows only a request writes (once the engine has applied it): events, their
+    audit records, agents."""
+    deadline = time.monotonic() + 20
+    while True:
+        with database(c) as db:
+            if applied(db):
+                break
+        assert time.monotonic() < deadline, "the engine did not apply the log"
+        time.sleep(0.02)
     with database(c) as db:
         return {"events": db.execute("SELECT count(*) FROM events").fetchone()[0],
                 "agents": db.execute("SELECT count(*) FROM agents").fetchone()[0],

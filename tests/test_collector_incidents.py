@@ -18,6 +18,7 @@ from agent.wire import Batch, CheckStatus, Event, Heartbeat, encode, new_event_i
 from collector.api import token_hash
 
 from .support.paths import REPO
+from .test_delivery_e2e import wait_for
 from .test_collector_api import TOKENS, CollectorProcess, db_count, metric, request
 
 OPERATOR = "operator-alice-token-zzzzzzzzzzzz"
@@ -185,6 +186,13 @@ def test_silent_agent_opens_branch_unreachable_with_ups_state(tmp_path):
         assert c.stop() == 0
 
 
+def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
 def _wait_silent(c, timeout: float = 15.0) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -206,11 +214,13 @@ def test_silence_survives_a_collector_restart_and_clears_after(tmp_path):
         assert c.stop() == 0
     c.start()                   # same data directory
     try:
-        # Still silent after the restart: the same incident, not a second one,
-        # and the gauge knows it without waiting for a new dead-man verdict.
-        time.sleep(2.5)
-        assert [i["id"] for i in incidents(c)] == [opened["id"]]
+        # Still silent after the restart: the gauge knows it without waiting for a
+        # new dead-man verdict, and rounds of it open no second incident.
         assert metric(c, "branchwatch_collector_agents_silent") == 1
+        rounds = metric(c, "branchwatch_collector_deadman_rounds_total")
+        wait_until(lambda: metric(c, "branchwatch_collector_deadman_rounds_total") >= rounds + 3,
+                   what="three dead-man rounds after the restart")
+        assert [i["id"] for i in incidents(c)] == [opened["id"]]
         assert len(audit(c, "incident.opened")) == 1
         hb2 = Heartbeat(agent="a1", branch="B1", sent_at=datetime.now(timezone.utc),
                         interval=30.0, checks=[])
@@ -240,7 +250,10 @@ def test_a_skewed_agent_clock_is_corrected_from_its_heartbeats(tmp_path):
         [inc] = incidents(c)
         started = datetime.fromisoformat(inc["started_at"])
         assert abs((started - (now - timedelta(seconds=5))).total_seconds()) < 2.0
-        offset = metric(c, "branchwatch_collector_agent_clock_offset_seconds", agent="a2")
+        # /metrics shows the offsets the engine publishes once a round.
+        offset = wait_for(lambda: metric(
+            c, "branchwatch_collector_agent_clock_offset_seconds", agent="a2"),
+            what="a2's clock offset on /metrics")
         assert offset == pytest.approx(3600, abs=2)
         # The store keeps what the agent said.
         assert db_count(c, "SELECT observed_at FROM events WHERE agent = 'a2'") == round(

@@ -95,6 +95,10 @@ def stored(data) -> tuple[list[dict], list[tuple], list[tuple]]:
                                             uri=True)) as db:
         incidents = [json.loads(body) for (body,) in
                      db.execute("SELECT body FROM incidents ORDER BY opened_at")]
+        for inc in incidents:           # faults are rows of their own
+            inc["faults"] = [json.loads(b) for (b,) in db.execute(
+                "SELECT body FROM incident_faults WHERE incident = ? ORDER BY pos",
+                (inc["id"],))]
         actions = db.execute("SELECT agent, check_name, new_state FROM events "
                              "WHERE kind = 'action' ORDER BY observed_at").fetchall()
         reports = db.execute("SELECT id, incident, kind, status FROM reports "

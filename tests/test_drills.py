@@ -248,8 +248,13 @@ def test_ups_failure_rehearses_a_failing_bypass_and_touches_no_ups(tmp_path):
     [inc_id] = run.incidents
     for s in ("basic-checks", "call-vendor", "bypass"):   # the bypass: a person allows it
         step(store, lambda s=s: desk.runbook_act(inc_id, "confirm", s, "alice", "done"))
-    assert desk.commands == {} and desk.outbox == []      # nothing for an agent or a webhook
+    [r0] = desk.book.get(inc_id).runbooks
+    # Nothing for an agent or a webhook: the drill's action waits for the drill desk.
+    assert store.outbox_waiting("agent") == [] and store.outbox_waiting("execute") == []
+    [rehearsal] = store.outbox_waiting("rehearsal")
+    assert rehearsal.key == f"rehearsal:{inc_id}/{r0.id}/bypass"
     step(store, drills.tick)
+    assert store.outbox_waiting("rehearsal") == []          # answered: done, not dropped
     [r] = desk.book.get(inc_id).runbooks
     assert r.current == "bypass-by-hand"
     rec = r.record("bypass")

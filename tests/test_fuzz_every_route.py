@@ -138,11 +138,11 @@ FIELDS = ["why", "text", "what", "key", "grade", "table", "criterion", "runbook"
           "choice", "note", "incident", "kind", "language", "fields", "scenario", "agent",
           "branch", "region", "sent_at", "interval", "spool_depth", "checks", "events",
           "user", "password", "csrf", "next", "force", "alerts"]
-# Not yet "9999-12-31T23:59:59-14:00" nor "0001-01-01T00:00:00+14:00" (years
-# 10000 and 0 in UTC): stored as given as a heartbeat's sent_at, they break
-# every read after them until agent/wire.py's time bounds refuse them
-# (test_collector_refusals.py keeps them as expected failures until then).
-EXTREME_TIMES = ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "1970-01-01T00:00:00Z"]
+# "9999-12-31T23:59:59-14:00" and "0001-01-01T00:00:00+14:00" are years 10000
+# and 0 in UTC: stored as given, they broke every read after them (the fuzz
+# found it); agent/wire.py's time bounds now refuse them.
+EXTREME_TIMES = ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00+14:00",
+                 "9999-12-31T23:59:59-14:00", "9999-12-31T23:59:59Z", "1970-01-01T00:00:00Z"]
 EXTREME_NUMBERS = [2 ** 70, 2 ** 63, 2 ** 63 - 1, -2 ** 63, -1, 0, 1e308, 5e-324, 15.0]
 objects = st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=6)
 

@@ -52,7 +52,10 @@ def test_json_webhook_reaches_a_real_http_receiver():
     with HttpSink() as sink:
         asyncio.run(_send_and_close(Channels(None, 5), hook(sink.url, 7)))
         [(_, path, body)] = sink.bodies
-    assert path == "/hook" and body == {"incident": "INC-1", "n": 7, "text": TEXT}
+    key = "notify:INC-1:M7/%E6%9D%8E%E5%A8%9C/webhook"        # ASCII: it is a header
+    assert path == "/hook" and body == {"incident": "INC-1", "n": 7, "text": TEXT,
+                                        "idempotency_key": key}
+    assert sink.keys == [key]
 
 
 async def _send_and_close(channels: Channels, item: Outgoing) -> None:
@@ -128,7 +131,11 @@ def test_a_down_channel_does_not_delay_the_others_and_its_messages_go_out_when_b
         while not smtp.mails and time.monotonic() - t0 < 5:
             await asyncio.sleep(0.02)
         mailed = smtp.mails[0].at - t0
-        await asyncio.sleep(1.0)                 # the webhook is retried meanwhile
+        # The webhook is retried meanwhile (its second and third failed attempts).
+        while not any(r[0] == "M1/李娜/webhook" and r[2] >= 3 for r in results) and \
+                time.monotonic() - t0 < 10:
+            await asyncio.sleep(0.02)
+        assert any(r[0] == "M1/李娜/webhook" and r[2] >= 3 and not r[1] for r in results), results
         assert sink.bodies == [] and d.waiting() == 2
         assert metrics.failing.labels("webhook")._value.get() == 1
         sink.up()                                # the receiver is back
@@ -136,6 +143,10 @@ def test_a_down_channel_does_not_delay_the_others_and_its_messages_go_out_when_b
             await asyncio.sleep(0.05)
         assert metrics.failing.labels("webhook")._value.get() == 0
         assert d.waiting() == 0
+        # Each delivery with its own key, the same in the header and the body, however
+        # many attempts it took: a receiver that honours it shows each message once.
+        keys = [f"notify:INC-1:M{n}/%E6%9D%8E%E5%A8%9C/webhook" for n in (1, 3)]
+        assert sink.keys == keys and [b[2]["idempotency_key"] for b in sink.bodies] == keys
         await d.close()
         await channels.close()
         return mailed

@@ -327,7 +327,11 @@ def test_samples_and_link_config(tmp_path):
     got = {(x.name, x.labels): x.value for x in s.samples()}
     assert got == {("branchwatch_spool_depth", ()): 1, ("branchwatch_spool_dropped", ()): 1,
                    ("branchwatch_delivery_failures", (("endpoint", "events"),)): 3,
-                   ("branchwatch_delivery_failures", (("endpoint", "heartbeat"),)): 0}
+                   ("branchwatch_delivery_failures", (("endpoint", "heartbeat"),)): 0,
+                   ("branchwatch_spool_dead_letter_events", ()): 0,
+                   ("branchwatch_spool_pending_events", ()): 0,
+                   ("branchwatch_agent_loop_errors", (("loop", "heartbeat"),)): 0,
+                   ("branchwatch_agent_loop_errors", (("loop", "sender"),)): 0}
 
     def problems(**kw):
         return list(link_problems(msgspec.convert(kw, CollectorLink)))

@@ -12,6 +12,11 @@ import socket
 import warnings
 
 from ..model import ProbeError
+from ..wire import cut
+
+# upsd's own words go into check reasons: a garbled upsd once sent a 400 KB
+# "ERR" line. This edge is where it enters, so it is cut here, visibly.
+REPLY_MAX = 512
 
 
 class NutError(ProbeError):
@@ -73,7 +78,7 @@ class NutSession:
 
 
 def _translate(e: Exception, host: str, port: int) -> NutError:
-    text = str(e).strip()
+    text = cut(str(e).strip(), REPLY_MAX)
     if text == "Socket error." and e.__context__ is not None:
         return _translate(e.__context__, host, port)  # nut2 hides the cause here
     if text.startswith("ERR "):

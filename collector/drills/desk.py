@@ -23,6 +23,7 @@ from datetime import datetime, timedelta, timezone
 
 from agent.wire import Event
 
+from ..engine.actions import REHEARSAL
 from ..incident_desk import IncidentDesk
 from ..incident_rules import drill_of
 from ..incidents import Refused
@@ -147,8 +148,7 @@ class DrillDesk:
         (domain.md §5: a drill touches no switch or UPS): done, or failed where the
         scenario's `actions` says so (to rehearse the plan-failed path, 第三十條)."""
         n = 0
-        while self.desk.rehearsals:
-            x = self.desk.rehearsals.pop(0)
+        for x in self.desk.claim(REHEARSAL):    # done with its result, in this transaction
             try:
                 run = self._get(self.desk.book.drill_run(self.desk.book.get(x.incident)) or "")
             except KeyError:

@@ -29,6 +29,7 @@ from agent.config import ConfigError
 
 from ..api_base import STATE, STORE, Rejected, _json, _operator
 from ..api_reports import _object, _run, _text
+from ..engine.actions import REHEARSAL
 from .desk import DRILL_OVER, DrillDesk
 from .plan import parse_plan
 from .scenario import load_scenarios, parse_scenario
@@ -72,7 +73,7 @@ def add_drill_routes(app: web.Application) -> None:
 async def _loop(st, drills: DrillDesk) -> None:
     while True:
         # Only while there is something to do: the writer is the ingest path.
-        if drills.running or st.desk.rehearsals:
+        if drills.running or st.desk.waiting[REHEARSAL]:
             try:
                 await st.run(drills.tick)
             except Exception:             # a bad round must not end the loop for good

@@ -32,6 +32,16 @@ class NotifyError(Exception):
         self.retry = retry
 
 
+def idempotency_key(item: Outgoing) -> str | None:
+    """The key a delivery carries to its receiver: fixed by the incident and the
+    delivery (stored on the incident), None for an Alertmanager post (Alertmanager
+    dedupes alerts by their labels itself). Percent-encoded: a header is ASCII, and a
+    delivery names its person (李娜)."""
+    if item.delivery is None:
+        return None
+    return quote(f"notify:{item.incident}:{item.delivery}", safe=":/@")
+
+
 class Channels:
     """Send Outgoing items; one instance per collector (an HTTP session, Apprise objects)."""
 
@@ -51,7 +61,11 @@ class Channels:
             await asyncio.to_thread(self._apprise_send, urls, item.subject, item.text,
                                     item.channel != "email")
         elif item.channel == "webhook":
-            await self._post(item.address, item.payload)
+            key = idempotency_key(item)
+            # The same key on every attempt of one delivery, before and after a
+            # restart: a receiver that honours it shows the message once.
+            body = item.payload if key is None else {**item.payload, "idempotency_key": key}
+            await self._post(item.address, body, {} if key is None else {"Idempotency-Key": key})
         elif item.channel == "alertmanager":
             await self._post(item.address.rstrip("/") + "/api/v2/alerts", item.payload)
         else:
@@ -83,12 +97,12 @@ class Channels:
         if not result:
             raise NotifyError(_apprise_problem(result))
 
-    async def _post(self, url: str, body) -> None:
+    async def _post(self, url: str, body, headers: dict | None = None) -> None:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.timeout))
         try:
-            async with self._session.post(url, json=body) as r:
+            async with self._session.post(url, json=body, headers=headers) as r:
                 if 200 <= r.status < 300:
                     return
                 text = (await r.text())[:200]

@@ -21,7 +21,7 @@ from datetime import datetime
 
 from ..grading import Calendar, GradingTable
 from ..incidents import Incident
-from .settings import Contacts, Notify, Person, Route, Scope
+from .settings import Contacts, Notify, Person, Route, Scope, Silence
 
 # Alert reasons a silence or maintenance window (and the threshold) hold back.
 MUTABLE = frozenset({"opened", "joined", "reopened", "resolved"})
@@ -37,6 +37,7 @@ class Rules:
     regions: dict[str, str]                      # branch -> region
     windows: tuple[tuple[Scope, Calendar], ...] = ()
     timezone: str = "Asia/Shanghai"              # messages' times (notify.timezone wins)
+    stored: tuple[Silence, ...] = ()             # set by people (notify/silences.py)
 
     @classmethod
     def build(cls, settings: Notify, tables: dict[str, GradingTable],
@@ -89,7 +90,7 @@ class Rules:
 
     def _mute(self, branch: str, now: datetime) -> str | None:
         region = self.region_of(branch)
-        for s in self.settings.silences:
+        for s in (*self.settings.silences, *self.stored):
             if s.starts <= now < s.ends and in_scope(s, branch, region):
                 return f"silenced until {s.ends.isoformat()}: {s.why}"
         for scope, cal in self.windows:

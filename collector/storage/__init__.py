@@ -1,2 +1,2 @@
-"""Storage parts kept in modules of their own (each with its SCHEMA, appended to
-collector.store.MIGRATIONS)."""
+"""Storage: the event log, the outbox beside the store, and parts kept in modules
+of their own (each with its SCHEMA, appended to collector.store.MIGRATIONS)."""

@@ -11,11 +11,16 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
+from .. import incident_reads as reads
 from ..api_base import STATE, STORE, Rejected, read_form
+from ..api_people import read, region_branches
 from ..api_reports import REPORTS, report_response
 from ..reports.desk import rendered
+from ..store import read_agents
 from ..reports.model import EDITABLE
 from ..drills.http import DRILLS
+from ..fleet.storage import read_about
+from ..fleet.view import fleet_lines
 from .console import (CONSOLE, COOKIE, HEADERS, LANG_COOKIE, Console, check_origin, page,
                       public, render, save_sessions)
 from .i18n import LANGUAGES
@@ -27,6 +32,22 @@ from .views import (branch_tiles, checklist, grade_labels, incident_rows, notifi
 
 def _now(request) -> datetime:
     return datetime.fromtimestamp(request.app[STATE].clock(), timezone.utc)
+
+
+# The console asks for what it shows: every open incident up to a bound, the
+# newest of the rest (a page refreshes every few seconds per viewer); and it
+# renders the most severe SHOWN_ROWS open ones (rendering a row costs more than
+# reading it).
+SHOWN_OPEN, SHOWN_RECENT, SHOWN_ROWS = 5000, 100, 100
+
+
+async def _incidents(request, status: str | None, limit: int, drill: str = "no",
+                     branches: frozenset[str] | None = None) -> list[dict]:
+    """The newest `limit` incidents of a status, read off the writer (incident_reads.py)."""
+    query = reads.IncidentQuery(status=status, drill=drill, branches=branches, limit=limit,
+                                newest_first=True)
+    page_, _ = await read(request, reads.list_incidents, query)
+    return page_
 
 
 def _live(request) -> bool:
@@ -154,14 +175,14 @@ async def incidents(request: web.Request) -> web.Response:
     st = request.app[STATE]
     now, tables = _now(request), st.desk.grader.tables if st.desk.grader else {}
     region = request.query.get("region") or None
+    at = region_branches(st, region) if region else None
+    shown = {status: incident_rows(await _incidents(request, status, limit, branches=at),
+                                   tables, now)
+             for status, limit in (("open", SHOWN_OPEN), ("resolved", SHOWN_RECENT))}
     region_of = {a.branch: a.region for a in st.config.agents}
-    shown = {}
-    for status in ("open", "resolved"):
-        found = incident_rows(await st.run(st.desk.list, status), tables, now)
-        shown[status] = [r for r in found if region is None
-                         or any(region_of.get(b) == region for b in r["branches"])]
     return render(request, "_incidents_live.html" if _live(request) else "incidents.html",
-                  open=shown["open"], resolved=shown["resolved"], region=region,
+                  open=shown["open"][:SHOWN_ROWS], open_total=len(shown["open"]),
+                  resolved=shown["resolved"][:SHOWN_ROWS], region=region,
                   regions=sorted(set(region_of.values()) - {""}))
 
 
@@ -170,7 +191,7 @@ async def incident(request: web.Request) -> web.Response:
     """GET /console/incidents/{id}: everything about one incident."""
     st = request.app[STATE]
     iid = request.match_info["id"]
-    inc = await st.run(st.desk.get, iid)
+    inc = await read(request, reads.incident, iid)
     if inc is None:
         raise Rejected(404, f"no incident {iid!r}")
     tables = st.desk.grader.tables if st.desk.grader else {}
@@ -188,12 +209,14 @@ async def incident(request: web.Request) -> web.Response:
 async def branches(request: web.Request) -> web.Response:
     """GET /console/branches: every branch by region, live."""
     st = request.app[STATE]
-    agents = await st.run(request.app[STORE].agents)
-    open_ = await st.run(st.desk.list, "open")
+    agents = await read(request, read_agents)
+    open_ = await _incidents(request, "open", SHOWN_OPEN)
     regions = branch_tiles(agents, st.config.agents, set(st.desk.silent), open_, _now(request))
     totals = Counter(b["state"] for r in regions for b in r["branches"])
+    about = await read(request, read_about)
+    drift = {line["agent"]: line for line in fleet_lines(about, {}, st.config.fleet.template_sha256)}
     return render(request, "_branches_live.html" if _live(request) else "branches.html",
-                  regions=regions, totals=totals)
+                  regions=regions, totals=totals, about=drift)
 
 
 @page
@@ -203,8 +226,8 @@ async def drills(request: web.Request) -> web.Response:
     desk = request.app[DRILLS]
     runs = [r.summary() for r in await st.run(desk.list)]
     tables = st.desk.grader.tables if st.desk.grader else {}
-    drill_incidents = incident_rows(await st.run(st.desk.list, None, "only"), tables,
-                                    _now(request))
+    drill_incidents = incident_rows(await _incidents(request, None, SHOWN_RECENT, "only"),
+                                    tables, _now(request))
     scenarios = sorted(desk.scenarios.values(), key=lambda s: s.id)
     return render(request, "_drills_live.html" if _live(request) else "drills.html",
                   runs=runs, drill_incidents=drill_incidents, scenarios=scenarios,

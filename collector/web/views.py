@@ -53,19 +53,42 @@ def next_deadline(inc: dict) -> object | None:
 
 def incident_row(inc: dict, tables: dict, now: datetime) -> dict:
     """One line of the incidents page."""
+    row = _static_row(inc, tables)
+    nd = row["deadline"]
+    return {**row, "age": (now - inc["started_at"]).total_seconds(),
+            "deadline_left": (nd.due_at - now).total_seconds() if nd else None}
+
+
+# What a row holds that time does not change, per incident data object: the
+# readers hand out the same object while the stored incident is unchanged
+# (incident_reads.as_data), so a page reloaded every few seconds works out
+# only the ages and countdowns again. Bounded like that cache.
+_rows: dict[str, tuple[dict, dict, dict]] = {}
+ROWS_KEEP = 20_000
+
+
+def _static_row(inc: dict, tables: dict) -> dict:
+    known = _rows.get(inc["id"])
+    if known is not None and known[0] is inc and known[1] is tables:
+        return known[2]
     grades = grade_labels(inc, tables)
-    branches = sorted({f["branch"] for f in inc["faults"]}) or [inc["branch"]]
-    nd = next_deadline(inc)
-    return {
+    row = {
         "id": inc["id"], "title": inc["title"], "status": inc["status"], "drill": inc["drill"],
-        "branches": branches, "grades": [g for g in grades if g["grade"]],
+        "branches": sorted({f["branch"] for f in inc["faults"]}) or [inc["branch"]],
+        "grades": [g for g in grades if g["grade"]],
         "rank": max((g["rank"] for g in grades), default=0),
-        "started_at": inc["started_at"], "age": (now - inc["started_at"]).total_seconds(),
+        "started_at": inc["started_at"],
         "ack": inc["acks"][-1] if inc["acks"] else None,
-        "deadline": nd, "deadline_left": (nd.due_at - now).total_seconds() if nd else None,
+        "deadline": next_deadline(inc),
         "missed": sum(d.status == "missed" for d in inc["deadlines"]),
         "active_faults": sum(f["active"] for f in inc["faults"]),
     }
+    if len(_rows) >= ROWS_KEEP:
+        for iid in list(_rows)[:ROWS_KEEP // 2]:
+            _rows.pop(iid, None)
+    _rows.pop(inc["id"], None)
+    _rows[inc["id"]] = (inc, tables, row)
+    return row
 
 
 def incident_rows(incidents: list[dict], tables: dict, now: datetime) -> list[dict]:

@@ -22,10 +22,12 @@ from .paths import REPO
 class AgentProcess:
     """`branchwatch agent --config FILE` with stdout events collected."""
 
-    def __init__(self, folder: Path, config: dict, *args: str, prefix: list[str] = ()):
+    def __init__(self, folder: Path, config: dict, *args: str, prefix: list[str] = (),
+                 cwd: Path | None = None):
         self.prefix = list(prefix)   # e.g. ["ip", "netns", "exec", NS]: run it elsewhere
+        self.cwd = cwd               # relative paths in the config resolve from here
         self.config_path = Path(folder) / "agent.yaml"
-        config.setdefault("metrics", {"port": 0})
+        config.setdefault("metrics", {"address": "127.0.0.1", "port": 0})
         self.config_path.write_text(yaml.safe_dump(config))
         self.args = args
         self.events: list[dict] = []
@@ -39,7 +41,8 @@ class AgentProcess:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         self.proc = subprocess.Popen(
             [*self.prefix, sys.executable, "-m", "agent.cli", "agent", "--config", str(self.config_path),
-             *self.args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             *self.args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            cwd=self.cwd)
         threading.Thread(target=self._read_stdout, daemon=True).start()
         threading.Thread(target=self._read_stderr, daemon=True).start()
         if not self._ready.wait(timeout):
@@ -57,7 +60,7 @@ class AgentProcess:
     def _read_stderr(self):
         for line in self.proc.stderr:
             self.stderr.append(line)
-            if m := re.search(r"metrics on (http://\S+/metrics)", line):
+            if m := re.search(r"metrics on (https?://\S+/metrics)", line):
                 self.metrics_url = m[1]
                 self._ready.set()
 

@@ -45,7 +45,7 @@ class CollectorProcess:
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 15.0) -> "CollectorProcess":
+    def start(self, timeout: float = 60.0) -> "CollectorProcess":
         """Start and wait for /healthz."""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "collector.cli", "collector", "--config", str(self.config)],
@@ -98,6 +98,12 @@ class DrillClock:
         """Make the collector's `now` be `at` (give or take the time the test takes)."""
         self.path.write_text(repr(at.timestamp() - time.time()))
 
+    def freeze(self, at: datetime) -> None:
+        """Stop the collector's clock at `at` exactly (until the next set or freeze)."""
+        self.path.write_text("@" + repr(at.timestamp()))
+
     def now(self) -> datetime:
-        return datetime.fromtimestamp(time.time() + float(self.path.read_text()),
-                                      tz=timezone.utc)
+        text = self.path.read_text()
+        if text.startswith("@"):
+            return datetime.fromtimestamp(float(text[1:]), tz=timezone.utc)
+        return datetime.fromtimestamp(time.time() + float(text), tz=timezone.utc)

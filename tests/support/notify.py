@@ -58,6 +58,7 @@ class HttpSink:
     def __init__(self, status: int = 200):
         self.port, self.status = free_port(), status
         self.bodies: list = []
+        self.keys: list = []             # each accepted POST's Idempotency-Key header
         self.server: ThreadingHTTPServer | None = None
 
     @property
@@ -72,6 +73,7 @@ class HttpSink:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if sink.status < 300:
                     sink.bodies.append((time.monotonic(), self.path, json.loads(body)))
+                    sink.keys.append(self.headers.get("Idempotency-Key"))
                 self.send_response(sink.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

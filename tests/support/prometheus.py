@@ -14,9 +14,10 @@ from .paths import free_port, need_binary, start_ready, terminate
 
 
 class PrometheusServer:
-    """prometheus with a fresh TSDB, scraping `targets` every second."""
+    """prometheus with a fresh TSDB, scraping `targets` every second (or the
+    given `scrape_configs`)."""
 
-    def __init__(self, folder: Path, targets: list[str]):
+    def __init__(self, folder: Path, targets: list[str] = (), scrape_configs: list[dict] | None = None):
         self.binary = need_binary("prometheus")
         self.dir = Path(folder)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -24,8 +25,8 @@ class PrometheusServer:
         self.url = f"http://127.0.0.1:{self.port}"
         (self.dir / "prometheus.yml").write_text(yaml.safe_dump({
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [{"job_name": "branchwatch-agent", "static_configs": [
-                {"targets": targets}]}],
+            "scrape_configs": scrape_configs or [{"job_name": "branchwatch-agent", "static_configs": [
+                {"targets": list(targets)}]}],
         }))
 
     def start(self, timeout: float = 20.0) -> "PrometheusServer":

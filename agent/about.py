@@ -1,0 +1,36 @@
+"""What an agent tells the collector about itself in every heartbeat: its
+version, a hash of its config as rendered from the fleet's template, and
+where Prometheus can scrape its /metrics.
+
+The hash leaves out the agent's identity (id, branch, region): every branch
+rendered from one template (an Ansible role, say) has the same hash, so a
+branch whose hash differs from its fleet's has drifted from the template.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import msgspec
+
+from . import __version__, wire
+from .config import Config
+
+
+def template_sha256(config: Config) -> str:
+    """sha256 of the config without the agent's identity, keys in a fixed order."""
+    data = msgspec.to_builtins(config)
+    data.pop("agent", None)
+    return hashlib.sha256(msgspec.json.encode(data, order="sorted")).hexdigest()
+
+
+def about(config: Config, metrics_url: str | None) -> wire.AgentAbout:
+    """This agent's version, template hash and /metrics endpoint."""
+    m = config.metrics
+    scheme = "https" if m.tls_cert is not None else "http"
+    port = m.port
+    if metrics_url is not None:          # the bound port (metrics.port 0 picks one)
+        port = int(metrics_url.rsplit(":", 1)[1].split("/", 1)[0])
+    return wire.AgentAbout(version=__version__, config_sha256=template_sha256(config),
+                           metrics=wire.MetricsEndpoint(scheme=scheme, port=port,
+                                                        advertise=m.advertise))
