@@ -219,3 +219,5 @@ def decode_as(body: bytes, kind):
         raise Rejected(400, str(e)) from None
     except msgspec.DecodeError as e:
         raise Rejected(400, f"body: expected JSON ({e})") from None
+    except RecursionError:       # a free-form field nested thousands deep
+        raise Rejected(400, f"(body): JSON nested deeper than {MAX_DEPTH} levels") from None
