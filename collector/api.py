@@ -29,7 +29,7 @@ from agent.wire import decode as wire_decode
 
 from .book_metrics import BookCollector
 from .api_base import (DEADMAN, STATE, STORE, Rejected, _bearer_hash, _body, _json,
-                       start_executions)
+                       answer_failures, start_executions)
 from .api_base import token_hash
 from .config import AgentEntry, Config
 from .engine.wakeup import EngineWakeup
@@ -178,6 +178,8 @@ def _decode(body: bytes, type_):
         return wire_decode(body, type_)   # the wire's bounds, times included
     except msgspec.MsgspecError as e:
         raise Rejected(400, wire_problem(e))
+    except RecursionError:          # a free-form field nested thousands deep
+        raise Rejected(400, "(body): JSON nested too deep")
 
 
 def _check_identity(entry: AgentEntry, agent: str, branch: str) -> None:
@@ -218,6 +220,8 @@ async def post_heartbeat(request: web.Request) -> web.Response:
     entry = _authenticate(st, request)
     hb = _decode(await _body(st, request), Heartbeat)
     _check_identity(entry, hb.agent, hb.branch)
+    # The enrolled region is the collector's word (its config), never the agent's.
+    hb = msgspec.structs.replace(hb, region=entry.region)
     await st.run(st.desk.heartbeat, hb, st.clock())
     _seen(st, hb.agent)
     await fleet_http.heartbeat_seen(request, hb)
@@ -286,7 +290,7 @@ async def _timing_and_refusals(request: web.Request, handler):
     except Rejected as r:
         if ingest:
             st.metrics.rejected.labels(endpoint, str(r.status)).inc()
-        return web.json_response({"error": str(r)}, status=r.status)
+        return web.json_response({"error": str(r)}, status=r.status, headers=r.headers)
     finally:
         if ingest:
             st.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
@@ -297,7 +301,7 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
     """The aiohttp application over a store; `clock` gives receive times."""
     # client_max_size also stops a chunked body (no Content-Length) at the limit.
     app = web.Application(client_max_size=config.limits.max_body,
-                          middlewares=[_timing_and_refusals])
+                          middlewares=[answer_failures, _timing_and_refusals])
     file_config = config
     config = with_enrolled(config, store)     # agents enrolled by code count as the config's
     st = _State(config, clock)

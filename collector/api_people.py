@@ -6,7 +6,6 @@ the token's operator, never the body; the token's roles decide what it may do
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 import msgspec
@@ -14,7 +13,7 @@ from aiohttp import web
 
 from . import incident_reads as reads
 
-from .api_base import STATE, Rejected, _body, _json, authorised, start_executions
+from .api_base import STATE, Rejected, _json, authorised, read_json, start_executions
 from .grader import GRADING_ACTIONS
 from .incident_desk import ACTIONS
 from .incident_reads import DEFAULT_LIMIT, IncidentQuery, QueryError, StoreReaders
@@ -89,9 +88,7 @@ async def list_incidents(request: web.Request) -> web.Response:
     page, cursor = await read(request, reads.list_incidents, incident_query(st, request.query))
     return _json({"incidents": page, **({"next": cursor} if cursor else {})})
 
-
 DRILL_QUERY = {"0": "no", "false": "no", "1": "yes", "true": "yes", "only": "only"}
-
 
 async def get_incident(request: web.Request) -> web.Response:
     """GET /api/v1/incidents/{id} (operators); 404 when unknown."""
@@ -102,12 +99,10 @@ async def get_incident(request: web.Request) -> web.Response:
         raise Rejected(404, f"no incident {request.match_info['id']!r}")
     return _json(inc)
 
-
 # What each action needs in its body besides who (the token): the text field,
 # and for grading actions the value field (grader.GRADING_ACTIONS).
 TEXT_FIELD = {"note": "text", "deadline": "what"}
 VALUE_FIELD = {**GRADING_ACTIONS, "reporter": "name", "clear": "check"}
-
 
 async def act_on_incident(request: web.Request) -> web.Response:
     """POST /api/v1/incidents/{id}/{action}.
@@ -142,7 +137,6 @@ async def act_on_incident(request: web.Request) -> web.Response:
     except Refused as e:
         raise Rejected(409, str(e))
     return _json(inc)
-
 
 def _required_text(body: dict, field: str) -> str:
     text = body.get(field)
@@ -191,7 +185,6 @@ async def start_runbook(request: web.Request) -> web.Response:
     runbook, why = _required_text(body, "runbook"), _required_text(body, "why")
     return _json(await _person(st, request, st.desk.runbook_act, "start", runbook, who, why))
 
-
 async def act_on_step(request: web.Request) -> web.Response:
     """POST /api/v1/incidents/{id}/steps/{step}/{confirm|skip|fail}
     {note (confirm) | why, choice (a decision), run (default: the run at that step)}."""
@@ -209,7 +202,6 @@ async def act_on_step(request: web.Request) -> web.Response:
     return _json(await _person(st, request, st.desk.runbook_act, action, step, who, text,
                                extra["run"], extra["choice"]))
 
-
 async def list_runbooks(request: web.Request) -> web.Response:
     """GET /api/v1/runbooks: the runbooks this collector knows (operators)."""
     st: _State = request.app[STATE]
@@ -223,15 +215,8 @@ async def list_runbooks(request: web.Request) -> web.Response:
                                     if isinstance(s.preauthorised, Grant)]}
                                for rb in sorted(books.values(), key=lambda rb: rb.id)]})
 
-
 async def _json_body(st: _State, request: web.Request) -> dict:
-    try:
-        body = json.loads(await _body(st, request) or b"{}")
-    except ValueError as e:
-        raise Rejected(400, f"body is not valid JSON: {e}")
-    if not isinstance(body, dict):
-        raise Rejected(400, "(body): expected a JSON object")
-    return body
+    return await read_json(st, request)      # bounded depth (api_base.py)
 
 
 async def _person(st: _State, request: web.Request, fn, *args):

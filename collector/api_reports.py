@@ -16,12 +16,11 @@ registers them on the app `collector.api.build_app` made.
 from __future__ import annotations
 
 import asyncio
-import json
 
 import msgspec
 from aiohttp import web
 
-from .api_base import STATE, STORE, Rejected, _body, _json, authorised
+from .api_base import STATE, STORE, Rejected, _json, authorised, read_json
 from .incidents import Refused
 from .reports.desk import ReportDesk, rendered
 from .reports.facts import Scope
@@ -82,13 +81,7 @@ def _whole(r: StoredReport) -> dict:
 
 
 async def _object(request: web.Request) -> dict:
-    try:
-        body = json.loads(await _body(request.app[STATE], request) or b"{}")
-    except ValueError as e:
-        raise Rejected(400, f"body is not valid JSON: {e}")
-    if not isinstance(body, dict):
-        raise Rejected(400, "(body): expected a JSON object")
-    return body
+    return await read_json(request.app[STATE], request)      # bounded depth (api_base.py)
 
 
 def _text(body: dict, key: str, required: bool = True) -> str | None:

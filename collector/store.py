@@ -44,6 +44,8 @@ from .storage.log_tail import LogTail
 from .storage.event_log import LoggedEvent
 from .storage.outbox import Entry as OutboxEntry
 from .storage.outbox import OutboxRows
+from .storage.sessions import SCHEMA as SESSIONS_SCHEMA
+from .storage.sessions import SessionRows
 
 # Versioned migrations: append, never edit a shipped one.
 MIGRATIONS: list[tuple[int, list[str]]] = [
@@ -95,9 +97,11 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (10, ENROLMENT_SCHEMA),
     # Silences set by people (collector/notify/silences.py).
     (11, SILENCES_SCHEMA),
-    # issue 17: the keyed audit chain (mac), and each incident row names the audit
+    # The keyed audit chain (mac), and each incident row names the audit
     # record that wrote it (collector/audit.py, audit_verify.py).
     (12, MAC_MIGRATION),
+    # Console sessions survive a restart (collector/storage/sessions.py).
+    (13, SESSIONS_SCHEMA),
 ]
 
 
@@ -259,7 +263,7 @@ def read_agents(conn: sqlite3.Connection) -> list[AgentRecord]:
 
 
 class SqliteStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows, FleetRows,
-                  EnrolmentRows, SilenceRows):
+                  EnrolmentRows, SilenceRows, SessionRows):
     """`Store` on one SQLite file: WAL, synchronous=FULL, versioned schema."""
 
     def __init__(self, path: str | Path, audit_key: bytes | None = None):

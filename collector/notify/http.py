@@ -131,6 +131,8 @@ async def alertmanager_webhook(request: web.Request) -> web.Response:
     except msgspec.MsgspecError as e:
         from ..api import wire_problem
         raise Rejected(400, wire_problem(e))
+    except RecursionError:
+        raise Rejected(400, "(body): JSON nested too deep")
     by_branch, ignored = intake.events_from(hook, receive)
     accepted = duplicates = 0
     for branch, events in by_branch.items():

@@ -16,7 +16,7 @@ from ..drills.http import DRILLS
 from ..incident_desk import ACTIONS
 from ..incident_runbooks import PERSON_ACTIONS
 from ..reports.model import EDITABLE
-from .console import CONSOLE, COOKIE, HEADERS, action, back, lang_of, who
+from .console import CONSOLE, COOKIE, HEADERS, action, back, lang_of, save_sessions, who
 
 # What an ack says when the person wrote nothing (the API requires a why).
 DEFAULT_ACK = {"zh": "已在运维台确认收到", "en": "acknowledged in the console"}
@@ -45,6 +45,7 @@ async def logout(request: web.Request) -> web.Response:
     """POST /console/logout: the session ends at once."""
     con, st = request.app[CONSOLE], request.app[STATE]
     s = con.sessions.end(request.cookies.get(COOKIE))
+    await save_sessions(request)
     if s is not None:
         await st.run(request.app[STORE].record, st.clock(), "console.logout", s.user, {})
     response = web.HTTPSeeOther("/console/login", headers=HEADERS)

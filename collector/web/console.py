@@ -7,7 +7,11 @@ security once for all of them:
 - a session cookie (HttpOnly, SameSite=Strict, Path=/console, Secure over
   TLS) names a server-side session (collector/web/sessions.py);
 - every POST needs the session's CSRF token (a hidden form field) and, when
-  the browser sends an Origin, the collector's own origin;
+  the browser sends an Origin, the collector's own origin (`Origin: null`,
+  sent from sandboxed frames and file: pages, is refused too);
+- sessions are kept in the store as well, so a restart keeps people logged
+  in (sessions.py); failed logins slow the guesser (throttle.py) and
+  passwords are checked off the event loop (passwords.py);
 - each action needs a role: viewer reads, operator works incidents,
   leadership also grades, closes and issues reports (collector/roles.py);
 - who acted is the session's user, recorded in the audit trail by the same
@@ -28,10 +32,12 @@ from zoneinfo import ZoneInfo
 import jinja2
 from aiohttp import web
 
-from ..api_base import STATE, Rejected
+from ..api_base import STATE, STORE, Rejected, read_form
 from ..roles import allowed as role_allows, refusal
 from .i18n import LANGUAGES, duration, translate
-from .sessions import Session, Sessions
+from .passwords import Hasher
+from .sessions import Session, Sessions, apply_writes
+from .throttle import Throttle, normalise
 
 CONSOLE = web.AppKey("console", object)
 COOKIE, LANG_COOKIE = "bw_session", "bw_lang"
@@ -52,10 +58,17 @@ HEADERS = {
 class Console:
     """What every console handler shares: sessions, users, templates, time zone."""
 
-    def __init__(self, config, tz: str):
+    def __init__(self, config, tz: str, store=None):
         c = config.console
-        self.users = {u.name: u for u in c.users}
+        # Looked up by the normalised name: "Boss " and "boss" are one person.
+        self.users = {normalise(u.name): u for u in c.users}
         self.sessions = Sessions(c.session_idle, c.session_max)
+        if store is not None:
+            self.sessions.load(store.live_sessions(self.sessions.clock(), c.session_idle,
+                                                   c.session_max))
+        self.throttle = Throttle()
+        self.hasher = Hasher()
+        self.held = 0                  # wrong-password answers being held back (pages.py)
         self.language, self.refresh = c.language, c.refresh
         self.tls = config.listen.tls_cert is not None
         self.zone = ZoneInfo(tz)
@@ -97,15 +110,26 @@ def render(request: web.Request, template: str, status: int = 200, **data) -> we
                         headers=HEADERS)
 
 
-def _session(request: web.Request, poll: bool) -> Session | None:
+async def _session(request: web.Request, poll: bool) -> Session | None:
     # A live-update poll is never the person's activity.
-    return request.app[CONSOLE].sessions.get(request.cookies.get(COOKIE), touch=not poll)
+    con: Console = request.app[CONSOLE]
+    s = con.sessions.get(request.cookies.get(COOKIE), touch=not poll)
+    await save_sessions(request)
+    return s
+
+
+async def save_sessions(request: web.Request) -> None:
+    """Write what changed in the sessions (new, touched, ended) to the store."""
+    writes = request.app[CONSOLE].sessions.take_writes()
+    if writes:
+        st = request.app[STATE]
+        await st.run(apply_writes, request.app[STORE], writes)
 
 
 def _refused(r: Rejected) -> web.Response:
     """A refusal on a console path: a short text page, not the API's JSON."""
     return web.Response(text=f"{r.status}: {r}\n", status=r.status, content_type="text/plain",
-                        charset="utf-8", headers=HEADERS)
+                        charset="utf-8", headers={**HEADERS, **r.headers})
 
 
 def _to_login(request: web.Request, expired: bool) -> web.Response:
@@ -116,12 +140,23 @@ def _to_login(request: web.Request, expired: bool) -> web.Response:
     raise web.HTTPSeeOther(target)
 
 
+def public(handler):
+    """A console handler needing no session (the login): refusals as text pages."""
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request):
+        try:
+            return await handler(request)
+        except Rejected as r:
+            return _refused(r)
+    return wrapped
+
+
 def page(handler):
     """A GET page: logged in (or sent to the login page), rendered with the session."""
     @functools.wraps(handler)
     async def wrapped(request: web.Request):
         poll = request.query.get("poll") == "1"
-        s = _session(request, poll)
+        s = await _session(request, poll)
         if s is None:
             return _to_login(request, expired=COOKIE in request.cookies)
         request["session"] = s
@@ -138,7 +173,7 @@ def action(name: str | None):
     def wrap(handler):
         @functools.wraps(handler)
         async def wrapped(request: web.Request):
-            s = _session(request, poll=False)
+            s = await _session(request, poll=False)
             if s is None:
                 return _to_login(request, expired=True)
             request["session"] = s
@@ -151,12 +186,20 @@ def action(name: str | None):
     return wrap
 
 
+def check_origin(request: web.Request) -> None:
+    """403 for a POST from another site, or from an opaque origin (`Origin: null`:
+    a sandboxed frame, a file: page, some redirects; never our own pages)."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return             # older browsers and scripts: the CSRF token still guards
+    if origin == "null" or urlsplit(origin).netloc != request.host:
+        raise Rejected(403, f"cross-origin request from {origin[:100]} refused")
+
+
 async def _check_post(request: web.Request, s: Session, what: str) -> None:
     con: Console = request.app[CONSOLE]
-    origin = request.headers.get("Origin")
-    if origin and origin != "null" and urlsplit(origin).netloc != request.host:
-        raise Rejected(403, f"cross-origin request from {origin} refused")
-    form = await request.post()
+    check_origin(request)
+    form = await read_form(request)
     if not con.sessions.csrf_ok(s, form.get("csrf")):
         raise Rejected(403, "the form's CSRF token is missing or stale: reload the page "
                             "and try again")

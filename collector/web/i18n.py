@@ -21,6 +21,7 @@ WORDS: dict[str, dict[str, str]] = {
     "password": {"zh": "密码", "en": "Password"},
     "login_failed": {"zh": "用户名或密码错误", "en": "Wrong user name or password"},
     "login_throttled": {"zh": "失败次数过多，请稍后再试", "en": "Too many failed attempts; try again later"},
+    "login_busy": {"zh": "登录请求过多，请几秒后再试", "en": "Too many logins at once; try again in a few seconds"},
     "session_expired": {"zh": "会话已过期，请重新登录", "en": "Your session expired; log in again"},
     "logged_out": {"zh": "已退出", "en": "Logged out"},
     "open_incidents": {"zh": "未结事件", "en": "Open incidents"},

@@ -4,13 +4,15 @@ page's live fragment only; the same URL without it gets the whole page."""
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections import Counter
 from datetime import datetime, timezone
 
 from aiohttp import web
 
 from .. import incident_reads as reads
-from ..api_base import STATE, STORE, Rejected
+from ..api_base import STATE, STORE, Rejected, read_form
 from ..api_people import read, region_branches
 from ..api_reports import REPORTS, report_response
 from ..reports.desk import rendered
@@ -20,9 +22,11 @@ from ..drills.http import DRILLS
 from ..fleet.storage import read_about
 from ..fleet.view import fleet_lines
 from ..person_reports import CAUSES, KINDS
-from .console import (CONSOLE, COOKIE, HEADERS, LANG_COOKIE, Console, page, render)
+from .console import (CONSOLE, COOKIE, HEADERS, LANG_COOKIE, Console, check_origin, page,
+                      public, render, save_sessions)
 from .i18n import LANGUAGES
-from .passwords import check_password
+from .passwords import UNKNOWN_USER, Busy
+from .throttle import normalise
 from .views import (branch_tiles, checklist, grade_labels, incident_rows, notifications,
                     timeline)
 
@@ -58,37 +62,94 @@ async def login_form(request: web.Request) -> web.Response:
                   expired=request.query.get("expired") == "1")
 
 
+@public
 async def login(request: web.Request) -> web.Response:
-    """POST /console/login {user, password, next}: a new session, or the form again."""
+    """POST /console/login {user, password, next}: a new session, or the form again.
+
+    A source that failed too often lately waits (429 + Retry-After); a wrong
+    password for a name guessed too often (or during a spray) is answered
+    slowly, a right one at once, never refused (throttle.py); the password
+    is checked off the event loop, 503 + Retry-After when too many checks
+    are under way (passwords.py)."""
     con: Console = request.app[CONSOLE]
-    st = request.app[STATE]
-    form = await request.post()
-    name, password = form.get("user", "").strip(), form.get("password", "")
-    nxt = form.get("next", "")
+    check_origin(request)              # login CSRF: no logging people in from elsewhere
+    if con.hasher.full():
+        # Refused before reading the form or rendering a page, and (during a
+        # spray) answered late: a spray's requests cost the loop as little as can be.
+        await _hold(con, con.throttle.spray_delay())
+        raise Rejected(503, "too many logins at once; try again in a second",
+                       headers={"Retry-After": "1"})
+    form = await read_form(request)
+    raw, password, nxt = (form.get(k, "") for k in ("user", "password", "next"))
+    if not all(isinstance(v, str) for v in (raw, password, nxt)):
+        raise Rejected(400, "user, password, next: expected text fields, not files")
+    if len(password) > MAX_PASSWORD:
+        raise Rejected(400, f"password: longer than {MAX_PASSWORD} characters")
+    name, source = normalise(raw), request.remote or ""
     nxt = nxt if nxt.startswith("/console/") and not nxt.startswith("//") else "/console/incidents"
+
+    def again(status: int, error: str, **headers) -> web.Response:
+        response = render(request, "login.html", status=status, error=error, user=name,
+                          next=nxt, expired=False)
+        response.headers.update(headers)
+        return response
+
+    wait = con.throttle.source_wait(source)
+    if wait > 0:
+        await _audit(request, con.throttle.take_audit())
+        await _hold(con, min(wait, con.throttle.failure_delay(name)))
+        return again(429, "login_throttled", **{"Retry-After": str(math.ceil(wait))})
     user = con.users.get(name)
-    if con.sessions.throttled(name):
-        return render(request, "login.html", status=429, error="login_throttled", user=name,
-                      next=nxt, expired=False)
-    # Checked even for an unknown name, so timing does not tell which names exist.
-    ok = check_password(password, user.password if user else _DUMMY) and user is not None
-    if not ok:
-        con.sessions.failed(name)
-        await st.run(request.app[STORE].record, st.clock(), "console.login_failed", name[:64],
-                     {"remote": request.remote})
-        return render(request, "login.html", status=401, error="login_failed", user=name,
-                      next=nxt, expired=False)
+    try:
+        # Checked even for an unknown name, so timing does not tell which names exist.
+        ok = await con.hasher.check(password, user.password if user else UNKNOWN_USER)
+    except Busy:
+        return again(503, "login_busy", **{"Retry-After": "1"})
+    if not ok or user is None:
+        quiet = con.throttle.throttled(source, name)    # in a burst: one record for it all
+        con.throttle.failed(source, name)
+        records = [] if quiet else [("console.login_failed", name, {"remote": source})]
+        await _audit(request, records + con.throttle.take_audit())
+        await _hold(con, con.throttle.failure_delay(name))
+        return again(401, "login_failed")
+    con.throttle.succeeded(source)
     s = con.sessions.start(user.name, user.roles)
-    await st.run(request.app[STORE].record, st.clock(), "console.login", user.name,
-                 {"roles": list(user.roles), "remote": request.remote})
+    await save_sessions(request)
+    await _audit(request, [("console.login", user.name,
+                            {"roles": list(user.roles), "remote": source})]
+                 + con.throttle.take_audit())
     response = web.HTTPSeeOther(nxt, headers=HEADERS)
     response.set_cookie(COOKIE, s.id, path="/console", httponly=True, samesite="Strict",
                         secure=con.tls)
     raise response
 
 
-# A hash no password matches in practice: compared when the name is unknown.
-_DUMMY = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+MAX_PASSWORD = 1024
+HELD_MAX = 256          # wrong-password answers held back at once; past that, at once
+
+
+async def _hold(con: Console, delay: float) -> None:
+    """Hold a wrong password's answer back: a guesser waiting for it is slowed
+    to one try per delay. Bounded, so a flood cannot pile up held requests."""
+    if delay <= 0 or con.held >= HELD_MAX:
+        return
+    con.held += 1
+    try:
+        await asyncio.sleep(delay)
+    finally:
+        con.held -= 1
+
+
+async def _audit(request: web.Request, records: list[tuple[str, str, dict]]) -> None:
+    """Write (kind, actor, data) audit records in one store job."""
+    if records:
+        st, store = request.app[STATE], request.app[STORE]
+        await st.run(_record_all, store, st.clock(), records)
+
+
+def _record_all(store, at: float, records: list[tuple[str, str, dict]]) -> None:
+    for kind, actor, data in records:
+        store.record(at, kind, actor, data)
 
 
 async def set_language(request: web.Request) -> web.Response:

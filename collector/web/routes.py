@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..api_base import STATE
+from ..api_base import STATE, STORE
 from . import actions, pages
 from .console import CONSOLE, STATIC, Console
 
@@ -15,7 +15,8 @@ def add_console_routes(app: web.Application) -> None:
     grader = st.desk.grader
     tz = (st.config.reports.timezone
           or (grader.calendar.timezone if grader is not None else None) or "UTC")
-    app[CONSOLE] = Console(st.config, tz)
+    app[CONSOLE] = Console(st.config, tz, app[STORE])
+    app.on_cleanup.append(lambda app: _stop_hashing(app[CONSOLE]))
     r = app.router
     r.add_get("/", pages.home)
     r.add_get("/console/", pages.home)
@@ -38,3 +39,7 @@ def add_console_routes(app: web.Application) -> None:
     r.add_post("/console/drills", actions.start_drill)
     r.add_get("/console/drills/{did}/report.{fmt}", pages.drill_report_download)
     r.add_static("/console/static/", STATIC, append_version=True)
+
+
+async def _stop_hashing(con: Console) -> None:
+    con.hasher.close()
