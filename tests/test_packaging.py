@@ -29,7 +29,7 @@ def _run(*cmd: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
 
 def _as_service(*args: str) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-    return _run("runuser", "-u", "branchwatch", "--", "/usr/bin/branchwatch", *args, check=False,
+    return _run(shutil.which("runuser"), "-u", "branchwatch", "--", "/usr/bin/branchwatch", *args, check=False,
                 env=env, cwd="/")
 
 
@@ -65,7 +65,7 @@ def test_agent_package_carries_no_collector_and_no_build_tools(installed):
     site = next(VENV.glob("lib/python3*/site-packages"))
     for absent in ("collector", "pip", "setuptools", "apprise", "jinja2"):
         assert not (site / absent).exists(), absent
-    done = _run(str(VENV / "bin" / "python"), "-c", "import collector", check=False)
+    done = _run(str(VENV / "bin" / "python"), "-c", "import collector", check=False, cwd="/")
     assert done.returncode != 0
 
 
@@ -89,7 +89,9 @@ def test_the_ansible_playbook_installs_and_configures_a_branch(installed, tmp_pa
         "collector_url: https://collector.bank.example:9812\nagent_token: tok-0417-not-a-real-one\n"
         f"branchwatch_deb: {installed}\nstart_service: false\n")
     done = _run(playbook, "-i", "localhost,", "-c", "local", str(REPO / "packaging" / "ansible" / "branch.yml"),
-                "-e", f"@{tmp_path / 'vars.yml'}", check=False,
+                "-e", f"@{tmp_path / 'vars.yml'}",
+                # Debian's own Python on the target (its apt bindings), not whatever python3 is first
+                "-e", "ansible_python_interpreter=/usr/bin/python3", check=False,
                 env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCALHOST_WARNING": "0"})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     config = Path("/etc/branchwatch/agent.yaml").read_text()
