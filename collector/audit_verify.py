@@ -234,6 +234,31 @@ def _events_of(data: str) -> list[_ListedEvent]:
         return []
 
 
+def _check_fault_rows(conn, faults: dict, since: int, written: dict, bad) -> None:
+    """Every fault row is the one the last "rows.written" record that touched it
+    describes; a row recorded and gone was deleted. Incidents last written before
+    fault rows were digested are left alone (their rows were never described)."""
+    present = set()
+    for incident, agent, check, body in conn.execute(
+            "SELECT incident, agent, check_name, body FROM incident_faults"):
+        key = f"{incident}|{agent}|{check}"
+        present.add(key)
+        last = faults.get(key)
+        if last is None:
+            if written.get(incident, (0,))[0] >= since:
+                bad.add(f"fault {key}: no audit record wrote this row (inserted behind the "
+                        f"collector)")
+        elif last[1] is None:
+            bad.add(f"fault {key}: deleted by audit record {last[0]}, yet present "
+                    f"(put back behind the collector)")
+        elif row_digest([key, body]) != last[1]:
+            bad.add(f"fault {key}: the row differs from what audit record {last[0]} wrote "
+                    f"(edited behind the collector)")
+    for key, (seq, digest) in faults.items():
+        if digest is not None and key not in present:
+            bad.add(f"fault {key}: written by audit record {seq}, missing (deleted)")
+
+
 def _check_incidents(conn, f: Findings) -> None:
     """Every incident row is the one its last "rows.written" record describes."""
     import json
@@ -241,12 +266,18 @@ def _check_incidents(conn, f: Findings) -> None:
     if "incident_audit" not in tables:
         return
     written: dict[str, tuple[int, str]] = {}     # id -> (seq, digest) of the last write
+    faults: dict[str, tuple[int, str | None]] = {}   # fault row -> (seq, digest or None: deleted)
+    faults_since: int | None = None              # the first record that digests fault rows
     for seq, data in conn.execute("SELECT seq, data FROM audit WHERE kind = ? ORDER BY seq",
                                   (ROWS_WRITTEN,)):
         d = json.loads(data)
         if d.get("table") == "incidents":
             for id_, digest in d.get("rows", {}).items():
                 written[id_] = (seq, digest)
+            if "faults" in d:
+                faults_since = seq if faults_since is None else faults_since
+                for key, digest in d["faults"].items():
+                    faults[key] = (seq, digest)
     bad = _Capped(f.problems, "incident rows changed")
     older, present = 0, set()
     for id_, branch, status, opened, body, seq in conn.execute(
@@ -270,6 +301,8 @@ def _check_incidents(conn, f: Findings) -> None:
     for id_ in written.keys() - present:
         bad.add(f"incident {id_}: written by audit record {written[id_][0]}, "
                 f"missing from incidents (deleted)")
+    if "incident_faults" in tables and faults_since is not None:
+        _check_fault_rows(conn, faults, faults_since, written, bad)
     bad.close()
     if older:
         f.notes.append(f"{older} incident rows from before row digests: not checked")

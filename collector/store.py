@@ -442,19 +442,22 @@ class SqliteStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows, Flee
         """Write what changed of these incidents (their faults as rows) and append
         their audit records, in one commit."""
         with self._transaction() as c:
-            self.write_incidents(c, incidents, at)
+            rewritten, faults = self.write_incidents(c, incidents, at)
             records = list(audit)
-            ids = list(dict.fromkeys(i.id for i in incidents))
-            if ids:
-                # issue 17: one record lists a digest of every incident row as written;
+            ids = list(dict.fromkeys(rewritten))     # a row not rewritten keeps its record
+            if ids or faults:
+                # One record lists a digest of every incident row as written;
                 # each row keeps that record's seq, so a row edited behind the
                 # collector shows (collector/audit_verify.py).
                 marks = ",".join("?" * len(ids))
                 written = {r[0]: row_digest(list(r)) for r in c.execute(
                     "SELECT id, branch, status, opened_at, body FROM incidents "
                     f"WHERE id IN ({marks})", ids)}
+                # The fault rows this write changed (None: deleted), digested the same way.
+                fault_digests = {k: None if text is None else row_digest([k, text])
+                                 for k, text in faults.items()}
                 records.append((at, ROWS_WRITTEN, "collector",
-                                {"table": "incidents", "rows": written}))
+                                {"table": "incidents", "rows": written, "faults": fault_digests}))
             if records:
                 seq = self.audit.append_many(records)[-1]
                 if ids:

@@ -273,3 +273,21 @@ def test_a_database_of_the_schema_before_keys_migrates_and_verifies(tmp_path):
     out = subprocess.run([sys.executable, "-m", "collector.cli", "audit", "verify",
                           "--config", str(config)], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 1 and "event e1 of a1 (audit record 1): missing" in out.stdout
+
+
+def test_a_fault_row_edited_or_deleted_directly_is_found(evidence, tmp_path):
+    config = copy(evidence, tmp_path)
+    with db(config) as conn:
+        (incident, agent, check, body), (d_inc, d_agent, d_check, _) = conn.execute(
+            "SELECT incident, agent, check_name, body FROM incident_faults "
+            "ORDER BY incident, pos LIMIT 2").fetchall()
+        fault = json.loads(body)
+        fault["reason"] = "nothing happened here"
+        conn.execute("UPDATE incident_faults SET body = ? WHERE incident = ? AND agent = ? "
+                     "AND check_name = ?", (json.dumps(fault), incident, agent, check))
+        conn.execute("DELETE FROM incident_faults WHERE incident = ? AND agent = ? AND "
+                     "check_name = ?", (d_inc, d_agent, d_check))
+    out = verify(config)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert f"fault {incident}|{agent}|{check}: the row differs" in out.stdout
+    assert f"fault {d_inc}|{d_agent}|{d_check}: written by audit record" in out.stdout

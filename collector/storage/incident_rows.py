@@ -40,6 +40,11 @@ def _digest(data: bytes) -> int:
     return hash(data)
 
 
+def fault_key(incident: str, agent: str, check: str) -> str:
+    """How an audit record names one fault row."""
+    return f"{incident}|{agent}|{check}"
+
+
 class Written(msgspec.Struct):
     """What is stored of one incident: its body's digest and each fault's."""
 
@@ -88,8 +93,13 @@ class IncidentRows:
             return self._staged[incident_id]
         return self._written.get(incident_id)
 
-    def write_incidents(self, conn, incidents: list[Incident], at: float) -> None:
-        """Write what changed of these incidents (in the caller's transaction)."""
+    def write_incidents(self, conn, incidents: list[Incident], at: float) -> tuple[list, dict]:
+        """Write what changed of these incidents (in the caller's transaction).
+        Returns the ids of the incidents whose row was written, and the fault rows
+        written, "incident|agent|check" -> their text, or deleted -> None (what the
+        audit record of this write digests)."""
+        changed: dict[str, str | None] = {}
+        rewritten: list[str] = []
         for inc in incidents:
             data = to_dict(inc, stored=True)
             faults = data.pop("faults")
@@ -98,6 +108,7 @@ class IncidentRows:
             before = self._known(inc.id)
             now = Written(_digest(body), {})
             if before is None or before.body != now.body:
+                rewritten.append(inc.id)
                 conn.execute(
                     "INSERT INTO incidents VALUES (?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
                     "status = excluded.status, opened_at = excluded.opened_at, "
@@ -105,6 +116,9 @@ class IncidentRows:
                     (inc.id, inc.branch, inc.status, inc.started_at.isoformat(), at,
                      body.decode()))
             if before is None:            # not written since the store opened: whole
+                for agent, check in conn.execute("SELECT agent, check_name FROM incident_faults "
+                                                 "WHERE incident = ?", (inc.id,)).fetchall():
+                    changed[fault_key(inc.id, agent, check)] = None
                 conn.execute("DELETE FROM incident_faults WHERE incident = ?", (inc.id,))
             rows = []
             for pos, f in enumerate(faults):
@@ -117,12 +131,17 @@ class IncidentRows:
                 conn.executemany(
                     "INSERT INTO incident_faults VALUES (?,?,?,?,?) ON CONFLICT "
                     "(incident, agent, check_name) DO UPDATE SET body = excluded.body", rows)
+                for iid, agent, check, _, text in rows:
+                    changed[fault_key(iid, agent, check)] = text
             if before is not None:
                 gone = [(inc.id, *k) for k in before.faults if k not in now.faults]
                 conn.executemany("DELETE FROM incident_faults WHERE incident = ? AND agent = ? "
                                  "AND check_name = ?", gone)
+                for iid, agent, check in gone:
+                    changed[fault_key(iid, agent, check)] = None
             # A closed incident is not saved often again: nothing to remember.
             self._staged[inc.id] = None if inc.status == "closed" else now
+        return rewritten, changed
 
     def read_incidents(self, conn, where: str = "", args: tuple = ()) -> list[Incident]:
         """Incidents with their faults (`where` over the incidents table), oldest first."""
