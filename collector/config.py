@@ -17,6 +17,7 @@ from agent.schema_network import _S, Name
 
 from .reports.settings import ReportSettings
 from .web.passwords import PATTERN as PASSWORD_PATTERN
+from .web.throttle import normalise
 
 from .notify.settings import Notify
 from .notify.settings import problems as _notify_problems
@@ -294,11 +295,15 @@ def _semantic_problems(c: Config):
     yield from _scope_problems(c.grading, c.agents)
     yield from _runbook_problems(c.runbooks)
     yield from _drill_problems(c.drills)
-    names = set()
+    names: dict[str, str] = {}
     for i, u in enumerate(c.console.users):
-        if u.name in names:
-            yield f"console.users[{i}].name", f"duplicate user name {u.name!r}"
-        names.add(u.name)
+        # Logins look names up normalised (collector/web/throttle.py): "Boss" and
+        # "boss" would be one person, so two such users are one too many.
+        key = normalise(u.name)
+        if key in names:
+            same = "" if names[key] == u.name else f" (the same as {names[key]!r} at login)"
+            yield f"console.users[{i}].name", f"duplicate user name {u.name!r}{same}"
+        names.setdefault(key, u.name)
     if c.notify != Notify():
         yield from _notify_problems(c.notify, _tables(c.grading))
 

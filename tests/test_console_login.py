@@ -36,6 +36,15 @@ def test_names_are_normalised_before_lookup():
     assert normalise("x" * 1000) == "x" * 64
 
 
+def test_two_users_one_person_at_login_are_a_config_error():
+    from collector.config import ConfigError, parse
+    users = console_yaml({"Boss": (["leadership"], "boss-password"),
+                          "boss": (["viewer"], "other-password")})
+    with pytest.raises(ConfigError) as e:
+        parse(users, "collector.yaml")
+    assert "console.users[1].name" in str(e.value) and "the same as 'Boss' at login" in str(e.value)
+
+
 def test_a_source_waits_longer_after_each_failure_and_only_its_own():
     now = [1000.0]
     t = Throttle(clock=lambda: now[0])
