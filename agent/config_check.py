@@ -106,6 +106,8 @@ def _kind(data: dict) -> str | None:
     """'agent' or 'collector': whose top-level sections the mapping has more of
     (the two sets are disjoint), None when it has neither's."""
     from .config import Config as AgentConfig
+    if "agent" in data:         # required in an agent config, absent from a collector's:
+        return "agent"          # tell without importing the collector on a branch machine
     agent = len(set(data) & set(AgentConfig.__struct_fields__))
     collector = len(set(data) & set(_collector_sections()))
     if agent == collector == 0:
