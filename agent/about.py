@@ -17,9 +17,23 @@ from . import __version__, wire
 from .config import Config
 
 
+# Secrets differ per branch even from one template (and are read into the config
+# from their files at start: agent/credentials.py): never part of the hash.
+SECRETS = frozenset({"token", "password", "community", "auth_key", "priv_key"})
+
+
+def _without_secrets(value):
+    if isinstance(value, dict):
+        return {k: None if k in SECRETS else _without_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_secrets(v) for v in value]
+    return value
+
+
 def template_sha256(config: Config) -> str:
-    """sha256 of the config without the agent's identity, keys in a fixed order."""
-    data = msgspec.to_builtins(config)
+    """sha256 of the config without the agent's identity and its secrets, keys in
+    a fixed order."""
+    data = _without_secrets(msgspec.to_builtins(config))
     data.pop("agent", None)
     return hashlib.sha256(msgspec.json.encode(data, order="sorted")).hexdigest()
 

@@ -57,6 +57,11 @@ def test_template_hash_leaves_out_identity_only():
     b = from_dict({"agent": {"id": "br-2-srv", "branch": "BR-2", "region": "south"}})
     c = from_dict({"agent": {"id": "br-3-srv", "branch": "BR-3"}, "state": {"debounce": 3}})
     assert template_sha256(a) == template_sha256(b) != template_sha256(c)
+    # Each branch's own token (read into the config from its file) is no drift.
+    link = {"url": "https://collector:9812", "spool": {"path": "/var/lib/branchwatch/spool.db"}}
+    d = from_dict({"agent": {"id": "br-4-srv", "branch": "BR-4"}, "collector": {**link, "token": "tok-4"}})
+    e = from_dict({"agent": {"id": "br-5-srv", "branch": "BR-5"}, "collector": {**link, "token": "tok-5"}})
+    assert template_sha256(d) == template_sha256(e)
 
 
 @pytest.fixture
