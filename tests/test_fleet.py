@@ -52,6 +52,20 @@ def _get(url: str, token: str | None) -> tuple[int, object]:
 
 
 
+def test_drift_needs_a_template_most_branches_share():
+    from collector.fleet.storage import AgentAboutRow
+    from collector.fleet.view import expected_template
+
+    def rows(*hashes):
+        return [AgentAboutRow(agent=f"a{i}", branch=f"B{i}", version="0.1.0", config_sha256=h,
+                              metrics_scheme=None, metrics_target=None, reported_at=0.0)
+                for i, h in enumerate(hashes)]
+    assert expected_template(rows("x", "x", "y"), None) == "x"
+    assert expected_template(rows("x", "y", "z"), None) is None       # nothing shared
+    assert expected_template(rows("x", "x", "y", "y"), None) is None  # a tie
+    assert expected_template(rows("x", "y", "z"), "y") == "y"         # declared wins
+
+
 def test_template_hash_leaves_out_identity_only():
     a = from_dict({"agent": {"id": "br-1-srv", "branch": "BR-1", "region": "north"}})
     b = from_dict({"agent": {"id": "br-2-srv", "branch": "BR-2", "region": "south"}})

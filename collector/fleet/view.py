@@ -34,11 +34,15 @@ def sd_groups(rows: list[AgentAboutRow], regions: dict[str, str]) -> list[dict]:
 
 
 def expected_template(rows: list[AgentAboutRow], declared: str | None) -> str | None:
-    """The template hash branches should have: the declared one, else the most common."""
+    """The template hash branches should have: the declared one, else the one most
+    branches share (at least two, and more than any other); None when no hash is
+    shared that way (every config its own: nothing to call drift)."""
     if declared:
         return declared
-    counts = Counter(r.config_sha256 for r in rows)
-    return counts.most_common(1)[0][0] if counts else None
+    top = Counter(r.config_sha256 for r in rows).most_common(2)
+    if not top or top[0][1] < 2 or (len(top) > 1 and top[1][1] == top[0][1]):
+        return None
+    return top[0][0]
 
 
 def fleet_lines(rows: list[AgentAboutRow], regions: dict[str, str], declared: str | None) -> list[dict]:
