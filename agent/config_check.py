@@ -1,5 +1,5 @@
 """`branchwatch check-config`: every error in an agent or collector config, one
-line each (issue 17 item 4).
+line each.
 
 The kind of config is told by its content (an agent config has `agent:`; a
 collector config has only collector sections) or by `--collector`. Besides

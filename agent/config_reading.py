@@ -1,4 +1,4 @@
-"""Reading a config file and wording what is wrong with it (issue 17 item 4):
+"""Reading a config file and wording what is wrong with it:
 YAML read strictly (no key given twice, no nesting past MAX_DEPTH, never a
 traceback), converted into a schema (msgspec), and every error one line
 naming the key path and what was expected. `agent.config` and

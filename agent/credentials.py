@@ -1,4 +1,4 @@
-"""Secrets in files, and systemd's credentials (issue 17, README "Install").
+"""Secrets in files, and systemd's credentials (README "Install").
 
 Under systemd, the units' `LoadCredential=branchwatch:/etc/branchwatch/credentials`
 copies every file of that root-only directory into one only the service can

@@ -13,7 +13,7 @@ windows, scrapes alternate A/B order. Reported per set-up: agent and peers
 (median and range over windows) and the agent/peers ratios (median, range);
 for ups_host also the delay from upsd serving a new ups.status to the
 agent's event (default debounce 2), after the windows.
-Targets (issue 14): ups_host <= 1 % of a core and <= 40 MB RSS; switches
+Targets: ups_host <= 1 % of a core and <= 40 MB RSS; switches
 <= 2 % and <= 55 MB.
 
 Run: python3 bench/agent_bench.py [--window 60] [--changes 5]   (--changes: windows)

@@ -1,4 +1,4 @@
-"""What the keyed audit chain costs the store's write path (issue 17 item 3).
+"""What the keyed audit chain costs the store's write path.
 
 A/B interleaved, each run a fresh process and a fresh database (SQLite WAL,
 synchronous=FULL), the same work each time: --batches batches of 100 events

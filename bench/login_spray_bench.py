@@ -8,8 +8,8 @@ One agent posts heartbeats back to back (every 20 ms, kept-alive) while
      only the bounded, lower-priority password hasher protects the loop).
 Reported per round and overall: heartbeat p50/p99/max, the B/A ratio of
 p99 (median and range over the pairs), and the spray's answers.
-Target (issue 17, 2-core machine): heartbeat p99 under 50 ms during the spray
-(main before issue 17: p50 5 ms -> 1.5 s).
+Target (2-core machine): heartbeat p99 under 50 ms during the spray
+(main before: p50 5 ms -> 1.5 s).
 
 Run: python3 bench/login_spray_bench.py [--window 10] [--changes 4]
      (--window = seconds of each baseline round; --changes = A/B pairs)

@@ -7,7 +7,7 @@ Side by side, in the same run: Debian's snmp_exporter walks the same
 columns of the same switches every 10 s (scrape order alternating).
 Reported:
   - CPU ms per switch walk, agent and snmp_exporter, per window (median,
-    range) and their ratio (issue 14 target: agent <= 2x snmp_exporter);
+    range) and their ratio (target: agent <= 2x snmp_exporter);
   - RSS and share of one core of both;
   - link-down-to-event delay: by trap (snmptrap linkDown, the table
     changed at the same moment) and by poll alone (no trap).

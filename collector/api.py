@@ -333,7 +333,7 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
                                regulator_table(grader.tables) is not None),
                            reporter=config.reports.reporter,
                            notifier=Notifier.from_config(config, grader.tables))
-    if st.desk.notifier is not None and hasattr(store, "audit"):   # issue 17: audit head
+    if st.desk.notifier is not None and hasattr(store, "audit"):   # audit head
         st.desk.notifier.footer = lambda: head_line(store.audit.live_head())
     st.metrics.desk = st.desk
     notify_http.setup(app, st)        # ack links, Alertmanager's webhook, the dispatcher

@@ -1,4 +1,4 @@
-"""The audit chain's head, kept outside the database (issue 17, docs/audit.md).
+"""The audit chain's head, kept outside the database (docs/audit.md).
 
 A checkpoint is one line appended to a file: the time, the head record's
 seq, its hash and its MAC ("-" when no key is configured). The file is only

@@ -1,5 +1,5 @@
 """`audit verify`: hold the database against its audit chain, its key and the
-published checkpoints (issue 17; what this proves: docs/audit.md).
+published checkpoints (what this proves: docs/audit.md).
 
 Four checks, each a list of problems (tampering) and notes (facts that are
 not tampering, such as records older than the key):

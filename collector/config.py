@@ -41,7 +41,7 @@ class Storage(_S):
 
 
 class AuditSettings(_S):
-    """The audit trail's key and checkpoints (issue 17; docs/audit.md): the key file
+    """The audit trail's key and checkpoints (docs/audit.md): the key file
     is created at install, readable by the collector only, never in the database."""
 
     key_file: str | None = None
@@ -222,7 +222,7 @@ class Config(_S):
     notify: Notify = msgspec.field(default_factory=Notify)    # issue 7: collector/notify/
     drills: DrillSettings = msgspec.field(default_factory=DrillSettings)   # domain.md §5
     console: Console = msgspec.field(default_factory=Console)   # issue 8: collector/web/
-    audit: AuditSettings = msgspec.field(default_factory=AuditSettings)   # issue 17
+    audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
 
     def checkpoint_path(self) -> Path:
         """The append-only file the audit head is written to."""

@@ -1,5 +1,5 @@
 """The files and places a collector config names, looked at before the collector
-starts and by `check-config` (issue 17 item 4): each problem one line naming the
+starts and by `check-config`: each problem one line naming the
 key and what was expected."""
 
 from __future__ import annotations

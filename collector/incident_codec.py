@@ -71,7 +71,7 @@ def to_dict(inc: Incident, stored: bool = False) -> dict:
         "grades": inc.grades, "assertions": inc.assertions, "deadlines": inc.deadlines,
         "runbooks": inc.runbooks, "actions": inc.actions,
         "notify": inc.notify,                    # issue 7: NotifyState or None
-        "reporters": inc.reporters,              # issue 16: ReporterChange list
+        "reporters": inc.reporters,              # ReporterChange list
     }
 
 

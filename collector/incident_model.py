@@ -130,7 +130,7 @@ class Incident:
     # Notifications (collector/notify/state.py): NotifyState once anyone was told,
     # so escalation, who was notified and waiting deliveries survive a restart.
     notify: object = None
-    # issue 16 (collector/incident_reporter.py): the reporter (報告責任人,
+    # (collector/incident_reporter.py): the reporter (報告責任人,
     # 第二十六條) and every change of them, ReporterChange list, newest last.
     reporters: list = field(default_factory=list)
 

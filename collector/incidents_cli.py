@@ -57,7 +57,7 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         a.add_argument(f"--{field}", required=True)
         if action == "grade":
             a.add_argument("--table", help="grading table (default: the first in use)")
-    # issue 16: a fault a person reports, and its end (collector/person_reports.py).
+    # a fault a person reports, and its end (collector/person_reports.py).
     from .person_reports import CAUSES, KINDS
     rp = isub.add_parser("report", parents=[common],
                          help="report a fault a person sees (a ward, a branch)")

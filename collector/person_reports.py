@@ -1,4 +1,4 @@
-"""Faults reported by people (issue 16 item 8; hospital §1: workstations report
+"""Faults reported by people (hospital §1: workstations report
 to IT; a branch phones county IT): who, where, what they see, and the cause
 when a person knows it (hospital class 1 or 4, domain.md §2.2).
 

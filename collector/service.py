@@ -48,7 +48,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None, path: str | N
     checkpoints = config.checkpoint_path()
     try:
         clock = clock_from_env()
-        # issue 17: the head goes out of the database at once, then as it moves.
+        # the head goes out of the database at once, then as it moves.
         try:
             append_checkpoint(checkpoints, clock(), *store.audit.committed_head)
         except OSError as e:

@@ -1,4 +1,4 @@
-"""The audit head leaves the database (issue 17, docs/audit.md): a real collector
+"""The audit head leaves the database (docs/audit.md): a real collector
 with an audit key publishes its committed head in /metrics, at the end of every
 notification (a real SMTP server on 127.0.0.1), in issued reports' footers and
 in the checkpoint file; each one names a record the log really holds."""

@@ -1,4 +1,4 @@
-"""The audit trail as evidence (issue 17, docs/audit.md): a real collector with an
+"""The audit trail as evidence (docs/audit.md): a real collector with an
 audit key writes the chain and its checkpoints; then the four tamperings of the
 issue are done straight on the SQLite file, the way an intruder without the key
 would, and `audit verify --checkpoint FILE` is run as an operator would.

@@ -1,4 +1,4 @@
-"""Bad configs through the real commands (issue 17 item 4): `branchwatch
+"""Bad configs through the real commands: `branchwatch
 check-config` (agent and collector configs, every error of a file, --json) and
 the services' own start (`agent`, `collector`): exit 2 and one line per error
 naming the file, the key and what was expected; never a traceback."""

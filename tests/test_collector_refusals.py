@@ -1,4 +1,4 @@
-"""Requests that used to get a 5xx (issue 17 item 2), against a real collector
+"""Requests that used to get a 5xx, against a real collector
 process: operator JSON nested 2,000 deep, a collector whose disk is full
 (a small tmpfs data directory), a store locked by another process. Each is
 a 4xx with a one-line message, or a 503 with Retry-After while the store

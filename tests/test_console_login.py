@@ -1,4 +1,4 @@
-"""Console logins under attack (issue 17 item 1): throttling that slows the
+"""Console logins under attack: throttling that slows the
 guesser and never locks the person out, password checks off the event loop
 with a bound, names normalised, one audit record per throttled burst, and
 sessions that survive a collector restart. The throttle and the hasher are

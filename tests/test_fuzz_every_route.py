@@ -1,4 +1,4 @@
-"""Every route of the collector, fuzzed with hypothesis (issue 17 item 2):
+"""Every route of the collector, fuzzed with hypothesis:
 agents', operators', the console's, reports, drills, ack links, the
 Alertmanager webhook. The routes are read from the app's router, so a
 route added later is fuzzed without editing this file.

@@ -1,5 +1,5 @@
 """A 16-client login spray against a real collector process while an agent
-keeps sending heartbeats (issue 17 item 1's proof). Asserted: every
+keeps sending heartbeats. Asserted: every
 heartbeat is answered (204) and none is refused; every spray answer is a
 401, 429 or a 503 with Retry-After (the bound on password checks), never a
 500; the spray leaves a handful of audit records, not one per guess; and a

@@ -1,4 +1,4 @@
-"""Faults reported by people (issue 16 item 8): by the API, the CLI and the
+"""Faults reported by people: by the API, the CLI and the
 console, through the same grading, runbooks and reports, marked as reported
 by a person. One real collector process on the drill clock (Monday 10:00 in
 Shanghai, business hours), the cbrc and hospital tables, a designated reporter,

@@ -1,5 +1,5 @@
 """The reporter (報告責任人, 第二十六條), plan failures (第三十條) and faults a
-person reported in the reports, zh and en (issue 16 items 4, 8): on the fixed
+person reported in the reports, zh and en: on the fixed
 incident of tests/support/report_incident.py (the golden files show the whole
 reports; this says what must be in them).
 """

@@ -1,4 +1,4 @@
-"""Roles on every interface (issue 16 item 5; domain.md §4, 第四條): operator
+"""Roles on every interface (domain.md §4, 第四條): operator
 tokens carry the console's roles. One real collector process, three tokens
 (viewer, operator, leadership), faults posted as event batches over HTTP.
 

@@ -1,4 +1,4 @@
-"""The runbooks the seed names, on the running desk (issue 16 item 6; domain.md
+"""The runbooks the seed names, on the running desk (domain.md
 §3, §4), as timelines on an injected clock: events in, the desk's incident,
 its runbook and its audit trail out.
 

@@ -1,5 +1,5 @@
 """The agent and the collector as the systemd units run them, without systemd
-as PID 1 (issue 17 item 5): each as its own unprivileged system user (setpriv),
+as PID 1: each as its own unprivileged system user (setpriv),
 with exactly the owners and modes the README's install steps give, and the
 credentials directory systemd would pass ($CREDENTIALS_DIRECTORY holding
 `branchwatch_<file>` copies, owned by the service user, 0400).

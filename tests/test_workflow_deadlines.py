@@ -1,4 +1,4 @@
-"""Deadlines of the workflow (issue 16 item 4; domain.md §3), as timelines in
+"""Deadlines of the workflow (domain.md §3), as timelines in
 minutes from the incident's start T0:
 
 - every data criterion is reported at once (第二十七條(六)), whatever its grade;

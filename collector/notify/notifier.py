@@ -38,7 +38,7 @@ class Notifier:
 
     def __init__(self, rules: Rules, secret: bytes | None = None):
         self.rules, self.secret = rules, secret
-        self.footer: Callable[[], str] | None = None   # the audit head line (issue 17)
+        self.footer: Callable[[], str] | None = None   # the audit head line
 
     @classmethod
     def from_config(cls, config, tables: dict | None = None) -> Notifier | None:

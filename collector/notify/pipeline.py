@@ -69,7 +69,7 @@ class Ctx:
     outbox: list[Outgoing] = field(default_factory=list)
     records: list[tuple[str, dict]] = field(default_factory=list)   # (audit kind, data)
     touched: set[str] = field(default_factory=set)
-    footer: str = ""        # issue 17: the audit head every message ends with
+    footer: str = ""        # the audit head every message ends with
 
     def state(self, incident_id: str) -> tuple[Incident, NotifyState]:
         """An incident and its notification state (created on first use)."""

@@ -98,7 +98,7 @@ class ReportDesk:
         ts = self.clock()
         meta = {**report.meta(), "status": "issued", "issued_at": _utc(ts), "issued_by": who}
         audit = getattr(self.store, "audit", None)
-        if audit is not None:    # issue 17: the audit head the report was issued on
+        if audit is not None:    # the audit head the report was issued on
             meta["audit_head"] = head_line(audit.live_head())
         markdown = render(meta, report.fields, "md")
         html = render(meta, report.fields, "html")

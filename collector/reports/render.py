@@ -71,7 +71,7 @@ def render(meta: dict, fields: dict, fmt: str) -> str:
     template = env.get_template(f"{fields['language']}/{fields['kind']}.j2")
     body = template.render(r=fields, meta=meta, b=BLOCKS[fmt], t=time_format(fields["timezone"]))
     body = body.strip() + "\n"
-    if meta.get("audit_head"):      # issue 17: the chain's head, in every issued report
+    if meta.get("audit_head"):      # the chain's head, in every issued report
         body += ("\n---\n" + meta["audit_head"] + "\n" if fmt == "md" else
                  str(Markup('<p class="note">{}</p>\n').format(meta["audit_head"])))
     if fmt == "md":
