@@ -404,6 +404,14 @@ def switch(sim: SnmpSim, name: str, community: str, interfaces: list[dict], **kw
 @pytest.fixture(scope="module")
 def once_readings(sim, tmp_path_factory):
     """`branchwatch agent --once` over every recording, as one real process."""
+    # snmpsim indexes a recording when it is first asked for it, one at a time; all
+    # nineteen asked at once by the agent would wait past the agent's 2 s timeout
+    # (the test is of the readings, not of snmpsim's start): ask each once first.
+    for f in RECORDINGS:
+        deadline = time.monotonic() + 120
+        while not sim.answers(Path(f).stem):
+            assert time.monotonic() < deadline, f"snmpsim never answered for {f}"
+            time.sleep(0.2)
     folder = tmp_path_factory.mktemp("once")
     config = {"agent": {"id": "t", "branch": "b"}, "switches": [
         switch(sim, Path(f).stem, Path(f).stem,
