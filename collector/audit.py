@@ -78,6 +78,22 @@ def record_mac(key: bytes, prev_mac: str, record_hash_hex: str) -> str:
     return hmac.new(key, msg, hashlib.sha256).hexdigest()
 
 
+def link_problems(seq: int, expected_seq: int, prev_hash: str, prev: str, computed: str,
+                  stored: str) -> list[str]:
+    """What is wrong with one link of the chain: a gap, a broken back-link, a changed record."""
+    out = []
+    if seq != expected_seq:
+        missing = (f"record {expected_seq}" if seq == expected_seq + 1
+                   else f"records {expected_seq}..{seq - 1}")
+        out.append(f"record {seq}: follows record {expected_seq - 1}: {missing} removed or reordered")
+    if prev_hash != prev:
+        out.append(f"record {seq}: prev_hash does not match the hash of the record before it "
+                   f"(a record was changed, removed or reordered)")
+    if computed != stored:
+        out.append(f"record {seq}: hash does not match its contents (changed)")
+    return out
+
+
 def row_digest(values: list) -> str:
     """sha256 of a stored row's canonical encoding: what an audit record says it wrote."""
     return hashlib.sha256(canonical_json(values).encode("utf-8")).hexdigest()
@@ -192,16 +208,8 @@ class AuditLog:
         rows = self._conn.execute(
             "SELECT seq, at, kind, actor, data, prev_hash, hash FROM audit ORDER BY seq")
         for seq, at, kind, actor, data, prev_hash, stored in rows:
-            if seq != expected_seq:
-                missing = (f"record {expected_seq}" if seq == expected_seq + 1
-                           else f"records {expected_seq}..{seq - 1}")
-                problems.append(f"record {seq}: follows record {expected_seq - 1}: "
-                                f"{missing} removed or reordered")
-            if prev_hash != prev:
-                problems.append(f"record {seq}: prev_hash does not match the hash of the "
-                                f"record before it (a record was changed, removed or reordered)")
-            if record_hash(seq, at, kind, actor, data, prev_hash) != stored:
-                problems.append(f"record {seq}: hash does not match its contents (changed)")
+            problems += link_problems(seq, expected_seq, prev_hash, prev,
+                                      record_hash(seq, at, kind, actor, data, prev_hash), stored)
             expected_seq, prev = seq + 1, stored
         return problems
 

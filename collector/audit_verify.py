@@ -22,7 +22,8 @@ from datetime import datetime
 
 import msgspec
 
-from .audit import GENESIS, ROWS_WRITTEN, record_hash, record_mac, row_digest
+from .audit import (GENESIS, ROWS_WRITTEN, link_problems, record_hash, record_mac,
+                    row_digest)
 from .audit_checkpoint import Checkpoint
 
 SHOWN = 10          # problems listed per check before "... and N more"
@@ -86,16 +87,9 @@ def _walk_chain(conn, key: bytes | None, has_mac: bool, f: Findings) -> dict[int
     unkeyed, keyed_seen = [], False
     for seq, at, kind, actor, data, prev_hash, stored, mac in conn.execute(sql):
         f.count += 1
-        if seq != expected_seq:
-            missing = (f"record {expected_seq}" if seq == expected_seq + 1
-                       else f"records {expected_seq}..{seq - 1}")
-            chain.add(f"record {seq}: follows record {expected_seq - 1}: "
-                      f"{missing} removed or reordered")
-        if prev_hash != prev:
-            chain.add(f"record {seq}: prev_hash does not match the hash of the record "
-                      f"before it (a record was changed, removed or reordered)")
-        if record_hash(seq, at, kind, actor, data, prev_hash) != stored:
-            chain.add(f"record {seq}: hash does not match its contents (changed)")
+        for problem in link_problems(seq, expected_seq, prev_hash, prev,
+                                     record_hash(seq, at, kind, actor, data, prev_hash), stored):
+            chain.add(problem)
         if mac is None:
             if keyed_seen:
                 mac_bad.add(f"record {seq}: no MAC, after records that have one "
