@@ -1,7 +1,7 @@
 """Print constraints.txt: the installed version of every package branchwatch
 needs with all its extras, closed over their requirements.
 
-Run in an environment where `pip install -e '.[agent,collector,pdf,test]'`
+Run in an environment where `pip install -e '.[agent,collector,postgresql,pdf,test]'`
 worked and the tests passed: `python3 packaging/freeze_constraints.py > constraints.txt`.
 """
 
@@ -13,7 +13,7 @@ from importlib import metadata
 from packaging.requirements import Requirement
 
 ROOT = "branchwatch"
-EXTRAS = ("agent", "collector", "pdf", "test")
+EXTRAS = ("agent", "collector", "postgresql", "pdf", "test")
 
 
 def _name(s: str) -> str:
