@@ -45,42 +45,69 @@ def region_branches(st: _State, region: str) -> frozenset[str]:
     return frozenset(a.branch for a in st.config.agents if a.region == region)
 
 
-def incident_query(st: _State, q) -> IncidentQuery:
-    """A list query from URL parameters: status, drill, branch, region, since, limit,
-    after, order; Rejected(400) naming the parameter that is wrong."""
+def incident_query(st: _State, q, zone=None, limit: int | None = None) -> IncidentQuery:
+    """A list query from URL parameters: status, drill, branch, region, since, until,
+    grade, q (words in the title or id), limit, after, order; Rejected(400) naming
+    the parameter that is wrong. `zone`: times without an offset are in it (the
+    console's forms); without a zone they must carry their offset (the API)."""
     drill = DRILL_QUERY.get(q.get("drill", "0"))
     if drill is None:
         raise Rejected(400, f"drill: expected 0, 1 (drills too) or only, got {q['drill']!r}")
     branches = None
-    if "branch" in q:
-        branches = frozenset(q.getall("branch"))
-    if "region" in q:
+    if q.get("branch"):
+        branches = frozenset(b for b in q.getall("branch") if b)
+    if q.get("region"):
+        known = sorted({a.region for a in st.config.agents} - {""})
+        if q["region"] not in known:
+            raise Rejected(400, f"region: expected one of {', '.join(known) or '(none enrolled)'}"
+                                f", got {q['region']!r}")
         mine = region_branches(st, q["region"])
         branches = mine if branches is None else branches & mine
+    since, until = _time(q, "since", zone), _time(q, "until", zone)
+    grade = q.get("grade") or None
+    if grade is not None:
+        tables = st.desk.grader.tables if st.desk.grader else {}
+        known = {g for t in tables.values() for g in t.grades}
+        if grade != "none" and grade not in known:
+            raise Rejected(400, f"grade: expected none or one of "
+                                f"{', '.join(sorted(known)) or '(no grading tables)'}, "
+                                f"got {grade!r}")
     try:
-        since = datetime.fromisoformat(q["since"]) if "since" in q else None
-    except ValueError:
-        raise Rejected(400, f"since: expected an ISO 8601 time, got {q['since']!r}")
-    if since is not None and since.tzinfo is None:
-        raise Rejected(400, f"since: expected a time with its UTC offset, got {q['since']!r}")
-    try:
-        limit = int(q.get("limit", DEFAULT_LIMIT))
+        limit = int(q.get("limit", limit or DEFAULT_LIMIT))
     except ValueError:
         raise Rejected(400, f"limit: expected a whole number, got {q['limit']!r}")
     order = q.get("order", "oldest")
     if order not in ("oldest", "newest"):
         raise Rejected(400, f"order: expected oldest or newest, got {order!r}")
     try:
-        return IncidentQuery(status=q.get("status"), drill=drill, branches=branches,
-                             since=since, limit=limit, after=q.get("after"),
-                             newest_first=order == "newest")
+        return IncidentQuery(status=q.get("status") or None, drill=drill, branches=branches,
+                             since=since, until=until, grade=grade,
+                             text=q.get("q", "").strip() or None, limit=limit,
+                             after=q.get("after") or None, newest_first=order == "newest")
     except QueryError as e:
         raise Rejected(400, str(e))
 
 
+def _time(q, name: str, zone) -> datetime | None:
+    """An ISO 8601 time parameter (a date alone is its midnight), or None."""
+    raw = q.get(name)
+    if not raw:
+        return None
+    try:
+        t = datetime.fromisoformat(raw)
+    except ValueError:
+        raise Rejected(400, f"{name}: expected an ISO 8601 time, got {raw[:60]!r}")
+    if t.tzinfo is None:
+        if zone is None:
+            raise Rejected(400, f"{name}: expected a time with its UTC offset, got {raw!r}")
+        t = t.replace(tzinfo=zone)
+    return t
+
+
 async def list_incidents(request: web.Request) -> web.Response:
     """GET /api/v1/incidents[?status=open|resolved|closed][&drill=1|only][&branch=B]
-    [&region=R][&since=T][&limit=N][&after=CURSOR][&order=newest] (operators).
+    [&region=R][&since=T][&until=T][&grade=G|none][&q=WORDS][&limit=N][&after=CURSOR]
+    [&order=newest] (operators).
     Drill incidents are left out unless asked for (domain.md §5). A page holds at
     most `limit` (default 500); `next`, when there are more, is the cursor of the next page."""
     st: _State = request.app[STATE]

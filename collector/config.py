@@ -206,6 +206,9 @@ class Console(_S):
     session_max: typing.Annotated[float, msgspec.Meta(gt=0)] = 43200.0     # seconds
     language: typing.Literal["zh", "en"] = "zh"
     refresh: typing.Annotated[float, msgspec.Meta(ge=1, le=60)] = 2.0      # live-update seconds
+    # Where Grafana serves the shipped dashboard (config/grafana/): a branch page
+    # links to it with that branch chosen. None: no link.
+    grafana_url: typing.Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s]+$")] | None = None
 
 
 class Config(_S):

@@ -4,8 +4,9 @@ readers see the last commit and never block the writer, nor it them), on a
 small pool of threads of their own, filtered and paged in SQL.
 
 A list asks for what it shows: status, drill or not (domain.md §5: drills
-are kept apart), branches (a region's), started since, a page of at most
-`limit` and a cursor to the next one. The store's incidents table is read
+are kept apart), branches (a region's), started in a time range, a grade
+(in any table), words in the title or id, a page of at most `limit` and a
+cursor to the next one. The store's incidents table is read
 only through the columns and indexes of its migrations (store.py).
 """
 
@@ -51,6 +52,9 @@ class IncidentQuery:
     drill: str = "no"                      # no (real only) | yes (both) | only
     branches: frozenset[str] | None = None  # at any of these branches (a region's)
     since: datetime | None = None          # started at or after
+    until: datetime | None = None          # started before
+    grade: str | None = None               # graded so in any table ("none": ungraded)
+    text: str | None = None                # in the title or the id (case-insensitive)
     limit: int = DEFAULT_LIMIT
     after: str | None = None               # the cursor a previous page gave
     newest_first: bool = False
@@ -62,6 +66,13 @@ class IncidentQuery:
             raise QueryError(f"drill: expected no, yes or only, got {self.drill!r}")
         if not 1 <= self.limit <= MAX_LIMIT:
             raise QueryError(f"limit: expected 1 to {MAX_LIMIT}, got {self.limit}")
+        if self.since is not None and self.until is not None and self.until <= self.since:
+            raise QueryError(f"until: expected a time after since ({self.since.isoformat()}), "
+                             f"got {self.until.isoformat()}")
+        if self.text is not None and not 1 <= len(self.text) <= MAX_TEXT:
+            raise QueryError(f"text: expected 1 to {MAX_TEXT} characters, got {len(self.text)}")
+        if self.grade is not None and not 1 <= len(self.grade) <= 20:
+            raise QueryError(f"grade: expected a grade name such as II, got {self.grade!r}")
         if self.after is not None and "|" not in self.after:
             raise QueryError(f"after: expected the `next` cursor of a previous page, "
                              f"got {self.after!r}")
@@ -76,6 +87,19 @@ class IncidentQuery:
         if self.since is not None:
             where.append("opened_at >= ?")
             args.append(self.since.astimezone(timezone.utc).isoformat())
+        if self.until is not None:
+            where.append("opened_at < ?")
+            args.append(self.until.astimezone(timezone.utc).isoformat())
+        if self.grade == "none":
+            where.append(f"NOT EXISTS ({_GRADED} IS NOT NULL)")
+        elif self.grade is not None:
+            where.append(f"EXISTS ({_GRADED} = ?)")
+            args.append(self.grade)
+        if self.text is not None:
+            # A search box, not a pattern language: % and _ are the person's characters.
+            where.append("(instr(lower(json_extract(body, '$.title')), ?) > 0 "
+                         "OR instr(lower(id), ?) > 0)")
+            args += [self.text.lower()] * 2
         if self.branches is not None:
             marks = ",".join("?" * len(self.branches))
             # An incident of one cause at many branches shows at each of them.
@@ -91,6 +115,12 @@ class IncidentQuery:
         sql = (f"SELECT opened_at, id, body FROM incidents WHERE {' AND '.join(where)} "
                f"ORDER BY opened_at {order}, id {order} LIMIT {self.limit + 1}")
         return sql, args
+
+
+MAX_TEXT = 200
+# An incident's grade in some table (the body's grades: table -> GradeRecord).
+_GRADED = ("SELECT 1 FROM json_each(incidents.body, '$.grades') g "
+           "WHERE json_extract(g.value, '$.grade')")
 
 
 def list_incidents(conn: sqlite3.Connection, query: IncidentQuery) -> tuple[list[dict], str | None]:

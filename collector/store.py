@@ -102,6 +102,12 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (12, MAC_MIGRATION),
     # Console sessions survive a restart (collector/storage/sessions.py).
     (13, SESSIONS_SCHEMA),
+    # The console's history and branch pages (collector/web/history.py, branch_page.py):
+    # every status by time, newest first, and one branch's state changes from the log.
+    (14, [
+        "CREATE INDEX incidents_by_time ON incidents (drill, opened_at, id)",
+        "CREATE INDEX event_log_branch ON event_log (branch, seq)",
+    ]),
 ]
 
 

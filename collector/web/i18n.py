@@ -184,6 +184,52 @@ WORDS: dict[str, dict[str, str]] = {
     "sent": {"zh": "已发送", "en": "sent"},
 }
 
+# The responsive console, history and the branch pages (collector/web/history.py,
+# branch_page.py, branches grid; workflow words on the incident page).
+WORDS.update({
+    "history": {"zh": "历史事件", "en": "History"},
+    "search_text": {"zh": "关键词", "en": "Words"},
+    "search_hint": {"zh": "标题或编号", "en": "title or ID"},
+    "from_date": {"zh": "开始日期", "en": "From"},
+    "to_date": {"zh": "截止日期", "en": "To"},
+    "search": {"zh": "查询", "en": "Search"},
+    "clear_filters": {"zh": "清除条件", "en": "Clear"},
+    "bad_filter": {"zh": "查询条件有误", "en": "Cannot search so"},
+    "nothing_found": {"zh": "没有符合条件的事件", "en": "No incident matches"},
+    "first_page": {"zh": "回到最新", "en": "Newest"},
+    "older": {"zh": "更早", "en": "Older"},
+    "newest": {"zh": "最新", "en": "Newest"},
+    "grafana_dashboard": {"zh": "Grafana 监控面板", "en": "Grafana dashboard"},
+    "on_battery": {"zh": "电池供电", "en": "on battery"},
+    "on_mains": {"zh": "市电供电", "en": "on mains"},
+    "reading_battery_charge": {"zh": "电池电量", "en": "Battery charge"},
+    "reading_battery_runtime": {"zh": "续航时间", "en": "Runtime"},
+    "reading_load": {"zh": "负载", "en": "Load"},
+    "unit_battery_charge": {"zh": "%", "en": "%"},
+    "unit_battery_runtime": {"zh": " 分钟", "en": " min"},
+    "unit_load": {"zh": "%", "en": "%"},
+    "no_ups": {"zh": "未收到 UPS 读数", "en": "No UPS readings received"},
+    "lines": {"zh": "线路", "en": "Lines"},
+    "switches": {"zh": "交换机", "en": "Switches"},
+    "checks_count": {"zh": "项检查", "en": "checks"},
+    "past_incidents": {"zh": "以往事件", "en": "Past incidents"},
+    "state_changes": {"zh": "全部状态变化", "en": "Every state change"},
+    "observed": {"zh": "发生时间", "en": "Observed"},
+    "change": {"zh": "变化", "en": "Change"},
+    "show_all_branches": {"zh": "显示全部网点", "en": "Show all branches"},
+    "problems_only": {"zh": "仅看有问题的", "en": "Problems only"},
+    "short_ups": {"zh": "电源", "en": "UPS"},
+    "short_uplinks": {"zh": "线路", "en": "Net"},
+    "short_services": {"zh": "服务", "en": "Svc"},
+    "short_host": {"zh": "主机", "en": "Host"},
+    "open_short": {"zh": "个未结事件", "en": "open"},
+    "no_problem_branches": {"zh": "所有网点正常", "en": "Every branch is fine"},
+    "cleared_at": {"zh": "恢复于", "en": "cleared"},
+    "was": {"zh": "原故障", "en": "was"},
+    "choose_grade": {"zh": "请选择等级", "en": "Choose a grade"},
+    "current_step": {"zh": "当前步骤", "en": "Current step"},
+})
+
 
 def translate(lang: str):
     """`t(key)` for templates in `lang`."""

@@ -27,8 +27,8 @@ from .console import (CONSOLE, COOKIE, HEADERS, LANG_COOKIE, Console, check_orig
 from .i18n import LANGUAGES
 from .passwords import UNKNOWN_USER, Busy
 from .throttle import normalise
-from .views import (branch_tiles, checklist, grade_labels, incident_rows, notifications,
-                    timeline)
+from .views import (branch_tiles, checklist, fault_view, grade_labels, incident_rows, notifications,
+                    shown_branches, timeline)
 
 
 def _now(request) -> datetime:
@@ -202,6 +202,7 @@ async def incident(request: web.Request) -> web.Response:
     now = _now(request)
     row = incident_rows([inc], tables, now)[0]
     data = dict(inc=inc, row=row, grades=grade_labels(inc, tables), tables=tables,
+                faults=[fault_view(f) for f in inc["faults"]],
                 timeline=timeline(inc), runs=[checklist(r) for r in inc["runbooks"]],
                 reports=reports, records=inc["grades"], notified=notifications(inc))
     return render(request, "_incident_live.html" if _live(request) else "incident.html",
@@ -210,16 +211,26 @@ async def incident(request: web.Request) -> web.Response:
 
 @page
 async def branches(request: web.Request) -> web.Response:
-    """GET /console/branches: every branch by region, live."""
+    """GET /console/branches[?problems=1][&region=R]: every branch by region as a
+    grid of tiles, live; `problems` keeps only branches not ok."""
     st = request.app[STATE]
     agents = await read(request, read_agents)
     open_ = await _incidents(request, "open", SHOWN_OPEN)
     regions = branch_tiles(agents, st.config.agents, set(st.desk.silent), open_, _now(request))
     totals = Counter(b["state"] for r in regions for b in r["branches"])
+    total = sum(totals.values())
+    regions_all = [r["region"] for r in regions]
+    problems = request.query.get("problems") == "1"
+    region = request.query.get("region")
+    if region is not None and region not in regions_all:
+        raise Rejected(400, f"region: expected one of {', '.join(regions_all)}, got {region[:60]!r}")
+    regions = shown_branches(regions, problems, region)
     about = await read(request, read_about)
     drift = {line["agent"]: line for line in fleet_lines(about, {}, st.config.fleet.template_sha256)}
     return render(request, "_branches_live.html" if _live(request) else "branches.html",
-                  regions=regions, totals=totals, about=drift)
+                  regions=regions, totals=totals, about=drift, problems=problems,
+                  region=region, regions_all=regions_all, total=total,
+                  shown=sum(len(r["branches"]) for r in regions))
 
 
 @page

@@ -6,6 +6,8 @@ from aiohttp import web
 
 from ..api_base import STATE, STORE
 from . import actions, pages
+from .branch_page import branch
+from .history import history
 from .console import CONSOLE, STATIC, Console
 
 
@@ -35,6 +37,8 @@ def add_console_routes(app: web.Application) -> None:
     r.add_post("/console/reports/{rid}/issue", actions.issue_report)
     r.add_post("/console/faults", actions.report_fault)         # a person reports a fault
     r.add_get("/console/branches", pages.branches)
+    r.add_get("/console/branches/{branch}", branch)
+    r.add_get("/console/history", history)
     r.add_get("/console/drills", pages.drills)
     r.add_post("/console/drills", actions.start_drill)
     r.add_get("/console/drills/{did}/report.{fmt}", pages.drill_report_download)

@@ -143,6 +143,17 @@ def timeline(inc: dict, limit: int = 300) -> list[dict]:
     return e[-limit:]
 
 
+def fault_view(f: dict) -> dict:
+    """A fault as the faults table shows it: while active, its state and reason;
+    once cleared, when and why it cleared, and what the fault had been."""
+    if f["active"]:
+        return {**f, "shown_state": f["state"], "cleared_at": None, "cleared_why": None}
+    ended = f["spans"][-1][1] if f["spans"] and f["spans"][-1][1] else f["last_at"]
+    after = [h for h in f["history"] if h[0] >= ended]
+    why = after[0][3] if after else (f["history"][-1][3] if f["history"] else "")
+    return {**f, "shown_state": "ok", "cleared_at": ended, "cleared_why": why}
+
+
 def checklist(run: Run) -> dict:
     """A runbook run as a checklist: every step in file order with its latest record;
     `actionable` on the current step when a person must confirm, skip or fail it."""
@@ -235,6 +246,19 @@ def branch_tiles(agents: list, enrolled: list, silent: set[str], open_incidents:
     return [{"region": r, "branches": bs,
              "state": worst("critical" if b["state"] == "silent" else b["state"] for b in bs)}
             for r, bs in sorted(regions.items())]
+
+
+def shown_branches(regions: list[dict], problems: bool, region: str | None) -> list[dict]:
+    """The regions and branches a branches page shows: one region or all; with
+    `problems`, only branches not ok (and regions left with none go)."""
+    out = []
+    for r in regions:
+        if region is not None and r["region"] != region:
+            continue
+        bs = [b for b in r["branches"] if not problems or b["state"] != "ok"]
+        if bs:
+            out.append({**r, "branches": bs})
+    return out
 
 
 def notifications(inc: dict, limit: int = 30) -> dict | None:
