@@ -54,7 +54,7 @@ class IncidentQuery:
     since: datetime | None = None          # started at or after
     until: datetime | None = None          # started before
     grade: str | None = None               # graded so in any table ("none": ungraded)
-    text: str | None = None                # in the title or the id (case-insensitive)
+    text: str | None = None                # in the title, id, a fault's check or reason
     limit: int = DEFAULT_LIMIT
     after: str | None = None               # the cursor a previous page gave
     newest_first: bool = False
@@ -97,9 +97,12 @@ class IncidentQuery:
             args.append(self.grade)
         if self.text is not None:
             # A search box, not a pattern language: % and _ are the person's characters.
+            # The title, the id, or what a fault said (its check or its reason).
             where.append("(instr(lower(json_extract(body, '$.title')), ?) > 0 "
-                         "OR instr(lower(id), ?) > 0)")
-            args += [self.text.lower()] * 2
+                         "OR instr(lower(id), ?) > 0 OR EXISTS (SELECT 1 FROM incident_faults f "
+                         "WHERE f.incident = incidents.id AND (instr(lower(f.check_name), ?) > 0 "
+                         "OR instr(lower(json_extract(f.body, '$.reason')), ?) > 0)))")
+            args += [self.text.lower()] * 4
         if self.branches is not None:
             marks = ",".join("?" * len(self.branches))
             # An incident of one cause at many branches shows at each of them.

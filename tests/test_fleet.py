@@ -131,10 +131,13 @@ def test_the_console_shows_each_agents_version_and_drift(fleet):
     status, _, body = v.go("/console/branches")
     assert status == 200
     from agent import __version__
-    assert body.count(f'data-version="{__version__}"') == 3
-    tile = body.split('id="branch-BR-3"', 1)[1].split("</article>", 1)[0]
+    # Each branch page names its agents' versions; the grid marks drift on the tile.
+    pages = {b: v.go(f"/console/branches/{b}")[2] for b in ("BR-1", "BR-2", "BR-3")}
+    assert all(p.count(f'data-version="{__version__}"') == 1 for p in pages.values())
+    tile = body.split('id="branch-BR-3"', 1)[1].split("</a>\n", 1)[0]
     assert 'class="state warning drift"' in tile and "配置与模板不一致" in tile    # zh first
-    assert "drift" not in body.split('id="branch-BR-1"', 1)[1].split("</article>", 1)[0]
+    assert "drift" not in body.split('id="branch-BR-1"', 1)[1].split("</a>\n", 1)[0]
+    assert "配置与模板不一致" in pages["BR-3"] and "配置与模板不一致" not in pages["BR-1"]
 
 
 def test_service_discovery_needs_an_operator_token(fleet):

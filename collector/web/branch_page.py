@@ -14,6 +14,8 @@ from aiohttp import web
 from .. import incident_reads as reads
 from ..api_base import STATE, Rejected
 from ..api_people import read
+from ..fleet.storage import read_about
+from ..fleet.view import fleet_lines
 from ..storage.branch_log import branch_changes
 from ..store import read_agents
 from .branch_view import devices, grafana_link, ups_readings
@@ -65,7 +67,9 @@ async def branch(request: web.Request) -> web.Response:
     heard += [{"agent": a.agent, "record": a, "silent": a.agent in st.desk.silent,
                "ago": (now - a.heartbeat_at).total_seconds() if a.heartbeat_at else None}
               for a in agents if a.agent not in {e.id for e in enrolled}]
-    return render(request, "branch.html", branch=name, region=region, agents=heard,
+    about = await read(request, read_about)
+    drift = {line["agent"]: line for line in fleet_lines(about, {}, st.config.fleet.template_sha256)}
+    return render(request, "branch.html", branch=name, region=region, agents=heard, about=drift,
                   ups=ups_readings(checks), lines=devices(checks, "line"),
                   switches=devices(checks, "switch"),
                   open_rows=incident_rows(open_, tables, now),
