@@ -24,6 +24,7 @@ from agent.wire import Event
 
 from .incidents import Change, Incident, Refused
 from .runbooks.run import (RECORDS, AgentAction, Context, Effect, Fact, NotNow, Run, advance,
+                           stand_down,
                            confirm, fail, report, skip, start)
 from .incident_reporter import plan_failed
 from .runbooks.schema import Action, Runbook, load_runbooks
@@ -141,11 +142,18 @@ class Runbooks:
         changes, executes = [], []
         ctx = None
         for run in inc.runbooks:
-            if not moves_by_itself(run):
-                continue                 # a person's turn: nothing to look at
-            ctx = ctx or self.context(inc, now)
-            c, x = self._effects(inc, advance(run, ctx), now)
-            changes, executes = changes + c, executes + x
+            if moves_by_itself(run):
+                ctx = ctx or self.context(inc, now)
+                c, x = self._effects(inc, advance(run, ctx), now)
+                changes, executes = changes + c, executes + x
+            if inc.status != "open" and run.status == "running" and not moves_by_itself(run) \
+                    and not run.runbook.step(run.current).after_recovery:
+                # The incident resolved: a step still waiting for a person is not
+                # needed, and the run is over. Waits and pre-authorised actions go
+                # on first (swapping back to the primary line follows its return).
+                ctx = ctx or self.context(inc, now)
+                c, x = self._effects(inc, stand_down(run, f"incident {inc.status}", ctx), now)
+                changes, executes = changes + c, executes + x
         return changes, executes
 
     def record_action(self, inc: Incident, event: Event, at: datetime) -> list[Change]:

@@ -54,7 +54,7 @@ def show(inc: dict) -> str:
         for r in run["records"]:
             step = titles[r["step"]]
             mark = {"done": "x", "skipped": "-", "failed": "!", "running": ">",
-                    "waiting": ">"}[r["status"]]
+                    "waiting": ">", "not_needed": "~"}[r["status"]]
             who = f" by {r['who']}" if r["who"] else ""
             note = f": {r['note']}" if r["note"] else ""
             choice = f" [{r['choice']}]" if r["choice"] else ""

@@ -154,3 +154,38 @@ def test_a_branch_without_a_backup_port_swaps_the_cables_by_hand(tmp_path, branc
             assert [s.kind for s in run.runbook.steps[:3]] == ["manual"] * 3  # a person, no SET
     finally:
         d.store.close()
+
+
+def test_a_runbook_whose_incident_resolved_ends_its_waiting_step_as_not_needed(desk):
+    from collector.web.views import checklist
+    desk.event(0, "ups/rack/on_battery", "critical")
+    [run] = desk.incident().runbooks
+    assert run.current == "find-cause" and run.record().status == "waiting"
+    desk.event(40, "ups/rack/on_battery", "ok", "critical")       # mains back at once
+    assert desk.incident().status == "resolved"
+    desk.tick(41)
+    rec = run.record("find-cause")
+    assert run.status == "done" and run.current is None
+    assert rec.status == "not_needed" and rec.note == "incident resolved"
+    assert [d["detail"] for d in desk.audit("incident.step_not_needed")] == [
+        "R1: find-cause not needed: incident resolved"]
+    assert desk.audit("incident.runbook_done")
+    # Stored so: read back from the store after a restart.
+    [again] = [i for i in desk.store.list_incidents() if i.id == desk.incident().id]
+    assert again.runbooks[0].record("find-cause").status == "not_needed"
+    # The checklist: the branches never reached are "not taken", none "pending".
+    shown = {s["step"].id: s["status"] for s in checklist(run)["steps"]}
+    assert shown["find-cause"] == "not_needed" and "pending" not in shown.values()
+    assert shown["review"] == "not_taken"
+
+
+def test_a_step_for_after_recovery_still_waits_for_its_person(desk):
+    desk.event(0, "ups/rack/on_battery", "critical")
+    for t, step, choice in ((60, "find-cause", None), (120, "call-power-company", None),
+                            (180, "long-outage", "short")):
+        desk.person(t, "confirm", step, "done", choice)
+    desk.event(600, "ups/rack/on_battery", "ok", "critical")
+    desk.tick(600 + 300)
+    [run] = desk.incident().runbooks
+    assert desk.incident().status == "resolved"
+    assert run.current == "review" and run.status == "running"   # the review is after recovery

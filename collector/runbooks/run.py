@@ -30,7 +30,7 @@ class StepRecord:
     """What happened to one step of one run."""
 
     step: str
-    status: str                       # waiting | running | done | skipped | failed
+    status: str                       # waiting | running | done | skipped | failed | not_needed
     started_at: datetime
     ended_at: datetime | None = None
     who: str | None = None            # the person who confirmed, skipped or failed it
@@ -297,6 +297,22 @@ def confirm(run: Run, step_id: str, who: str, note: str, ctx: Context,
         return [Effect("step_started", run.id, step_id, f"{step_id} allowed by {who}: {note}")
                 ] + advance(run, ctx)
     return _finish(run, step, rec, "done", ctx, who, note)
+
+
+def stand_down(run: Run, why: str, ctx: Context) -> list[Effect]:
+    """The incident is over: the step waiting for a person is not needed (stored
+    with why), and the run ends as done. Steps never reached stay without a
+    record (a branch not taken, not "pending")."""
+    if run.status != "running" or run.current is None:
+        return []
+    rec = run.record()
+    effects = []
+    if rec is not None and rec.status in ("waiting", "running"):
+        rec.status, rec.ended_at, rec.note = "not_needed", ctx.now, why
+        effects.append(Effect("step_not_needed", run.id, rec.step, f"{rec.step} not needed: {why}"))
+    run.status, run.current, run.ended_at = "done", None, ctx.now
+    return effects + [Effect("runbook_done", run.id, None,
+                             f"runbook {run.runbook.id} done: {why}")]
 
 
 def skip(run: Run, step_id: str, who: str, why: str, ctx: Context) -> list[Effect]:

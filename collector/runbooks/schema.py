@@ -106,6 +106,10 @@ class Step(_S, kw_only=True):
     auto: typing.Literal["diagnosis"] | None = None
     next: Name | None = None
     on_fail: Name | None = None
+    # Done once the incident is over (swap back, review, re-enter data): a person
+    # still does it after the incident resolved; any other step waiting for a
+    # person then is not needed (runbooks/run.py stand_down).
+    after_recovery: bool = False
 
 
 class Runbook(_S, kw_only=True):

@@ -18,7 +18,7 @@ from ..fleet.storage import read_about
 from ..fleet.view import fleet_lines
 from ..storage.branch_log import branch_changes
 from ..store import read_agents
-from .branch_view import devices, grafana_link, ups_readings
+from .branch_view import current_checks, devices, grafana_link, ups_readings
 from .console import CONSOLE, page, render
 from .views import incident_row, incident_rows
 
@@ -58,7 +58,8 @@ async def branch(request: web.Request) -> web.Response:
         past += found
     past.sort(key=lambda i: i["started_at"], reverse=True)
     changes, older = await read(request, branch_changes, name, before, CHANGES)
-    checks = [c for a in agents for c in a.checks]
+    newest = changes if before is None else (await read(request, branch_changes, name))[0]
+    checks = current_checks(agents, newest)
     seen = {a.agent: a for a in agents}
     heard = [{"agent": e.id, "record": seen.get(e.id),
               "ago": (now - seen[e.id].heartbeat_at).total_seconds()

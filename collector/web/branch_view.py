@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, urlencode
 
+from agent.wire import CheckStatus
+
 # The shipped dashboard (config/grafana/dashboards/branchwatch.json): its uid and
 # the variables a link chooses (tests/test_console_branch.py checks both against it).
 DASHBOARD_UID, DASHBOARD_SLUG = "branchwatch", "branchwatch"
@@ -20,6 +22,22 @@ _NUMBER = {"battery_charge": re.compile(r"(\d+(?:\.\d+)?)%"),
            "battery_runtime": re.compile(r"(\d+(?:\.\d+)?) min"),
            "load": re.compile(r"(\d+(?:\.\d+)?)%")}
 READINGS = ("battery_charge", "battery_runtime", "load")
+
+
+def current_checks(agents, changes: list[dict]) -> list:
+    """The agents' heartbeat checks, each replaced by a state change the log
+    received after that heartbeat (heartbeats come every 15 s or so; a power
+    cut is sent at once). `changes`: the branch's newest changes, newest first."""
+    out = []
+    for a in agents:
+        checks = {c.check: c for c in a.checks}
+        for e in reversed(changes):                 # oldest first: the newest wins
+            if e["agent"] == a.agent and e["kind"] == "state" and (
+                    a.heartbeat_at is None or e["received_at"] > a.heartbeat_at):
+                checks[e["check"]] = CheckStatus(check=e["check"], state=e["new"],
+                                                 reason=e["reason"])
+        out += checks.values()
+    return out
 
 
 def ups_readings(checks) -> list[dict]:

@@ -228,6 +228,9 @@ WORDS.update({
     "was": {"zh": "原故障", "en": "was"},
     "choose_grade": {"zh": "请选择等级", "en": "Choose a grade"},
     "current_step": {"zh": "当前步骤", "en": "Current step"},
+    "not_needed": {"zh": "无需执行", "en": "not needed"},
+    "not_taken": {"zh": "未走此分支", "en": "not taken"},
+    "step_not_needed": {"zh": "步骤无需执行", "en": "step not needed"},
 })
 
 

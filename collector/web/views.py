@@ -119,7 +119,7 @@ def timeline(inc: dict, limit: int = 300) -> list[dict]:
             e.append({"at": c.at, "kind": "graded", "who": c.who, "text": text})
     for run in inc["runbooks"]:
         for r in run.records:
-            if r.status in ("done", "skipped", "failed"):
+            if r.status in ("done", "skipped", "failed", "not_needed"):
                 text = f"{run.runbook.id} / {r.step}: {r.status}"
                 text += f" ({r.choice})" if r.choice else ""
                 text += f" — {r.note}" if r.note else ""
@@ -161,7 +161,8 @@ def checklist(run: Run) -> dict:
     for step in run.runbook.steps:
         rec = run.record(step.id)
         current = step.id == run.current and run.status == "running"
-        status = rec.status if rec else "pending"
+        # A finished run's steps never reached were a branch not taken, not "pending".
+        status = rec.status if rec else ("pending" if run.status == "running" else "not_taken")
         person = current and status in ("waiting", "running") and (
             step.kind in ("manual", "decision")
             or (step.kind == "action" and not (rec and rec.confirmed)
