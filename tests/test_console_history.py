@@ -179,6 +179,7 @@ def test_the_branches_grid_links_each_branch_and_filters_problems(collector):
     assert v.go("/console/branches?region=atlantis")[0] == 400
 
 
+
 def test_the_manual_grade_has_no_default_and_an_ok_fault_says_when_and_why(collector):
     v = Visitor(collector.url)
     v.login("boss")
@@ -211,3 +212,15 @@ def test_the_grafana_link_opens_the_shipped_dashboard_on_the_branch():
     assert grafana_link(None, "B", "r") is None
     assert grafana_link("https://g.example/", "B 1", "") == \
         "https://g.example/d/branchwatch/branchwatch?var-region=%24__all&var-branch=B+1"
+
+
+def test_in_a_region_the_branches_in_trouble_come_first():
+    from collector.web.views import shown_branches
+    regions = [{"region": "r", "state": "critical", "branches": [
+        {"branch": n, "state": st} for n, st in (("A", "ok"), ("B", "warning"), ("C", "silent"),
+                                                ("D", "critical"), ("E", "ok"))]}]
+    assert [b["branch"] for b in shown_branches(regions, False, None)[0]["branches"]] == \
+        ["C", "D", "B", "A", "E"]
+    assert [b["branch"] for b in shown_branches(regions, True, None)[0]["branches"]] == \
+        ["C", "D", "B"]
+    assert shown_branches(regions, False, "elsewhere") == []

@@ -249,6 +249,9 @@ def branch_tiles(agents: list, enrolled: list, silent: set[str], open_incidents:
             for r, bs in sorted(regions.items())]
 
 
+_TILE_RANK = {**STATE_RANK, "silent": 4}
+
+
 def shown_branches(regions: list[dict], problems: bool, region: str | None) -> list[dict]:
     """The regions and branches a branches page shows: one region or all; with
     `problems`, only branches not ok (and regions left with none go)."""
@@ -257,6 +260,8 @@ def shown_branches(regions: list[dict], problems: bool, region: str | None) -> l
         if region is not None and r["region"] != region:
             continue
         bs = [b for b in r["branches"] if not problems or b["state"] != "ok"]
+        # Within a region the branches in trouble come first, the worst first.
+        bs.sort(key=lambda b: (-_TILE_RANK.get(b["state"], 1), b["branch"]))
         if bs:
             out.append({**r, "branches": bs})
     return out
