@@ -101,6 +101,11 @@ def test_history_finds_closed_incidents_and_filters_in_console_and_api(collector
     assert len(ids(v.go(f"/console/history?since={today - timedelta(days=1)}"
                         f"&until={today + timedelta(days=1)}")[2])) == 2
     assert ids(v.go(f"/console/history?until={today - timedelta(days=2)}")[2]) == []
+    # A grade set by leadership is found by it (in the console and the API).
+    assert api(c, f"/api/v1/incidents/{s1}/grade", {"grade": "III", "why": "省联社要求"})[0] == 200
+    assert ids(v.go("/console/history?grade=III")[2]) == [s1]
+    assert ids(v.go("/console/history?grade=II")[2]) == []
+    assert [i["id"] for i in api(c, "/api/v1/incidents?grade=III")[1]["incidents"]] == [s1]
     # The same filters on the API, with the grade too.
     status, data = api(c, "/api/v1/incidents?status=closed&q=" + quote(n1))
     assert status == 200 and [i["id"] for i in data["incidents"]] == [n1]

@@ -189,3 +189,43 @@ def test_every_page_reads_at_this_width(fleet, browser, size, lang):
     # The drills page fits too.
     visit(page, c.url + "/console/drills", f"drills-{tag}", width, shots, lang)
     context.close()
+
+
+def test_a_resolved_incident_reads_finished_and_closes_once(fleet, browser):
+    """The core system comes back: the runbook step waiting for a person is not
+    needed, the run is done, its other branches are not "pending"; leadership
+    closes the incident once, and it is found in the history as closed."""
+    c, shots = fleet, screenshots()
+    branch = AGENTS["a10"][0]
+    send(c, "a10", fault_batch("a10", branch, "tcp/core-system", "ok",
+                               "connected to the core system", old="critical"))
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")
+    page = context.new_page()
+    login(page, c.url, "boss")
+    page.goto(f"{c.url}/console/history?branch={branch}")
+    incident = page.get_attribute("tr.incident", "data-incident")
+    page.goto(f"{c.url}/console/incidents/{incident}")
+    page.wait_for_selector("#runbooks .run.done", timeout=15000)    # the live region updates
+    steps = page.locator("#runbooks .step")
+    marks = [steps.nth(i).get_attribute("class") for i in range(steps.count())]
+    assert any("not_needed" in m for m in marks) and not any("pending" in m for m in marks)
+    assert "无需执行" in page.inner_text("#runbooks") and "未执行" in page.inner_text("#runbooks")
+    assert "事件已恢复，此步骤无需执行" in page.inner_text("#runbooks")
+    # On a phone the primary action of a resolved incident is Close, in reach.
+    assert page.locator("#action-bar #to-close").is_visible()
+    # The fault says when and why it cleared, beside what it had been.
+    faults = page.inner_text("#faults")
+    assert "恢复于" in faults and "connected to the core system" in faults
+    assert "原故障" in faults and "refused" in faults
+    no_sideways_scroll(page, "incident-resolved-phone-zh")
+    page.screenshot(path=shots / "incident-resolved-phone-zh.png", full_page=True)
+    # Close, once: afterwards nothing offers it, and the history finds it closed.
+    page.fill("#close-form input[name=why]", "核心系统恢复，已复核")
+    page.click("#close-form button")
+    page.wait_for_selector("#status.closed")
+    assert page.locator("#close-form").count() == 0 and page.locator("#action-bar").count() == 0
+    page.goto(f"{c.url}/console/history?status=closed")
+    assert [page.locator("tr.incident").nth(i).get_attribute("data-incident")
+            for i in range(page.locator("tr.incident").count())] == [incident]
+    assert "已关闭" in page.inner_text("tr.incident")
+    context.close()

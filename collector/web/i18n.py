@@ -229,7 +229,9 @@ WORDS.update({
     "choose_grade": {"zh": "请选择等级", "en": "Choose a grade"},
     "current_step": {"zh": "当前步骤", "en": "Current step"},
     "not_needed": {"zh": "无需执行", "en": "not needed"},
-    "not_taken": {"zh": "未走此分支", "en": "not taken"},
+    "ack_why": {"zh": "说明（可选）", "en": "Note (optional)"},
+    "not_needed_why": {"zh": "事件已恢复，此步骤无需执行", "en": "the incident resolved: this step is not needed"},
+    "not_taken": {"zh": "未执行", "en": "not reached"},
     "step_not_needed": {"zh": "步骤无需执行", "en": "step not needed"},
 })
 
