@@ -24,8 +24,7 @@ from agent.wire import Event
 
 from .incidents import Change, Incident, Refused
 from .runbooks.run import (RECORDS, AgentAction, Context, Effect, Fact, NotNow, Run, advance,
-                           stand_down,
-                           confirm, fail, report, skip, start)
+                           confirm, fail, report, skip, stand_down, start)
 from .incident_reporter import plan_failed
 from .runbooks.schema import Action, Runbook, load_runbooks
 from .runbooks.select import choose

@@ -224,6 +224,14 @@ def test_a_resolved_incident_reads_finished_and_closes_once(fleet, browser):
     page.click("#close-form button")
     page.wait_for_selector("#status.closed")
     assert page.locator("#close-form").count() == 0 and page.locator("#action-bar").count() == 0
+    # A branch page follows the branch live: a new reading shows without a reload.
+    page.goto(f"{c.url}/console/branches/{AGENTS['a05'][0]}")
+    page.evaluate("window.__stillHere = true")
+    send(c, "a05", fault_batch("a05", AGENTS["a05"][0], "ups/main/battery_charge", "warning",
+                               "battery charge 41% below 50%"))
+    page.wait_for_selector("#ups [data-reading=battery_charge] .value:has-text('41%')",
+                           timeout=15000)
+    assert page.evaluate("window.__stillHere") is True
     page.goto(f"{c.url}/console/history?status=closed")
     assert [page.locator("tr.incident").nth(i).get_attribute("data-incident")
             for i in range(page.locator("tr.incident").count())] == [incident]

@@ -28,7 +28,8 @@ PAST = 20                 # past incidents shown (the history has the rest)
 
 @page
 async def branch(request: web.Request) -> web.Response:
-    """GET /console/branches/{branch}[?before=SEQ]."""
+    """GET /console/branches/{branch}[?before=SEQ]; from htmx (a live update) the
+    part above the state changes only."""
     st = request.app[STATE]
     con = request.app[CONSOLE]
     name = request.match_info["branch"]
@@ -69,8 +70,11 @@ async def branch(request: web.Request) -> web.Response:
                "ago": (now - a.heartbeat_at).total_seconds() if a.heartbeat_at else None}
               for a in agents if a.agent not in {e.id for e in enrolled}]
     about = await read(request, read_about)
-    drift = {line["agent"]: line for line in fleet_lines(about, {}, st.config.fleet.template_sha256)}
-    return render(request, "branch.html", branch=name, region=region, agents=heard, about=drift,
+    drift = {line["agent"]: line
+             for line in fleet_lines(about, {}, st.config.fleet.template_sha256)}
+    live = bool(request.headers.get("HX-Request"))
+    return render(request, "_branch_live.html" if live else "branch.html", branch=name,
+                  region=region, agents=heard, about=drift,
                   ups=ups_readings(checks), lines=devices(checks, "line"),
                   switches=devices(checks, "switch"),
                   open_rows=incident_rows(open_, tables, now),

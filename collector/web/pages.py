@@ -27,8 +27,8 @@ from .console import (CONSOLE, COOKIE, HEADERS, LANG_COOKIE, Console, check_orig
 from .i18n import LANGUAGES
 from .passwords import UNKNOWN_USER, Busy
 from .throttle import normalise
-from .views import (branch_tiles, checklist, fault_view, grade_labels, incident_rows, notifications,
-                    shown_branches, timeline)
+from .views import (branch_tiles, checklist, fault_view, grade_labels, incident_rows,
+                    notifications, shown_branches, timeline)
 
 
 def _now(request) -> datetime:
@@ -223,7 +223,8 @@ async def branches(request: web.Request) -> web.Response:
     problems = request.query.get("problems") == "1"
     region = request.query.get("region")
     if region is not None and region not in regions_all:
-        raise Rejected(400, f"region: expected one of {', '.join(regions_all)}, got {region[:60]!r}")
+        raise Rejected(400, f"region: expected one of {', '.join(regions_all)}, "
+                            f"got {region[:60]!r}")
     regions = shown_branches(regions, problems, region)
     about = await read(request, read_about)
     drift = {line["agent"]: line for line in fleet_lines(about, {}, st.config.fleet.template_sha256)}
