@@ -193,7 +193,8 @@ def requests(draw, console_cookie: str, csrf: str):
     if draw(st.booleans()):
         path += "?" + urllib.parse.urlencode(draw(st.dictionaries(
             st.sampled_from(["status", "drill", "lang", "format", "region", "poll", "next",
-                             "expired", "incident", "since"]),
+                             "expired", "incident", "since", "until", "grade", "q", "after",
+                             "branch", "before", "problems", "order", "limit"]),
             st.one_of(st.sampled_from(KNOWN), st.text(max_size=10)), max_size=3)))
     headers = {}
     # Mostly the credentials the route wants, so bodies get past the door.
