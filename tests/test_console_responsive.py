@@ -219,6 +219,15 @@ def test_a_resolved_incident_reads_finished_and_closes_once(fleet, browser):
     assert "原故障" in faults and "refused" in faults
     no_sideways_scroll(page, "incident-resolved-phone-zh")
     page.screenshot(path=shots / "incident-resolved-phone-zh.png", full_page=True)
+    # Its written report, drafted and read on the phone.
+    page.click("#draft-report")
+    page.wait_for_selector("#reports li.report")
+    page.click("#reports li.report a.edit-report")
+    page.wait_for_selector("#report-text")
+    assert incident in page.inner_text("#report-text")
+    no_sideways_scroll(page, "report-phone-zh")
+    page.screenshot(path=shots / "report-phone-zh.png", full_page=True)
+    page.goto(f"{c.url}/console/incidents/{incident}")
     # Close, once: afterwards nothing offers it, and the history finds it closed.
     page.fill("#close-form input[name=why]", "核心系统恢复，已复核")
     page.click("#close-form button")
