@@ -139,6 +139,13 @@ def test_every_page_reads_at_this_width(fleet, browser, size, lang):
         assert box and box["y"] + box["height"] <= height + 1 and box["y"] >= height - 120
         assert words["ack"] in bar.inner_text()
         page.screenshot(path=shots / f"incident-scrolled-{tag}.png")
+        if lang == "en":
+            # Confirming the current step from the bar, far below the runbook.
+            step = page.get_attribute("#runbooks .step.current", "data-step")
+            page.click("#bar-confirm")
+            page.wait_for_selector(f"#runbooks .step.done[data-step='{step}']")
+            assert "boss" in page.inner_text(f"#runbooks .step.done[data-step='{step}']")
+            assert page.get_attribute("#runbooks .step.current", "data-step") != step
     else:
         assert not bar.is_visible()          # the aside beside the page holds the actions
         assert page.locator("#ack-form button").is_visible()

@@ -201,9 +201,13 @@ async def incident(request: web.Request) -> web.Response:
     reports = await st.run(request.app[REPORTS].list, iid)
     now = _now(request)
     row = incident_rows([inc], tables, now)[0]
+    runs = [checklist(r) for r in inc["runbooks"]]
+    # The step a person works now (the phone's action bar offers it).
+    current = next(((c, s) for c in runs for s in c["steps"] if s["actionable"]), None)
     data = dict(inc=inc, row=row, grades=grade_labels(inc, tables), tables=tables,
+                current=current,
                 faults=[fault_view(f) for f in inc["faults"]],
-                timeline=timeline(inc), runs=[checklist(r) for r in inc["runbooks"]],
+                timeline=timeline(inc), runs=runs,
                 reports=reports, records=inc["grades"], notified=notifications(inc))
     return render(request, "_incident_live.html" if _live(request) else "incident.html",
                   **data)
