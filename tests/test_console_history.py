@@ -228,3 +228,36 @@ def test_in_a_region_the_branches_in_trouble_come_first():
     assert [b["branch"] for b in shown_branches(regions, True, None)[0]["branches"]] == \
         ["C", "D", "B"]
     assert shown_branches(regions, False, "elsewhere") == []
+
+
+def test_a_branchs_state_changes_page_newest_first_without_gaps(tmp_path):
+    from agent.wire import Event, new_event_id
+    from collector.storage.branch_log import branch_changes
+    from collector.store import SqliteStore
+    store = SqliteStore(tmp_path / "collector.db")
+    t0 = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)
+
+    def batch(branch: str, n: int, start: int) -> list:
+        return [Event(id=new_event_id(), kind="state", agent=f"a-{branch}", branch=branch,
+                      check="ups/main/on_battery", old_state="ok", new_state="critical",
+                      reason=f"{branch} #{start + i}",
+                      observed_at=t0 + timedelta(seconds=start + i)) for i in range(n)]
+    try:
+        for k in range(6):                       # two branches, interleaved batches
+            store.add_events("a-B1", "B1", batch("B1", 20, 20 * k), 1.0 + k)
+            store.add_events("a-B2", "B2", batch("B2", 7, 7 * k), 1.0 + k)
+        readers = store.readers()
+        try:
+            got, before = [], None
+            while True:
+                page, before = readers.call(branch_changes, "B1", before, 50)
+                got += [e["reason"] for e in page]
+                assert len(page) <= 50
+                if before is None:
+                    break
+            assert got == [f"B1 #{i}" for i in reversed(range(120))]
+            assert readers.call(branch_changes, "B3", None, 50) == ([], None)
+        finally:
+            readers.close()
+    finally:
+        store.close()
