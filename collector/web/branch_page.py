@@ -75,6 +75,7 @@ async def branch(request: web.Request) -> web.Response:
     live = bool(request.headers.get("HX-Request"))
     return render(request, "_branch_live.html" if live else "branch.html", branch=name,
                   region=region, agents=heard, about=drift,
+                  heard_ago=min((a["ago"] for a in heard if a["ago"] is not None), default=None),
                   ups=ups_readings(checks), lines=devices(checks, "line"),
                   switches=devices(checks, "switch"),
                   open_rows=incident_rows(open_, tables, now),
