@@ -77,8 +77,10 @@ class IncidentQuery:
             raise QueryError(f"after: expected the `next` cursor of a previous page, "
                              f"got {self.after!r}")
 
-    def sql(self) -> tuple[str, list]:
-        """The SELECT for one page (one row more than `limit`, to tell if there is a next)."""
+    def sql(self, dialect=None) -> tuple[str, list]:
+        """The SELECT for one page (one row more than `limit`, to tell if there is a next).
+        `dialect`: the store's SQL dialect (its `name`); SQLite when None."""
+        spell = _SPELLING[getattr(dialect, "name", "sqlite")]
         where = [f"drill IN ({','.join('?' * len(DRILL[self.drill]))})"]
         args: list = list(DRILL[self.drill])
         if self.status is not None:
@@ -91,24 +93,25 @@ class IncidentQuery:
             where.append("opened_at < ?")
             args.append(self.until.astimezone(timezone.utc).isoformat())
         if self.grade == "none":
-            where.append(f"NOT EXISTS ({_GRADED} IS NOT NULL)")
+            where.append(f"NOT EXISTS ({spell['graded']} IS NOT NULL)")
         elif self.grade is not None:
-            where.append(f"EXISTS ({_GRADED} = ?)")
+            where.append(f"EXISTS ({spell['graded']} = ?)")
             args.append(self.grade)
         if self.text is not None:
             # A search box, not a pattern language: % and _ are the person's characters.
             # The title, the id, or what a fault said (its check or its reason).
-            where.append("(instr(lower(json_extract(body, '$.title')), ?) > 0 "
-                         "OR instr(lower(id), ?) > 0 OR EXISTS (SELECT 1 FROM incident_faults f "
-                         "WHERE f.incident = incidents.id AND (instr(lower(f.check_name), ?) > 0 "
-                         "OR instr(lower(json_extract(f.body, '$.reason')), ?) > 0)))")
+            has = spell["contains"]
+            where.append(f"({has.format(spell['title'])} OR {has.format('id')} "
+                         f"OR EXISTS (SELECT 1 FROM incident_faults f "
+                         f"WHERE f.incident = incidents.id AND ({has.format('f.check_name')} "
+                         f"OR {has.format(spell['reason'])})))")
             args += [self.text.lower()] * 4
         if self.branches is not None:
             marks = ",".join("?" * len(self.branches))
             # An incident of one cause at many branches shows at each of them.
             where.append(f"(branch IN ({marks}) OR EXISTS (SELECT 1 FROM incident_faults f "
                          f"WHERE f.incident = incidents.id "
-                         f"AND json_extract(f.body, '$.branch') IN ({marks})))")
+                         f"AND {spell['fault_branch']} IN ({marks})))")
             args += sorted(self.branches) * 2
         order = "DESC" if self.newest_first else "ASC"
         if self.after is not None:
@@ -121,9 +124,27 @@ class IncidentQuery:
 
 
 MAX_TEXT = 200
-# An incident's grade in some table (the body's grades: table -> GradeRecord).
-_GRADED = ("SELECT 1 FROM json_each(incidents.body, '$.grades') g "
-           "WHERE json_extract(g.value, '$.grade')")
+# What the history's filters need spelled per backend: an incident's grade in
+# some table (the body's grades: table -> GradeRecord), "text contains" (the
+# argument is lowered already), the title and a fault's reason.
+_SPELLING = {
+    "sqlite": {
+        "graded": "SELECT 1 FROM json_each(incidents.body, '$.grades') g "
+                  "WHERE json_extract(g.value, '$.grade')",
+        "contains": "instr(lower({}), ?) > 0",
+        "title": "json_extract(body, '$.title')",
+        "reason": "json_extract(f.body, '$.reason')",
+        "fault_branch": "json_extract(f.body, '$.branch')",
+    },
+    "postgresql": {
+        "graded": "SELECT 1 FROM jsonb_each((incidents.body)::jsonb -> 'grades') g "
+                  "WHERE (g.value ->> 'grade')",
+        "contains": "strpos(lower({}), ?) > 0",
+        "title": "((body)::jsonb ->> 'title')",
+        "reason": "((f.body)::jsonb ->> 'reason')",
+        "fault_branch": "((f.body)::jsonb ->> 'branch')",
+    },
+}
 
 
 def list_incidents(conn: sqlite3.Connection, query: IncidentQuery) -> tuple[list[dict], str | None]:
