@@ -214,6 +214,8 @@ def test_the_grafana_link_opens_the_shipped_dashboard_on_the_branch():
     dash = json.loads((REPO / "config/grafana/dashboards/branchwatch.json").read_text())
     names = {v["name"] for v in dash["templating"]["list"]}
     assert dash["uid"] == DASHBOARD_UID and {"region", "branch"} <= names
+    # A branch without a region asks for all regions: the variable must allow it.
+    assert next(v for v in dash["templating"]["list"] if v["name"] == "region")["includeAll"]
     assert grafana_link(None, "B", "r") is None
     assert grafana_link("https://g.example/", "B 1", "") == \
         "https://g.example/d/branchwatch/branchwatch?var-region=%24__all&var-branch=B+1"
