@@ -189,7 +189,7 @@ WORDS: dict[str, dict[str, str]] = {
 WORDS.update({
     "history": {"zh": "历史事件", "en": "History"},
     "search_text": {"zh": "关键词", "en": "Words"},
-    "search_hint": {"zh": "标题或编号", "en": "title or ID"},
+    "search_hint": {"zh": "标题、编号或故障原因", "en": "title, ID or fault reason"},
     "from_date": {"zh": "开始日期", "en": "From"},
     "to_date": {"zh": "截止日期", "en": "To"},
     "search": {"zh": "查询", "en": "Search"},
