@@ -20,7 +20,7 @@ from agent.wire import CheckStatus
 from collector.api import token_hash
 from collector.web.branch_view import DASHBOARD_SLUG, DASHBOARD_UID, grafana_link, ups_readings
 
-from .support.collector import CollectorProcess
+from .support.collector import CollectorProcess, audit_records
 from .support.console import console_yaml, fault_batch, heartbeat
 from .support.paths import REPO
 from .test_collector_api import request
@@ -112,6 +112,16 @@ def test_history_finds_closed_incidents_and_filters_in_console_and_api(collector
     # The closed incident's page offers no Close and no Acknowledge.
     page = v.go(f"/console/incidents/{n1}")[2]
     assert 'id="close-form"' not in page and 'id="ack-form"' not in page
+    # A Close sent from a page left open before is refused, and the page says why.
+    boss = Visitor(c.url)
+    boss.login("boss")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', boss.go(f"/console/incidents/{n1}")[2])[1]
+    assert boss.go(f"/console/incidents/{n1}/close", {"why": "again", "csrf": csrf,
+                                                      "next": f"/console/incidents/{n1}"})[0] == 303
+    shown = boss.go(f"/console/incidents/{n1}")[2]
+    assert 'class="flash error"' in shown and "closed" in shown
+    assert [d["incident"] for _, d in audit_records(c, "incident.closed")].count(n1) == 1
+
 
 
 @pytest.mark.parametrize("query,message", [
