@@ -187,6 +187,7 @@ def test_the_branches_grid_links_each_branch_and_filters_problems(collector):
         "BR-N1": ("ok", "/console/branches/BR-N1"), "BR-N2": ("ok", "/console/branches/BR-N2"),
         "BR-S1": ("critical", "/console/branches/BR-S1"), "BR-S2": ("ok", "/console/branches/BR-S2")}
     problems = v.go("/console/branches?problems=1")[2]
+    assert 'hx-get="/console/branches?poll=1&amp;problems=1"' in problems     # the poll keeps it
     assert set(re.findall(r'id="branch-(BR-[\w-]+)"', problems)) == {"BR-S1"}
     assert "1 / 4" in problems
     assert set(re.findall(r'id="branch-(BR-[\w-]+)"', v.go("/console/branches?problems=1&region=south")[2])) \
