@@ -62,11 +62,11 @@ async def branch(request: web.Request) -> web.Response:
     newest = changes if before is None else (await read(request, branch_changes, name))[0]
     checks = current_checks(agents, newest)
     seen = {a.agent: a for a in agents}
-    heard = [{"agent": e.id, "record": seen.get(e.id),
+    heard = [{"agent": e.id,
               "ago": (now - seen[e.id].heartbeat_at).total_seconds()
               if e.id in seen and seen[e.id].heartbeat_at else None,
               "silent": e.id in st.desk.silent} for e in enrolled]
-    heard += [{"agent": a.agent, "record": a, "silent": a.agent in st.desk.silent,
+    heard += [{"agent": a.agent, "silent": a.agent in st.desk.silent,
                "ago": (now - a.heartbeat_at).total_seconds() if a.heartbeat_at else None}
               for a in agents if a.agent not in {e.id for e in enrolled}]
     about = await read(request, read_about)

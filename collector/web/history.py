@@ -7,7 +7,7 @@ filter's message (400), never a server error."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
-from urllib.parse import quote
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -51,19 +51,14 @@ async def history(request: web.Request) -> web.Response:
     for name, table in tables.items():
         grades += [(g, f"{name} {g} {table.grade_titles.get(g, '')}".strip())
                    for g in table.grades if g not in {x for x, _ in grades}]
-    keep = "&".join(f"{k}={v}" for k, v in _encoded(chosen))
+    # The pager keeps the filters (and a page size given in the URL).
+    keep = urlencode({k: v for k, v in chosen.items() if v}
+                     | ({"limit": q["limit"]} if q.get("limit") else {}))
     return render(request, "history.html", status=400 if error else 200, rows=rows,
                   error=error, chosen=chosen, grades=grades,
                   regions=sorted(set(region_of.values()) - {""}),
                   branch_names=sorted(region_of),
-                  next_page=(f"/console/history?{keep}&after={_quote(cursor)}"
+                  next_page=(f"/console/history?{keep}&{urlencode({'after': cursor})}"
                              if cursor else None),
                   first_page=f"/console/history?{keep}" if request.query.get("after") else None)
 
-
-def _quote(v: str) -> str:
-    return quote(v, safe="")
-
-
-def _encoded(chosen: dict[str, str]):
-    return ((k, _quote(v)) for k, v in chosen.items() if v)
