@@ -162,3 +162,9 @@ class PgConnection:
     def close(self) -> None:
         """Close the connection."""
         self.raw.close()
+
+    def __enter__(self) -> "PgConnection":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
