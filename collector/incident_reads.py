@@ -77,7 +77,9 @@ class IncidentQuery:
         if self.since is not None:
             where.append("opened_at >= ?")
             args.append(self.since.astimezone(timezone.utc).isoformat())
-        if self.branches is not None:
+        if self.branches is not None and not self.branches:
+            where.append("1 = 0")          # no branch at all (PostgreSQL has no IN ())
+        elif self.branches is not None:
             marks = ",".join("?" * len(self.branches))
             # An incident of one cause at many branches shows at each of them.
             where.append(f"(branch IN ({marks}) OR EXISTS (SELECT 1 FROM incident_faults f "

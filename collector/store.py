@@ -471,7 +471,7 @@ class SqlStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows, FleetRo
                 marks = ",".join("?" * len(ids))
                 written = {r[0]: row_digest(list(r)) for r in c.execute(
                     "SELECT id, branch, status, opened_at, body FROM incidents "
-                    f"WHERE id IN ({marks})", ids)}
+                    f"WHERE id IN ({marks})", ids)} if ids else {}   # (PostgreSQL: no IN ())
                 # The fault rows this write changed (None: deleted), digested the same way.
                 fault_digests = {k: None if text is None else row_digest([k, text])
                                  for k, text in faults.items()}
