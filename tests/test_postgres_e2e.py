@@ -166,3 +166,23 @@ def test_two_collectors_on_one_database_share_a_console_session(tmp_path, pg_ser
     finally:
         one.stop()
         two.stop()
+
+
+def test_a_database_of_a_newer_collector_is_refused_in_one_line(tmp_path, pg_server):
+    import psycopg
+
+    from collector.store import MIGRATIONS
+    dsn = pg_server.create_database()
+    c = CollectorProcess(tmp_path / "c", {}, dsn=dsn)
+    c.start()
+    assert c.stop() == 0
+    with psycopg.connect(dsn, autocommit=True) as pg:
+        pg.execute("INSERT INTO schema_version VALUES (999, 'later')")
+    done = subprocess.run([sys.executable, "-m", "collector.cli", "collector", "--config",
+                           str(c.config)], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    [line] = done.stderr.splitlines()
+    assert line == (f"branchwatch: collector: storage.postgresql: "
+                    f"postgresql://127.0.0.1:{pg_server.port}/{dsn.split('dbname=')[1]}: "
+                    f"database schema version 999 is newer than this collector knows "
+                    f"({MIGRATIONS[-1][0]}); upgrade branchwatch")

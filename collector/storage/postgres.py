@@ -61,13 +61,16 @@ class PostgresStore(SqlStore):
         import psycopg
         self.dsn, self.path, self.reader_threads = dsn, describe(dsn), readers
         self._open_rows()
+        self._conn = None
         try:
             self._conn = PgConnection(self._connect())
             self._migrate()
-        except psycopg.Error as e:
-            with contextlib.suppress(Exception):
-                self._conn.close()
-            raise StoreError(f"{self.path}: {one_line(e)}") from None
+        except (psycopg.Error, StoreError) as e:
+            if self._conn is not None:
+                with contextlib.suppress(Exception):
+                    self._conn.close()
+            # One line naming the config key and the server (never the DSN: a password).
+            raise StoreError(f"storage.postgresql: {self.path}: {one_line(e)}") from None
         self.audit = AuditLog(self._conn, audit_key)
         self.audit.note_committed()
 
