@@ -61,6 +61,7 @@ class PostgresStore(SqlStore):
         import psycopg
         self.dsn, self.path, self.reader_threads = dsn, describe(dsn), readers
         self._open_rows()
+        self._tail.shared = True     # other collectors may append to the same log
         self._conn = None
         try:
             self._conn = PgConnection(self._connect())
