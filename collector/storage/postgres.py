@@ -78,6 +78,7 @@ class PostgresStore(SqlStore):
     def _connect(self):
         import psycopg
         raw = psycopg.connect(self.dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
+                              cursor_factory=psycopg.RawCursor,
                               application_name="branchwatch-collector")
         raw.execute("SET synchronous_commit = on")     # whatever the server's default
         return raw
@@ -117,10 +118,12 @@ class PostgresReaders:
     interface of collector.incident_reads.StoreReaders)."""
 
     def __init__(self, dsn: str, threads: int = 4):
+        import psycopg
         from psycopg_pool import ConnectionPool
         self._pool = ConnectionPool(dsn, min_size=1, max_size=threads, open=True, timeout=10,
                                     name="branchwatch-readers", configure=_read_only,
                                     kwargs={"autocommit": True,
+                                            "cursor_factory": psycopg.RawCursor,
                                             "connect_timeout": CONNECT_TIMEOUT,
                                             "application_name": "branchwatch-reader"})
         self._threads = ThreadPoolExecutor(max_workers=threads,
