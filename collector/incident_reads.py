@@ -23,6 +23,7 @@ from pathlib import Path
 import msgspec
 
 from .incident_codec import from_dict, to_dict
+from .storage.dialect import SQLITE, SqliteConnection, dialect_of
 
 DEFAULT_LIMIT = 500          # incidents in one page unless asked otherwise
 MAX_LIMIT = 5000
@@ -77,10 +78,9 @@ class IncidentQuery:
             raise QueryError(f"after: expected the `next` cursor of a previous page, "
                              f"got {self.after!r}")
 
-    def sql(self, dialect=None) -> tuple[str, list]:
-        """The SELECT for one page (one row more than `limit`, to tell if there is a next).
-        `dialect`: the store's SQL dialect (its `name`); SQLite when None."""
-        spell = _SPELLING[getattr(dialect, "name", "sqlite")]
+    def sql(self, dialect=SQLITE) -> tuple[str, list]:
+        """The SELECT for one page (one row more than `limit`, to tell if there is a next)."""
+        spell = _SPELLING[dialect.name]
         where = [f"drill IN ({','.join('?' * len(DRILL[self.drill]))})"]
         args: list = list(DRILL[self.drill])
         if self.status is not None:
@@ -101,17 +101,19 @@ class IncidentQuery:
             # A search box, not a pattern language: % and _ are the person's characters.
             # The title, the id, or what a fault said (its check or its reason).
             has = spell["contains"]
-            where.append(f"({has.format(spell['title'])} OR {has.format('id')} "
-                         f"OR EXISTS (SELECT 1 FROM incident_faults f "
+            where.append(f"({has.format(dialect.json_text('body', 'title'))} "
+                         f"OR {has.format('id')} OR EXISTS (SELECT 1 FROM incident_faults f "
                          f"WHERE f.incident = incidents.id AND ({has.format('f.check_name')} "
-                         f"OR {has.format(spell['reason'])})))")
+                         f"OR {has.format(dialect.json_text('f.body', 'reason'))})))")
             args += [self.text.lower()] * 4
-        if self.branches is not None:
+        if self.branches is not None and not self.branches:
+            where.append("1 = 0")          # no branch at all (PostgreSQL has no IN ())
+        elif self.branches is not None:
             marks = ",".join("?" * len(self.branches))
             # An incident of one cause at many branches shows at each of them.
             where.append(f"(branch IN ({marks}) OR EXISTS (SELECT 1 FROM incident_faults f "
                          f"WHERE f.incident = incidents.id "
-                         f"AND {spell['fault_branch']} IN ({marks})))")
+                         f"AND {dialect.json_text('f.body', 'branch')} IN ({marks})))")
             args += sorted(self.branches) * 2
         order = "DESC" if self.newest_first else "ASC"
         if self.after is not None:
@@ -124,32 +126,26 @@ class IncidentQuery:
 
 
 MAX_TEXT = 200
-# What the history's filters need spelled per backend: an incident's grade in
-# some table (the body's grades: table -> GradeRecord), "text contains" (the
-# argument is lowered already), the title and a fault's reason.
+# What the history's filters need spelled per backend besides the dialect's
+# json_text: an incident's grade in some table (the body's grades: table ->
+# GradeRecord), and "text contains" (its argument is lowered already).
 _SPELLING = {
     "sqlite": {
         "graded": "SELECT 1 FROM json_each(incidents.body, '$.grades') g "
                   "WHERE json_extract(g.value, '$.grade')",
         "contains": "instr(lower({}), ?) > 0",
-        "title": "json_extract(body, '$.title')",
-        "reason": "json_extract(f.body, '$.reason')",
-        "fault_branch": "json_extract(f.body, '$.branch')",
     },
     "postgresql": {
         "graded": "SELECT 1 FROM jsonb_each((incidents.body)::jsonb -> 'grades') g "
                   "WHERE (g.value ->> 'grade')",
         "contains": "strpos(lower({}), ?) > 0",
-        "title": "((body)::jsonb ->> 'title')",
-        "reason": "((f.body)::jsonb ->> 'reason')",
-        "fault_branch": "((f.body)::jsonb ->> 'branch')",
     },
 }
 
 
 def list_incidents(conn: sqlite3.Connection, query: IncidentQuery) -> tuple[list[dict], str | None]:
     """One page of incidents as API data, and the cursor of the next page (or None)."""
-    sql, args = query.sql()
+    sql, args = query.sql(dialect_of(conn))
     rows = conn.execute(sql, args).fetchall()
     more = len(rows) > query.limit
     rows = rows[:query.limit]
@@ -209,7 +205,8 @@ class StoreReaders:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   factory=SqliteConnection)
             conn.execute("PRAGMA query_only = ON")      # a reader never writes
             conn.execute("PRAGMA busy_timeout = 5000")
             self._local.conn = conn

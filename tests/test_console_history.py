@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timedelta, timezone
-from types import SimpleNamespace
 from urllib.parse import quote
 
 import pytest
@@ -23,6 +22,7 @@ from collector.web.branch_view import DASHBOARD_SLUG, DASHBOARD_UID, grafana_lin
 from .support.collector import CollectorProcess, audit_records
 from .support.console import console_yaml, fault_batch, heartbeat
 from .support.paths import REPO
+from .support.store_backend import backend, pg_server  # noqa: F401
 from .test_collector_api import request
 from .test_console_http import Visitor
 
@@ -244,11 +244,11 @@ def test_in_a_region_the_branches_in_trouble_come_first():
     assert shown_branches(regions, False, "elsewhere") == []
 
 
-def test_a_branchs_state_changes_page_newest_first_without_gaps(tmp_path):
+def test_a_branchs_state_changes_page_newest_first_without_gaps(backend):
+    """On both store backends (SQLite and a real PostgreSQL)."""
     from agent.wire import Event, new_event_id
     from collector.storage.branch_log import branch_changes
-    from collector.store import SqliteStore
-    store = SqliteStore(tmp_path / "collector.db")
+    store = backend.open()
     t0 = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)
 
     def batch(branch: str, n: int, start: int) -> list:
@@ -275,45 +275,6 @@ def test_a_branchs_state_changes_page_newest_first_without_gaps(tmp_path):
             readers.close()
     finally:
         store.close()
-
-
-def test_the_history_filters_are_spelled_for_postgresql_too(tmp_path):
-    """The same query on a real PostgreSQL (the store's other backend): the
-    SQLite-only functions (json_each, instr) have their PostgreSQL spelling."""
-    from collector.incident_reads import IncidentQuery
-    from .support.postgres import PostgresServer
-    psycopg = pytest.importorskip("psycopg")
-    pg = PostgresServer(tmp_path / "pg").start()
-    try:
-        with psycopg.connect(pg.create_database(), autocommit=True) as conn:
-            conn.execute('CREATE TABLE incidents (id TEXT COLLATE "C" PRIMARY KEY, branch TEXT, '
-                         'status TEXT, opened_at TEXT COLLATE "C", drill BIGINT, body TEXT)')
-            conn.execute("CREATE TABLE incident_faults (incident TEXT, agent TEXT, "
-                         "check_name TEXT, pos BIGINT, body TEXT)")
-            rows = [("INC-1", "N1", "closed", "2026-12-01T01:00:00+00:00", "UPS on battery",
-                     {"cbrc": {"table": "cbrc", "grade": "II"}}, "ups/main/on_battery", "市电中断"),
-                    ("INC-2", "S1", "open", "2026-12-01T02:00:00+00:00", "core unreachable",
-                     {"cbrc": {"table": "cbrc", "grade": None}}, "tcp/core", "核心系统无法连接")]
-            for iid, branch, status, opened, title, grades, check, reason in rows:
-                conn.execute("INSERT INTO incidents VALUES (%s, %s, %s, %s, 0, %s)",
-                             (iid, branch, status, opened,
-                              json.dumps({"id": iid, "title": title, "grades": grades})))
-                conn.execute("INSERT INTO incident_faults VALUES (%s, 'a', %s, 0, %s)",
-                             (iid, check, json.dumps({"branch": branch, "reason": reason})))
-            pg_dialect = SimpleNamespace(name="postgresql")
-
-            def found(**q) -> list[str]:
-                sql, args = IncidentQuery(newest_first=True, **q).sql(pg_dialect)
-                sql = sql.replace("SELECT opened_at, id, body", "SELECT opened_at, id")
-                return [r[1] for r in conn.execute(sql.replace("?", "%s"), args).fetchall()]
-            assert found() == ["INC-2", "INC-1"]
-            assert found(grade="II") == ["INC-1"] and found(grade="none") == ["INC-2"]
-            assert found(text="核心") == ["INC-2"] and found(text="ups/main") == ["INC-1"]
-            assert found(text="ON BATTERY".lower()) == ["INC-1"] and found(text="inc-2") == ["INC-2"]
-            assert found(text="50%_") == []
-            assert found(status="closed", branches=frozenset({"N1"})) == ["INC-1"]
-    finally:
-        pg.remove()
 
 
 def test_the_history_pages_through_with_its_filters_kept(collector):

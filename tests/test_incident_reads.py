@@ -24,6 +24,7 @@ from collector.deadman import AgentLast
 from collector.incident_reads import IncidentQuery, QueryError, incident, list_incidents
 from collector.incidents import IncidentBook
 from collector.store import SqliteStore
+from tests.support.store_backend import pg_server  # noqa: F401
 
 from .support.report_server import AppThread
 from .test_collector_api import request
@@ -66,9 +67,13 @@ def stored_book(store: SqliteStore) -> dict[str, str]:
     return names
 
 
-@pytest.fixture(scope="module")
-def stored(tmp_path_factory):
-    store = SqliteStore(tmp_path_factory.mktemp("reads") / "collector.db")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def stored(request, tmp_path_factory):
+    if request.param == "sqlite":
+        store = SqliteStore(tmp_path_factory.mktemp("reads") / "collector.db")
+    else:                      # the same reads, paged and filtered in PostgreSQL's SQL
+        from collector.storage.postgres import PostgresStore
+        store = PostgresStore(request.getfixturevalue("pg_server").create_database())
     names = stored_book(store)
     readers = store.readers()
     try:
@@ -93,6 +98,24 @@ def test_lists_filter_by_status_drill_branch_and_since_in_sql(stored):
     assert ids(ls(branches=frozenset({"N2"}))) == [names["n2-resolved"], names["core"]]
     assert ids(ls(since=at(7200), status="open")) == [names["core"]]
     assert ids(ls(since=at(7200), branches=frozenset({"N1"}))) == [names["n1-closed"]]
+
+
+def test_the_history_filters_words_grade_and_time_range_in_sql(stored):
+    """The console's history filters, on both backends (SQLite's json_each and
+    instr, PostgreSQL's jsonb_each and strpos)."""
+    names, ls = stored
+    every = ids(ls(limit=100))
+    assert ids(ls(text="core")) == [names["core"]]                 # the title
+    needle = names["s2-6"].lower()                                  # the id
+    assert ids(ls(text=needle)) == [i for i in every if needle in i.lower()] != []
+    assert ids(ls(text="BACKUP/DB".lower())) == [names["n1-closed"]] + [
+        names[f"s2-{n}"] for n in range(7)]                        # a fault's check
+    assert ids(ls(text="raw critical")) == every                    # a fault's reason
+    assert ids(ls(text="50%_")) == []                               # no pattern language
+    assert ids(ls(grade="none")) == every and ids(ls(grade="II")) == []
+    assert ids(ls(since=at(3600), until=at(7200))) == [names["n2-resolved"]]
+    assert ids(ls(until=at(1))) == [names["n1-open"]]
+    assert ids(ls(status="closed", text="backup")) == [names["n1-closed"]]
 
 
 def test_pages_follow_each_other_without_gaps_or_repeats_both_ways(stored):
