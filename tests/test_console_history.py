@@ -295,3 +295,22 @@ def test_the_history_pages_through_with_its_filters_kept(collector):
     nxt = re.search(r'<a href="([^"]+)" id="next-page">', page)[1].replace("&amp;", "&")
     assert "q=INC" in nxt and "limit=1" in nxt
     assert ids(page) + ids(v.go(nxt)[2]) == every
+
+
+def test_history_and_branch_pages_on_a_collector_on_postgresql(pg_server, tmp_path):
+    """The same pages from a collector whose store is a real PostgreSQL."""
+    agents = {"a1": AGENTS["a1"], "a3": AGENTS["a3"]}
+    with CollectorProcess(tmp_path / "pg-collector", agents, extra=console_yaml(),
+                          dsn=pg_server.create_database()) as c:
+        send(c, "a1", heartbeat("a1", "BR-N1", "north", UPS_OK), "heartbeat")
+        send(c, "a1", fault_batch("a1", "BR-N1", "ups/main/on_battery", "critical",
+                                  "on battery: mains lost"))
+        send(c, "a3", fault_batch("a3", "BR-S1", "tcp/core", "critical", "核心系统无法连接"))
+        v = Visitor(c.url)
+        v.login("vera")
+        assert len(ids(v.go("/console/history")[2])) == 2
+        assert len(ids(v.go("/console/history?q=" + quote("核心"))[2])) == 1
+        assert len(ids(v.go("/console/history?grade=none&region=north")[2])) == 1
+        status, _, page = v.go("/console/branches/BR-N1")
+        assert status == 200 and "87%" in page and "on battery: mains lost" in page
+        assert "电池供电" in page.split('id="ups"', 1)[1].split("</section>", 1)[0]
