@@ -150,6 +150,7 @@ def serve(config_path: str) -> int:
     """Run the collector until SIGTERM/SIGINT."""
     from .config_files import collector_file_problems
     from .service import serve as serve_async
+    from .storage.data_lock import DataDirBusy
     from .store import StoreError
     config = load(config_path)
     if problems := list(collector_file_problems(config)):
@@ -161,7 +162,7 @@ def serve(config_path: str) -> int:
     except ConfigError as e:        # found on the way up (bind, TLS, key, checkpoints)
         print(f"branchwatch: {config_path}: {e}", file=sys.stderr)
         return 2
-    except (StoreError, OSError) as e:
+    except (StoreError, DataDirBusy, OSError) as e:
         print(f"branchwatch: collector: {e}", file=sys.stderr)
         return 2
 
