@@ -18,7 +18,7 @@ notifications) shows it (collector/audit_verify.py checks both).
 Records written before a key was configured have no MAC (NULL): verify
 reports them as such, not as tampering.
 
-The log lives in the collector's SQLite database, table `audit`. `append`
+The log lives in the collector's database (SQLite or PostgreSQL), table `audit`. `append`
 writes within the caller's transaction, so an event and its audit record
 are committed together or not at all.
 """
@@ -33,6 +33,8 @@ import sqlite3
 from datetime import datetime, timezone
 
 import msgspec
+
+from .storage.dialect import dialect_of
 
 GENESIS = "0" * 64
 
@@ -119,7 +121,7 @@ def head_line(head: tuple[int, str, str]) -> str:
 
 
 class AuditLog:
-    """The hash-chained audit table on one SQLite connection."""
+    """The hash-chained audit table on one store connection."""
 
     def __init__(self, conn: sqlite3.Connection, key: bytes | None = None):
         self._conn = conn
@@ -137,7 +139,7 @@ class AuditLog:
     def has_mac_column(self) -> bool:
         """Whether this database has the `mac` column (older ones do not)."""
         if self._has_mac is None:
-            cols = [r[1] for r in self._conn.execute("PRAGMA table_info(audit)")]
+            cols = dialect_of(self._conn).columns(self._conn, "audit")
             self._has_mac = "mac" in cols
         return self._has_mac
 

@@ -18,7 +18,7 @@ from .clock import ENV as CLOCK_ENV, clock_from_env
 from .config import Config, ConfigError
 from .fleet.reload import CONFIG_PATH, reload_file
 from .storage.data_lock import DataDirLock
-from .store import SqliteStore
+from .store import open_store
 
 log = logging.getLogger("branchwatch.collector")
 
@@ -45,12 +45,16 @@ async def serve(config: Config, stop: asyncio.Event | None = None, path: str | N
     # run full collections over them every few thousand allocations (7 % of
     # the writer's time in the ingest benchmark). Collect young objects less often.
     gc.set_threshold(50_000, 20, 50)
-    # One engine per SQLite file: a second collector on this directory stops here.
-    lock = DataDirLock(config.storage.data_dir).acquire()
+    # One engine per SQLite file: a second collector on this directory stops here
+    # (on PostgreSQL, any number run; the engine's lease picks the one that leads).
+    lock = DataDirLock(config.storage.data_dir) if config.storage.postgresql is None else None
+    if lock is not None:
+        lock.acquire()
     try:
-        store = SqliteStore(config.db_path(), audit_key=config.audit_key())
+        store = open_store(config)
     except BaseException:
-        lock.release()
+        if lock is not None:
+            lock.release()
         raise
     checkpoints = config.checkpoint_path()
     try:
@@ -114,5 +118,6 @@ async def serve(config: Config, stop: asyncio.Event | None = None, path: str | N
                       e.strerror or e)
     finally:
         store.close()
-        lock.release()
+        if lock is not None:
+            lock.release()
     return 0

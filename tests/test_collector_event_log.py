@@ -1,4 +1,4 @@
-"""The event log and the engine's cursor over a real SQLite store: dedupe by id
+"""The event log and the engine's cursor over a real store (SQLite and PostgreSQL): dedupe by id
 alone, exact even when two ids share a hash, the old events table migrated,
 and a step that dies half-way replayed whole."""
 
@@ -15,6 +15,7 @@ from collector.incident_desk import IncidentDesk
 from collector.storage import event_log
 from collector.store import SqliteStore
 from tests.support.schema import schema_before
+from tests.support.store_backend import backend, pg_server  # noqa: F401
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 RX = T0.timestamp() + 60
@@ -27,10 +28,8 @@ def ev(check: str = "ups/rack/on_battery", t: float = 0, **kw) -> Event:
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = SqliteStore(tmp_path / "c.db")
-    yield s
-    s.close()
+def store(backend):
+    return backend.open()
 
 
 def test_an_id_sent_again_with_another_time_is_a_duplicate(store):
