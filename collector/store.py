@@ -278,6 +278,7 @@ class SqlStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows, FleetRo
     connection with `dialect`), `_begin`, `_end` and `close`."""
 
     dialect = SQLITE
+    shared = False       # True: other collectors may write the same database
 
     def _open_rows(self) -> None:
         self._in_group, self._depth = False, 0

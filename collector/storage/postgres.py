@@ -55,6 +55,7 @@ class PostgresStore(SqlStore):
     """`Store` on a PostgreSQL database: versioned schema, durable commits."""
 
     dialect = POSTGRES
+    shared = True        # any number of collectors on one database
 
     def __init__(self, dsn: str, audit_key: bytes | None = None, readers: int = 4):
         import psycopg

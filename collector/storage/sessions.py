@@ -59,12 +59,18 @@ class SessionRows:
         return [(i, u, tuple(json.loads(r)), c, s, ls) for i, u, r, c, s, ls in rows]
 
     def stored_session(self, id_sha256: str) -> tuple | None:
-        """One session as stored (id_sha256, user, roles, csrf, started, last_seen), or
-        None: what another collector on the same database sees of a login here."""
-        row = self._conn.execute(
-            'SELECT id_sha256, "user", roles, csrf, started, last_seen FROM console_sessions '
-            "WHERE id_sha256 = ?", (id_sha256,)).fetchone()
-        if row is None:
-            return None
-        i, u, r, c, s, ls = row
-        return (i, u, tuple(json.loads(r)), c, s, ls)
+        """One session as stored, or None (see `read_session`)."""
+        return read_session(self._conn, id_sha256)
+
+
+def read_session(conn, id_sha256: str) -> tuple | None:
+    """One session as stored (id_sha256, user, roles, csrf, started, last_seen), or None,
+    on any connection (a reader's too): what another collector on the same database
+    sees of a login here."""
+    row = conn.execute(
+        'SELECT id_sha256, "user", roles, csrf, started, last_seen FROM console_sessions '
+        "WHERE id_sha256 = ?", (id_sha256,)).fetchone()
+    if row is None:
+        return None
+    i, u, r, c, s, ls = row
+    return (i, u, tuple(json.loads(r)), c, s, ls)

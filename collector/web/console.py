@@ -36,6 +36,7 @@ from ..api_base import STATE, STORE, Rejected, read_form
 from ..roles import allowed as role_allows, refusal
 from .i18n import LANGUAGES, duration, translate
 from .passwords import Hasher
+from ..storage.sessions import read_session
 from .sessions import Session, Sessions, apply_writes
 from .throttle import Throttle, normalise
 
@@ -58,11 +59,16 @@ HEADERS = {
 class Console:
     """What every console handler shares: sessions, users, templates, time zone."""
 
-    def __init__(self, config, tz: str, store=None):
+    def __init__(self, config, tz: str, store=None, readers=None):
         c = config.console
         # Looked up by the normalised name: "Boss " and "boss" are one person.
         self.users = {normalise(u.name): u for u in c.users}
-        self.sessions = Sessions(c.session_idle, c.session_max)
+        lookup = None
+        if readers is not None and getattr(store, "shared", False):
+            # Several collectors on one database: each request reads the stored
+            # session (one indexed row, on a reader connection, never the writer's).
+            lookup = lambda key: readers.call(read_session, key)     # noqa: E731
+        self.sessions = Sessions(c.session_idle, c.session_max, lookup=lookup)
         if store is not None:
             self.sessions.load(store.live_sessions(self.sessions.clock(), c.session_idle,
                                                    c.session_max))

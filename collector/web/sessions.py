@@ -11,6 +11,12 @@ restart a session may expire up to that much early, never late.
 
 Times are the real wall clock (time.time), which survives a restart; a
 drill shifts only the incident clock (collector/clock.py), never this one.
+
+When several collectors share one database (PostgreSQL), a person's
+requests may reach any of them: `lookup` reads the stored session on every
+request, so a login on one collector is known on the others, and a logout
+or expiry on one ends the session on all of them at once (this memory is
+then only a cache of what the store holds).
 """
 
 from __future__ import annotations
@@ -49,8 +55,10 @@ class Sessions:
     """Every live session, by the hash of its (random, unguessable) id."""
 
     def __init__(self, idle: float, max_age: float,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time,
+                 lookup: Callable[[str], tuple | None] | None = None):
         self.idle, self.max_age, self.clock = idle, max_age, clock
+        self.lookup = lookup       # the stored session by key (a shared store), or None
         self._by_key: dict[str, Session] = {}
         self._writes: list[tuple[str, tuple]] = []
 
@@ -80,7 +88,10 @@ class Sessions:
         this request is the person's activity (a live-update poll is not)."""
         if not session_id:
             return None
-        s = self._by_key.get(id_hash(session_id))
+        key = id_hash(session_id)
+        s = self._by_key.get(key)
+        if self.lookup is not None:
+            s = self._as_stored(key, s)
         if s is None:
             return None
         now = self.clock()
@@ -92,6 +103,22 @@ class Sessions:
             if now - s.saved_seen >= TOUCH_SAVE:
                 s.saved_seen = now
                 self._writes.append(("touch_session", (s.key, now)))
+        return s
+
+    def _as_stored(self, key: str, s: Session | None) -> Session | None:
+        """The session as the shared store holds it (another collector may have
+        started, touched or ended it)."""
+        row = self.lookup(key)
+        if row is None:                  # ended (or never begun) on any collector
+            self._by_key.pop(key, None)
+            return None
+        _, user, roles, csrf, started, last_seen = row
+        if s is None:
+            s = Session(key, user, tuple(roles), csrf, started, last_seen, saved_seen=last_seen)
+            self._by_key[key] = s
+        else:
+            s.last_seen = max(s.last_seen, last_seen)
+            s.saved_seen = max(s.saved_seen, last_seen)
         return s
 
     def end(self, session_id: str | None) -> Session | None:
