@@ -7,6 +7,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import ssl
 
 from aiohttp import web
@@ -65,7 +66,12 @@ async def serve(config: Config, stop: asyncio.Event | None = None, path: str | N
         except OSError as e:
             raise ConfigError(f"audit.checkpoint_file: expected a file the collector can "
                               f"append to, {checkpoints}: {e.strerror or e}") from None
-        app = build_app(config, store, clock=clock)
+        lease = None
+        if config.storage.postgresql is not None:
+            # Several collectors on one database: the lease picks the engine's leader.
+            from .engine.lease import PgLease
+            lease = PgLease(config.store_dsn(), node=f"{socket.gethostname()}:{config.listen.port}")
+        app = build_app(config, store, clock=clock, lease=lease)
         app[STATE].metrics.registry.register(
             AuditHeadMetrics(lambda: store.audit.committed_head))
         if path is not None:

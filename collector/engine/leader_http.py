@@ -1,0 +1,56 @@
+"""The engine's leadership in the running collector: the lease ticking beside the
+app, the engine, rounds and outbox senders only on the leader, and people's
+writes to the book answered by the leader alone.
+
+On a shared store (PostgreSQL) a collector that does not lead answers a write
+to the incident book (an incident action, a reported fault, an acknowledgement
+link, Alertmanager's webhook, a drill) with 503 and Retry-After, naming the
+leader: a load balancer or the person's next try reaches the one that leads.
+Ingest, heartbeats, reads, reports, silences and enrolment work everywhere.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .lease import SoleLease
+from .leadership import Leadership, take_over
+
+LEADER_ONLY = ("/api/v1/incidents", "/api/v1/faults", "/api/v1/ack/", "/api/v1/alertmanager",
+               "/api/v1/drills", "/console/incidents", "/console/faults", "/console/drills")
+LEADERSHIP = web.AppKey("leadership", Leadership)
+
+
+@web.middleware
+async def leader_only(request: web.Request, handler):
+    """Book writes on a collector that does not lead are 503 with Retry-After."""
+    lead = request.app.get(LEADERSHIP)
+    if (lead is not None and lead.shared and request.method == "POST"
+            and request.path.startswith(LEADER_ONLY) and not lead.leading()):
+        return web.json_response(
+            {"error": "this collector does not lead the engine now; another one does "
+                      "(try again, or see: branchwatch collector status)"},
+            status=503, headers={"Retry-After": "1"})
+    return await handler(request)
+
+
+def wire_leadership(app: web.Application, st, store, lease=None) -> Leadership:
+    """Build the app's Leadership over `lease` (SoleLease: SQLite) and hook the
+    engine's fence; `start_leading` (on startup) begins ticking."""
+    lease = lease or SoleLease()
+
+    async def on_lead() -> None:
+        await st.writer.run(lead.fenced(take_over), st.desk)
+        st.engine.wake()
+        st.hand_off()
+
+    async def on_follow() -> None:
+        st.desk.mail.clear()            # the new leader sends what is pending
+
+    lead = Leadership(lease, store, on_lead, on_follow)
+    app[LEADERSHIP] = lead
+    st.lead = lead
+    st.desk.engine.fence = lead.fence
+    if lead.shared:
+        st.desk.mail.clear()            # until this node leads, it sends nothing
+    return lead
