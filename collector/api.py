@@ -33,9 +33,10 @@ from .api_base import (DEADMAN, STATE, STORE, Rejected, _bearer_hash, _body, _js
 from .api_base import token_hash
 from .config import AgentEntry, Config
 from .engine.wakeup import EngineWakeup
-from .engine.leader_http import leader_only, wire_leadership
+from .engine.leader_http import leader_only, start_leading, stop_leading, wire_leadership
 from .engine.lease import SoleLease
 from .engine.leadership import absorb_heartbeats, offered_commands
+from .engine.status import LeaderMetrics
 from .api_reports import add_report_routes
 from .drills.http import add_drill_routes
 from .fleet import http as fleet_http
@@ -282,19 +283,6 @@ async def _deadman_loop(st: _State) -> None:
         await asyncio.sleep(DEADMAN_EVERY)
 
 
-FOLLOW_LOG = web.AppKey("follow_log", asyncio.Task)
-FOLLOW_EVERY = 0.1        # seconds between looks at a shared log (others' ingest)
-
-
-async def _follow_log(st: _State) -> None:
-    """On a shared store other collectors append too, and their wake-ups do not
-    reach this engine: the leader looks at the log this often (a cheap step)."""
-    while True:
-        if st.lead.leading() and st.engine is not None:
-            st.engine.wake()
-        await asyncio.sleep(FOLLOW_EVERY)
-
-
 def command_for_agent(x) -> dict:
     """A runbook action as the agent receives it; its result comes back as an
     `action` event with check action/runbook/INCIDENT/RUN/STEP."""
@@ -377,6 +365,8 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
         add_console_routes(app)       # the operators' web console (issue 8)
     st.writer = st.metrics.writer = Writer(store, on_failure=st.desk.reload)
     lead = wire_leadership(app, st, store, lease)
+    leader_metrics = LeaderMetrics(lead)
+    st.metrics.registry.register(leader_metrics)
 
     def _hand_off():
         if not lead.leading():
@@ -400,19 +390,14 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
                                                      applied=_applied)
         st.engine.start()
         app[DEADMAN] = asyncio.create_task(_deadman_loop(st))
-        if lead.shared:
-            lead.start()
-            app[FOLLOW_LOG] = asyncio.create_task(_follow_log(st))
+        start_leading(app, st, leader_metrics)
 
     async def _stop_writer(app):
-        for key in (DEADMAN, FOLLOW_LOG):
-            if key in app:
-                app[key].cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await app[key]
+        app[DEADMAN].cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await app[DEADMAN]
+        await stop_leading(app)
         await st.engine.stop()
-        if lead.shared:
-            await lead.stop()
         st.writer.stop()
         app[READERS].close()
     app.on_startup.append(_start_deadman)

@@ -11,7 +11,9 @@ is one incident, resolved once; the audit chain verifies."""
 
 from __future__ import annotations
 
+import json
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -69,6 +71,15 @@ class Node:
             self.c.proc.send_signal(signal.SIGCONT)
             self.c.stop()
         self.proxy.close()
+
+
+def scrape(url: str) -> dict[str, float]:
+    """Unlabelled samples of a collector's /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return {s.name: s.value for f in text_string_to_metric_families(text)
+            for s in f.samples if not s.labels}
 
 
 def post_a2(url: str) -> str | None:
@@ -156,6 +167,11 @@ def test_the_engine_moves_to_another_collector_and_nothing_is_lost(tmp_path, pg)
         ids = [r[0] for r in db.execute("SELECT id FROM event_log")]
         incidents = db.execute("SELECT id, status FROM incidents WHERE branch = %s",
                                (BRANCH["a1"],)).fetchall()
+        node, epoch = leader()
+        status = subprocess.run([sys.executable, "-m", "collector.cli", "collector", "status",
+                                 "--config", str(nodes[0].c.config), "--json"],
+                                capture_output=True, text=True, timeout=60)
+        metrics = {n.c.port: scrape(n.c.url) for n in nodes if n.c.proc.poll() is None}
         verified = subprocess.run([sys.executable, "-m", "agent.cli", "audit", "verify",
                                    "--config", str(nodes[0].c.config)],
                                   capture_output=True, text=True, timeout=120)
@@ -175,3 +191,14 @@ def test_the_engine_moves_to_another_collector_and_nothing_is_lost(tmp_path, pg)
           f"p50 {statistics.median(times):.2f} s, max {max(times):.2f} s")
     assert max(times) < 15.0
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    # `collector status` and /metrics say who leads, with what epoch, how far behind.
+    assert status.returncode == 0, status.stderr
+    said = json.loads(status.stdout)
+    assert said["leader"] == f"{socket.gethostname()}:{node.c.port}" and said["epoch"] == epoch
+    assert said["lag_entries"] == said["log_head"] - said["cursor"] < 50   # the agent goes on
+    assert said["lag_seconds"] < 2.0
+    assert [n["leading"] for n in said["nodes"]].count(True) == 1
+    assert [m["branchwatch_collector_leader"] for m in metrics.values()].count(1.0) == 1
+    assert metrics[node.c.port]["branchwatch_collector_leader"] == 1.0
+    assert metrics[node.c.port]["branchwatch_collector_lease_epoch"] == epoch
+    assert "branchwatch_collector_cursor_lag_seconds" in metrics[node.c.port]

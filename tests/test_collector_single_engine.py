@@ -53,3 +53,29 @@ def test_the_lock_goes_with_a_killed_collector(tmp_path):
     # stopped cleanly: the next one starts too
     with second_on(first, tmp_path / "c") as third:
         assert third.proc.poll() is None
+
+
+def test_status_on_sqlite_names_the_sole_collector(tmp_path):
+    import json
+    with CollectorProcess(tmp_path / "a", AGENTS) as c:
+        done = subprocess.run([sys.executable, "-m", "collector.cli", "collector", "status",
+                               "--config", str(c.config), "--json"], cwd=REPO, env=c.env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        status = json.loads(done.stdout)
+        assert status["epoch"] == 1 and "SQLite" in status["leader"]
+        assert status["lag_entries"] == 0 and status["outbox_depth"] == {}
+        text = subprocess.run([sys.executable, "-m", "collector.cli", "collector", "status",
+                               "--config", str(c.config)], cwd=REPO, env=c.env,
+                              capture_output=True, text=True, timeout=60).stdout
+        assert text.startswith("leader:") and "cursor lag:   0 entries" in text
+
+
+def test_status_without_a_database_is_one_line(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"storage: {{data_dir: {tmp_path / 'none'}}}\n")
+    done = subprocess.run([sys.executable, "-m", "collector.cli", "collector", "status",
+                           "--config", str(config)], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "no collector database" in done.stderr

@@ -11,6 +11,10 @@ Ingest, heartbeats, reads, reports, silences and enrolment work everywhere.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+
 from aiohttp import web
 
 from .lease import SoleLease
@@ -54,3 +58,51 @@ def wire_leadership(app: web.Application, st, store, lease=None) -> Leadership:
     if lead.shared:
         st.desk.mail.clear()            # until this node leads, it sends nothing
     return lead
+
+
+FOLLOW_EVERY = 0.1        # seconds between looks at a shared log (others' ingest)
+STATUS_EVERY = 1.0        # seconds between reads of the cursor lag and outbox depth
+BACKGROUND = web.AppKey("leadership_tasks", list)
+
+
+async def _follow_log(st) -> None:
+    """On a shared store other collectors append too, and their wake-ups do not
+    reach this engine: the leader looks at the log this often (a cheap step)."""
+    while True:
+        if st.lead.leading() and st.engine is not None:
+            st.engine.wake()
+        await asyncio.sleep(FOLLOW_EVERY)
+
+
+async def _refresh_status(app: web.Application, metrics) -> None:
+    """The lag and outbox figures /metrics shows, read on a reader connection."""
+    from ..api_people import READERS
+    log = logging.getLogger("branchwatch.collector")
+    while True:
+        try:
+            await app[READERS].run(metrics.refresh)
+        except Exception as e:       # the store away: the last figures stay
+            log.debug("status not read: %s", e)
+        await asyncio.sleep(STATUS_EVERY)
+
+
+def start_leading(app: web.Application, st, metrics) -> None:
+    """On startup, after the engine: tick the lease (shared store), follow the
+    shared log, refresh the status figures."""
+    lead = app[LEADERSHIP]
+    tasks = [asyncio.create_task(_refresh_status(app, metrics))]
+    if lead.shared:
+        lead.start()
+        tasks.append(asyncio.create_task(_follow_log(st)))
+    app[BACKGROUND] = tasks
+
+
+async def stop_leading(app: web.Application) -> None:
+    """On cleanup: stop those and let the lease go (a standby takes over at once)."""
+    for task in app.get(BACKGROUND, []):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    lead = app[LEADERSHIP]
+    if lead.shared:
+        await lead.stop()

@@ -282,5 +282,7 @@ def lease_status(conn) -> dict:
         "FROM collector_nodes ORDER BY node").fetchall()
     return {"leader": lease[0] if lease else None, "epoch": lease[1] if lease else None,
             "renewed_ago": float(lease[2]) if lease else None,
-            "nodes": [{"node": n, "leading": bool(lead), "epoch": e, "seen_ago": float(ago)}
-                      for n, lead, e, ago in nodes]}
+            # A node leads only as the lease's holder: a row a killed leader left says
+            # "leads" until it is seen again.
+            "nodes": [{"node": n, "leading": bool(lead) and lease is not None and n == lease[0],
+                       "epoch": e, "seen_ago": float(ago)} for n, lead, e, ago in nodes]}
