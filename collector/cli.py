@@ -251,6 +251,7 @@ def _verify_postgresql(config, key, checkpoints):
     dsn = config.store_dsn()
     try:
         with psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
+                             cursor_factory=psycopg.RawCursor,
                              application_name="branchwatch-audit-verify") as raw:
             raw.execute("SET default_transaction_read_only = on")
             # One snapshot for the whole walk: a collector writing meanwhile adds

@@ -549,5 +549,8 @@ def open_store(config) -> SqlStore:
     if config.storage.postgresql is None:
         return SqliteStore(config.db_path(), audit_key=config.audit_key())
     from .storage.postgres import PostgresStore
+    # The data directory still holds the audit checkpoints (by default) and the
+    # console's files: there as with SQLite.
+    Path(config.storage.data_dir).mkdir(parents=True, exist_ok=True)
     return PostgresStore(config.store_dsn(), audit_key=config.audit_key(),
                          readers=config.storage.postgresql.readers)

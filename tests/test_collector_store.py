@@ -148,6 +148,8 @@ def test_migrations_are_recorded_once(backend):
 
 def test_two_stores_migrating_one_database_at_once_migrate_it_once(backend):
     import threading
+    if backend.name == "sqlite":
+        pytest.skip("one SQLite file has one collector")
     errors, stores = [], []
 
     def open_one():
@@ -155,8 +157,6 @@ def test_two_stores_migrating_one_database_at_once_migrate_it_once(backend):
             stores.append(backend.open())
         except Exception as e:        # noqa: BLE001 - the test reports it
             errors.append(e)
-    if backend.name == "sqlite":
-        pytest.skip("one SQLite file has one collector")
     threads = [threading.Thread(target=open_one) for _ in range(3)]
     for t in threads:
         t.start()
@@ -180,3 +180,24 @@ def test_a_failed_batch_leaves_nothing(store, backend):
     with pytest.raises(backend.integrity_error):
         store.add_events("a1", "B1", [good, bad], RX)
     assert store.events() == [] and store.audit.count() == 0
+
+
+def test_a_cut_database_session_fails_one_write_and_the_next_reconnects(backend):
+    if backend.name != "postgresql":
+        pytest.skip("a PostgreSQL session cut by the server")
+    import psycopg
+
+    from collector.api_base import store_unavailable
+    store = backend.open()
+    first = [ev(0)]
+    store.add_events("a1", "B1", first, RX)
+    with backend.raw() as admin:            # the server ends the writer's session
+        admin.execute("SELECT pg_terminate_backend(?)", (store._conn.raw.info.backend_pid,))
+    lost = [ev(1)]
+    with pytest.raises(psycopg.OperationalError) as e:
+        store.add_events("a1", "B1", lost, RX)
+    assert store_unavailable(e.value)       # the API answers 503: the agent resends
+    assert store.add_events("a1", "B1", lost, RX) == ([lost[0].id], [])   # a new session
+    assert [s.event.id for s in store.events()] == [first[0].id, lost[0].id]
+    LogEngine(store, lambda *a: None).catch_up()
+    assert store.verify_audit() == []

@@ -61,19 +61,24 @@ class PostgresStore(SqlStore):
         import psycopg
         self.dsn, self.path, self.reader_threads = dsn, describe(dsn), readers
         self._open_rows()
+        self._tail.shared = True     # other collectors may append to the same log
+        self._conn = None
         try:
             self._conn = PgConnection(self._connect())
             self._migrate()
-        except psycopg.Error as e:
-            with contextlib.suppress(Exception):
-                self._conn.close()
-            raise StoreError(f"{self.path}: {one_line(e)}") from None
+        except (psycopg.Error, StoreError) as e:
+            if self._conn is not None:
+                with contextlib.suppress(Exception):
+                    self._conn.close()
+            # One line naming the config key and the server (never the DSN: a password).
+            raise StoreError(f"storage.postgresql: {self.path}: {one_line(e)}") from None
         self.audit = AuditLog(self._conn, audit_key)
         self.audit.note_committed()
 
     def _connect(self):
         import psycopg
         raw = psycopg.connect(self.dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
+                              cursor_factory=psycopg.RawCursor,
                               application_name="branchwatch-collector")
         raw.execute("SET synchronous_commit = on")     # whatever the server's default
         return raw
@@ -113,10 +118,12 @@ class PostgresReaders:
     interface of collector.incident_reads.StoreReaders)."""
 
     def __init__(self, dsn: str, threads: int = 4):
+        import psycopg
         from psycopg_pool import ConnectionPool
         self._pool = ConnectionPool(dsn, min_size=1, max_size=threads, open=True, timeout=10,
                                     name="branchwatch-readers", configure=_read_only,
                                     kwargs={"autocommit": True,
+                                            "cursor_factory": psycopg.RawCursor,
                                             "connect_timeout": CONNECT_TIMEOUT,
                                             "application_name": "branchwatch-reader"})
         self._threads = ThreadPoolExecutor(max_workers=threads,

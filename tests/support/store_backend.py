@@ -64,8 +64,7 @@ class Backend:
         if self.name == "sqlite":
             return contextlib.closing(sqlite3.connect(self.path, isolation_level=None,
                                                       factory=SqliteConnection))
-        import psycopg
-        return PgConnection(psycopg.connect(self.dsn, autocommit=True))
+        return PgConnection.connect(self.dsn)
 
     def storage_config(self, dsn_file: Path | None = None) -> dict:
         """The `storage:` section of a collector config for this database."""
