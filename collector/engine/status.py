@@ -92,11 +92,9 @@ def _connect(config):
             raise FileNotFoundError(f"no collector database at {path}")
         from ..storage.dialect import SqliteConnection
         return sqlite3.connect(f"file:{path}?mode=ro", uri=True, factory=SqliteConnection), False
-    import psycopg
     from ..storage.dialect import PgConnection
-    raw = psycopg.connect(config.store_dsn(), autocommit=True, connect_timeout=10,
-                          application_name="branchwatch-status")
-    return PgConnection(raw), True
+    return PgConnection.connect(config.store_dsn(), connect_timeout=10,
+                                application_name="branchwatch-status"), True
 
 
 class LeaderMetrics:
