@@ -41,7 +41,8 @@ from .incident_reads import StoreReaders
 from .incidents import Incident
 from .reports.storage import SCHEMA as REPORTS_SCHEMA
 from .reports.storage import ReportRows, StoredReport
-from .storage import event_log, incident_rows, outbox
+from .storage import event_log, incident_rows, outbox, throttle_rows
+from .storage.throttle_rows import ThrottleRows
 from .storage.dialect import SQLITE, Both, SqliteConnection
 from .storage.incident_rows import IncidentRows
 from .storage.log_rows import LogRows
@@ -111,6 +112,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (12, MAC_MIGRATION),
     # Console sessions survive a restart (collector/storage/sessions.py).
     (13, SESSIONS_SCHEMA),
+    # Login throttle counts shared by collectors on one database (storage/throttle_rows.py).
+    (14, throttle_rows.SCHEMA),
 ]
 
 
@@ -272,7 +275,7 @@ def read_agents(conn: sqlite3.Connection) -> list[AgentRecord]:
 
 
 class SqlStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows, FleetRows,
-               EnrolmentRows, SilenceRows, SessionRows):
+               EnrolmentRows, SilenceRows, SessionRows, ThrottleRows):
     """What both backends share: transactions (a group of savepoints), the
     versioned schema, and every row method. A backend gives `_conn` (a
     connection with `dialect`), `_begin`, `_end` and `close`."""
