@@ -31,9 +31,11 @@ from agent.wire import Batch, Event, encode, new_event_id
 
 from .support.agent import AgentProcess
 from .support.collector import CollectorProcess
+from .support.notify import HttpSink
 from .support.postgres import PostgresServer
 from .support.tcp_cut import TcpCut
 from .test_collector_api import BRANCH, TOKENS
+from .test_console_browser import notify_yaml
 from .test_delivery_e2e import Service, wait_for
 
 AGENTS = {a: (BRANCH[a], t) for a, t in TOKENS.items()}
@@ -150,7 +152,8 @@ def test_the_engine_moves_to_another_collector_and_nothing_is_lost(tmp_path, pg)
     import psycopg
     dsn = pg.create_database()
     dbname = dsn.rsplit("=", 1)[1]
-    nodes = [Node(tmp_path / f"c{i}", pg, dbname) for i in range(3)]
+    hook = HttpSink().up()                # the on-duty person's webhook: a real receiver
+    nodes = [Node(tmp_path / f"c{i}", pg, dbname, extra=notify_yaml(hook.url)) for i in range(3)]
     db = psycopg.connect(dsn, autocommit=True)
     service = Service()
     (tmp_path / "a").mkdir()
@@ -215,6 +218,7 @@ def test_the_engine_moves_to_another_collector_and_nothing_is_lost(tmp_path, pg)
         service.up()                                         # the fault clears
         wait_for(lambda: one("SELECT count(*) FROM incidents WHERE branch = %s AND "
                              "status = 'resolved'", BRANCH["a1"])[0] == 1, 30, "resolved")
+        wait_for(lambda: len(set(hook.keys)) >= 2, 30, "the opening and the resolution notified")
         produced = {e["id"] for e in agent.events} | set(posted) | storm.acked
         wait_for(lambda: {r[0] for r in db.execute("SELECT id FROM event_log")} >= produced,
                  30, "every event stored")
@@ -240,7 +244,11 @@ def test_the_engine_moves_to_another_collector_and_nothing_is_lost(tmp_path, pg)
         service.down()
         for n in nodes:
             n.close()
+        hook.down()
     stored = set(ids)
+    # Every notification once at the receiver, by its idempotency key.
+    print(f"notifications: {len(hook.keys)} received, {len(set(hook.keys))} distinct keys")
+    assert None not in hook.keys and len(hook.keys) == len(set(hook.keys)), hook.keys
     print(f"\nstorm: {len(storm.produced)} events produced by a2, {len(storm.acked)} "
           f"acknowledged, {len(stored & set(storm.produced))} stored, "
           f"{len(storm.acked - stored)} acknowledged and lost, "
