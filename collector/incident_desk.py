@@ -100,6 +100,9 @@ class IncidentDesk:
         # The dead-man's view, kept in memory (one SELECT per second over
         # thousands of agents would stall the writer): agent -> last heard.
         self.lasts: dict[str, AgentLast] = {}
+        # The newest stored heartbeat the book has taken (engine/leadership.py: on a
+        # shared store the leader takes the ones any collector stored since).
+        self.heard_mark = 0.0
         for a in store.agents():
             if a.heartbeat_sent_at is not None:
                 self.offsets.observe(a.agent, a.heartbeat_sent_at, a.heartbeat_at.timestamp())

@@ -117,7 +117,7 @@ def take_over(desk) -> None:
 def absorb_heartbeats(desk) -> int:
     """On the leader's writer: every heartbeat stored (by any collector) since the
     last look goes to the book; stale agent commands of those branches withdrawn."""
-    mark = getattr(desk, "heard_mark", 0.0)
+    mark = desk.heard_mark
     newest, n, branches = mark, 0, set()
     for a in desk.store.agents():
         if a.heartbeat_at is None or a.interval is None or a.heartbeat_at.timestamp() <= mark:
