@@ -247,9 +247,13 @@ def test_the_engine_moves_to_another_collector_and_nothing_is_lost(tmp_path, pg)
             n.close()
         hook.down()
     stored = set(ids)
-    # Every notification once at the receiver, by its idempotency key.
+    # Every notification once at a receiver that honours the idempotency key: the
+    # opening and the resolution, two keys. A delivery the killed leader made but
+    # had not recorded yet is sent again by the next with the same key (at least
+    # once on the wire, once at the receiver).
     print(f"notifications: {len(hook.keys)} received, {len(set(hook.keys))} distinct keys")
-    assert None not in hook.keys and len(hook.keys) == len(set(hook.keys)), hook.keys
+    assert None not in hook.keys and len(set(hook.keys)) == 2, hook.keys
+    assert all(k.split(":")[1] == incidents[0][0] for k in hook.keys), hook.keys
     print(f"\nstorm: {len(storm.produced)} events produced by a2, {len(storm.acked)} "
           f"acknowledged, {len(stored & set(storm.produced))} stored, "
           f"{len(storm.acked - stored)} acknowledged and lost, "

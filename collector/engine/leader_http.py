@@ -45,6 +45,7 @@ def wire_leadership(app: web.Application, st, store, lease=None) -> Leadership:
 
     async def on_lead() -> None:
         await st.writer.run(lead.fenced(take_over), st.desk)
+        lead.ready = True
         st.engine.wake()
         st.hand_off()
 

@@ -42,13 +42,17 @@ class Leadership:
         self.on_lead, self.on_follow = on_lead, on_follow
         self.shared = not isinstance(lease, SoleLease)    # other collectors on the store
         self._was = False
+        # Taken over: the book rebuilt from the store (on_lead sets it); until then
+        # the engine waits even with the lease in hand. The sole collector is ready.
+        self.ready = not self.shared
         self._task: asyncio.Task | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lease")
         self.changes = 0                                # times the role changed (tests)
 
     def leading(self) -> bool:
-        """True while this node may run the engine (its lease is current)."""
-        return self.lease.leading()
+        """True while this node may run the engine: its lease is current and it has
+        taken over (the book rebuilt from what is stored)."""
+        return self.ready and self.lease.leading()
 
     def fence(self, conn) -> None:
         """Inside an engine write's transaction: Fenced unless the lease is ours."""
@@ -82,6 +86,7 @@ class Leadership:
             if now != self._was:
                 self._was = now
                 self.changes += 1
+                self.ready = False
                 try:
                     if now:
                         await self.on_lead()
@@ -89,8 +94,12 @@ class Leadership:
                         await self.on_follow()
                 except Fenced as e:      # lost again while taking over
                     log.warning("%s", e)
+                    self._was = False
                 except Exception:
                     log.exception("taking %s the engine failed", "over" if now else "leave of")
+                    # Not taken over: the book is not rebuilt, so try again next tick
+                    # (the engine's steps wait: `leading` alone does not let them run).
+                    self._was = False
             await asyncio.sleep(self.every)
 
     async def stop(self) -> None:
