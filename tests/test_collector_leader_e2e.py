@@ -51,12 +51,12 @@ class Node:
     """A collector process on the shared database, through a proxy of its own."""
 
     def __init__(self, folder, pg: PostgresServer, dbname: str, extra: str = "",
-                 agents: dict | None = None):
+                 agents: dict | None = None, env: dict | None = None):
         self.proxy = TcpCut(pg.port)
         (folder / "data").mkdir(parents=True, exist_ok=True)   # the checkpoints live here
         dsn = folder / "dsn"
         dsn.write_text(f"host=127.0.0.1 port={self.proxy.port} user=postgres dbname={dbname}\n")
-        self.c = CollectorProcess(folder, agents or AGENTS, extra=extra)
+        self.c = CollectorProcess(folder, agents or AGENTS, extra=extra, env=env)
         text = self.c.config.read_text()
         data = f"storage: {{data_dir: {folder / 'data'}}}"
         assert data in text
