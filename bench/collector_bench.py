@@ -139,9 +139,26 @@ async def _ingest_all(url: str, agents: list[str], window: float, out: list | No
                            for a in agents))
 
 
-def run_ingest(folder: Path, window: float, dsn: str | None = None) -> dict:
+def _server_cpu(pg) -> float:
+    """CPU seconds of the PostgreSQL server: its postmaster and every backend now
+    running (the collector's sessions live through the window)."""
+    if pg is None:
+        return 0.0
+    pid = int((pg.dir / "data" / "postmaster.pid").read_text().split()[0])
+    master = psutil.Process(pid)
+    total = _cpu(master)
+    for child in master.children():
+        try:
+            total += _cpu(child)
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def run_ingest(folder: Path, window: float, dsn: str | None = None, pg=None) -> dict:
     """The collector: events acknowledged (fsync'd) and applied by its engine; on
-    the PostgreSQL database `dsn` when given, else its SQLite file."""
+    the PostgreSQL database `dsn` of server `pg` when given (its CPU is counted
+    too), else its SQLite file."""
     agents = {f"ing{i}": (f"ing{i}", f"tok-ing{i}-xxxxxxxxxxxxxxxx")
               for i in range(INGEST_AGENTS)}
     with Started(CollectorProcess(folder, agents, max_body=1 << 20, dsn=dsn)) as c:
@@ -153,12 +170,13 @@ def run_ingest(folder: Path, window: float, dsn: str | None = None) -> dict:
             time.sleep(0.05)             # the warm-up applied: the window starts level
         applied0 = _scrape(c.url, "branchwatch_collector_engine_applied_total")
         commits0 = _scrape(c.url, "branchwatch_collector_store_commits_total")
-        cpu0, t0 = _cpu(proc), time.monotonic()
+        cpu0, t0, server0 = _cpu(proc), time.monotonic(), _server_cpu(pg)
         counts: list[int] = []
         asyncio.run(_ingest_all(url, list(agents), window, counts))
         elapsed = time.monotonic() - t0
         applied = _scrape(c.url, "branchwatch_collector_engine_applied_total") - applied0
         cpu = _cpu(proc) - cpu0
+        server = _server_cpu(pg) - server0
         commits = _scrape(c.url, "branchwatch_collector_store_commits_total") - commits0
         accepted = sum(counts)
         # The engine's lag at the end of the window, in seconds: how long it takes
@@ -169,7 +187,10 @@ def run_ingest(folder: Path, window: float, dsn: str | None = None) -> dict:
         lag = time.monotonic() - drain0
         # Counted only as far as applied: an engine falling behind does not count.
         counted = accepted if lag < 2.0 else applied
-        return {"events_per_s": round(counted / elapsed),
+        extra = {} if pg is None else {
+            "postgresql_cpu_us_per_event": round(1e6 * server / max(accepted, 1), 1),
+            "postgresql_cpu_cores": round(server / elapsed, 2)}
+        return {**extra, "events_per_s": round(counted / elapsed),
                 "acked_per_s": round(accepted / elapsed),
                 "applied_in_window_per_s": round(applied / elapsed),
                 "engine_lag_at_end_s": round(lag, 2),
@@ -218,7 +239,7 @@ def run_pairs(folder: Path, window: float, pairs: int, pg=None) -> dict:
     runs = [("collector", run_ingest), ("alertmanager", run_alertmanager)]
     if pg is not None:
         runs.append(("collector_postgresql",
-                     lambda f, w: run_ingest(f, w, dsn=pg.create_database())))
+                     lambda f, w: run_ingest(f, w, dsn=pg.create_database(), pg=pg)))
     for k in range(pairs):
         got = {}
         for name, fn in runs if k % 2 == 0 else runs[::-1]:

@@ -155,8 +155,8 @@ class AuditLog:
     def live_head(self) -> tuple[int, str, str]:
         """(seq, hash, mac or "-") of the last record, in the caller's transaction
         (what a message written in it can name: it commits with them or not at all)."""
-        seq, h = self.head()
-        return seq, h, self.head_mac()[1] or "-"
+        seq, h, mac = self._head_with_mac()
+        return seq, h, mac or "-"
 
     def note_committed(self) -> None:
         """Remember the head just committed (read by /metrics without a query)."""
@@ -166,10 +166,19 @@ class AuditLog:
         """Add one record in the caller's transaction; returns its seq."""
         return self.append_many([(at, kind, actor, data)])[-1]
 
+    def _head_with_mac(self) -> tuple[int, str, str | None]:
+        """(seq, hash, mac) of the last record in one query (a round trip each on
+        PostgreSQL); mac None without the column or the key's record."""
+        if not self.has_mac_column():
+            return (*self.head(), None)
+        row = self._conn.execute(
+            "SELECT seq, hash, mac FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        return (row[0], row[1], row[2]) if row else (0, GENESIS, None)
+
     def append_many(self, records: list[tuple[float, str, str, dict]]) -> list[int]:
         """Add records in order, in the caller's transaction; returns their seqs."""
-        seq, prev = self.head()
-        prev_mac = (self.head_mac()[1] or GENESIS) if self.key is not None else None
+        seq, prev, last_mac = self._head_with_mac()
+        prev_mac = (last_mac or GENESIS) if self.key is not None else None
         rows, seqs = [], []
         for at, kind, actor, data in records:
             seq += 1

@@ -330,7 +330,7 @@ class SqlStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows, FleetRo
             raise
         else:
             try:
-                self._conn.execute("COMMIT")
+                self._conn.control("COMMIT", now=True)
                 if self.audit is not None:      # None while migrating
                     self.audit.note_committed()
             except Exception:
@@ -353,18 +353,18 @@ class SqlStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows, FleetRo
         """A nested transaction: rolled back alone if its block raises."""
         name = f"sp{self._depth}"
         self._depth += 1
-        self._conn.execute(f"SAVEPOINT {name}")
+        self._conn.control(f"SAVEPOINT {name}")
         mark, tail_mark = self._rows_mark(), self._tail.mark()
         try:
             yield self._conn
         except BaseException:
             self._rows_back_to(mark)
             self._tail.back_to(tail_mark)
-            self._conn.execute(f"ROLLBACK TO {name}")
-            self._conn.execute(f"RELEASE {name}")
+            self._conn.control(f"ROLLBACK TO {name}", now=True)
+            self._conn.control(f"RELEASE {name}")
             raise
         else:
-            self._conn.execute(f"RELEASE {name}")
+            self._conn.control(f"RELEASE {name}")
         finally:
             self._depth -= 1
 

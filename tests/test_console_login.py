@@ -162,6 +162,20 @@ def test_session_activity_is_saved_now_and_then_not_at_every_page():
     assert s.take_writes() == [("drop_sessions", ([a.key],))]
 
 
+def test_a_session_in_a_shared_store_is_the_stored_one():
+    now = [1000.0]
+    one = Sessions(idle=600, max_age=3600, clock=lambda: now[0])
+    two = Sessions(idle=600, max_age=3600, clock=lambda: now[0])
+    a = one.start("alice", ["operator"])
+    row = (a.key, a.user, a.roles, a.csrf, a.started, a.last_seen)   # as the store has it
+    assert two.get(a.id) is None                       # not read: only its own memory
+    now[0] += 30
+    got = two.get(a.id, stored=row)                    # logged in on the other collector
+    assert (got.user, got.roles, got.csrf) == ("alice", ("operator",), a.csrf)
+    assert two.get(a.id, stored=None) is None          # logged out there: gone here too
+    assert two.get(a.id, stored=row[:5] + (now[0] - 700,)) is None   # idle by the store
+
+
 def test_the_store_gives_back_only_sessions_not_yet_expired(backend):
     store = backend.open()
     store.put_session("idle", "vera", ["viewer"], "c1", started=600.0, last_seen=700.0)

@@ -106,6 +106,11 @@ class SqliteConnection(sqlite3.Connection):
 
     dialect = SQLITE
 
+    def control(self, sql: str, now: bool = False) -> None:
+        """A transaction-control statement (SAVEPOINT, RELEASE, COMMIT...): at once
+        (in-process, it costs nothing to send)."""
+        self.execute(sql)
+
 
 @functools.lru_cache(maxsize=8192)
 def pg_placeholders(sql: str) -> str:
@@ -140,15 +145,40 @@ class PgConnection:
 
     def __init__(self, raw):
         self.raw = raw
+        self.pending: list[str] = []      # control statements not sent yet
+
+    def control(self, sql: str, now: bool = False) -> None:
+        """A transaction-control statement (BEGIN, SAVEPOINT, RELEASE, COMMIT...),
+        whose result nobody reads: held and sent with the next one, in one round
+        trip (the writer's every job is a SAVEPOINT and a RELEASE: one trip to
+        the server each, not two). `now`: send it, and what is held, at once (a
+        COMMIT, a ROLLBACK TO: their errors belong to them)."""
+        self.pending.append(sql)
+        if now:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the held control statements (one simple-protocol query)."""
+        if self.pending:
+            sql, self.pending = "; ".join(self.pending), []
+            self.raw.execute(sql)
+
+    def forget(self) -> None:
+        """Drop what is held (the session is gone, or the transaction rolls back)."""
+        self.pending = []
 
     def execute(self, sql: str, params=()):
-        """Run one statement; its cursor."""
+        """Run one statement (what is held goes first); its cursor."""
+        if self.pending:
+            self.flush()
         if params:
             return self.raw.execute(pg_placeholders(sql), tuple(params))
         return self.raw.execute(sql)
 
     def executemany(self, sql: str, rows):
         """Run one statement for each row of parameters."""
+        if self.pending:
+            self.flush()
         rows = [tuple(r) for r in rows]
         cur = self.raw.cursor()
         if rows:

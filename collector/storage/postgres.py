@@ -88,16 +88,23 @@ class PostgresStore(SqlStore):
         if raw.closed or raw.broken:
             # The server restarted or the network cut the session: a new one for the
             # next transaction (never inside one: what it wrote is gone, and said so).
+            self._conn.forget()
             self._conn.raw = self._connect()
-        self._conn.execute("BEGIN")
-        self._conn.execute(f"SELECT pg_advisory_xact_lock({WRITER_LOCK})")
+        # Sent with the transaction's first statement (PgConnection.control).
+        self._conn.control("BEGIN")
+        self._conn.control(f"SELECT pg_advisory_xact_lock({WRITER_LOCK})")
         if not durable:
-            self._conn.execute("SET LOCAL synchronous_commit = off")
+            self._conn.control("SET LOCAL synchronous_commit = off")
 
     def _rollback(self) -> None:
         raw = self._conn.raw
         if raw.closed or raw.broken:
+            self._conn.forget()
             return                       # the server ended the transaction with the session
+        if self._conn.pending and self._conn.pending[0] == "BEGIN":
+            self._conn.forget()          # nothing of it reached the server
+            return
+        self._conn.forget()              # what is held is inside what rolls back
         self._conn.execute("ROLLBACK")
 
     def readers(self, threads: int | None = None) -> "PostgresReaders":

@@ -13,10 +13,11 @@ Times are the real wall clock (time.time), which survives a restart; a
 drill shifts only the incident clock (collector/clock.py), never this one.
 
 When several collectors share one database (PostgreSQL), a person's
-requests may reach any of them: `lookup` reads the stored session on every
-request, so a login on one collector is known on the others, and a logout
-or expiry on one ends the session on all of them at once (this memory is
-then only a cache of what the store holds).
+requests may reach any of them: the console reads the stored session on
+every request (on a reader connection, off the event loop) and hands it to
+`get(..., stored=row)`, so a login on one collector is known on the others,
+and a logout or expiry on one ends the session on all of them at once (this
+memory is then only a cache of what the store holds).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 TOUCH_SAVE = 60.0
+NOT_READ = object()      # Sessions.get: no stored row was read (the store is ours alone)
 
 
 def id_hash(session_id: str) -> str:
@@ -55,10 +57,8 @@ class Sessions:
     """Every live session, by the hash of its (random, unguessable) id."""
 
     def __init__(self, idle: float, max_age: float,
-                 clock: Callable[[], float] = time.time,
-                 lookup: Callable[[str], tuple | None] | None = None):
+                 clock: Callable[[], float] = time.time):
         self.idle, self.max_age, self.clock = idle, max_age, clock
-        self.lookup = lookup       # the stored session by key (a shared store), or None
         self._by_key: dict[str, Session] = {}
         self._writes: list[tuple[str, tuple]] = []
 
@@ -83,15 +83,18 @@ class Sessions:
                                              s.started, s.last_seen)))
         return s
 
-    def get(self, session_id: str | None, touch: bool = True) -> Session | None:
+    def get(self, session_id: str | None, touch: bool = True,
+            stored: tuple | None | object = NOT_READ) -> Session | None:
         """The live session with this id, or None if unknown or expired. `touch`:
-        this request is the person's activity (a live-update poll is not)."""
+        this request is the person's activity (a live-update poll is not).
+        `stored`: the session's row as a shared store holds it (None: not there),
+        read by the caller; NOT_READ when the store is this collector's alone."""
         if not session_id:
             return None
         key = id_hash(session_id)
         s = self._by_key.get(key)
-        if self.lookup is not None:
-            s = self._as_stored(key, s)
+        if stored is not NOT_READ:
+            s = self._as_stored(key, s, stored)
         if s is None:
             return None
         now = self.clock()
@@ -105,10 +108,9 @@ class Sessions:
                 self._writes.append(("touch_session", (s.key, now)))
         return s
 
-    def _as_stored(self, key: str, s: Session | None) -> Session | None:
+    def _as_stored(self, key: str, s: Session | None, row: tuple | None) -> Session | None:
         """The session as the shared store holds it (another collector may have
         started, touched or ended it)."""
-        row = self.lookup(key)
         if row is None:                  # ended (or never begun) on any collector
             self._by_key.pop(key, None)
             return None
