@@ -11,7 +11,7 @@ from collector.web.throttle import FREE_FAILURES
 from .support.console import USERS, console_yaml
 from .support.postgres import PostgresServer
 from .test_collector_leader_e2e import AGENTS, Node
-from .test_console_login import get, login
+from .test_console_login import get, login, post
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +39,15 @@ def test_a_guesser_is_counted_once_across_collectors(tmp_path, pg):
         assert status == 303 and cookie
         assert get(nodes[0].c.url, "/console/incidents", cookie)[0] == 200   # shared session
         with psycopg.connect(dsn) as db:
+            holder = db.execute("SELECT holder FROM engine_lease").fetchone()[0]
+            standby = next(n for n in nodes if not holder.endswith(f":{n.c.port}"))
+            # A write to the book on the standby: 503, said in both languages.
+            status, headers, text = post(standby.c.url, "/console/incidents/INC-x/ack",
+                                         {"why": "seen"}, cookie=cookie)
+            assert status == 503 and headers["Retry-After"] == "1"
+            assert "不负责事件处理" in text and "does not run the incident engine" in text
+            status, headers, text = post(standby.c.url, "/api/v1/incidents/INC-x/ack", {})
+            assert status == 503 and "does not lead the engine" in text
             failed = db.execute("SELECT count(*) FROM audit WHERE kind = "
                                 "'console.login_failed'").fetchone()[0]
             throttled = sorted(r[0] for r in db.execute(

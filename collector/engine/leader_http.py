@@ -31,10 +31,20 @@ async def leader_only(request: web.Request, handler):
     lead = request.app.get(LEADERSHIP)
     if (lead is not None and lead.shared and request.method == "POST"
             and request.path.startswith(LEADER_ONLY) and not lead.leading()):
+        headers = {"Retry-After": "1"}
+        if request.path.startswith("/console/"):
+            # A person reads this one: in both languages, theirs first.
+            from ..web.console import lang_of
+            from ..web.i18n import WORDS
+            first = lang_of(request)
+            words = WORDS["not_leader"]
+            text = "\n".join([words[first]] + [w for k, w in words.items() if k != first])
+            return web.Response(status=503, text=text + "\n", headers=headers,
+                                content_type="text/plain", charset="utf-8")
         return web.json_response(
             {"error": "this collector does not lead the engine now; another one does "
                       "(try again, or see: branchwatch collector status)"},
-            status=503, headers={"Retry-After": "1"})
+            status=503, headers=headers)
     return await handler(request)
 
 
