@@ -259,13 +259,16 @@ _checks_encoder = msgspec.json.Encoder()
 _checks_decoder = msgspec.json.Decoder(list[CheckStatus])
 
 
-def read_agents(conn: sqlite3.Connection) -> list[AgentRecord]:
-    """Every agent seen (by heartbeat or event), by id: on any connection (a reader's too)."""
+def read_agents(conn: sqlite3.Connection, heard_after: float | None = None) -> list[AgentRecord]:
+    """Every agent seen (by heartbeat or event), by id: on any connection (a reader's too);
+    `heard_after` (epoch seconds): only those whose last heartbeat came later."""
     out = []
+    where, args = ("WHERE heartbeat_at > ? ", (_us(heard_after),)) if heard_after else ("", ())
     for (agent, branch, region, first, last_ev, hb_at, hb_sent, interval, depth,
          checks) in conn.execute(
             "SELECT agent, branch, region, first_seen_at, last_event_at, heartbeat_at, "
-            "heartbeat_sent_at, interval, spool_depth, checks FROM agents ORDER BY agent"):
+            f"heartbeat_sent_at, interval, spool_depth, checks FROM agents {where}"
+            "ORDER BY agent", args):
         out.append(AgentRecord(
             agent=agent, branch=branch, region=region, first_seen_at=_dt(first),
             last_event_at=_dt(last_ev), heartbeat_at=_dt(hb_at),

@@ -126,9 +126,12 @@ def take_over(desk) -> None:
 def absorb_heartbeats(desk) -> int:
     """On the leader's writer: every heartbeat stored (by any collector) since the
     last look goes to the book; stale agent commands of those branches withdrawn."""
+    from ..store import read_agents
     mark = desk.heard_mark
     newest, n, branches = mark, 0, set()
-    for a in desk.store.agents():
+    with desk.store.transaction() as conn:       # only rows heard since: no full decode
+        heard = read_agents(conn, mark or None)
+    for a in heard:
         if a.heartbeat_at is None or a.interval is None or a.heartbeat_at.timestamp() <= mark:
             continue
         hb = Heartbeat(agent=a.agent, branch=a.branch, region=a.region,
