@@ -43,7 +43,9 @@ AGENTS = {a: (BRANCH[a], t) for a, t in TOKENS.items()}
 
 @pytest.fixture(scope="module")
 def pg():
-    with PostgresServer(settings={"idle_in_transaction_session_timeout": "5s"}) as server:
+    # The server's own defaults (no idle-in-transaction timeout): a collector paused
+    # inside a commit is ended by the others' lease ticks (engine/lease.py).
+    with PostgresServer() as server:
         yield server
 
 

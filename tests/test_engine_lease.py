@@ -185,3 +185,35 @@ def test_takeover_after_kill_pause_and_cut(pg):
     print(f"\nfailover, fault to the new leader's first fenced write over {len(every)} faults: "
           f"p50 {statistics.median(every):.2f} s, max {max(every):.2f} s ({report})")
     assert max(every) < 15.0
+
+
+def test_a_session_paused_inside_a_transaction_is_ended(pg):
+    """A collector paused inside a commit holds the writer lock: any node's tick ends it
+    once it has been idle in its transaction for longer than the ttl."""
+    import psycopg
+    from collector.storage.postgres import WRITER_LOCK
+    dsn = pg.create_database()
+    stuck = psycopg.connect(dsn, autocommit=True, application_name="branchwatch-collector")
+    stuck.execute("BEGIN")
+    stuck.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK,))
+    a = PgLease(dsn, node="a", ttl=1.0)
+    with psycopg.connect(dsn, autocommit=True) as other:
+        a.tick()
+        assert other.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name "
+                             "= 'branchwatch-collector'").fetchone()[0] == 1   # not yet
+        until(lambda: (a.tick(), other.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+            "'branchwatch-collector'").fetchone()[0] == 0)[1], 10, "the stuck session ended",
+            every=0.2)
+        other.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK,))   # free again
+    assert stuck.closed or stuck.broken or _gone(stuck)
+    a.close()
+
+
+def _gone(conn) -> bool:
+    import psycopg
+    try:
+        conn.execute("SELECT 1")
+    except psycopg.OperationalError:
+        return True
+    return False

@@ -26,10 +26,10 @@ cannot write, and it steps down. A leader that cannot renew (the database
 lost) steps down by itself once `ttl` has passed since its last renewal,
 before any standby may take over.
 
-The server should also end sessions left idle inside a transaction
-(`idle_in_transaction_session_timeout`, README "Several collectors"): a
-collector paused inside an ingest commit must not hold the store's writer
-lock for ever.
+A collector paused inside an ingest commit would hold the store's writer
+lock (and every collector's ingest) for ever: every node's tick ends
+collector sessions idle inside a transaction for longer than `ttl` (the
+server's `idle_in_transaction_session_timeout` does the same, when set).
 
 On SQLite (`SoleLease`) the one collector on the data directory (its file
 lock, collector/storage/data_lock.py) always leads.
@@ -158,6 +158,7 @@ class PgLease:
             else:
                 self._try_take(conn)
             self._seen(conn)
+            self._end_stuck(conn)
         except psycopg.Error as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             log.warning("lease: database not reachable: %s", first)
@@ -229,6 +230,20 @@ class PgLease:
             "AND l.mode = 'RowShareLock' AND l.granted AND l.pid <> pg_backend_pid()")]
         for pid in pids:
             log.warning("lease: ending session %d, inside a write of an older epoch", pid)
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    def _end_stuck(self, conn) -> None:
+        """End collector sessions left idle inside a transaction for longer than the
+        ttl: a paused process (its transactions take milliseconds), which would hold
+        the store's writer lock, and every collector's ingest with it, for ever.
+        (The server's idle_in_transaction_session_timeout does the same, when set.)"""
+        for (pid,) in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND application_name LIKE 'branchwatch-%%' AND state = 'idle in transaction' "
+                "AND clock_timestamp() - state_change > make_interval(secs => %s) "
+                "AND pid <> pg_backend_pid()", (self.ttl,)).fetchall():
+            log.warning("lease: ending session %d, idle inside a transaction for over %.0f s",
+                        pid, self.ttl)
             conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
 
     def _seen(self, conn) -> None:
