@@ -148,9 +148,9 @@ def test_takeover_after_kill_pause_and_cut(pg):
                 h.proc.send_signal(signal.SIGSTOP)
             else:
                 h.proxy.cut()
-            new = until(lambda: (lambda r: r if r and r[1] > epoch else None)(lease()), 20,
+            new = until(lambda: (lambda r: r if r and r[1] > epoch else None)(lease()), 30,
                         f"a takeover after {fault} of {node}")
-            first = until(lambda: first_write_of(new[1]), 20, "the new leader's first write")
+            first = until(lambda: first_write_of(new[1]), 30, "the new leader's first write")
             assert new[0] != node and first[0] == new[0]
             times[fault].append(float(first[1]) - t0)
             # The old leader comes back as a standby.
@@ -160,13 +160,13 @@ def test_takeover_after_kill_pause_and_cut(pg):
                 h.start()
             elif fault == "stop":
                 h.proc.send_signal(signal.SIGCONT)
-                until(lambda: h.said("standby", back) or h.said("fenced", back), 20,
+                until(lambda: h.said("standby", back) or h.said("fenced", back), 30,
                       f"{node} to see it no longer leads")
             else:
                 h.proxy.restore()
             until(lambda: db.execute("SELECT 1 FROM collector_nodes WHERE node = %s AND "
                                      "clock_timestamp() - seen_at < interval '2 s' AND NOT leads",
-                                     (node,)).fetchone(), 20, f"{node} back as a standby")
+                                     (node,)).fetchone(), 40, f"{node} back as a standby")
         rows = db.execute("SELECT epoch, node FROM fenced_writes ORDER BY id").fetchall()
     finally:
         for h in holders.values():
