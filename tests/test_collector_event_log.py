@@ -15,7 +15,7 @@ from collector.incident_desk import IncidentDesk
 from collector.storage import event_log
 from collector.store import SqliteStore
 from tests.support.schema import schema_before
-from tests.support.store_backend import backend, pg_server  # noqa: F401
+from tests.support.store_backend import backend, pg_backend, pg_server  # noqa: F401
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 RX = T0.timestamp() + 60
@@ -143,10 +143,8 @@ def test_an_overflowing_tail_falls_back_to_the_store_and_recovers(store, monkeyp
     assert len(reads) == 1                                            # back on the tail
 
 
-def test_the_engine_reads_what_another_collector_appended_to_a_shared_log(backend):
-    if backend.name != "postgresql":
-        pytest.skip("one SQLite file has one collector")
-    mine, other = backend.open(), backend.open()
+def test_the_engine_reads_what_another_collector_appended_to_a_shared_log(pg_backend):
+    mine, other = pg_backend.open(), pg_backend.open()
     first, theirs, then = [ev(t=i) for i in range(3)], [ev(t=10), ev(t=11)], [ev(t=20)]
     mine.add_events("a1", "B1", first, RX)
     other.add_events("a1", "B1", theirs, RX)

@@ -11,7 +11,7 @@ import pytest
 from agent.wire import CheckStatus, Event, Heartbeat, new_event_id
 from collector.engine.log_engine import LogEngine
 from collector.store import MIGRATIONS, SqliteStore, StoreError
-from tests.support.store_backend import backend, pg_server  # noqa: F401
+from tests.support.store_backend import backend, pg_backend, pg_server  # noqa: F401
 
 T0 = datetime(2024, 5, 6, 9, 0, tzinfo=timezone.utc)
 RX = T0.timestamp() + 7.25   # the collector received them a little later
@@ -121,9 +121,8 @@ def test_wal_and_full_sync(tmp_path):
         store.close()
 
 
-def test_postgresql_commits_synchronously_and_only_its_engine_steps_do_not(backend, pg_server):
-    if backend.name != "postgresql":
-        pytest.skip("PostgreSQL's settings")
+def test_postgresql_commits_synchronously_and_only_its_engine_steps_do_not(pg_backend):
+    backend = pg_backend
     with backend.raw() as admin:            # a server that defaults to off changes nothing
         admin.execute(f"ALTER DATABASE {backend.dsn.split('dbname=')[1]} "
                       "SET synchronous_commit = off")
@@ -146,10 +145,9 @@ def test_migrations_are_recorded_once(backend):
     assert versions == [v for v, _ in MIGRATIONS]
 
 
-def test_two_stores_migrating_one_database_at_once_migrate_it_once(backend):
+def test_two_stores_migrating_one_database_at_once_migrate_it_once(pg_backend):
     import threading
-    if backend.name == "sqlite":
-        pytest.skip("one SQLite file has one collector")
+    backend = pg_backend
     errors, stores = [], []
 
     def open_one():
@@ -182,9 +180,8 @@ def test_a_failed_batch_leaves_nothing(store, backend):
     assert store.events() == [] and store.audit.count() == 0
 
 
-def test_a_cut_database_session_fails_one_write_and_the_next_reconnects(backend):
-    if backend.name != "postgresql":
-        pytest.skip("a PostgreSQL session cut by the server")
+def test_a_cut_database_session_fails_one_write_and_the_next_reconnects(pg_backend):
+    backend = pg_backend
     import psycopg
 
     from collector.api_base import store_unavailable

@@ -6,6 +6,8 @@ A test module imports the fixtures it uses:
 
     from tests.support.store_backend import backend, pg_server  # noqa: F401
 
+and `pg_backend` for what only PostgreSQL has (several collectors on one
+database, a session the server cuts).
 and opens stores with `backend.open()` (the same database each time: a
 reopen is a restart). `backend.raw()` is a plain connection of the store's
 dialect, for a test that writes behind the collector.
@@ -88,5 +90,14 @@ def backend(request, tmp_path):
     """This test's database, on SQLite and on PostgreSQL."""
     server = request.getfixturevalue("pg_server") if request.param == "postgresql" else None
     b = Backend(request.param, tmp_path, server)
+    yield b
+    b.close_all()
+
+
+@pytest.fixture
+def pg_backend(pg_server, tmp_path):
+    """This test's database on PostgreSQL only (what SQLite has no counterpart of:
+    several collectors on one database, a session the server cuts)."""
+    b = Backend("postgresql", tmp_path, pg_server)
     yield b
     b.close_all()
