@@ -26,9 +26,7 @@ class LogRows:
     def log_after(self, cursor: int, limit: int) -> list[LoggedEvent]:
         """Log entries after seq `cursor`, oldest first (from memory when the newest
         appended are what is asked for)."""
-        # On a shared store other collectors append too: this process's tail (and
-        # its idea of the head) is not the log's, so the store is read.
-        found = None if self.shared else self._tail.after(cursor, limit)
+        found = self._tail.after(cursor, limit)
         return event_log.after(self._conn, cursor, limit) if found is None else found
 
     def log_head(self) -> int:
