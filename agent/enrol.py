@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 
 from .config import load
+from .schema_collector_link import link_urls
 
 
 def add_command(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +22,7 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("enrol", help="exchange a one-time enrolment code for this agent's token")
     p.add_argument("--config", required=True, metavar="FILE", help="agent config (YAML)")
     p.add_argument("--code", required=True, help="the one-time code from `collector enrol`")
-    p.add_argument("--collector", metavar="URL", help="the collector (default: collector.url)")
+    p.add_argument("--collector", metavar="URL", help="the collector (default: collector.url, or the first of collector.urls)")
     p.add_argument("--ca-file", metavar="FILE", help="CA bundle for an HTTPS collector")
     p.add_argument("--force", action="store_true", help="replace an existing token file")
 
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     link = config.collector
     if link is None or not link.token_file:
         return _fail(f"{args.config}: collector.token_file: expected the file to keep the token in")
-    url = (args.collector or link.url).rstrip("/")
+    url = (args.collector or link_urls(link)[0]).rstrip("/")
     if os.path.exists(link.token_file) and not args.force:
         return _fail(f"{link.token_file} exists: this agent is enrolled (--force replaces it)")
     body = json.dumps({"agent": config.agent.id, "code": args.code}).encode()

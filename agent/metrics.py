@@ -61,6 +61,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "branchwatch_spool_depth": ("gauge", "Events in the local spool waiting for the collector"),
     "branchwatch_spool_dropped": ("counter", "Oldest events dropped because the spool was full"),
     "branchwatch_delivery_failures": ("counter", "Failed deliveries to the collector, by endpoint"),
+    "branchwatch_collector_url_active": ("gauge", "1 for the collector URL in use, 0 for the others"),
+    "branchwatch_collector_url_swaps": ("counter", "Times the agent moved to the next collector URL"),
     "branchwatch_spool_dead_letter_events": ("gauge", "Events the collector refused, set aside in the spool"),
     "branchwatch_spool_pending_events": ("gauge", "Events held in memory because the spool cannot be written"),
     "branchwatch_agent_loop_errors": ("counter", "Exceptions met by an agent loop (each retried), by loop"),

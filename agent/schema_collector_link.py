@@ -4,7 +4,8 @@ Split from config.py like schema_network.py: this module owns the structs
 and their semantic rules; config.py owns loading and error wording.
 
     collector:
-      url: https://collector.example:8443
+      url: https://collector.example:8443         # or several, tried in turn:
+      # urls: [https://c1.example:8443, https://c2.example:8443]
       token_file: /etc/branchwatch/token      # or token: "..." (exactly one)
       ca_file: /etc/branchwatch/collector-ca.pem
       batch_size: 100
@@ -32,9 +33,12 @@ class SpoolSettings(_S):
 
 
 class CollectorLink(_S):
-    """How the agent reaches the collector: URL, per-agent token, TLS, batching."""
+    """How the agent reaches the collector: URL(s), per-agent token, TLS, batching."""
 
-    url: Text
+    url: Text | None = None
+    # Several collectors on one PostgreSQL store: the agent keeps to the one that
+    # answers and moves to the next when it does not (agent/sender.py).
+    urls: list[Text] | None = None
     token: Text | None = None
     token_file: Text | None = None
     ca_file: Text | None = None
@@ -44,16 +48,32 @@ class CollectorLink(_S):
     spool: SpoolSettings = msgspec.field(default_factory=SpoolSettings)
 
 
+def link_urls(link: CollectorLink) -> list[str]:
+    """The collector base URLs in the order the agent tries them."""
+    return [link.url] if link.url is not None else list(link.urls or [])
+
+
 def link_problems(link: CollectorLink, key: str = "collector"):
     """Rules a type cannot say for the collector link: yields (key, problem)."""
-    parts = urlsplit(link.url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        yield f"{key}.url", f"expected an http:// or https:// URL with a host, got {link.url!r}"
-    if parts.query or parts.fragment:
-        yield f"{key}.url", "expected a base URL without query or fragment"
+    if (link.url is None) == (link.urls is None):
+        yield key, "expected exactly one of 'url' or 'urls'"
+    elif link.urls is not None and not link.urls:
+        yield f"{key}.urls", "expected at least one URL"
+    elif link.urls is not None and len(set(u.rstrip("/") for u in link.urls)) < len(link.urls):
+        yield f"{key}.urls", "expected each URL once"
+    named = [(f"{key}.url", link.url)] if link.url is not None else [
+        (f"{key}.urls[{i}]", u) for i, u in enumerate(link.urls or [])]
+    schemes = set()
+    for where, url in named:
+        parts = urlsplit(url)
+        schemes.add(parts.scheme)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            yield where, f"expected an http:// or https:// URL with a host, got {url!r}"
+        if parts.query or parts.fragment:
+            yield where, "expected a base URL without query or fragment"
     if (link.token is None) == (link.token_file is None):
         yield key, "expected exactly one of 'token' or 'token_file'"
-    if link.ca_file is not None and parts.scheme == "http":
+    if link.ca_file is not None and "https" not in schemes:
         yield f"{key}.ca_file", "only used with an https:// url"
     if link.timeout >= link.heartbeat_interval:
         # A heartbeat that may hang past the next one would hide a silent line.

@@ -5,7 +5,14 @@
 oldest events in batches and deletes only the ids the collector
 acknowledged (accepted or duplicate), so a lost answer means a resend the
 collector recognises by event id. Failures back off exponentially with
-full jitter. Heartbeats carry every check's current state (issue 4).
+full jitter. Heartbeats carry every check's current state.
+
+Several collector URLs (collectors sharing one PostgreSQL store): the
+sender keeps to the one that answers and, when it cannot be reached or
+answers 5xx/408/429, tries the next at once, for events and heartbeats
+alike (so the runbook commands a heartbeat brings and the results sent back
+as events follow). Only when every URL failed in one round does it back
+off. A resend to another collector is caught there by event id.
 
 Refusals never stop the queue: a batch refused as too large (413) is sent
 again in halves; one event the collector still refuses (413 alone, or a
@@ -72,7 +79,8 @@ DEFAULT_HEARTBEAT_INTERVAL = 30.0   # seconds; the same default as collector.hea
 class Sender:
     """Sends the spool's events and periodic heartbeats until cancelled or stopped."""
 
-    def __init__(self, spool: Spool, *, url: str, token: str, agent: str, branch: str,
+    def __init__(self, spool: Spool, *, url: str | None = None, token: str, agent: str,
+                 branch: str, urls: list[str] | None = None,
                  region: str = "", checks: Callable[[], Iterable] = lambda: (),
                  batch_size: int = 100, heartbeat_interval: float | None = 30.0,
                  timeout: float = 10.0, ssl_context: ssl.SSLContext | None = None,
@@ -84,7 +92,9 @@ class Sender:
                  on_commands: Callable[[list[wire.Command]], None] | None = None,
                  guard: LoopGuard | None = None, pending: Callable[[], int] = lambda: 0):
         self.spool = spool
-        self.url = url.rstrip("/")
+        self.urls = [u.rstrip("/") for u in (urls or [url])]
+        self.active = 0                      # index in urls of the collector in use
+        self.url_swaps = 0                   # times it moved to another URL (for /metrics)
         self.agent, self.branch, self.region = agent, branch, region
         self.checks = checks
         self.batch_size = batch_size
@@ -113,15 +123,23 @@ class Sender:
     def from_link(cls, link, spool: Spool, *, agent: str, branch: str, region: str = "", **kw):
         """A sender configured by a `CollectorLink` (agent/schema_collector_link.py)."""
         from .schema_collector_link import read_token
-        return cls(spool, url=link.url, token=read_token(link), agent=agent, branch=branch,
+        from .schema_collector_link import link_urls
+        return cls(spool, urls=link_urls(link), token=read_token(link), agent=agent, branch=branch,
                    region=region, batch_size=link.batch_size,
                    heartbeat_interval=link.heartbeat_interval, timeout=link.timeout,
                    ssl_context=tls_context(link.ca_file), **kw)
+
+    @property
+    def url(self) -> str:
+        """The collector base URL in use now."""
+        return self.urls[self.active]
 
     def allowances(self) -> dict[str, float]:
         """How long each of the sender's loops may go without a turn and not be
         stuck: its longest wait plus the request timeout, with room."""
         timeout = self.timeout.total or 0.0
+        # one round tries every URL, each up to the timeout
+        timeout *= len(self.urls)
         out = {"sender": max(self.refused_delay, self.max_delay, IDLE_TURN) + timeout + 30}
         if self.heartbeat_interval:
             out["heartbeat"] = self.heartbeat_interval * 2 + timeout + 30
@@ -140,6 +158,9 @@ class Sender:
                 Sample.of("branchwatch_spool_pending_events", self.pending()),
                 *(Sample.of("branchwatch_delivery_failures", n, endpoint=e)
                   for e, n in self.failures.items()),
+                *(Sample.of("branchwatch_collector_url_active", int(i == self.active), url=u)
+                  for i, u in enumerate(self.urls)),
+                Sample.of("branchwatch_collector_url_swaps", self.url_swaps),
                 *self.guard.samples()]
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -304,13 +325,41 @@ class Sender:
             await asyncio.sleep(self.heartbeat_interval)
 
     async def _post(self, path: str, obj) -> tuple[int, bytes, float | None]:
-        """One POST; (status, body, Retry-After seconds or None)."""
+        """One POST, to the next URL at once while the one in use fails; (status,
+        body, Retry-After seconds or None) of the last tried, or its exception."""
+        data = wire.encode(obj)
+        for tried in range(len(self.urls)):
+            at = self.active
+            last = tried == len(self.urls) - 1
+            try:
+                status, body, retry_after = await self._post_to(self.urls[at] + path, data)
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+                if last:
+                    raise
+                why = f"cannot be reached: {e!r}"
+            else:
+                if last or not (status in RETRYABLE_4XX or status >= 500):
+                    return status, body, retry_after
+                why = f"answered {status}: {_text(body, 200)}"
+            self._move_on(at, why)
+        raise AssertionError("unreachable: the last URL returns or raises")
+
+    def _move_on(self, at: int, why: str) -> None:
+        """The collector at index `at` failed: use the next one (once, if the
+        events and the heartbeat loop both saw it fail)."""
+        if self.active != at:
+            return
+        self.active = (at + 1) % len(self.urls)
+        self.url_swaps += 1
+        log.warning("collector %s %s; trying %s", self.urls[at], why, self.urls[self.active])
+
+    async def _post_to(self, url: str, data: bytes) -> tuple[int, bytes, float | None]:
         session = self._session
         own = session is None   # send_batch/send_heartbeat called outside `run` (tests)
         if own:
             session = aiohttp.ClientSession(timeout=self.timeout)
         try:
-            async with session.post(self.url + path, data=wire.encode(obj), headers=self._headers,
+            async with session.post(url, data=data, headers=self._headers,
                                     ssl=self.ssl if self.ssl is not None else True) as r:
                 return r.status, await r.read(), _seconds(r.headers.get("Retry-After"))
         finally:

@@ -33,6 +33,10 @@ from .api_base import (DEADMAN, STATE, STORE, Rejected, _bearer_hash, _body, _js
 from .api_base import token_hash
 from .config import AgentEntry, Config
 from .engine.wakeup import EngineWakeup
+from .engine.leader_http import leader_only, start_leading, stop_leading, wire_leadership
+from .engine.lease import SoleLease
+from .engine.leadership import absorb_heartbeats, offered_commands
+from .engine.status import LeaderMetrics
 from .api_reports import add_report_routes
 from .drills.http import add_drill_routes
 from .fleet import http as fleet_http
@@ -222,13 +226,17 @@ async def post_heartbeat(request: web.Request) -> web.Response:
     _check_identity(entry, hb.agent, hb.branch)
     # The enrolled region is the collector's word (its config), never the agent's.
     hb = msgspec.structs.replace(hb, region=entry.region)
-    await st.run(st.desk.heartbeat, hb, st.clock())
+    if st.lead.shared:
+        # Stored here; the leader's round hands it to the book (engine/leadership.py).
+        await st.writer.run(st.desk.store.put_heartbeat, hb, st.clock())
+    else:
+        await st.run(st.desk.heartbeat, hb, st.clock())
     _seen(st, hb.agent)
     await fleet_http.heartbeat_seen(request, hb)
     # Runbook actions for this branch's agent ride back on the answer, on every
     # heartbeat until the agent's result event is in (the agent answers an id it
     # has seen with its stored result: re-offering is safe).
-    commands = await st.run(st.desk.commands_for, hb.branch)
+    commands = await st.run(offered_commands, st.desk, hb.branch, st.lead.leading())
     if not commands:
         return web.Response(status=204)
     return _json({"commands": [command_for_agent(x) for x in commands]})
@@ -257,13 +265,19 @@ async def metrics(request: web.Request) -> web.Response:
 async def _deadman_loop(st: _State) -> None:
     log = logging.getLogger("branchwatch.collector")
     while True:
+        if not st.lead.leading():          # a standby: the leader does the rounds
+            await asyncio.sleep(DEADMAN_EVERY)
+            continue
         # Separate jobs: a grading bug must not stop the dead-man, nor the reverse.
-        for job in (st.desk.deadman, st.desk.grade_all, st.desk.advance_runbooks,
-                    st.desk.notify_tick, st.desk.publish):
+        jobs = (st.desk.deadman, st.desk.grade_all, st.desk.advance_runbooks,
+                st.desk.notify_tick, st.desk.publish)
+        if st.lead.shared:                 # heartbeats other collectors stored
+            jobs = (lambda: absorb_heartbeats(st.desk), *jobs)
+        for job in jobs:
             try:
-                await st.run(job)
+                await st.run(st.lead.fenced(job))
             except Exception:      # a bad round must not end the loop for good
-                log.exception("%s round failed", job.__name__)
+                log.exception("%s round failed", getattr(job, "__name__", "round"))
         st.metrics.deadman_rounds.inc()
         start_executions(st)
         await asyncio.sleep(DEADMAN_EVERY)
@@ -296,12 +310,15 @@ async def _timing_and_refusals(request: web.Request, handler):
             st.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
 
 
-def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time.time
-              ) -> web.Application:
-    """The aiohttp application over a store; `clock` gives receive times."""
+def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time.time,
+              lease=None) -> web.Application:
+    """The aiohttp application over a store; `clock` gives receive times; `lease`
+    says whether this collector runs the engine (engine/lease.py; None: SQLite's sole
+    collector, always)."""
     # client_max_size also stops a chunked body (no Content-Length) at the limit.
     app = web.Application(client_max_size=config.limits.max_body,
-                          middlewares=[answer_failures, _timing_and_refusals])
+                          middlewares=[answer_failures, _timing_and_refusals,
+                                       leader_only])
     file_config = config
     config = with_enrolled(config, store)     # agents enrolled by code count as the config's
     st = _State(config, clock)
@@ -332,7 +349,8 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
                                tuple(config.runbooks.no_backup_port),
                                regulator_table(grader.tables) is not None),
                            reporter=config.reports.reporter,
-                           notifier=Notifier.from_config(config, grader.tables))
+                           notifier=Notifier.from_config(config, grader.tables),
+                           shared=lease is not None and not isinstance(lease, SoleLease))
     if st.desk.notifier is not None and hasattr(store, "audit"):   # audit head
         st.desk.notifier.footer = lambda: head_line(store.audit.live_head())
     st.metrics.desk = st.desk
@@ -346,10 +364,16 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
     if config.console.enabled:
         add_console_routes(app)       # the operators' web console (issue 8)
     st.writer = st.metrics.writer = Writer(store, on_failure=st.desk.reload)
+    lead = wire_leadership(app, st, store, lease)
+    leader_metrics = LeaderMetrics(lead)
+    st.metrics.registry.register(leader_metrics)
 
     def _hand_off():
+        if not lead.leading():
+            return
         notify_http.send_mail(st)
         start_executions(st)
+    st.hand_off = _hand_off
 
     async def _start_deadman(app):
         await refresh_silences(app)       # silences set by people before a restart hold
@@ -358,16 +382,21 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
             if st.desk.engine.oldest is not None:
                 st.metrics.engine_delay.observe(max(0.0, st.clock() - st.desk.engine.oldest))
 
-        st.engine = st.metrics.engine = EngineWakeup(st.writer, st.desk.engine.step,
+        def _step() -> int:
+            return st.desk.engine.step() if lead.leading() else 0
+
+        st.engine = st.metrics.engine = EngineWakeup(st.writer, _step,
                                                      st.desk.engine.chunk, after=_hand_off,
                                                      applied=_applied)
         st.engine.start()
         app[DEADMAN] = asyncio.create_task(_deadman_loop(st))
+        start_leading(app, st, leader_metrics)
 
     async def _stop_writer(app):
         app[DEADMAN].cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await app[DEADMAN]
+        await stop_leading(app)
         await st.engine.stop()
         st.writer.stop()
         app[READERS].close()

@@ -212,7 +212,10 @@ def _json(data) -> web.Response:
 
 def start_executions(st: _State) -> None:
     """Claim the webhooks and commands runbooks asked for (the stored outbox) and run
-    each in a task of its own; the outcome marks it done."""
+    each in a task of its own; the outcome marks it done (the engine's leader only)."""
+    lead = getattr(st, "lead", None)
+    if lead is not None and not lead.leading():
+        return
     if st.desk.waiting[EXECUTE]:
         st.desk.waiting[EXECUTE] = 0          # claimed next: not twice
         _spawn(st, _claim(st))
@@ -225,14 +228,14 @@ def _spawn(st: _State, coro) -> None:
 
 
 async def _claim(st: _State) -> None:
-    for x in await st.run(st.desk.claim, EXECUTE):
+    for x in await st.run(st.lead.fenced(st.desk.claim), EXECUTE):
         _spawn(st, _execute(st, x))
 
 
 async def _execute(st: _State, x) -> None:
     # The key goes with the request: a retry after a crash is the same request.
     ok, message = await execute(x, st.config.runbooks, outbox_key(EXECUTE, x))
-    await st.run(st.desk.runbook_result, x, ok, message)
+    await st.run(st.lead.fenced(st.desk.runbook_result), x, ok, message)
     start_executions(st)
 
 

@@ -37,6 +37,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="viewer, operator and/or leadership (comma-separated)")
     from .fleet.cli import add_enrol_commands
     add_enrol_commands(csub)       # collector enrol, collector revoke (over the API)
+    st = csub.add_parser("status", help="which collector leads the engine, its epoch, the "
+                                        "cursor lag, the outbox depth, each node's last word")
+    st.add_argument("--config", dest="status_config", metavar="FILE",
+                    help="collector config (YAML)")
+    st.add_argument("--json", action="store_true", help="one JSON object")
 
     p = sub.add_parser("audit", help="the collector's audit trail")
     asub = p.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
@@ -72,6 +77,13 @@ def run(args: argparse.Namespace) -> int:
         if args.command == "collector" and args.collector_command in ("enrol", "revoke"):
             from .fleet.cli import run_enrol
             return run_enrol(args)
+        if args.command == "collector" and args.collector_command == "status":
+            from .engine.status import run as run_status
+            path = args.status_config or args.config
+            if not path:
+                print("branchwatch: collector status: --config FILE is required", file=sys.stderr)
+                return 2
+            return run_status(path, args.json)
         if args.command == "collector":
             if not args.config:
                 print("branchwatch: collector: --config FILE is required", file=sys.stderr)
@@ -150,6 +162,7 @@ def serve(config_path: str) -> int:
     """Run the collector until SIGTERM/SIGINT."""
     from .config_files import collector_file_problems
     from .service import serve as serve_async
+    from .storage.data_lock import DataDirBusy
     from .store import StoreError
     config = load(config_path)
     if problems := list(collector_file_problems(config)):
@@ -161,7 +174,7 @@ def serve(config_path: str) -> int:
     except ConfigError as e:        # found on the way up (bind, TLS, key, checkpoints)
         print(f"branchwatch: {config_path}: {e}", file=sys.stderr)
         return 2
-    except (StoreError, OSError) as e:
+    except (StoreError, DataDirBusy, OSError) as e:
         print(f"branchwatch: collector: {e}", file=sys.stderr)
         return 2
 

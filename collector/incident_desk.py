@@ -69,7 +69,8 @@ class IncidentDesk:
 
     def __init__(self, store: Store, clock: Callable[[], float], window: float = 120.0,
                  deadman_grace: float | None = None, grader: Grader | None = None,
-                 runbooks: Runbooks | None = None, notifier=None, reporter: str | None = None):
+                 runbooks: Runbooks | None = None, notifier=None, reporter: str | None = None,
+                 shared: bool = False):
         self.store, self.clock, self.grace, self.window = store, clock, deadman_grace, window
         self.reporter = reporter               # the designated one (reports.reporter)
         self.grader, self.runbooks = grader, runbooks
@@ -84,7 +85,11 @@ class IncidentDesk:
         # These counts only tell the event loop whether to look (a hint).
         self.actions = ActionOutbox(store, clock, lambda i: self._incident(i).drill)
         self.waiting = self.actions.waiting
-        store.release_outbox()     # claimed by a process that died: carried out again
+        if not shared:
+            # Claimed by a process that died: carried out again. On a shared store
+            # the leader's claims are live; a new leader releases them when it takes
+            # over (engine/leadership.py).
+            store.release_outbox()
         # Changes a runbook's hold/release made, saved with the next _save.
         self.held: list[Change] = []
         self.offsets = ClockOffsets()
@@ -95,6 +100,9 @@ class IncidentDesk:
         # The dead-man's view, kept in memory (one SELECT per second over
         # thousands of agents would stall the writer): agent -> last heard.
         self.lasts: dict[str, AgentLast] = {}
+        # The newest stored heartbeat the book has taken (engine/leadership.py: on a
+        # shared store the leader takes the ones any collector stored since).
+        self.heard_mark = 0.0
         for a in store.agents():
             if a.heartbeat_sent_at is not None:
                 self.offsets.observe(a.agent, a.heartbeat_sent_at, a.heartbeat_at.timestamp())
@@ -220,6 +228,13 @@ class IncidentDesk:
     def heartbeat(self, hb: Heartbeat, received_at: float) -> bool:
         """Store a heartbeat; end the agent's silence; rebuild the truth it carries."""
         first = self.store.put_heartbeat(hb, received_at)
+        self.heard(hb, received_at)
+        return first
+
+    def heard(self, hb: Heartbeat, received_at: float) -> None:
+        """A stored heartbeat on the book: the agent's silence ends, its truth is
+        rebuilt (on the leader; engine/leadership.py hands it the ones other
+        collectors stored)."""
         self.offsets.observe(hb.agent, hb.sent_at, received_at)
         now, changes = _utc(received_at), []
         self.lasts[hb.agent] = AgentLast.from_heartbeat(hb, heard_at=now)
@@ -230,7 +245,6 @@ class IncidentDesk:
             hb.agent, hb.branch, hb.checks, self.offsets.correct(hb.agent, hb.sent_at), now,
             lambda t: self.offsets.correct(hb.agent, t))
         self._save(changes, received_at)
-        return first
 
     def deadman(self) -> list[Change]:
         """One dead-man round on the clock: new silences open or join incidents."""

@@ -7,6 +7,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import ssl
 
 from aiohttp import web
@@ -17,6 +18,7 @@ from .audit_checkpoint import AuditHeadMetrics, append_checkpoint, keep_checkpoi
 from .clock import ENV as CLOCK_ENV, clock_from_env
 from .config import Config, ConfigError
 from .fleet.reload import CONFIG_PATH, reload_file
+from .storage.data_lock import DataDirLock
 from .store import open_store
 
 log = logging.getLogger("branchwatch.collector")
@@ -44,7 +46,17 @@ async def serve(config: Config, stop: asyncio.Event | None = None, path: str | N
     # run full collections over them every few thousand allocations (7 % of
     # the writer's time in the ingest benchmark). Collect young objects less often.
     gc.set_threshold(50_000, 20, 50)
-    store = open_store(config)
+    # One engine per SQLite file: a second collector on this directory stops here
+    # (on PostgreSQL, any number run; the engine's lease picks the one that leads).
+    lock = DataDirLock(config.storage.data_dir) if config.storage.postgresql is None else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        store = open_store(config)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
     checkpoints = config.checkpoint_path()
     try:
         clock = clock_from_env()
@@ -54,7 +66,12 @@ async def serve(config: Config, stop: asyncio.Event | None = None, path: str | N
         except OSError as e:
             raise ConfigError(f"audit.checkpoint_file: expected a file the collector can "
                               f"append to, {checkpoints}: {e.strerror or e}") from None
-        app = build_app(config, store, clock=clock)
+        lease = None
+        if config.storage.postgresql is not None:
+            # Several collectors on one database: the lease picks the engine's leader.
+            from .engine.lease import PgLease
+            lease = PgLease(config.store_dsn(), node=f"{socket.gethostname()}:{config.listen.port}")
+        app = build_app(config, store, clock=clock, lease=lease)
         app[STATE].metrics.registry.register(
             AuditHeadMetrics(lambda: store.audit.committed_head))
         if path is not None:
@@ -107,4 +124,6 @@ async def serve(config: Config, stop: asyncio.Event | None = None, path: str | N
                       e.strerror or e)
     finally:
         store.close()
+        if lock is not None:
+            lock.release()
     return 0

@@ -41,7 +41,8 @@ from .incident_reads import StoreReaders
 from .incidents import Incident
 from .reports.storage import SCHEMA as REPORTS_SCHEMA
 from .reports.storage import ReportRows, StoredReport
-from .storage import event_log, incident_rows, outbox
+from .storage import event_log, incident_rows, outbox, throttle_rows
+from .storage.throttle_rows import ThrottleRows
 from .storage.dialect import SQLITE, Both, SqliteConnection
 from .storage.incident_rows import IncidentRows
 from .storage.log_rows import LogRows
@@ -117,6 +118,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         "CREATE INDEX incidents_by_time ON incidents (drill, opened_at, id)",
         "CREATE INDEX event_log_branch ON event_log (branch, seq)",
     ]),
+    # Login throttle counts shared by collectors on one database (storage/throttle_rows.py).
+    (15, throttle_rows.SCHEMA),
 ]
 
 
@@ -262,13 +265,16 @@ _checks_encoder = msgspec.json.Encoder()
 _checks_decoder = msgspec.json.Decoder(list[CheckStatus])
 
 
-def read_agents(conn: sqlite3.Connection) -> list[AgentRecord]:
-    """Every agent seen (by heartbeat or event), by id: on any connection (a reader's too)."""
+def read_agents(conn: sqlite3.Connection, heard_after: float | None = None) -> list[AgentRecord]:
+    """Every agent seen (by heartbeat or event), by id: on any connection (a reader's too);
+    `heard_after` (epoch seconds): only those whose last heartbeat came later."""
     out = []
+    where, args = ("WHERE heartbeat_at > ? ", (_us(heard_after),)) if heard_after else ("", ())
     for (agent, branch, region, first, last_ev, hb_at, hb_sent, interval, depth,
          checks) in conn.execute(
             "SELECT agent, branch, region, first_seen_at, last_event_at, heartbeat_at, "
-            "heartbeat_sent_at, interval, spool_depth, checks FROM agents ORDER BY agent"):
+            f"heartbeat_sent_at, interval, spool_depth, checks FROM agents {where}"
+            "ORDER BY agent", args):
         out.append(AgentRecord(
             agent=agent, branch=branch, region=region, first_seen_at=_dt(first),
             last_event_at=_dt(last_ev), heartbeat_at=_dt(hb_at),
@@ -278,7 +284,7 @@ def read_agents(conn: sqlite3.Connection) -> list[AgentRecord]:
 
 
 class SqlStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows, FleetRows,
-               EnrolmentRows, SilenceRows, SessionRows):
+               EnrolmentRows, SilenceRows, SessionRows, ThrottleRows):
     """What both backends share: transactions (a group of savepoints), the
     versioned schema, and every row method. A backend gives `_conn` (a
     connection with `dialect`), `_begin`, `_end` and `close`."""

@@ -331,7 +331,9 @@ def test_samples_and_link_config(tmp_path):
                    ("branchwatch_spool_dead_letter_events", ()): 0,
                    ("branchwatch_spool_pending_events", ()): 0,
                    ("branchwatch_agent_loop_errors", (("loop", "heartbeat"),)): 0,
-                   ("branchwatch_agent_loop_errors", (("loop", "sender"),)): 0}
+                   ("branchwatch_agent_loop_errors", (("loop", "sender"),)): 0,
+                   ("branchwatch_collector_url_active", (("url", "http://127.0.0.1:1"),)): 1,
+                   ("branchwatch_collector_url_swaps", ()): 0}
 
     def problems(**kw):
         return list(link_problems(msgspec.convert(kw, CollectorLink)))

@@ -69,14 +69,19 @@ class LogEngine:
     """Applies the event log in seq order from a cursor kept in the store."""
 
     def __init__(self, store: LogStore, apply: Apply,
-                 on_failure: Callable[[], None] | None = None, chunk: int = CHUNK):
+                 on_failure: Callable[[], None] | None = None, chunk: int = CHUNK,
+                 fence: Callable[[object], None] = lambda conn: None):
         self.store, self.apply, self.on_failure, self.chunk = store, apply, on_failure, chunk
+        # Raises (engine/lease.py Fenced) unless this node's lease epoch is current:
+        # checked first inside every step's transaction, on its connection.
+        self.fence = fence
         self.applied = 0          # entries applied since start (benchmark, /metrics)
         self.oldest: float | None = None   # the last step's earliest receive time
 
     def step(self) -> int:
         """Apply the next chunk of the log in one transaction; entries applied."""
-        with self.store.transaction():
+        with self.store.transaction() as conn:
+            self.fence(conn)
             entries = self.store.log_after(self.store.cursor(CURSOR), self.chunk)
             self.oldest = min((e.received_at for e in entries), default=None)
             for run in batches(entries):

@@ -23,6 +23,8 @@ activity, so an open tab does not keep an idle session alive.
 
 from __future__ import annotations
 
+import time
+
 import functools
 from datetime import datetime, timezone
 from pathlib import Path
@@ -70,7 +72,10 @@ class Console:
         if store is not None:
             self.sessions.load(store.live_sessions(self.sessions.clock(), c.session_idle,
                                                    c.session_max))
-        self.throttle = Throttle()
+        # Several collectors count failed logins together in the store (wall-clock
+        # times: they share no monotonic clock); the sole one counts in memory.
+        self.shared = getattr(store, "shared", False)
+        self.throttle = Throttle(clock=time.time) if self.shared else Throttle()
         self.hasher = Hasher()
         self.held = 0                  # wrong-password answers being held back (pages.py)
         self.language, self.refresh = c.language, c.refresh

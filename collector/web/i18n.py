@@ -182,6 +182,10 @@ WORDS: dict[str, dict[str, str]] = {
     "held": {"zh": "暂缓", "en": "held"},
     "queued": {"zh": "排队中", "en": "queued"},
     "sent": {"zh": "已发送", "en": "sent"},
+    # Several collectors, one engine leading (collector/engine/leader_http.py).
+    "not_leader": {"zh": "此采集器当前不负责事件处理，请稍后重试（另一台采集器正在处理）。",
+                   "en": "This collector does not run the incident engine now; another one "
+                         "does. Try again in a moment."},
 }
 
 # The responsive console, history and the branch pages (collector/web/history.py,

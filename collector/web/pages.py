@@ -94,6 +94,7 @@ async def login(request: web.Request) -> web.Response:
         response.headers.update(headers)
         return response
 
+    await pull_counts(request, con, source, name)       # other collectors' counts too
     wait = con.throttle.source_wait(source)
     if wait > 0:
         await _audit(request, con.throttle.take_audit())
@@ -108,11 +109,13 @@ async def login(request: web.Request) -> web.Response:
     if not ok or user is None:
         quiet = con.throttle.throttled(source, name)    # in a burst: one record for it all
         con.throttle.failed(source, name)
+        await push_counts(request, con, source, name)
         records = [] if quiet else [("console.login_failed", name, {"remote": source})]
         await _audit(request, records + con.throttle.take_audit())
         await _hold(con, con.throttle.failure_delay(name))
         return again(401, "login_failed")
     con.throttle.succeeded(source)
+    await push_counts(request, con, source, name)
     s = con.sessions.start(user.name, user.roles)
     await save_sessions(request)
     await _audit(request, [("console.login", user.name,
@@ -138,6 +141,25 @@ async def _hold(con: Console, delay: float) -> None:
         await asyncio.sleep(delay)
     finally:
         con.held -= 1
+
+
+async def pull_counts(request: web.Request, con, source: str, name: str) -> None:
+    """On a shared store: this login's throttle keys as every collector counted them."""
+    if con.shared:
+        from ..api_people import READERS
+        from ..storage.throttle_rows import read_keys
+        keys = con.throttle.keys_for(source, name)
+        con.throttle.absorb(keys, await request.app[READERS].run(read_keys, keys))
+
+
+async def push_counts(request: web.Request, con, source: str, name: str) -> None:
+    """On a shared store: this login's throttle keys written back for the others."""
+    if con.shared:
+        from .throttle import FORGET
+        st, store = request.app[STATE], request.app[STORE]
+        await st.run(store.save_throttle,
+                     con.throttle.export(con.throttle.keys_for(source, name)),
+                     con.throttle.clock() - FORGET)
 
 
 async def _audit(request: web.Request, records: list[tuple[str, str, dict]]) -> None:

@@ -136,6 +136,27 @@ class Throttle:
         if k is not None:
             self._ended(("source", source), k)
 
+    @staticmethod
+    def keys_for(source: str, name: str) -> list[tuple[str, str]]:
+        """The keys one login from `source` for `name` counts under."""
+        return [("source", source), ("name", name), SPRAY]
+
+    def absorb(self, keys: list[tuple[str, str]], rows: dict) -> None:
+        """Take these keys' counts as stored (collector/storage/throttle_rows.py): what
+        other collectors on the database counted; a key not there is not held."""
+        for key in keys:
+            row = rows.get(key)
+            if row is None:
+                self._keys.pop(key, None)
+            else:
+                self._keys[key] = _Key(*row)
+                self._keys.move_to_end(key)
+
+    def export(self, keys: list[tuple[str, str]]) -> dict:
+        """These keys' counts to store (None: not held)."""
+        return {key: (k.failures, k.last, k.burst_started, k.tries)
+                if (k := self._keys.get(key)) is not None else None for key in keys}
+
     def take_audit(self) -> list[tuple[str, str, dict]]:
         """The (kind, actor, data) records to write since the last call."""
         self.sweep()
