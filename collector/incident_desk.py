@@ -33,6 +33,8 @@ from .engine.actions import ActionOutbox
 from .engine.log_engine import LogEngine
 from .incident_codec import to_dict
 from .grader import GRADING_ACTIONS, Grader
+from .hospital.desk import HospitalDesk
+from .hospital.settings import Hospital
 from .incident_reporter import change_reporter, name_designated
 from .incident_runbooks import (RECORD_ACTIONS, Execute, Runbooks, moves_by_itself,
                                 waiting_on_agents)
@@ -69,7 +71,8 @@ class IncidentDesk:
 
     def __init__(self, store: Store, clock: Callable[[], float], window: float = 120.0,
                  deadman_grace: float | None = None, grader: Grader | None = None,
-                 runbooks: Runbooks | None = None, notifier=None, reporter: str | None = None):
+                 runbooks: Runbooks | None = None, notifier=None, reporter: str | None = None,
+                 hospital: Hospital | None = None):
         self.store, self.clock, self.grace, self.window = store, clock, deadman_grace, window
         self.reporter = reporter               # the designated one (reports.reporter)
         self.grader, self.runbooks = grader, runbooks
@@ -102,6 +105,9 @@ class IncidentDesk:
                 self.lasts[a.agent] = AgentLast(
                     agent=a.agent, branch=a.branch, region=a.region, last_heard=a.heartbeat_at,
                     interval=a.interval, checks={c.check: c.state for c in a.checks})
+        # domain.md §2.3: the hospital's whole-network outage, notices, restore tests.
+        self.hospital = HospitalDesk(self, hospital, grader.calendar.zone if grader else
+                                     timezone.utc) if hospital and hospital.configured() else None
         self.reload()
 
     def reload(self) -> None:
@@ -129,8 +135,14 @@ class IncidentDesk:
         # Date for people, a random part so ids never repeat across restarts.
         return f"INC-{_utc(self.clock()):%Y%m%d}-{uuid.uuid4().hex[:6]}"
 
+    def save(self, changes: list[Change], at: float, actor: str = "collector") -> None:
+        """Save (with what follows: runbooks, notifications) and audit these changes."""
+        self._save(changes, at, actor)
+
     def _save(self, changes: list[Change], at: float, actor: str = "collector") -> None:
         changes, self.held = changes + self.held, []
+        if self.hospital is not None:          # the core moved: is the whole network out?
+            changes = changes + self.hospital.observe(self.book, changes, at)
         if not changes:
             return
         for c in [c for c in changes if c.kind == "opened"]:
@@ -160,6 +172,13 @@ class IncidentDesk:
             self.mail += notes.outbox
 
     # --- notifications (issue 7) -----------------------------------------------------
+    def send_alerts(self, alerts: list, at: float) -> None:
+        """Alerts a person's act raised (the hospital's notices) through the pipeline."""
+        notes = self.notifier.send(alerts, self._incident, _utc(at))
+        self.store.save_incidents([self.book.get(i) for i in notes.touched], at,
+                                  [(at, k, "collector", d) for k, d in notes.records])
+        self.mail += notes.outbox
+
     def notify_tick(self) -> int:
         """Once a second: escalations, deadline reminders, held alerts, refreshes."""
         if self.notifier is None:
@@ -463,6 +482,14 @@ class IncidentDesk:
         if not f.active:
             raise Refused(f"{check} on {inc.id} is already cleared")
         return self.book.apply_event(cleared_event(f.branch, check, who, why, now), now)
+
+    def incident(self, incident_id: str):
+        """An incident by id (KeyError when unknown)."""
+        return self._incident(incident_id)
+
+    def incident_dict(self, incident_id: str) -> dict:
+        """An incident as the API shows it."""
+        return to_dict(self._incident(incident_id))
 
     def _incident(self, incident_id: str):
         """An incident by id, from the book or (closed before a restart) the store."""

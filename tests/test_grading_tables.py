@@ -49,8 +49,13 @@ def test_hospital_says_what_domain_2_2_says():
         assert observed[k] == "2", k
     assert observed["terminal_down"] == observed["service_down"] == "3"
     manual = [d for d in t.deadlines if d.kind == "after_observed_start"]
-    assert [(d.minutes, d.departments[0]) for d in manual] == [
-        (30, "registration"), (360, "nurse stations"), (1440, "every department")]
+    # domain.md §2.3: pharmacy at 30 min and 6 h; cashiers (收款員, §4.3(2)) at 30 min.
+    assert [(d.minutes, d.departments) for d in manual] == [
+        (30, ("registration", "admission", "pharmacy", "cashiers")),
+        (360, ("nurse-stations", "pharmacy", "operating-rooms", "medical-technology")),
+        (1440, ("all-departments",))]
+    reentry = [(d.key, d.days) for d in t.deadlines if d.kind == "day_of_observed_end"]
+    assert reentry == [("reentry-important", 0), ("reentry-all", 1)]     # hospital §6.4
 
 
 def test_rank_refuses_an_unknown_grade():

@@ -18,13 +18,16 @@ The deadline kinds are data in the table (domain.md §3, §2.3):
 - after_end:          end + minutes (hospital §6.6 review within 2 days).
 - after_observed_start: an observed kind's start + minutes, unless it was over
                       by then (§2.3 manual-operation milestones).
+- day_of_observed_end: once an observed kind's span has ended, the end of that
+                      local day + `days` days (§2.3, hospital §6.4: important data
+                      re-entered the same day, all data the next day), in `zone`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone, tzinfo
 
 from .facts import Grading, IncidentFacts, RuleMatch, require_aware
 from .table import DeadlineRule, GradingTable
@@ -54,8 +57,9 @@ def plan_deadlines(table: GradingTable, started_at: datetime, ended_at: datetime
                    whole_network_outage_start: datetime | None = None, *,
                    whole_network_outage_end: datetime | None = None,
                    observed: Mapping[str, tuple[datetime, datetime | None]] | None = None,
-                   ) -> list[Deadline]:
-    """Every deadline the table sets for this incident, ordered by due time."""
+                   zone: tzinfo = timezone.utc) -> list[Deadline]:
+    """Every deadline the table sets for this incident, ordered by due time; days
+    (day_of_observed_end) are counted in `zone`, the calendar's."""
     for t, what in ((started_at, "started_at"), (ended_at, "ended_at"), (now, "now"),
                     (whole_network_outage_start, "whole_network_outage_start"),
                     (whole_network_outage_end, "whole_network_outage_end")):
@@ -66,6 +70,9 @@ def plan_deadlines(table: GradingTable, started_at: datetime, ended_at: datetime
         spans[WHOLE_NETWORK] = (whole_network_outage_start, whole_network_outage_end)
     out: list[Deadline] = []
     for d in table.deadlines:
+        if d.kind == "day_of_observed_end":
+            out.extend(_day_of_observed_end(d, spans, zone))
+            continue
         out.extend(_PLAN[d.kind](d, table, started_at, ended_at, history, now, spans))
     return sorted(out, key=lambda x: (x.due_at, x.key))
 
@@ -208,6 +215,20 @@ def _after_observed_start(d: DeadlineRule, table, started_at, ended_at, history,
     why = f"{_mins(d.minutes)} after {d.observed} began at {_iso(start)}"
     if d.departments:
         why += f"; switch to paper: {', '.join(d.departments)}"
+    return [Deadline(d.key, d.title, due, d.key, _cite(why, d), d.departments)]
+
+
+def _day_of_observed_end(d: DeadlineRule, spans, zone: tzinfo) -> list[Deadline]:
+    span = spans.get(d.observed)
+    if span is None or span[1] is None:
+        return []                       # still out: nothing to re-enter yet
+    end = span[1]
+    day = end.astimezone(zone).date() + timedelta(days=d.days + 1)
+    # The end of the day is the next day's midnight there (due "by" it: 當日, 第二天).
+    due = datetime.combine(day, time(0, 0), zone).astimezone(timezone.utc)
+    when = "the same day" if d.days == 0 else "the next day" if d.days == 1 else \
+        f"{d.days} days later"
+    why = f"{d.observed} ended at {_iso(end)}: by the end of {when} ({_iso(due)})"
     return [Deadline(d.key, d.title, due, d.key, _cite(why, d), d.departments)]
 
 

@@ -1,0 +1,148 @@
+"""The hospital's plan on the running collector (domain.md §2.3), on the writer
+thread with the incident desk (collector/incident_desk.py):
+
+- `observe`: after every change of a core member, is the whole network out? The
+  outage fault (outage.py) starts when the share is reached and ends when it no
+  longer is, at the moments the members' faults say (observation time);
+- `declare` / `over`: IT declares the outage, and says when it is over;
+- `announce`: IT's notice to the departments (notices.py), recorded on the
+  incident and sent through the notify routing; a start of manual work marks the
+  milestones reached as met (it is the announcement they ask for);
+- the monthly restore test's register (restore_tests.py).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone, tzinfo
+
+from ..incident_grades import mark_met
+from ..incidents import Change, Fault, Incident, IncidentBook, Refused
+from .notices import MANUAL, announce
+from .outage import DECLARER, OBSERVER, OUTAGE_CHECK, last_cleared, outage_event, read_core
+from .restore_tests import RestoreRegister, RestoreTest
+from .settings import Hospital
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+class HospitalDesk:
+    """Whole-network outage, departments' notices and restore tests for one desk."""
+
+    def __init__(self, desk, settings: Hospital, zone: tzinfo):
+        self.desk, self.settings = desk, settings
+        self.branch = settings.outage_branch()
+        self.core = settings.core
+        self.members = {(m.branch, m.check) for m in self.core.members}
+        self.member_checks = {m.check for m in self.core.members}
+        self.register = RestoreRegister(desk.store, zone) if settings.restore_tests else None
+
+    # --- the outage ---------------------------------------------------------------------
+    def outage(self, book: IncidentBook, agent: str | None = None
+               ) -> tuple[Incident, Fault] | None:
+        """The active outage fault (of one agent: observed or declared) and its incident."""
+        for inc in book.index.live(self.branch) if self.branch else ():
+            for who in (agent,) if agent else (DECLARER, OBSERVER):
+                f = inc.faults.get((who, OUTAGE_CHECK))
+                if f is not None and f.active and not inc.drill:
+                    return inc, f
+        return None
+
+    def observe(self, book: IncidentBook, changes: list[Change], at: float) -> list[Change]:
+        """The outage fault's start or end when a core member's change moved the share."""
+        if not self.members or not any(c.check in self.member_checks for c in changes):
+            return []
+        branches = {b for b, _ in self.members}
+        faults = [f for b in branches for inc in book.index.live(b) if not inc.drill
+                  for f in inc.faults.values() if (f.branch, f.check) in self.members]
+        reading, now = read_core(self.core, faults), _utc(at)
+        held = self.outage(book, OBSERVER)
+        if reading.out and held is None:
+            return book.apply_event(outage_event(OBSERVER, self.branch, True,
+                                                 f"whole network out: {reading.reason()}",
+                                                 reading.since), now)
+        if not reading.out and held is not None:
+            end = max(last_cleared(self.core, faults) or now, held[1].last_at)
+            return book.apply_event(outage_event(OBSERVER, self.branch, False,
+                                                 f"core back: {reading.reason()}", end), now)
+        return []
+
+    def declare(self, who: str, why: str) -> dict:
+        """IT determines the whole network is out (「信息科一旦確定」)."""
+        return self._person(who, why, True)
+
+    def over(self, who: str, why: str) -> dict:
+        """IT says the declared outage is over (an observed one ends with the core)."""
+        return self._person(who, why, False)
+
+    def _person(self, who: str, why: str, on: bool) -> dict:
+        desk, ts = self.desk, self.desk.clock()
+        if self.branch is None:
+            raise Refused("hospital.branch is not configured: where would the outage be kept?")
+        held = self.outage(desk.book, DECLARER)
+        if on and held is not None:
+            raise Refused(f"a whole-network outage is already declared on {held[0].id} "
+                          f"since {held[1].spans[-1][0].isoformat()}")
+        if not on and held is None:
+            raise Refused("no whole-network outage is declared; an observed one ends when "
+                          "the core is back")
+        now = _utc(ts)
+        reason = f"{'declared' if on else 'declared over'} by {who}: {why}"
+        changes = desk.book.apply_event(outage_event(DECLARER, self.branch, on, reason, now), now)
+        desk.save(changes, ts, actor=who)
+        if desk.grader is not None:
+            inc = held[0] if held else self.outage(desk.book, DECLARER)[0]
+            desk.save(desk.grader.regrade(inc, now), ts)
+        found = held or self.outage(desk.book, DECLARER)
+        return desk.incident_dict(found[0].id)
+
+    # --- IT's notices -------------------------------------------------------------------
+    def announce(self, kind: str, incident_id: str | None, who: str, text: str,
+                 departments: list[str] | None = None) -> dict:
+        """IT's start of manual work or time to resume, to the departments concerned."""
+        desk, ts = self.desk, self.desk.clock()
+        now = _utc(ts)
+        inc = desk.incident(incident_id) if incident_id else self._latest_outage()
+        table = desk.grader.tables.get("hospital") if desk.grader else None
+        milestones = [list(d.departments) for d in (table.deadlines if table else ())
+                      if d.departments]
+        language = desk.notifier.rules.settings.language if desk.notifier else "zh"
+        changes, alert = announce(inc, kind, who, text, now, language, departments, milestones)
+        if kind == MANUAL:
+            # The milestones reached ask for exactly this announcement (hospital §4.1).
+            for d in [d for d in inc.deadlines if d.departments and d.due_at <= now
+                      and d.status != "met"]:
+                changes += mark_met(inc, d.key, who, f"notice {kind}: {text}", now)
+        desk.save(changes, ts, actor=who)
+        if desk.notifier is not None:
+            desk.send_alerts([alert], ts)
+        return desk.incident_dict(inc.id)
+
+    def _latest_outage(self) -> Incident:
+        held = self.outage(self.desk.book)
+        if held is not None:
+            return held[0]
+        # Recovered: the newest not-closed incident that was an outage (the resume notice).
+        for inc in self.desk.book.index.live(self.branch) if self.branch else ():
+            if any(f.check == OUTAGE_CHECK for f in inc.faults.values()) and not inc.drill:
+                return inc
+        raise Refused("no whole-network outage is open or recovering; name the incident")
+
+    # --- the monthly restore test -------------------------------------------------------
+    def record_test(self, test: RestoreTest) -> dict:
+        """Record a restore test (audited); the register's status after it."""
+        if self.register is None:
+            raise Refused("restore tests are not tracked (hospital.restore_tests: false)")
+        ts = self.desk.clock()
+        self.register.record(test, ts)
+        return self.tests_dict(ts)
+
+    def tests_dict(self, ts: float | None = None) -> dict:
+        """The register and its status, as the API shows it."""
+        if self.register is None:
+            raise Refused("restore tests are not tracked (hospital.restore_tests: false)")
+        now = _utc(self.desk.clock() if ts is None else ts)
+        st = self.register.status(now)
+        return {"tests": [t.data() for t in sorted(self.register.tests, key=lambda t: t.at)],
+                **st.as_dict(), "status": st.line()}
