@@ -1,0 +1,170 @@
+"""The hospital end to end (domain.md §2.3): a real collector process with the shipped
+hospital config's shape, a real HTTP receiver for every department's webhook, events
+through the real ingest API, IT through the real CLI. Time moves by the collector's
+clock file (BRANCHWATCH_CLOCK_OFFSET_FILE), never by sleeping for minutes.
+
+The timeline: 2 of the 4 core members go down at 09:00 -> the whole network is out
+-> at 09:30 the registration, admission, pharmacy and cashiers hear it, once each
+-> IT announces the start of manual work (CLI) -> at 15:00 nurse stations, pharmacy,
+operating rooms and medical technology hear it (the cashiers do not, again) -> the
+core is back -> IT announces the time to resume -> the re-entry deadlines stand.
+The monthly restore test is recorded by the CLI and shows on /metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from agent.wire import Batch, Event, encode, new_event_id
+from collector.api import token_hash
+
+from .support.collector import CollectorProcess, DrillClock
+from .support.notify import HttpSink
+from .support.paths import REPO
+from .test_collector_api import metric, request
+from .test_delivery_e2e import wait_for
+
+SH = ZoneInfo("Asia/Shanghai")
+MONDAY_0900 = datetime(2026, 12, 7, 9, 0, tzinfo=SH)
+AGENT = "token-hospital-e2e-h1-xxxxxxxxxxxx"
+IT = "token-hospital-e2e-it-xxxxxxxxxxxx"
+CORE = ["tcp/his-db", "tcp/his-app", "switch/core-1/reachable", "switch/core-2/reachable"]
+DEPARTMENTS = ["registration", "admission", "pharmacy", "cashiers", "nurse-stations",
+               "operating-rooms", "medical-technology", "all-departments"]
+
+
+def extra(hook: HttpSink) -> str:
+    people = "\n".join(f"    - {{name: {d}, roles: [{d}], "
+                       f"webhook: 'http://127.0.0.1:{hook.port}/{d}'}}" for d in DEPARTMENTS)
+    members = "\n".join(f"      - {{branch: HOSP, check: {c}}}" for c in CORE)
+    return f"""operators:
+  - {{name: it-zhang, roles: [operator], token_sha256: {token_hash(IT)}}}
+incidents: {{window: 120, deadman_grace: 86400}}
+grading:
+  tables: [hospital]
+  calendar: {{timezone: Asia/Shanghai}}
+runbooks: {{auto_start: false}}
+hospital:
+  core:
+    share: 0.5
+    members:
+{members}
+notify:
+  deadlines: {{remind_before: 0}}
+  people:
+    - {{name: it-zhang, roles: [execution, leadership], webhook: 'http://127.0.0.1:{hook.port}/it'}}
+{people}
+  routes:
+    - {{name: it, notify: [execution]}}
+  retry: {{first: 0.2, max: 1, timeout: 3}}
+"""
+
+
+def send(c, check: str, state: str, at: datetime) -> None:
+    e = Event(id=new_event_id(), kind="state", agent="h1", branch="HOSP", check=check,
+              old_state=None, new_state=state, reason=f"{check} {state}", observed_at=at)
+    status, data = request(c.url + "/api/v1/events",
+                           encode(Batch(agent="h1", branch="HOSP", sent_at=at, events=[e])),
+                           AGENT)
+    assert status == 200, data
+
+
+def cli(c, *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "agent.cli", "hospital", *args, "--url", c.url],
+                          capture_output=True, text=True, timeout=60, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "BRANCHWATCH_TOKEN": IT})
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def heard(hook: HttpSink, reason: str) -> Counter:
+    """How many messages of this reason each recipient got."""
+    return Counter(b["to"] for _, _, b in hook.bodies if b["reason"] == reason)
+
+
+def rounds(c, n: int = 3) -> None:
+    start = metric(c, "branchwatch_collector_deadman_rounds_total")
+    wait_for(lambda: metric(c, "branchwatch_collector_deadman_rounds_total") >= start + n,
+             what=f"{n} rounds of the once-a-second work")
+
+
+def get(c, path: str) -> dict:
+    status, data = request(c.url + path, None, IT)
+    assert status == 200, data
+    return json.loads(data)
+
+
+def test_each_department_gets_its_notice_once_at_its_milestone(tmp_path):
+    clock = DrillClock(tmp_path / "clock-offset")
+    clock.freeze(MONDAY_0900)
+    with HttpSink() as hook:
+        c = CollectorProcess(tmp_path / "collector", {"h1": ("HOSP", AGENT)}, extra=extra(hook),
+                             env={"BRANCHWATCH_CLOCK_OFFSET_FILE": str(clock.path)})
+        with c:
+            t0 = clock.now()
+            send(c, CORE[0], "critical", t0)
+            rounds(c)
+            assert get(c, "/api/v1/hospital")["outage"] is None        # 1 of 4: no outage
+            send(c, CORE[2], "critical", t0)                            # 2 of 4: exactly half
+            status = wait_for(lambda: get(c, "/api/v1/hospital")["outage"], what="the outage")
+            assert status["observed"] and not status["declared"]
+            assert "2 of 4 core members down" in status["reason"]
+
+            clock.freeze(t0 + timedelta(minutes=29, seconds=59))
+            rounds(c)
+            assert heard(hook, "milestone") == Counter()
+
+            clock.freeze(t0 + timedelta(minutes=30))
+            first = {"registration", "admission", "pharmacy", "cashiers"}
+            wait_for(lambda: set(heard(hook, "milestone")) == first, what="the 30-min notices")
+            rounds(c)
+            assert heard(hook, "milestone") == Counter({d: 1 for d in first})
+            [body] = [b for _, p, b in hook.bodies if p == "/cashiers"]
+            assert "30分钟未恢复" in body["text"] and "收款员" in body["text"]
+
+            out = cli(c, "announce", "manual", "--text", "09:40 起门诊手工挂号、手工收费")
+            assert "hospital: whole-network outage" in out
+            wait_for(lambda: set(heard(hook, "manual")) == first, what="IT's manual notice")
+
+            clock.freeze(t0 + timedelta(hours=6))
+            second = {"nurse-stations", "pharmacy", "operating-rooms", "medical-technology"}
+            wait_for(lambda: heard(hook, "milestone")["nurse-stations"] == 1,
+                     what="the 6-h notices")
+            rounds(c)
+            assert heard(hook, "milestone") == Counter(
+                {d: 1 for d in first - second} | {d: 2 if d in first else 1 for d in second})
+            assert heard(hook, "milestone")["cashiers"] == 1            # not named at 6 h
+            assert "it-zhang" not in heard(hook, "milestone")           # departments only
+
+            back = t0 + timedelta(hours=6, minutes=20)                  # 15:20 local
+            clock.freeze(back)
+            send(c, CORE[2], "ok", back)
+            wait_for(lambda: get(c, "/api/v1/hospital")["outage"] is None, what="recovery")
+            cli(c, "announce", "resume", "--text", "15:30 恢复上机")
+            wait_for(lambda: heard(hook, "resume"), what="IT's resume notice")
+            rounds(c)
+            assert set(heard(hook, "resume")) == first | second
+            [inc] = get(c, "/api/v1/incidents")["incidents"]
+            due = {d["key"]: d for d in inc["deadlines"]}
+            assert datetime.fromisoformat(due["reentry-important"]["due_at"]) == datetime(
+                2026, 12, 8, tzinfo=SH)
+            assert datetime.fromisoformat(due["reentry-all"]["due_at"]) == datetime(
+                2026, 12, 9, tzinfo=SH)
+            assert due["manual-30m"]["status"] == "met"                 # IT's announcement
+            assert "manual-24h" not in due
+
+            # hospital §5.5: none on record -> overdue; one passed -> due a month later.
+            assert metric(c, "branchwatch_collector_restore_test_overdue") == 1
+            out = cli(c, "restore-test", "--restored", "HIS 全库、PACS 影像备份",
+                      "--result", "passed", "--at", back.isoformat())
+            assert "next due 2027-01-07" in out
+            assert metric(c, "branchwatch_collector_restore_test_overdue") == 0
+            assert "passed" in cli(c, "restore-tests")
+            clock.freeze(back + timedelta(days=32))
+            assert metric(c, "branchwatch_collector_restore_test_overdue") == 1
