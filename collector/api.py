@@ -260,7 +260,7 @@ async def _deadman_loop(st: _State) -> None:
     while True:
         # Separate jobs: a grading bug must not stop the dead-man, nor the reverse.
         for job in (st.desk.deadman, st.desk.grade_all, st.desk.advance_runbooks,
-                    st.desk.notify_tick, st.desk.publish):
+                    st.desk.hospital_tick, st.desk.notify_tick, st.desk.publish):
             try:
                 await st.run(job)
             except Exception:      # a bad round must not end the loop for good

@@ -311,7 +311,10 @@ def _semantic_problems(c: Config):
         names.setdefault(key, u.name)
     if c.notify != Notify():
         yield from _notify_problems(c.notify, _tables(c.grading))
-    yield from _hospital_problems(c.hospital, {a.branch for a in c.agents}, c.grading.tables)
+    held = ({r for p in c.notify.people for r in p.roles} | set(c.notify.groups)
+            if c.notify.configured() else None)
+    yield from _hospital_problems(c.hospital, {a.branch for a in c.agents}, c.grading.tables,
+                                  _tables(c.grading) if c.hospital.configured() else {}, held)
 
 
 def _tables(g: Grading) -> dict:

@@ -172,6 +172,11 @@ class IncidentDesk:
             self.mail += notes.outbox
 
     # --- notifications (issue 7) -----------------------------------------------------
+    def hospital_tick(self) -> None:
+        """Once a second: the hospital's overdue restore test (collector/hospital/desk.py)."""
+        if self.hospital is not None:
+            self.hospital.tick()
+
     def send_alerts(self, alerts: list, at: float) -> None:
         """Alerts a person's act raised (the hospital's notices) through the pipeline."""
         notes = self.notifier.send(alerts, self._incident, _utc(at))

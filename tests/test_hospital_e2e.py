@@ -159,12 +159,22 @@ def test_each_department_gets_its_notice_once_at_its_milestone(tmp_path):
             assert due["manual-30m"]["status"] == "met"                 # IT's announcement
             assert "manual-24h" not in due
 
-            # hospital §5.5: none on record -> overdue; one passed -> due a month later.
-            assert metric(c, "branchwatch_collector_restore_test_overdue") == 1
+            # hospital §5.5: due a month after the register began (09:00 today), then a
+            # month after the last passed test; overdue is an incident the routes tell IT.
+            assert metric(c, "branchwatch_collector_restore_test_overdue") == 0
+            assert "no passed restore test on record; next due 2027-01-07" in cli(
+                c, "restore-tests")
             out = cli(c, "restore-test", "--restored", "HIS 全库、PACS 影像备份",
                       "--result", "passed", "--at", back.isoformat())
-            assert "next due 2027-01-07" in out
-            assert metric(c, "branchwatch_collector_restore_test_overdue") == 0
+            assert "next due 2027-01-07T07:20:00+00:00" in out
             assert "passed" in cli(c, "restore-tests")
             clock.freeze(back + timedelta(days=32))
-            assert metric(c, "branchwatch_collector_restore_test_overdue") == 1
+            wait_for(lambda: metric(c, "branchwatch_collector_restore_test_overdue") == 1,
+                     what="the restore test overdue")
+            late = wait_for(lambda: [i for i in get(c, "/api/v1/incidents")["incidents"]
+                                     if i["title"] == "hospital: monthly restore test overdue"],
+                            what="the overdue incident")
+            wait_for(lambda: heard(hook, "opened")["it-zhang"] >= 2, what="IT told")
+            cli(c, "restore-test", "--restored", "HIS 全库", "--result", "passed")
+            wait_for(lambda: get(c, f"/api/v1/incidents/{late[0]['id']}")["status"] == "resolved",
+                     what="a passed test to end the overdue alert")

@@ -269,3 +269,52 @@ def test_a_bad_hospital_section_is_one_line(extra, line):
     text = f"agents:\n  - {{id: h1, branch: HOSP, token_sha256: {TOKEN}}}\n" + extra
     with pytest.raises(ConfigError, match=line.replace("[", r"\[").replace("]", r"\]")):
         parse(text)
+
+
+# --- the monthly restore test (hospital §5.5) ----------------------------------------------
+
+from collector.hospital.restore_tests import RestoreTest, add_month, status  # noqa: E402
+
+
+@pytest.mark.parametrize("done, due", [
+    (datetime(2026, 12, 7, 15, 0, tzinfo=SH), datetime(2027, 1, 7, 15, 0, tzinfo=SH)),
+    (datetime(2027, 1, 31, 10, 0, tzinfo=SH), datetime(2027, 2, 28, 10, 0, tzinfo=SH)),
+    (datetime(2028, 1, 31, 10, 0, tzinfo=SH), datetime(2028, 2, 29, 10, 0, tzinfo=SH)),
+    (datetime(2026, 12, 31, 23, 30, tzinfo=SH), datetime(2027, 1, 31, 23, 30, tzinfo=SH)),
+])
+def test_a_month_after_the_last_passed_test(done, due):
+    assert add_month(done, SH) == due
+
+
+def test_overdue_only_once_a_month_passed_without_a_passed_test():
+    began = datetime(2026, 12, 1, 9, 0, tzinfo=SH)
+    due = datetime(2027, 1, 1, 9, 0, tzinfo=SH)
+    assert not status([], began, due, SH).overdue                     # on the minute: on time
+    assert status([], began, due + timedelta(seconds=1), SH).overdue
+    failed = RestoreTest("li", datetime(2026, 12, 20, tzinfo=SH), "HIS", "failed")
+    st = status([failed], began, due + timedelta(seconds=1), SH)
+    assert st.overdue and st.last == failed and st.last_passed is None   # a failure counts not
+    passed = RestoreTest("li", datetime(2026, 12, 21, tzinfo=SH), "HIS 全库", "passed")
+    st = status([failed, passed], began, due + timedelta(seconds=1), SH)
+    assert not st.overdue and st.due_at == datetime(2027, 1, 21, tzinfo=SH)
+    # A test recorded for a time still ahead of `now` does not count yet.
+    assert status([passed], began, datetime(2026, 12, 20, tzinfo=SH), SH).last is None
+
+
+def test_the_overdue_test_is_an_incident_until_one_passes(tmp_path):
+    h = Hospital(tmp_path)
+    h.at(31 * 24 * 60)                                    # 7 Jan 09:00: due, on time
+    with h.store.group():
+        h.desk.hospital_tick()
+    assert h.desk.book.incidents() == []
+    h.at(31 * 24 * 60 + 1)
+    with h.store.group():
+        h.desk.hospital_tick()
+        h.desk.hospital_tick()                            # once
+    [inc] = h.desk.book.incidents()
+    assert inc.title == "hospital: monthly restore test overdue" and inc.status == "open"
+    test = RestoreTest("li", at(31 * 24 * 60), "HIS 全库、PACS", "passed")
+    got = h.run(31 * 24 * 60 + 5, h.desk.hospital.record_test, test)
+    assert not got["overdue"] and inc.status == "resolved"
+    [(who, data)] = h.audit("hospital.restore_test")
+    assert who == "li" and data["restored"] == "HIS 全库、PACS" and data["result"] == "passed"

@@ -5,7 +5,6 @@ a Bearer operator token from --token-file or $BRANCHWATCH_TOKEN."""
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, timezone
 
 from ..incidents_cli import common_arguments, finish, request
 
@@ -56,8 +55,9 @@ def run(args: argparse.Namespace) -> int:
             body["departments"] = args.department
         return finish(args, request(args, "POST", "/api/v1/hospital/notices", body), _incident)
     if c == "restore-test":
-        at = args.at or datetime.now(timezone.utc).isoformat(timespec="seconds")
-        body = {"at": at, "restored": args.restored, "result": args.result, "note": args.note}
+        body = {"restored": args.restored, "result": args.result, "note": args.note}
+        if args.at:
+            body["at"] = args.at                  # default: the collector's now
         return finish(args, request(args, "POST", "/api/v1/hospital/restore-tests", body),
                       lambda d: d["status"])
     return finish(args, request(args, "GET", "/api/v1/hospital/restore-tests"), _tests)

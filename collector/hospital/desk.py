@@ -13,13 +13,15 @@ thread with the incident desk (collector/incident_desk.py):
 
 from __future__ import annotations
 
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
+
+from agent.wire import Event, new_event_id
 
 from ..incident_grades import mark_met
 from ..incidents import Change, Fault, Incident, IncidentBook, Refused
 from .notices import MANUAL, announce
 from .outage import DECLARER, OBSERVER, OUTAGE_CHECK, last_cleared, outage_event, read_core
-from .restore_tests import RestoreRegister, RestoreTest
+from .restore_tests import OVERDUE_CHECK, RestoreRegister, RestoreTest
 from .settings import Hospital
 
 
@@ -36,7 +38,8 @@ class HospitalDesk:
         self.core = settings.core
         self.members = {(m.branch, m.check) for m in self.core.members}
         self.member_checks = {m.check for m in self.core.members}
-        self.register = RestoreRegister(desk.store, zone) if settings.restore_tests else None
+        self.register = (RestoreRegister(desk.store, zone, desk.clock())
+                         if settings.restore_tests else None)
 
     # --- the outage ---------------------------------------------------------------------
     def outage(self, book: IncidentBook, agent: str | None = None
@@ -136,7 +139,28 @@ class HospitalDesk:
             raise Refused("restore tests are not tracked (hospital.restore_tests: false)")
         ts = self.desk.clock()
         self.register.record(test, ts)
+        self.tick()                            # a passed test ends an overdue alert at once
         return self.tests_dict(ts)
+
+    def tick(self) -> None:
+        """Once a second: the overdue restore test is a fault the collector holds at the
+        hospital's branch (an incident, notified by the routes) until a test passes."""
+        if self.register is None or self.branch is None:
+            return
+        desk, ts = self.desk, self.desk.clock()
+        now = _utc(ts)
+        st = self.register.status(now)
+        held = next((f for inc in desk.book.index.live(self.branch) if not inc.drill
+                     for f in [inc.faults.get((OBSERVER, OVERDUE_CHECK))]
+                     if f is not None and f.active), None)
+        if st.overdue and held is None:
+            event = restore_event(self.branch, True, f"monthly restore test overdue: {st.line()}",
+                                  max(st.due_at, now - timedelta(days=31)))
+        elif not st.overdue and held is not None:
+            event = restore_event(self.branch, False, st.line(), max(now, held.last_at))
+        else:
+            return
+        desk.save(desk.book.apply_event(event, now), ts)
 
     def tests_dict(self, ts: float | None = None) -> dict:
         """The register and its status, as the API shows it."""
@@ -146,3 +170,10 @@ class HospitalDesk:
         st = self.register.status(now)
         return {"tests": [t.data() for t in sorted(self.register.tests, key=lambda t: t.at)],
                 **st.as_dict(), "status": st.line()}
+
+
+def restore_event(branch: str, on: bool, reason: str, at: datetime) -> Event:
+    """The overdue restore test's fault starting (on) or ending."""
+    return Event(id=new_event_id(), kind="state", agent=OBSERVER, branch=branch,
+                 check=OVERDUE_CHECK, old_state="ok" if on else "critical",
+                 new_state="critical" if on else "ok", reason=reason, observed_at=at)

@@ -6,7 +6,7 @@ acted is the token's operator, never the body; refusals are 4xx with one line.
     POST /api/v1/hospital/outage/over {why}    IT says the declared outage is over
     POST /api/v1/hospital/notices {kind: manual|resume, text[, incident][, departments]}
     GET  /api/v1/hospital/restore-tests        the monthly restore tests, next due
-    POST /api/v1/hospital/restore-tests {at, restored, result: passed|failed[, note]}  201
+    POST /api/v1/hospital/restore-tests {restored, result: passed|failed[, at][, note]}  201
 
 404 when the collector has no `hospital:` section; 409 when the state refuses
 (an outage declared twice, a notice with no outage).
@@ -130,14 +130,14 @@ async def record_test(request: web.Request) -> web.Response:
     who = authorised(st, request, "restore_test")
     h = _hospital(st)
     body = await read_json(st, request)
-    raw = _text(body, "at")
+    raw = _text(body, "at", required=False)
+    now = datetime.fromtimestamp(st.clock(), timezone.utc)
     try:
-        at = datetime.fromisoformat(raw)
+        at = datetime.fromisoformat(raw) if raw else now      # default: done just now
     except ValueError:
         at = None
     restored, result = _text(body, "restored"), _text(body, "result")
     note = _text(body, "note", required=False)
-    now = datetime.fromtimestamp(st.clock(), timezone.utc)
     bad = problems(at, restored, result, note, now)
     if bad:
         raise Rejected(400, f"{bad[0][0]}: {bad[0][1]}" + (f" (got {raw!r})" if bad[0][0] == "at"
@@ -149,8 +149,8 @@ async def record_test(request: web.Request) -> web.Response:
 
 
 class RestoreTestMetrics:
-    """/metrics: when the next restore test is due, and whether it is overdue (an
-    alert rule reads it: config/prometheus/rules/branchwatch-alerts.yml)."""
+    """/metrics: when the next restore test is due, and whether it is overdue (the
+    alert itself is the collector's incident: restore_tests.py)."""
 
     def __init__(self, hospital, clock):
         self.hospital, self.clock = hospital, clock
@@ -160,10 +160,9 @@ class RestoreTestMetrics:
         s = self.hospital.register.status(now)
         overdue = GaugeMetricFamily("branchwatch_collector_restore_test_overdue",
                                     "1 when a month passed without a passed restore test "
-                                    "(hospital §5.5), or none is on record")
+                                    "(hospital §5.5)")
         overdue.add_metric([], 1 if s.overdue else 0)
         due = GaugeMetricFamily("branchwatch_collector_restore_test_due_timestamp_seconds",
-                                "When the next monthly restore test is due (0: due now, none "
-                                "passed on record)")
-        due.add_metric([], s.due_at.timestamp() if s.due_at else 0)
+                                "When the next monthly restore test is due (hospital §5.5)")
+        due.add_metric([], s.due_at.timestamp())
         return [overdue, due]

@@ -10,7 +10,12 @@ it in memory.
 Due: one calendar month after the last test that passed (the same day of the
 next month, or its last day: 31 Jan -> 28 Feb), in the calendar's time zone.
 A failed test is recorded but does not count: the backups were not shown usable.
-With none recorded, one is due now (a hospital starts with one).
+With none passed, one is due a month after the register began (the first start
+with a `hospital:` section, itself an audit record of kind STARTED).
+
+Overdue is an alert, not only a number: the collector holds a fault of check
+OVERDUE_CHECK (collector/hospital/desk.py) until a passed test is recorded, so an
+incident opens and the notify routes tell IT, as for any fault.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone, tzinfo
 
 KIND = "hospital.restore_test"
+STARTED = "hospital.restore_register_started"
+OVERDUE_CHECK = "hospital/restore-test"
 RESULTS = ("passed", "failed")
 MAX_TEXT = 500
 
@@ -80,44 +87,50 @@ def add_month(t: datetime, zone: tzinfo) -> datetime:
 class Status:
     """Where the register stands at `now`."""
 
-    due_at: datetime | None       # None: none passed yet, due now
+    due_at: datetime
     overdue: bool
     last: RestoreTest | None      # the newest recorded (passed or not)
     last_passed: RestoreTest | None
 
     def as_dict(self) -> dict:
         """For the API."""
-        return {"due_at": self.due_at.isoformat() if self.due_at else None,
+        return {"due_at": self.due_at.isoformat(),
                 "overdue": self.overdue,
                 "last": self.last.data() if self.last else None,
                 "last_passed": self.last_passed.data() if self.last_passed else None}
 
     def line(self) -> str:
         """One line a person reads."""
-        if self.last_passed is None:
-            return "no passed restore test on record: one is due now (hospital §5.5)"
         state = "OVERDUE since" if self.overdue else "next due"
-        return (f"last passed {self.last_passed.at.isoformat()} ({self.last_passed.restored}); "
-                f"{state} {self.due_at.isoformat()} (hospital §5.5)")
+        last = (f"last passed {self.last_passed.at.isoformat()} ({self.last_passed.restored})"
+                if self.last_passed else "no passed restore test on record")
+        return f"{last}; {state} {self.due_at.isoformat()} (hospital §5.5)"
 
 
-def status(tests: list[RestoreTest], now: datetime, zone: tzinfo) -> Status:
-    """When the next test is due and whether it is overdue (a month passed without one)."""
+def status(tests: list[RestoreTest], began: datetime, now: datetime, zone: tzinfo) -> Status:
+    """When the next test is due and whether it is overdue (a month passed without one
+    since the last passed test, or since the register `began`)."""
     done = sorted((t for t in tests if t.at <= now), key=lambda t: t.at)
     passed = [t for t in done if t.result == "passed"]
     last_passed = passed[-1] if passed else None
-    due = add_month(last_passed.at, zone) if last_passed else None
-    return Status(due, due is None or now > due, done[-1] if done else None, last_passed)
+    due = add_month(last_passed.at if last_passed else began, zone)
+    return Status(due, now > due, done[-1] if done else None, last_passed)
 
 
 class RestoreRegister:
     """The register on a store: read once, kept in memory, appended on the writer."""
 
-    def __init__(self, store, zone: tzinfo):
+    def __init__(self, store, zone: tzinfo, now: float):
         self.store, self.zone = store, zone
         audit = getattr(store, "audit", None)
         self.tests = [RestoreTest.from_data(r["data"]) for r in
                       (audit.records(KIND) if audit is not None else [])]
+        started = audit.records(STARTED) if audit is not None else []
+        if started:
+            self.began = datetime.fromisoformat(started[0]["data"]["at"])
+        else:
+            self.began = datetime.fromtimestamp(now, timezone.utc)
+            store.record(now, STARTED, "collector", {"at": self.began.isoformat()})
 
     def record(self, test: RestoreTest, at: float) -> int:
         """Append one test to the audit trail (its own transaction); the record's seq."""
@@ -127,4 +140,4 @@ class RestoreRegister:
 
     def status(self, now: datetime) -> Status:
         """The register's status at `now`."""
-        return status(self.tests, now, self.zone)
+        return status(self.tests, self.began, now, self.zone)

@@ -64,11 +64,20 @@ class Hospital(_S):
         return self.branch or (self.core.members[0].branch if self.core.members else None)
 
 
-def problems(h: Hospital, branches: set[str], tables: list[str]):
+def problems(h: Hospital, branches: set[str], tables: list[str], loaded: dict | None = None,
+             held: set[str] | None = None):
     """(key, problem) for what a type cannot say: enrolled branches, one member once,
-    and the hospital table in use."""
+    the hospital table in use, and (when anyone is notified: `held` are the roles
+    somebody holds) every department its milestones name reachable."""
     if not h.configured():
         return
+    for name, table in (loaded or {}).items():
+        for d in table.deadlines if held is not None else ():
+            for dept in d.departments:
+                if dept not in held:
+                    yield ("notify", f"department {dept!r} (told by the {name} table's "
+                                     f"{d.key} milestone) has nobody: give a person or a "
+                                     f"group (notify.groups.{dept}) that role")
     if h.branch is not None and h.branch not in branches:
         yield "hospital.branch", f"expected the branch of an enrolled agent (agents[].branch), " \
                                  f"got {h.branch!r}"
