@@ -157,6 +157,10 @@ class IncidentDesk:
                                                       first=c.kind == "opened")
                 changes = changes + more
                 self._hand_out(executes)
+            if self.hospital is not None:      # domain.md §2.3: the outage's own runbook
+                more, executes = self.hospital.outage_runbooks(self.runbooks, changes, _utc(at))
+                changes = changes + more
+                self._hand_out(executes)
             changes, self.held = changes + self.held, []
         ids = dict.fromkeys(c.incident_id for c in changes)
         self.grading_due.touch(ids)            # changed: grade it again, advance its runs

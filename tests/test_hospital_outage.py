@@ -26,6 +26,7 @@ from collector.grader import Grader
 from collector.hospital.outage import OUTAGE_CHECK, read_core
 from collector.hospital.settings import Core, CoreMember
 from collector.incident_desk import IncidentDesk
+from collector.incident_runbooks import Runbooks
 from collector.incidents import Fault, Refused
 from collector.notify.notifier import Notifier
 from collector.store import SqliteStore
@@ -72,7 +73,7 @@ notify:
 class Hospital:
     """One desk on a clock the test moves."""
 
-    def __init__(self, tmp_path, share: float = 0.5):
+    def __init__(self, tmp_path, share: float = 0.5, runbooks: bool = False):
         self.path = tmp_path / "collector.db"
         self.now = [T0.timestamp()]
         self.store = SqliteStore(self.path)
@@ -81,7 +82,8 @@ class Hospital:
         self.desk = IncidentDesk(self.store, lambda: self.now[0], window=120,
                                  deadman_grace=60, grader=grader,
                                  notifier=Notifier.from_config(config, grader.tables),
-                                 hospital=config.hospital)
+                                 hospital=config.hospital,
+                                 runbooks=Runbooks.from_folder(None) if runbooks else None)
 
     def at(self, minutes: float) -> None:
         self.now[0] = at(minutes).timestamp()
@@ -318,3 +320,16 @@ def test_the_overdue_test_is_an_incident_until_one_passes(tmp_path):
     assert not got["overdue"] and inc.status == "resolved"
     [(who, data)] = h.audit("hospital.restore_test")
     assert who == "li" and data["restored"] == "HIS 全库、PACS" and data["result"] == "passed"
+
+
+def test_the_outage_and_the_overdue_test_get_their_runbooks(tmp_path):
+    h = Hospital(tmp_path, runbooks=True)
+    h.event(0, MEMBERS[0], "critical")
+    h.event(0, MEMBERS[3], "critical")
+    # The switch's runbook first (it opened the incident), then the outage's own.
+    assert [r.runbook.id for r in h.outage().runbooks] == ["network-fault", "hospital-recovery"]
+    h.at(31 * 24 * 60 + 1)
+    with h.store.group():
+        h.desk.hospital_tick()
+    [late] = [i for i in h.desk.book.incidents() if "restore test" in i.title]
+    assert [r.runbook.id for r in late.runbooks] == ["restore-test"]

@@ -71,6 +71,28 @@ class HospitalDesk:
                                                  f"core back: {reading.reason()}", end), now)
         return []
 
+    def outage_runbooks(self, runbooks, changes: list[Change], now: datetime) -> tuple[list, list]:
+        """An outage that joined an incident already running another runbook (a switch
+        fault's) still gets the runbook for a whole-network outage (hospital §5, §6):
+        the best one whose `applies_to.categories` names whole_network."""
+        if not runbooks.auto_start:
+            return [], []
+        fitting = [rb for rb in runbooks.runbooks.values()
+                   if "whole_network" in rb.applies_to.categories]
+        if not fitting:
+            return [], []
+        rb = min(fitting, key=lambda rb: (-rb.applies_to.priority, rb.id))
+        out, executes = [], []
+        for c in changes:
+            if c.check != OUTAGE_CHECK or c.kind not in ("opened", "joined", "reopened"):
+                continue
+            inc = self.desk.book.get(c.incident_id)
+            if any(r.runbook.id == rb.id and r.status == "running" for r in inc.runbooks):
+                continue
+            more, x = runbooks.start(inc, rb.id, "collector", now)
+            out, executes = out + more, executes + x
+        return out, executes
+
     def declare(self, who: str, why: str) -> dict:
         """IT determines the whole network is out (「信息科一旦確定」)."""
         return self._person(who, why, True)
