@@ -34,6 +34,7 @@ SH = ZoneInfo("Asia/Shanghai")
 MONDAY_0900 = datetime(2026, 12, 7, 9, 0, tzinfo=SH)
 AGENT = "token-hospital-e2e-h1-xxxxxxxxxxxx"
 IT = "token-hospital-e2e-it-xxxxxxxxxxxx"
+VIEWER = "token-hospital-e2e-viewer-xxxxxxxx"
 CORE = ["tcp/his-db", "tcp/his-app", "switch/core-1/reachable", "switch/core-2/reachable"]
 DEPARTMENTS = ["registration", "admission", "pharmacy", "cashiers", "nurse-stations",
                "operating-rooms", "medical-technology", "all-departments"]
@@ -45,6 +46,7 @@ def extra(hook: HttpSink) -> str:
     members = "\n".join(f"      - {{branch: HOSP, check: {c}}}" for c in CORE)
     return f"""operators:
   - {{name: it-zhang, roles: [operator], token_sha256: {token_hash(IT)}}}
+  - {{name: vera, roles: [viewer], token_sha256: {token_hash(VIEWER)}}}
 incidents: {{window: 120, deadman_grace: 86400}}
 grading:
   tables: [hospital]
@@ -100,6 +102,36 @@ def get(c, path: str) -> dict:
     return json.loads(data)
 
 
+def post(c, path: str, body: dict, token: str = IT) -> tuple[int, dict]:
+    status, data = request(c.url + path, json.dumps(body).encode(), token, method="POST")
+    return status, json.loads(data) if data else {}
+
+
+def refusals(c) -> None:
+    """Bad requests are 4xx with one line, never 5xx; nothing is recorded by them."""
+    cases = [
+        ("/api/v1/hospital/notices", {"kind": "manual", "text": "x"}, IT, 409,
+         "no whole-network outage"),
+        ("/api/v1/hospital/notices", {"kind": "panic", "text": "x"}, IT, 400, "kind: expected"),
+        ("/api/v1/hospital/notices", {"kind": "manual", "text": "x", "departments": "pharmacy"},
+         IT, 400, "departments: expected a list"),
+        ("/api/v1/hospital/outage/over", {"why": "x"}, IT, 409, "no whole-network outage is "),
+        ("/api/v1/hospital/outage/declare", {}, IT, 400, "why: missing"),
+        ("/api/v1/hospital/outage/declare", {"why": "x"}, VIEWER, 403, "may not declare"),
+        ("/api/v1/hospital/restore-tests", {"restored": "HIS", "result": "passed",
+                                            "at": "yesterday"}, IT, 400, "at: expected an ISO"),
+        ("/api/v1/hospital/restore-tests", {"restored": "HIS", "result": "passed",
+                                            "at": "2030-01-01T00:00:00+08:00"}, IT, 400,
+         "in the future"),
+        ("/api/v1/hospital/restore-tests", {"restored": "HIS", "result": "ok"}, IT, 400,
+         "result: expected one of passed, failed"),
+    ]
+    for path, body, token, status, says in cases:
+        got, data = post(c, path, body, token)
+        assert (got, says in data.get("error", "")) == (status, True), (path, body, data)
+    assert get(c, "/api/v1/hospital/restore-tests")["tests"] == []
+
+
 def test_each_department_gets_its_notice_once_at_its_milestone(tmp_path):
     clock = DrillClock(tmp_path / "clock-offset")
     clock.freeze(MONDAY_0900)
@@ -107,6 +139,7 @@ def test_each_department_gets_its_notice_once_at_its_milestone(tmp_path):
         c = CollectorProcess(tmp_path / "collector", {"h1": ("HOSP", AGENT)}, extra=extra(hook),
                              env={"BRANCHWATCH_CLOCK_OFFSET_FILE": str(clock.path)})
         with c:
+            refusals(c)
             t0 = clock.now()
             send(c, CORE[0], "critical", t0)
             rounds(c)
