@@ -108,6 +108,17 @@ HEAD = "name: x\ngrades: [A, B]\nrules:\n"
      "observed: x, min_grade: A}\n",
      "deadlines[0].min_grade: unknown key (expected one of cite, departments, key, kind, minutes, "
      "observed, title) (deadline 'm')"),
+    # day_of_observed_end (hospital §6.4): days, never minutes (due at a day's end).
+    (HEAD + GOOD_RULE + "deadlines:\n  - {key: r, kind: day_of_observed_end, title: t, "
+     "observed: x, days: 1, minutes: 30}\n",
+     "deadlines[0].minutes: unknown key (expected one of cite, days, key, kind, observed, title) "
+     "(deadline 'r')"),
+    (HEAD + GOOD_RULE + "deadlines:\n  - {key: r, kind: day_of_observed_end, title: t, "
+     "observed: x, days: -1}\n",
+     "deadlines[0].days: expected a whole number of days from 0 to 31, got -1 (deadline 'r')"),
+    (HEAD + GOOD_RULE + "deadlines:\n  - {key: r, kind: day_of_observed_end, title: t, "
+     "observed: x}\n",
+     "deadlines[0].days: missing (a day_of_observed_end deadline needs it) (deadline 'r')"),
     (HEAD + GOOD_RULE + "deadlines:\n  - {key: n, kind: after_start, title: t, minutes: 0}\n",
      "deadlines[0].minutes: expected a positive number, got 0 (deadline 'n')"),
     (HEAD + GOOD_RULE + "deadlines:\n  - {key: n, kind: after_start, title: t, minutes: 5}\n"
