@@ -25,9 +25,11 @@ from agent.wire import Batch, Event, encode, new_event_id
 from collector.api import token_hash
 
 from .support.collector import CollectorProcess, DrillClock
+from .support.console import console_yaml
 from .support.notify import HttpSink
 from .support.paths import REPO
 from .test_collector_api import metric, request
+from .test_console_http import Visitor
 from .test_delivery_e2e import wait_for
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -65,7 +67,7 @@ notify:
   routes:
     - {{name: it, notify: [execution]}}
   retry: {{first: 0.2, max: 1, timeout: 3}}
-"""
+""" + console_yaml({"it-li": (["operator"], "it-li-password")})
 
 
 def send(c, check: str, state: str, at: datetime) -> None:
@@ -191,6 +193,12 @@ def test_each_department_gets_its_notice_once_at_its_milestone(tmp_path):
                 2026, 12, 9, tzinfo=SH)
             assert due["manual-30m"]["status"] == "met"                 # IT's announcement
             assert "manual-24h" not in due
+            # The console shows who each milestone told, in the reader's language.
+            v = Visitor(c.url)
+            v.login("it-li", "it-li-password")
+            page = v.go(f"/console/incidents/{inc['id']}")[2]
+            assert "通知部门: 门诊挂号, 住院登记, 药房, 收款员" in page
+            assert "护士工作站, 药房, 手术室, 医技检查" in page
 
             # hospital §5.5: due a month after the register began (09:00 today), then a
             # month after the last passed test; overdue is an incident the routes tell IT.

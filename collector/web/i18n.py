@@ -182,6 +182,17 @@ WORDS: dict[str, dict[str, str]] = {
     "held": {"zh": "暂缓", "en": "held"},
     "queued": {"zh": "排队中", "en": "queued"},
     "sent": {"zh": "已发送", "en": "sent"},
+    # The hospital's departments a whole-network milestone tells (domain.md §2.3;
+    # the notify roles of config/grading/hospital.yaml, collector/hospital/notices.py).
+    "departments_told": {"zh": "通知部门", "en": "Departments told"},
+    "dept_registration": {"zh": "门诊挂号", "en": "outpatient registration"},
+    "dept_admission": {"zh": "住院登记", "en": "admission"},
+    "dept_pharmacy": {"zh": "药房", "en": "pharmacy"},
+    "dept_cashiers": {"zh": "收款员", "en": "cashiers"},
+    "dept_nurse-stations": {"zh": "护士工作站", "en": "nurse stations"},
+    "dept_operating-rooms": {"zh": "手术室", "en": "operating rooms"},
+    "dept_medical-technology": {"zh": "医技检查", "en": "medical technology"},
+    "dept_all-departments": {"zh": "全院各部门", "en": "every department"},
 }
 
 
