@@ -162,6 +162,11 @@ def test_each_department_gets_its_notice_once_at_its_milestone(tmp_path):
             assert heard(hook, "milestone") == Counter({d: 1 for d in first})
             [body] = [b for _, p, b in hook.bodies if p == "/cashiers"]
             assert "30分钟未恢复" in body["text"] and "收款员" in body["text"]
+            # Once, even across a restart: what was sent is kept with the incident.
+            assert c.stop() == 0
+            c.start()
+            rounds(c)
+            assert heard(hook, "milestone") == Counter({d: 1 for d in first})
 
             out = cli(c, "announce", "manual", "--text", "09:40 起门诊手工挂号、手工收费")
             assert "hospital: whole-network outage" in out

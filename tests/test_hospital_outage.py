@@ -227,14 +227,18 @@ def test_it_declares_announces_and_the_data_is_reentered_by_the_next_day(tmp_pat
     assert inc["title"] == "hospital: whole-network outage"
     with pytest.raises(Refused, match="already declared"):
         h.run(1, h.desk.hospital.declare, "it", "again")
-    # IT starts manual work early (before 30 min): the first milestone's departments.
-    h.run(10, h.desk.hospital.announce, "manual", None, "it", "10:10 起手工挂号")
+    # IT starts manual work early (before 30 min): the first milestone's departments,
+    # and that meets the 30-min milestone (it asks for exactly that announcement).
+    got = h.run(10, h.desk.hospital.announce, "manual", None, "it", "09:10 起手工挂号")
     assert told(h.sent(), "manual") == ["admission", "cashiers", "pharmacy", "registration"]
-    assert told(h.tick(30), "milestone") == ["admission", "cashiers", "pharmacy", "registration"]
-    # At 40 min the announcement meets the 30-min milestone (it asks for exactly that).
-    got = h.run(40, h.desk.hospital.announce, "manual", None, "it", "按预案手工操作")
     [d] = [d for d in got["deadlines"] if d.key == "manual-30m"]
-    assert (d.status, d.met_by) == ("met", "it")
+    assert (d.status, d.met_by, d.met_at) == ("met", "it", at(10))
+    assert told(h.tick(30), "milestone") == ["admission", "cashiers", "pharmacy", "registration"]
+    # Only to the pharmacy: the 6-h milestone still waits for the others.
+    got = h.run(40, h.desk.hospital.announce, "manual", None, "it", "药房按请领单发药",
+                ["pharmacy"])
+    assert told(h.sent(), "manual") == ["pharmacy"]
+    assert {d.key: d.status for d in got["deadlines"]}["manual-6h"] == "due"
     # Back at 14:10 local: IT says it is over and announces the time to resume.
     h.run(310, h.desk.hospital.over, "it", "核心交换机已更换")
     with pytest.raises(Refused, match="no whole-network outage is declared"):

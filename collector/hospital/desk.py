@@ -19,7 +19,7 @@ from agent.wire import Event, new_event_id
 
 from ..incident_grades import mark_met
 from ..incidents import Change, Fault, Incident, IncidentBook, Refused
-from .notices import MANUAL, announce
+from .notices import MANUAL, announce, announced
 from .outage import DECLARER, OBSERVER, OUTAGE_CHECK, last_cleared, outage_event, read_core
 from .restore_tests import OVERDUE_CHECK, RestoreRegister, RestoreTest
 from .settings import Hospital
@@ -135,9 +135,11 @@ class HospitalDesk:
         language = desk.notifier.rules.settings.language if desk.notifier else "zh"
         changes, alert = announce(inc, kind, who, text, now, language, departments, milestones)
         if kind == MANUAL:
-            # The milestones reached ask for exactly this announcement (hospital §4.1).
-            for d in [d for d in inc.deadlines if d.departments and d.due_at <= now
-                      and d.status != "met"]:
+            # A milestone asks for exactly this announcement (hospital §4.1): met once
+            # every department it names has been told to start (early counts too).
+            started = set(alert.roles) | set(announced(inc))
+            for d in [d for d in inc.deadlines if d.departments and d.status != "met"
+                      and set(d.departments) <= started]:
                 changes += mark_met(inc, d.key, who, f"notice {kind}: {text}", now)
         desk.save(changes, ts, actor=who)
         if desk.notifier is not None:

@@ -82,6 +82,15 @@ def told(inc: Incident) -> list[str]:
     return list(dict.fromkeys(d.role for d in st.deliveries if d.message in reasons))
 
 
+def announced(inc: Incident) -> list[str]:
+    """Departments IT told to start manual work on this incident (its notes)."""
+    out: list[str] = []
+    for a in inc.notes:
+        if a.why.startswith(f"notice {MANUAL} to "):
+            out += a.why.removeprefix(f"notice {MANUAL} to ").split(": ", 1)[0].split(", ")
+    return list(dict.fromkeys(out))
+
+
 def announce(inc: Incident, kind: str, who: str, text: str, now: datetime, language: str,
              departments: list[str] | None = None, milestones: list[list[str]] = (),
              ) -> tuple[list[Change], Alert]:
