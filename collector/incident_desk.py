@@ -127,6 +127,8 @@ class IncidentDesk:
         # from before the outbox: put there now; the same key is never put twice).
         for inc in self.book.incidents():
             self._hand_out(waiting_on_agents(inc))
+        if self.hospital is not None and self.hospital.register is not None:
+            self.hospital.register.reload()     # a rolled-back restore test is not kept
         # Deliveries queued before a restart go out again (the dispatcher skips
         # ones it already holds).
         self.mail = self.notifier.pending(self.book.incidents()) if self.notifier else []

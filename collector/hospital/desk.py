@@ -6,8 +6,8 @@ thread with the incident desk (collector/incident_desk.py):
   longer is, at the moments the members' faults say (observation time);
 - `declare` / `over`: IT declares the outage, and says when it is over;
 - `announce`: IT's notice to the departments (notices.py), recorded on the
-  incident and sent through the notify routing; a start of manual work marks the
-  milestones reached as met (it is the announcement they ask for);
+  incident and sent through the notify routing; a start of manual work meets each
+  milestone whose departments have all been told (the announcement it asks for);
 - the monthly restore test's register (restore_tests.py).
 """
 

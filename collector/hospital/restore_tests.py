@@ -122,15 +122,20 @@ class RestoreRegister:
 
     def __init__(self, store, zone: tzinfo, now: float):
         self.store, self.zone = store, zone
+        self.reload()
         audit = getattr(store, "audit", None)
-        self.tests = [RestoreTest.from_data(r["data"]) for r in
-                      (audit.records(KIND) if audit is not None else [])]
         started = audit.records(STARTED) if audit is not None else []
         if started:
             self.began = datetime.fromisoformat(started[0]["data"]["at"])
         else:
             self.began = datetime.fromtimestamp(now, timezone.utc)
             store.record(now, STARTED, "collector", {"at": self.began.isoformat()})
+
+    def reload(self) -> None:
+        """Read the tests from the audit trail again (after a rolled-back transaction)."""
+        audit = getattr(self.store, "audit", None)
+        self.tests = [RestoreTest.from_data(r["data"]) for r in
+                      (audit.records(KIND) if audit is not None else [])]
 
     def record(self, test: RestoreTest, at: float) -> int:
         """Append one test to the audit trail (its own transaction); the record's seq."""
