@@ -211,6 +211,19 @@ def test_each_department_hears_once_at_its_milestone(tmp_path):
     assert not set(first) & set(inc.notify.roles)
 
 
+def test_a_member_falling_to_warning_ends_the_outage_at_that_moment(tmp_path):
+    h = Hospital(tmp_path)
+    h.event(0, MEMBERS[1], "critical")
+    h.event(5, MEMBERS[1], "ok")                  # an older clear, before the outage
+    h.event(10, MEMBERS[0], "critical")
+    h.event(12, MEMBERS[1], "critical")
+    inc = h.outage()
+    f = inc.faults[("collector", OUTAGE_CHECK)]
+    assert f.spans[-1][0] == at(12)
+    h.event(20, MEMBERS[0], "warning")            # not down, not cleared either
+    assert h.outage() is None and f.spans[-1][1] == at(20)
+
+
 def test_a_milestone_the_outage_did_not_reach_is_not_sent(tmp_path):
     h = Hospital(tmp_path)
     h.event(0, MEMBERS[0], "critical")

@@ -20,7 +20,7 @@ from agent.wire import Event, new_event_id
 from ..incident_grades import mark_met
 from ..incidents import Change, Fault, Incident, IncidentBook, Refused
 from .notices import MANUAL, announce, announced
-from .outage import DECLARER, OBSERVER, OUTAGE_CHECK, last_cleared, outage_event, read_core
+from .outage import DECLARER, OBSERVER, OUTAGE_CHECK, back_at, outage_event, read_core
 from .restore_tests import OVERDUE_CHECK, RestoreRegister, RestoreTest
 from .settings import Hospital
 
@@ -37,7 +37,6 @@ class HospitalDesk:
         self.branch = settings.outage_branch()
         self.core = settings.core
         self.members = {(m.branch, m.check) for m in self.core.members}
-        self.member_checks = {m.check for m in self.core.members}
         self.register = (RestoreRegister(desk.store, zone, desk.clock())
                          if settings.restore_tests else None)
 
@@ -53,8 +52,10 @@ class HospitalDesk:
         return None
 
     def observe(self, book: IncidentBook, changes: list[Change], at: float) -> list[Change]:
-        """The outage fault's start or end when a core member's change moved the share."""
-        if not self.members or not any(c.check in self.member_checks for c in changes):
+        """The outage fault's start or end when the core's share was reached or lost."""
+        # Every save, not only those with a member's change: a member going from
+        # critical to warning is no incident change, yet it may end the outage.
+        if not self.members:
             return []
         branches = {b for b, _ in self.members}
         faults = [f for b in branches for inc in book.index.live(b) if not inc.drill
@@ -66,7 +67,10 @@ class HospitalDesk:
                                                  f"whole network out: {reading.reason()}",
                                                  reading.since), now)
         if not reading.out and held is not None:
-            end = max(last_cleared(self.core, faults) or now, held[1].last_at)
+            # Back at the moment the share was lost (a member cleared, or left the
+            # down states), by observation time.
+            start = held[1].spans[-1][0]
+            end = max(back_at(self.core, faults, start) or now, held[1].last_at)
             return book.apply_event(outage_event(OBSERVER, self.branch, False,
                                                  f"core back: {reading.reason()}", end), now)
         return []

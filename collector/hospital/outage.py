@@ -76,12 +76,16 @@ def read_core(core: Core, faults: Iterable[Fault]) -> CoreReading:
                        len(core.members))
 
 
-def last_cleared(core: Core, faults: Iterable[Fault]) -> datetime | None:
-    """The latest moment a member's fault cleared: when the core came back."""
+def back_at(core: Core, faults: Iterable[Fault], since: datetime) -> datetime | None:
+    """The first moment after `since` at which fewer than the needed members were down
+    (a member cleared, or left the down states), by the members' fault spans."""
     members = {(m.branch, m.check) for m in core.members}
-    ends = [f.spans[-1][1] for f in faults if (f.branch, f.check) in members
-            and f.spans and f.spans[-1][1] is not None]
-    return max(ends) if ends else None
+    spans = [(s, e) for f in faults if (f.branch, f.check) in members
+             for s, e in stopping_spans(f, core.states)]
+    for t in sorted({e for _, e in spans if e is not None and e >= since}):
+        if sum(1 for s, e in spans if s <= t and (e is None or t < e)) < core.needed():
+            return t
+    return None
 
 
 def outage_event(agent: str, branch: str, on: bool, reason: str, at: datetime) -> Event:
