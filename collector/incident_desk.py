@@ -143,7 +143,7 @@ class IncidentDesk:
 
     def _save(self, changes: list[Change], at: float, actor: str = "collector") -> None:
         changes, self.held = changes + self.held, []
-        if self.hospital is not None:          # the core moved: is the whole network out?
+        if self.hospital is not None:          # domain.md §2.3: is the whole network out?
             changes = changes + self.hospital.observe(self.book, changes, at)
         if not changes:
             return

@@ -240,6 +240,8 @@ def test_it_declares_announces_and_the_data_is_reentered_by_the_next_day(tmp_pat
     assert inc["title"] == "hospital: whole-network outage"
     with pytest.raises(Refused, match="already declared"):
         h.run(1, h.desk.hospital.declare, "it", "again")
+    [(who, opened)] = h.audit("incident.opened")                 # audited under IT's name
+    assert who == "it" and "declared by it: HIS 全部终端无法登录" in opened["detail"]
     # IT starts manual work early (before 30 min): the first milestone's departments,
     # and that meets the 30-min milestone (it asks for exactly that announcement).
     got = h.run(10, h.desk.hospital.announce, "manual", None, "it", "09:10 起手工挂号")
