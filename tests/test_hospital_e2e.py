@@ -9,14 +9,19 @@ The timeline: 2 of the 4 core members go down at 09:00 -> the whole network is o
 operating rooms and medical technology hear it (the cashiers do not, again) -> the
 core is back -> IT announces the time to resume -> the re-entry deadlines stand.
 The monthly restore test is recorded by the CLI and shows on /metrics.
+
+Then a real agent in the server room probes three real TCP servers (the core): one
+down is no outage, two are; a ward's agent falling silent is none either.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 from collections import Counter
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -24,6 +29,7 @@ from zoneinfo import ZoneInfo
 from agent.wire import Batch, Event, encode, new_event_id
 from collector.api import token_hash
 
+from .support.agent import AgentProcess
 from .support.collector import CollectorProcess, DrillClock
 from .support.console import console_yaml
 from .support.notify import HttpSink
@@ -224,3 +230,101 @@ def test_each_department_gets_its_notice_once_at_its_milestone(tmp_path):
             cli(c, "restore-test", "--restored", "HIS 全库", "--result", "passed")
             wait_for(lambda: get(c, f"/api/v1/incidents/{late[0]['id']}")["status"] == "resolved",
                      what="a passed test to end the overdue alert")
+
+
+# --- observed by a real agent on the real core ----------------------------------------------
+
+class Server:
+    """A HIS server as the server room's agent reaches it: answers TCP until taken
+    down, and answers again on the same port once brought back."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self._serve()
+
+    def _serve(self):
+        sock = self.sock
+
+        def accept():
+            while True:
+                try:
+                    conn, _ = sock.accept()
+                except OSError:
+                    return
+                conn.close()
+        threading.Thread(target=accept, daemon=True).start()
+
+    def down(self):
+        self.sock.close()
+
+    def up(self):
+        self.sock = socket.create_server(("127.0.0.1", self.port))
+        self._serve()
+
+
+def room_agent(folder, agent: str, branch: str, token: str, url: str,
+               servers: dict[str, Server]) -> dict:
+    return {"agent": {"id": agent, "branch": branch},
+            "state": {"debounce": 1},
+            "host": {"tcp": [{"name": name, "host": "127.0.0.1", "port": s.port,
+                              "timeout": 0.5, "interval": 0.3} for name, s in servers.items()]},
+            "collector": {"url": url, "token": token, "heartbeat_interval": 0.5,
+                          "timeout": 0.4, "spool": {"path": str(folder / "spool.db")}}}
+
+
+def test_a_real_agent_sees_the_core_go_and_a_silent_ward_is_no_outage(tmp_path):
+    servers = {"his-db": Server(), "his-app": Server(), "his-pacs": Server()}
+    ward_token = "token-hospital-e2e-w1-xxxxxxxxxxxx"
+    extra_yaml = f"""operators:
+  - {{name: it-zhang, roles: [operator], token_sha256: {token_hash(IT)}}}
+incidents: {{window: 120, deadman_grace: 1}}
+grading:
+  tables: [hospital]
+  calendar: {{timezone: Asia/Shanghai}}
+runbooks: {{auto_start: false}}
+hospital:
+  core:
+    share: 0.5
+    members:
+      - {{branch: HIS-ROOM, check: tcp/his-db, name: HIS 数据库}}
+      - {{branch: HIS-ROOM, check: tcp/his-app, name: HIS 应用}}
+      - {{branch: HIS-ROOM, check: tcp/his-pacs, name: PACS}}
+"""
+    c = CollectorProcess(tmp_path / "collector", {"h1": ("HIS-ROOM", AGENT),
+                                                  "w1": ("WARD", ward_token)}, extra=extra_yaml)
+    with c:
+        folders = [tmp_path / "h1", tmp_path / "w1"]
+        for f in folders:
+            f.mkdir()
+        room = AgentProcess(folders[0], room_agent(folders[0], "h1", "HIS-ROOM", AGENT, c.url,
+                                                   servers)).start()
+        ward = AgentProcess(folders[1], room_agent(folders[1], "w1", "WARD", ward_token, c.url,
+                                                   {})).start()
+        try:
+            wait_for(lambda: metric(c, "branchwatch_collector_agents_seen") == 2,
+                     what="both agents heard")
+            ward.stop()                                   # the ward's agent falls silent
+            wait_for(lambda: [i for i in get(c, "/api/v1/incidents")["incidents"]
+                              if i["branch"] == "WARD"], what="the silent ward")
+            servers["his-db"].down()                      # 1 of 3: below the share
+            wait_for(lambda: [i for i in get(c, "/api/v1/incidents")["incidents"]
+                              if i["branch"] == "HIS-ROOM"], what="the server fault")
+            rounds(c)
+            assert get(c, "/api/v1/hospital")["outage"] is None
+            servers["his-app"].down()                     # 2 of 3 (needed: 2)
+            out = wait_for(lambda: get(c, "/api/v1/hospital")["outage"], what="the outage")
+            assert out["observed"] and "2 of 3 core members down" in out["reason"]
+            assert "HIS 数据库" in out["reason"] and "HIS 应用" in out["reason"]
+            servers["his-db"].up()
+            wait_for(lambda: get(c, "/api/v1/hospital")["outage"] is None, what="the core back")
+            # hospital §6.4: re-entry deadlines once the network is back.
+            wait_for(lambda: [i for i in get(c, "/api/v1/incidents")["incidents"]
+                              if i["title"] == "hospital: whole-network outage" and
+                              {"reentry-important", "reentry-all"} <= {
+                                  d["key"] for d in i["deadlines"]}], what="re-entry deadlines")
+        finally:
+            room.stop()
+            ward.stop()
+            for s in servers.values():
+                s.down()
