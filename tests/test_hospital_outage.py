@@ -253,6 +253,8 @@ def test_it_declares_announces_and_the_data_is_reentered_by_the_next_day(tmp_pat
     got = h.run(40, h.desk.hospital.announce, "manual", None, "it", "药房按请领单发药",
                 ["pharmacy"])
     assert told(h.sent(), "manual") == ["pharmacy"]
+    with pytest.raises(Refused, match="nobody holds the department role 'kitchen'"):
+        h.run(41, h.desk.hospital.announce, "manual", None, "it", "x", ["kitchen"])
     assert {d.key: d.status for d in got["deadlines"]}["manual-6h"] == "due"
     # Back at 14:10 local: IT says it is over and announces the time to resume.
     h.run(310, h.desk.hospital.over, "it", "核心交换机已更换")

@@ -137,6 +137,11 @@ class HospitalDesk:
         milestones = [list(d.departments) for d in (table.deadlines if table else ())
                       if d.departments]
         language = desk.notifier.rules.settings.language if desk.notifier else "zh"
+        if departments and desk.notifier is not None:
+            nobody = [d for d in departments if not desk.notifier.rules.holders([d])]
+            if nobody:
+                raise Refused(f"nobody holds the department role {nobody[0]!r} "
+                              "(notify.people[].roles or notify.groups)")
         changes, alert = announce(inc, kind, who, text, now, language, departments, milestones)
         if kind == MANUAL:
             # A milestone asks for exactly this announcement (hospital §4.1): met once
