@@ -123,8 +123,7 @@ class RestoreRegister:
     def __init__(self, store, zone: tzinfo, now: float):
         self.store, self.zone = store, zone
         self.reload()
-        audit = getattr(store, "audit", None)
-        started = audit.records(STARTED) if audit is not None else []
+        started = _records(store, STARTED)
         if started:
             self.began = datetime.fromisoformat(started[0]["data"]["at"])
         else:
@@ -133,9 +132,7 @@ class RestoreRegister:
 
     def reload(self) -> None:
         """Read the tests from the audit trail again (after a rolled-back transaction)."""
-        audit = getattr(self.store, "audit", None)
-        self.tests = [RestoreTest.from_data(r["data"]) for r in
-                      (audit.records(KIND) if audit is not None else [])]
+        self.tests = [RestoreTest.from_data(r["data"]) for r in _records(self.store, KIND)]
 
     def record(self, test: RestoreTest, at: float) -> int:
         """Append one test to the audit trail (its own transaction); the record's seq."""
@@ -146,3 +143,10 @@ class RestoreRegister:
     def status(self, now: datetime) -> Status:
         """The register's status at `now`."""
         return status(self.tests, self.began, now, self.zone)
+
+
+def _records(store, kind: str) -> list[dict]:
+    """The store's audit records of one kind (a store without a readable trail: none)."""
+    audit = getattr(store, "audit", None)
+    records = getattr(audit, "records", None)
+    return records(kind) if records is not None else []
