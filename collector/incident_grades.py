@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from .grading import (Assertion, Calendar, Grading, GradingTable, IncidentFacts, classify,
-                      observed_spans, plan_deadlines, raise_only)
+                      observed_span_lists, plan_deadlines, raise_only)
 from .incidents import Change, Incident, Refused
 
 
@@ -139,7 +139,7 @@ def _plan(inc: Incident, rec: GradeRecord, table: GradingTable, facts: IncidentF
     history += [(m.grade, m.reached_at, m.rule) for m in computed.matches]
     ended = facts.ended_at
     planned = plan_deadlines(table, inc.started_at, ended, history, now,
-                             observed=observed_spans(facts, now), zone=zone)
+                             observed=observed_span_lists(facts, now), zone=zone)
     known = {(d.table, d.key): d for d in inc.deadlines}
     changes = []
     for p in planned:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from collector.grading import (Calendar, IncidentFacts, Observed, Outage, classify, history_from,
-                               load_tables, observed_spans, plan_deadlines)
+                               load_tables, observed_span_lists, observed_spans, plan_deadlines)
 
 TABLES = load_tables(["cbrc", "hospital"])
 CBRC, HOSPITAL = TABLES["cbrc"], TABLES["hospital"]
@@ -173,3 +173,23 @@ def test_no_reentry_deadline_while_the_network_is_still_out():
     got = plan([("2", 0, "class-2-observed")], 45, table=HOSPITAL,
                observed={"network_down_whole": (T0, None)}, zone=SH)
     assert "reentry-important" not in got and "reentry-all" not in got
+
+
+def test_each_separate_outage_plans_its_own_milestones_and_reentry():
+    spans = [(at(0), at(10)), (at(15), at(60)), (at(100), None)]
+    got = plan([("2", 0, "class-2-observed")], 120, table=HOSPITAL,
+               observed={"network_down_whole": spans}, zone=SH)
+    # The first (10 min) reached no milestone; the second reached 30 min; the third is on.
+    assert {k: v for k, v in got.items() if k.startswith("manual")} == {
+        "manual-30m-2": 45, "manual-30m-3": 130, "manual-6h-3": 100 + 6 * H,
+        "manual-24h-3": 100 + 24 * H}
+    assert {k for k in got if k.startswith("reentry")} == {
+        "reentry-important", "reentry-all", "reentry-important-2", "reentry-all-2"}
+
+
+def test_observed_span_lists_keeps_separate_outages_apart():
+    f = IncidentFacts(T0, None, observed=(
+        Observed("network_down_whole", at(0), at(10)), Observed("network_down_whole", at(5), at(12)),
+        Observed("network_down_whole", at(15), None)))
+    assert observed_span_lists(f, at(30)) == {
+        "network_down_whole": [(at(0), at(12)), (at(15), None)]}

@@ -354,3 +354,21 @@ def test_the_outage_and_the_overdue_test_get_their_runbooks(tmp_path):
         h.desk.hospital_tick()
     [late] = [i for i in h.desk.book.incidents() if "restore test" in i.title]
     assert [r.runbook.id for r in late.runbooks] == ["restore-test"]
+
+
+def test_an_outage_again_after_a_recovery_has_its_own_milestones(tmp_path):
+    h = Hospital(tmp_path)
+    h.event(0, MEMBERS[0], "critical")
+    h.event(0, MEMBERS[1], "critical")
+    h.event(10, MEMBERS[1], "ok")                 # back after 10 min: no milestone
+    h.event(15, MEMBERS[1], "critical")           # out again, in the same incident
+    inc = h.outage()
+    assert [s for s, _ in inc.faults[("collector", OUTAGE_CHECK)].spans] == [at(0), at(15)]
+    assert told(h.tick(30), "milestone") == []    # 30 min after the first start: nothing
+    assert told(h.tick(44), "milestone") == []
+    sent = h.tick(45)                             # 30 min after the second start
+    assert told(sent, "milestone") == ["admission", "cashiers", "pharmacy", "registration"]
+    assert "30 min" in next(o.text for o in h.desk.mail if o.to == "cashiers")
+    assert {d.key: d.due_at for d in inc.deadlines if d.departments} == {
+        "manual-30m-2": at(45), "manual-6h-2": at(375), "manual-24h-2": at(1455)}
+    assert told(h.tick(46), "milestone") == []

@@ -19,7 +19,7 @@ from agent.wire import Event, new_event_id
 
 from ..incident_grades import mark_met
 from ..incidents import Change, Fault, Incident, IncidentBook, Refused
-from .notices import MANUAL, announce, announced
+from .notices import MANUAL, announce, announced, outage_start
 from .outage import DECLARER, OBSERVER, OUTAGE_CHECK, back_at, outage_event, read_core
 from .restore_tests import OVERDUE_CHECK, RestoreRegister, RestoreTest
 from .settings import Hospital
@@ -146,10 +146,11 @@ class HospitalDesk:
         if kind == MANUAL:
             # A milestone asks for exactly this announcement (hospital §4.1): met once
             # every department it names has been told to start (early counts too).
-            started = set(alert.roles) | set(announced(inc))
-            for d in [d for d in inc.deadlines if d.departments and d.status != "met"
-                      and set(d.departments) <= started]:
-                changes += mark_met(inc, d.key, who, f"notice {kind}: {text}", now)
+            for d in [d for d in inc.deadlines if d.departments and d.status != "met"]:
+                # The announcements of this outage only (not of one before a recovery).
+                since = outage_start(inc, min(d.due_at, now))
+                if set(d.departments) <= set(alert.roles) | set(announced(inc, since)):
+                    changes += mark_met(inc, d.key, who, f"notice {kind}: {text}", now)
         desk.save(changes, ts, actor=who)
         if desk.notifier is not None:
             desk.send_alerts([alert], ts)

@@ -38,10 +38,14 @@ def department_names(departments: Iterable[str], language: str) -> str:
     return joined([words.get(d, d) for d in departments], language)
 
 
-def outage_start(inc: Incident) -> datetime | None:
-    """When the incident's whole-network outage began (declared or observed)."""
-    starts = [f.spans[0][0] for f in inc.faults.values() if f.check == OUTAGE_CHECK and f.spans]
-    return min(starts) if starts else None
+def outage_start(inc: Incident, by: datetime | None = None) -> datetime | None:
+    """When the incident's whole-network outage began (declared or observed): the
+    first one, or the latest one begun by `by` (an outage again after a recovery)."""
+    starts = [s for f in inc.faults.values() if f.check == OUTAGE_CHECK
+              for s, _ in f.spans if by is None or s <= by]
+    if not starts:
+        return None
+    return min(starts) if by is None else max(starts)
 
 
 def milestone_key(d) -> str:
@@ -53,11 +57,11 @@ def milestones_due(inc: Incident, sent: Iterable[str], now: datetime,
                    language: str) -> list[Alert]:
     """The milestone notices due now and not yet sent, one per milestone reached."""
     sent = set(sent)
-    start = outage_start(inc)
     out = []
     for d in inc.deadlines:
         if not d.departments or d.due_at > now or milestone_key(d) in sent:
             continue
+        start = outage_start(inc, d.due_at)
         lasted = duration(d.due_at - start, language) if start is not None else d.title
         words = template(language)["notices"]["milestone"]
         detail = words.format(lasted=lasted, departments=department_names(d.departments,
@@ -82,11 +86,12 @@ def told(inc: Incident) -> list[str]:
     return list(dict.fromkeys(d.role for d in st.deliveries if d.message in reasons))
 
 
-def announced(inc: Incident) -> list[str]:
-    """Departments IT told to start manual work on this incident (its notes)."""
+def announced(inc: Incident, since: datetime | None = None) -> list[str]:
+    """Departments IT told to start manual work on this incident (its notes), since a
+    moment (the start of the outage a milestone belongs to)."""
     out: list[str] = []
     for a in inc.notes:
-        if a.why.startswith(f"notice {MANUAL} to "):
+        if a.why.startswith(f"notice {MANUAL} to ") and (since is None or a.at >= since):
             out += a.why.removeprefix(f"notice {MANUAL} to ").split(": ", 1)[0].split(", ")
     return list(dict.fromkeys(out))
 
