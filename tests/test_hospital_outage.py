@@ -31,6 +31,8 @@ from collector.incidents import Fault, Refused
 from collector.notify.notifier import Notifier
 from collector.store import SqliteStore
 
+from .support.store_backend import backend, pg_server  # noqa: F401
+
 SH = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=SH).astimezone(timezone.utc)   # Monday 09:00
 TOKEN = "c" * 64
@@ -73,10 +75,10 @@ notify:
 class Hospital:
     """One desk on a clock the test moves."""
 
-    def __init__(self, tmp_path, share: float = 0.5, runbooks: bool = False):
+    def __init__(self, tmp_path, share: float = 0.5, runbooks: bool = False, store=None):
         self.path = tmp_path / "collector.db"
         self.now = [T0.timestamp()]
-        self.store = SqliteStore(self.path)
+        self.store = store if store is not None else SqliteStore(self.path)
         config = parse(config_text(share))
         grader = Grader.from_config(config)
         self.desk = IncidentDesk(self.store, lambda: self.now[0], window=120,
@@ -372,3 +374,17 @@ def test_an_outage_again_after_a_recovery_has_its_own_milestones(tmp_path):
     assert {d.key: d.due_at for d in inc.deadlines if d.departments} == {
         "manual-30m-2": at(45), "manual-6h-2": at(375), "manual-24h-2": at(1455)}
     assert told(h.tick(46), "milestone") == []
+
+
+def test_the_register_and_a_declared_outage_on_both_backends(tmp_path, backend):  # noqa: F811
+    h = Hospital(tmp_path, store=backend.open())
+    h.run(0, h.desk.hospital.declare, "it", "HIS 全部终端无法登录")
+    test = RestoreTest("li", at(5), "HIS 全库", "passed", "", at(5))
+    h.run(5, h.desk.hospital.record_test, test)
+    # A restart: the register, when it began and the outage come back from the store.
+    again = Hospital(tmp_path, store=backend.open())
+    reg = again.desk.hospital.register
+    assert reg.tests == [test] and reg.began == T0
+    assert again.outage() is not None
+    due = again.desk.hospital.tests_dict(at(6).timestamp())["due_at"]
+    assert datetime.fromisoformat(due) == datetime(2027, 1, 7, 9, 5, tzinfo=SH)
