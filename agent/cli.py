@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        if args.command in ("collector", "audit", "incidents", "runbook", "report", "drill", "fleet"):
+        if args.command in ("collector", "audit", "incidents", "runbook", "report", "drill", "fleet",
+                            "hospital"):
             from collector.cli import run as run_collector
             return run_collector(args)
         if args.command == "enrol":

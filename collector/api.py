@@ -43,6 +43,7 @@ from .fleet import http as fleet_http
 from .fleet.enrol_http import add_enrol_routes
 from .fleet.reload import add_reload_route, with_enrolled
 from .notify.silences_http import add_silence_routes, refresh as refresh_silences
+from .hospital.http import add_hospital_routes
 from .web.routes import add_console_routes
 from .api_people import (READERS, act_on_incident, act_on_step, get_incident, list_incidents,
                          list_runbooks, report_fault, start_runbook)
@@ -270,7 +271,7 @@ async def _deadman_loop(st: _State) -> None:
             continue
         # Separate jobs: a grading bug must not stop the dead-man, nor the reverse.
         jobs = (st.desk.deadman, st.desk.grade_all, st.desk.advance_runbooks,
-                st.desk.notify_tick, st.desk.publish)
+                st.desk.hospital_tick, st.desk.notify_tick, st.desk.publish)
         if st.lead.shared:                 # heartbeats other collectors stored
             jobs = (lambda: absorb_heartbeats(st.desk), *jobs)
         for job in jobs:
@@ -350,7 +351,8 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
                                regulator_table(grader.tables) is not None),
                            reporter=config.reports.reporter,
                            notifier=Notifier.from_config(config, grader.tables),
-                           shared=lease is not None and not isinstance(lease, SoleLease))
+                           shared=lease is not None and not isinstance(lease, SoleLease),
+                           hospital=config.hospital)
     if st.desk.notifier is not None and hasattr(store, "audit"):   # audit head
         st.desk.notifier.footer = lambda: head_line(store.audit.live_head())
     st.metrics.desk = st.desk
@@ -361,6 +363,7 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
     add_enrol_routes(app)             # enrolment by one-time code, revocation
     add_reload_route(app)             # POST /api/v1/reload: as SIGHUP
     add_silence_routes(app)           # silences set by people (and at Alertmanager)
+    add_hospital_routes(app)          # whole-network outage, notices, restore tests (§2.3)
     if config.console.enabled:
         add_console_routes(app)       # the operators' web console (issue 8)
     st.writer = st.metrics.writer = Writer(store, on_failure=st.desk.reload)

@@ -17,7 +17,8 @@ import sys
 
 from .config import ConfigError, load
 
-COMMANDS = ("collector", "audit", "incidents", "runbook", "report", "drill", "fleet")
+COMMANDS = ("collector", "audit", "incidents", "runbook", "report", "drill", "fleet",
+            "hospital")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -65,6 +66,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_drill(sub)
     from .fleet.cli import add_command as add_fleet      # versions, drift (collector/fleet/)
     add_fleet(sub)
+    from .hospital.cli import add_command as add_hospital   # domain.md §2.3
+    add_hospital(sub)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
         if args.command == "fleet":
             from .fleet.cli import run as run_fleet
             return run_fleet(args)
+        if args.command == "hospital":
+            from .hospital.cli import run as run_hospital
+            return run_hospital(args)
     except ConfigError as e:
         print(f"branchwatch: {e}", file=sys.stderr)
         return 2

@@ -20,6 +20,8 @@ from .web.passwords import PATTERN as PASSWORD_PATTERN
 from .web.throttle import normalise
 
 from .notify.settings import Notify
+from .hospital.settings import Hospital
+from .hospital.settings import problems as _hospital_problems
 from .notify.settings import problems as _notify_problems
 
 __all__ = ["Config", "ConfigError", "load", "parse", "AgentEntry", "Operator"]
@@ -130,7 +132,9 @@ DEFAULT_BUSINESS_STOPS = [
 
 # domain.md §2.2, class 2 and 3 from observation.
 DEFAULT_OBSERVED = [
-    ObservedKind(kind="network_down_whole", checks=["agent/*/silent"]),
+    # domain.md §2.3: declared by IT or observed on the configured core (hospital.core),
+    # never one silent agent alone: the outage is its own fault (collector/hospital/).
+    ObservedKind(kind="network_down_whole", checks=["network/whole"]),
     ObservedKind(kind="uplink_down", checks=["line/*"]),
     ObservedKind(kind="switch_down", checks=["switch/*/reachable"]),
     ObservedKind(kind="backup_failed", checks=["backup/*"]),
@@ -237,6 +241,7 @@ class Config(_S):
     drills: DrillSettings = msgspec.field(default_factory=DrillSettings)   # domain.md §5
     console: Console = msgspec.field(default_factory=Console)   # issue 8: collector/web/
     audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
+    hospital: Hospital = msgspec.field(default_factory=Hospital)   # domain.md §2.3: collector/hospital/
 
     def checkpoint_path(self) -> Path:
         """The append-only file the audit head is written to."""
@@ -350,6 +355,10 @@ def _semantic_problems(c: Config):
         names.setdefault(key, u.name)
     if c.notify != Notify():
         yield from _notify_problems(c.notify, _tables(c.grading))
+    held = ({r for p in c.notify.people for r in p.roles} | set(c.notify.groups)
+            if c.notify.configured() else None)
+    yield from _hospital_problems(c.hospital, {a.branch for a in c.agents}, c.grading.tables,
+                                  _tables(c.grading) if c.hospital.configured() else {}, held)
 
 
 def _tables(g: Grading) -> dict:

@@ -33,6 +33,8 @@ from .engine.actions import ActionOutbox
 from .engine.log_engine import LogEngine
 from .incident_codec import to_dict
 from .grader import GRADING_ACTIONS, Grader
+from .hospital.desk import HospitalDesk
+from .hospital.settings import Hospital
 from .incident_reporter import change_reporter, name_designated
 from .incident_runbooks import (RECORD_ACTIONS, Execute, Runbooks, moves_by_itself,
                                 waiting_on_agents)
@@ -70,7 +72,8 @@ class IncidentDesk:
     def __init__(self, store: Store, clock: Callable[[], float], window: float = 120.0,
                  deadman_grace: float | None = None, grader: Grader | None = None,
                  runbooks: Runbooks | None = None, notifier=None, reporter: str | None = None,
-                 shared: bool = False):
+                 shared: bool = False,
+                 hospital: Hospital | None = None):
         self.store, self.clock, self.grace, self.window = store, clock, deadman_grace, window
         self.reporter = reporter               # the designated one (reports.reporter)
         self.grader, self.runbooks = grader, runbooks
@@ -110,6 +113,9 @@ class IncidentDesk:
                 self.lasts[a.agent] = AgentLast(
                     agent=a.agent, branch=a.branch, region=a.region, last_heard=a.heartbeat_at,
                     interval=a.interval, checks={c.check: c.state for c in a.checks})
+        # domain.md §2.3: the hospital's whole-network outage, notices, restore tests.
+        self.hospital = HospitalDesk(self, hospital, grader.calendar.zone if grader else
+                                     timezone.utc) if hospital and hospital.configured() else None
         self.reload()
 
     def reload(self) -> None:
@@ -129,6 +135,8 @@ class IncidentDesk:
         # from before the outbox: put there now; the same key is never put twice).
         for inc in self.book.incidents():
             self._hand_out(waiting_on_agents(inc))
+        if self.hospital is not None and self.hospital.register is not None:
+            self.hospital.register.reload()     # a rolled-back restore test is not kept
         # Deliveries queued before a restart go out again (the dispatcher skips
         # ones it already holds).
         self.mail = self.notifier.pending(self.book.incidents()) if self.notifier else []
@@ -137,8 +145,14 @@ class IncidentDesk:
         # Date for people, a random part so ids never repeat across restarts.
         return f"INC-{_utc(self.clock()):%Y%m%d}-{uuid.uuid4().hex[:6]}"
 
+    def save(self, changes: list[Change], at: float, actor: str = "collector") -> None:
+        """Save (with what follows: runbooks, notifications) and audit these changes."""
+        self._save(changes, at, actor)
+
     def _save(self, changes: list[Change], at: float, actor: str = "collector") -> None:
         changes, self.held = changes + self.held, []
+        if self.hospital is not None:          # domain.md §2.3: is the whole network out?
+            changes = changes + self.hospital.observe(self.book, changes, at)
         if not changes:
             return
         for c in [c for c in changes if c.kind == "opened"]:
@@ -151,6 +165,10 @@ class IncidentDesk:
             for c in [c for c in changes if c.kind in ("opened", "joined")]:
                 more, executes = self.runbooks.opened(self.book.get(c.incident_id), _utc(at),
                                                       first=c.kind == "opened")
+                changes = changes + more
+                self._hand_out(executes)
+            if self.hospital is not None:      # domain.md §2.3: the outage's own runbook
+                more, executes = self.hospital.outage_runbooks(self.runbooks, changes, _utc(at))
                 changes = changes + more
                 self._hand_out(executes)
             changes, self.held = changes + self.held, []
@@ -168,6 +186,18 @@ class IncidentDesk:
             self.mail += notes.outbox
 
     # --- notifications (issue 7) -----------------------------------------------------
+    def hospital_tick(self) -> None:
+        """Once a second: the hospital's overdue restore test (collector/hospital/desk.py)."""
+        if self.hospital is not None:
+            self.hospital.tick()
+
+    def send_alerts(self, alerts: list, at: float) -> None:
+        """Alerts a person's act raised (the hospital's notices) through the pipeline."""
+        notes = self.notifier.send(alerts, self._incident, _utc(at))
+        self.store.save_incidents([self.book.get(i) for i in notes.touched], at,
+                                  [(at, k, "collector", d) for k, d in notes.records])
+        self.mail += notes.outbox
+
     def notify_tick(self) -> int:
         """Once a second: escalations, deadline reminders, held alerts, refreshes."""
         if self.notifier is None:
@@ -477,6 +507,14 @@ class IncidentDesk:
         if not f.active:
             raise Refused(f"{check} on {inc.id} is already cleared")
         return self.book.apply_event(cleared_event(f.branch, check, who, why, now), now)
+
+    def incident(self, incident_id: str):
+        """An incident by id (KeyError when unknown)."""
+        return self._incident(incident_id)
+
+    def incident_dict(self, incident_id: str) -> dict:
+        """An incident as the API shows it."""
+        return to_dict(self._incident(incident_id))
 
     def _incident(self, incident_id: str):
         """An incident by id, from the book or (closed before a restart) the store."""

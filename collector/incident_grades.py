@@ -23,10 +23,10 @@ Rules, cited where they live:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timezone
 
 from .grading import (Assertion, Calendar, Grading, GradingTable, IncidentFacts, classify,
-                      observed_spans, plan_deadlines, raise_only)
+                      observed_span_lists, plan_deadlines, raise_only)
 from .incidents import Change, Incident, Refused
 
 
@@ -99,7 +99,7 @@ def regrade(inc: Incident, facts: IncidentFacts, tables: dict[str, GradingTable]
         rec = inc.grades.setdefault(name, GradeRecord(name))
         computed = classify(facts, table, calendar, now)
         changes += _apply_grade(inc, rec, table, computed, now)
-        changes += _plan(inc, rec, table, facts, computed, now)
+        changes += _plan(inc, rec, table, facts, computed, now, calendar.zone)
     changes += _misses(inc, now)
     return changes
 
@@ -131,7 +131,7 @@ def _apply_grade(inc: Incident, rec: GradeRecord, table: GradingTable, computed:
 
 
 def _plan(inc: Incident, rec: GradeRecord, table: GradingTable, facts: IncidentFacts,
-          computed: Grading, now: datetime) -> list[Change]:
+          computed: Grading, now: datetime, zone=timezone.utc) -> list[Change]:
     # Every grade the incident held (with when its rule first held) and every
     # rule holding now: deadlines count from the first reaching (domain.md §3).
     history = [(h.grade, h.reached_at, h.rule) for h in rec.history
@@ -139,7 +139,7 @@ def _plan(inc: Incident, rec: GradeRecord, table: GradingTable, facts: IncidentF
     history += [(m.grade, m.reached_at, m.rule) for m in computed.matches]
     ended = facts.ended_at
     planned = plan_deadlines(table, inc.started_at, ended, history, now,
-                             observed=observed_spans(facts, now))
+                             observed=observed_span_lists(facts, now), zone=zone)
     known = {(d.table, d.key): d for d in inc.deadlines}
     changes = []
     for p in planned:

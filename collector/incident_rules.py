@@ -16,6 +16,8 @@ SUPPRESSIBLE = frozenset({"port", "service"})
 # check pattern -> category; first match wins.
 CATEGORIES: list[tuple[str, str]] = [
     ("agent/*/silent", "silent"),
+    ("network/whole", "whole_network"),       # domain.md §2.3 (collector/hospital/outage.py)
+    ("hospital/restore-test", "restore_test"),   # hospital §5.5 (collector/hospital/restore_tests.py)
     ("ups/*/on_battery", "on_battery"),
     ("ups/*", "ups"),
     ("line/*", "network"),
@@ -47,6 +49,9 @@ def _rule(title: str, all_of: Iterable[str], only: Iterable[str] | None = None) 
 
 # First match wins; re-evaluated as faults join.
 TITLE_RULES: list[TitleRule] = [
+    # domain.md §2.3: the hospital's whole network is out, whatever else failed with it.
+    _rule("hospital: whole-network outage", ["whole_network"]),
+    _rule("hospital: monthly restore test overdue", ["restore_test"], ["restore_test"]),
     _rule("branch unreachable{silence}", ["silent"]),
     _rule("power outage", ["on_battery", "network"]),
     _rule("network outage{diagnosis}", ["network"], ["network", "switch", "port", "service"]),

@@ -17,7 +17,11 @@ ROLES = ("viewer", "operator", "leadership")
 
 VIEWER = frozenset({"logout", "read"})
 OPERATOR = VIEWER | frozenset({"ack", "note", "deadline", "confirm", "skip", "fail", "start",
-                               "draft", "drill", "report", "clear"})
+                               "draft", "drill", "report", "clear",
+                               # domain.md §2.3: IT (the execution group) declares the
+                               # whole-network outage, announces to the departments and
+                               # records the monthly restore test (collector/hospital/).
+                               "declare", "announce", "restore_test"})
 LEADERSHIP = OPERATOR | frozenset({"resolve", "close", "grade", "criterion", "withdraw",
                                    "issue", "reporter"})
 ROLE_ACTIONS = {"viewer": VIEWER, "operator": OPERATOR, "leadership": LEADERSHIP}

@@ -302,3 +302,21 @@ def test_a_secret_inline_and_in_a_file_is_an_error(tmp_path):
 """)
     found = errors(run("check-config", "--no-files", str(path), cwd=tmp_path), path)
     assert found == ["switches[0].snmp: expected at most one of 'community' or 'community_file'"]
+
+
+def test_shipped_hospital_example_passes_and_names_a_missing_department(tmp_path):
+    # domain.md §2.3: the hospital's config that ships (config/collector.hospital.yaml).
+    example = REPO / "config" / "collector.hospital.yaml"
+    done = run("check-config", "--no-files", str(example), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{example}: ok (collector: ")
+    from collector.config import load
+    c = load(example)
+    assert c.hospital.core.needed() == 2 and c.grading.tables == ["hospital"]
+    # Without the cashiers' robot the 30-min milestone could not reach them: one line.
+    text = example.read_text(encoding="utf-8")
+    path = write(tmp_path, "hospital.yaml", "\n".join(
+        line for line in text.splitlines() if not line.lstrip().startswith("cashiers:")))
+    assert errors(run("check-config", "--no-files", str(path), cwd=tmp_path), path) == [
+        "notify: department 'cashiers' (told by the hospital table's manual-30m milestone) "
+        "has nobody: give a person or a group (notify.groups.cashiers) that role"]

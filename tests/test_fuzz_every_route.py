@@ -50,6 +50,9 @@ OPERATOR_TOKEN = "fuzz-routes-operator-token-ffffff"
 AGENTS = {"a1": ("BR-1", "east", AGENT_TOKEN)}
 EXTRA = (f"operators:\n  - {{name: olga, token_sha256: {token_hash(OPERATOR_TOKEN)}}}\n"
          + console_yaml(USERS))
+# The hospital's routes answer for real (domain.md §2.3: collector/hospital/http.py).
+HOSPITAL = ("grading: {tables: [cbrc, hospital]}\n"
+            "hospital: {branch: BR-1, core: {members: [{branch: BR-1, check: tcp/his}]}}\n")
 FUZZ_EXAMPLES = int(os.environ.get("BRANCHWATCH_FUZZ_EXAMPLES", "1500"))
 KNOWN = ["INC-1", "a1", "BR-1", "ack", "note", "resolve", "close", "grade", "confirm", "skip",
          "fail", "start", "edit", "issue", "md", "html", "pdf", "json", "zh", "en", "R-1",
@@ -70,7 +73,7 @@ class InProcess:
             f"listen: {{address: 127.0.0.1, port: {self.port}}}\n"
             f"storage: {{data_dir: {folder / 'data'}}}\nlimits: {{max_body: 65536}}\n"
             f"agents:\n  - {{id: a1, branch: BR-1, region: east, "
-            f"token_sha256: {token_hash(AGENT_TOKEN)}}}\n" + EXTRA)
+            f"token_sha256: {token_hash(AGENT_TOKEN)}}}\n" + EXTRA + HOSPITAL)
         self._ready, self._stop = threading.Event(), None
         self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
 

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from collector.grading import (Calendar, IncidentFacts, Observed, Outage, classify, history_from,
-                               load_tables, observed_spans, plan_deadlines)
+                               load_tables, observed_span_lists, observed_spans, plan_deadlines)
 
 TABLES = load_tables(["cbrc", "hospital"])
 CBRC, HOSPITAL = TABLES["cbrc"], TABLES["hospital"]
@@ -99,9 +100,11 @@ def test_milestones_name_the_departments():
     got = {d.key: d for d in plan_deadlines(HOSPITAL, T0, None, [("2", T0, "class-2-observed")], at(1),
                                             whole_network_outage_start=at(5))}
     assert got["manual-30m"].due_at == at(35)
-    assert got["manual-30m"].departments == ("registration", "admission", "pharmacy")
-    assert got["manual-6h"].departments == ("nurse stations", "operating rooms", "medical technology")
-    assert "switch to paper: every department" in got["manual-24h"].reason
+    # domain.md §2.3: cashiers (收款員, hospital §4.3(2)) at 30 min; pharmacy again at 6 h.
+    assert got["manual-30m"].departments == ("registration", "admission", "pharmacy", "cashiers")
+    assert got["manual-6h"].departments == ("nurse-stations", "pharmacy", "operating-rooms",
+                                            "medical-technology")
+    assert "switch to paper: all-departments" in got["manual-24h"].reason
     assert plan([], 1, table=HOSPITAL) == {}       # no whole-network outage: no milestones
 
 
@@ -138,3 +141,55 @@ def test_observed_spans_joins_a_kind_and_stops_at_now():
 def test_naive_times_are_refused():
     with pytest.raises(ValueError, match="now: expected an aware datetime"):
         plan_deadlines(CBRC, T0, None, [], datetime(2024, 5, 6, 9, 0))
+
+
+SH = ZoneInfo("Asia/Shanghai")
+
+
+def sh(day: int, hhmm: str) -> datetime:
+    """A local time in Shanghai in May 2024 (T0 is Monday 6 May, 09:00 there)."""
+    h, m = (int(x) for x in hhmm.split(":"))
+    return datetime(2024, 5, day, h, m, tzinfo=SH)
+
+
+@pytest.mark.parametrize("back, important, everything", [
+    # domain.md §2.3 (hospital §6.4): important data the same day, all data the next,
+    # each day ending at local midnight in the calendar's zone.
+    (sh(6, "14:10"), sh(7, "00:00"), sh(8, "00:00")),
+    (sh(6, "23:59"), sh(7, "00:00"), sh(8, "00:00")),
+    (sh(7, "00:00"), sh(8, "00:00"), sh(9, "00:00")),      # just after midnight: a new day
+    (sh(31, "20:00"), sh(32 - 31, "00:00").replace(month=6), sh(2, "00:00").replace(month=6)),
+])
+def test_reentry_deadlines_after_the_network_is_back(back, important, everything):
+    got = {d.key: d for d in plan_deadlines(
+        HOSPITAL, T0, None, [("2", T0, "class-2-observed")], back + timedelta(minutes=1),
+        observed={"network_down_whole": (T0, back)}, zone=SH)}
+    assert got["reentry-important"].due_at == important
+    assert got["reentry-all"].due_at == everything
+    assert "hospital §6.4" in got["reentry-all"].reason
+
+
+def test_no_reentry_deadline_while_the_network_is_still_out():
+    got = plan([("2", 0, "class-2-observed")], 45, table=HOSPITAL,
+               observed={"network_down_whole": (T0, None)}, zone=SH)
+    assert "reentry-important" not in got and "reentry-all" not in got
+
+
+def test_each_separate_outage_plans_its_own_milestones_and_reentry():
+    spans = [(at(0), at(10)), (at(15), at(60)), (at(100), None)]
+    got = plan([("2", 0, "class-2-observed")], 120, table=HOSPITAL,
+               observed={"network_down_whole": spans}, zone=SH)
+    # The first (10 min) reached no milestone; the second reached 30 min; the third is on.
+    assert {k: v for k, v in got.items() if k.startswith("manual")} == {
+        "manual-30m-2": 45, "manual-30m-3": 130, "manual-6h-3": 100 + 6 * H,
+        "manual-24h-3": 100 + 24 * H}
+    assert {k for k in got if k.startswith("reentry")} == {
+        "reentry-important", "reentry-all", "reentry-important-2", "reentry-all-2"}
+
+
+def test_observed_span_lists_keeps_separate_outages_apart():
+    f = IncidentFacts(T0, None, observed=(
+        Observed("network_down_whole", at(0), at(10)), Observed("network_down_whole", at(5), at(12)),
+        Observed("network_down_whole", at(15), None)))
+    assert observed_span_lists(f, at(30)) == {
+        "network_down_whole": [(at(0), at(12)), (at(15), None)]}

@@ -582,34 +582,48 @@ def silence(agent: str, branch: str, last_heard: datetime) -> Silence:
                    reason=REASONS["mains"])
 
 
-def test_a_whole_network_outage_plans_the_manual_operation_milestones():
+def test_one_silent_agent_is_no_whole_network_outage():
+    # domain.md §2.3: never one silent agent alone (collector/hospital/outage.py).
     g = make_grader(("hospital",))                     # the default observed mapping
     w = Branches(g)
     [c] = w.book.apply_silence(silence("a1", "B1", mon("09:00")), mon("09:02"))
     assert c.kind == "opened"
     inc = w.only()
-    assert inc.title == "branch unreachable: line or agent down"
+    g.regrade(inc, mon("12:00"))
+    assert [d.key for d in inc.deadlines if d.departments] == []
+
+
+def test_a_whole_network_outage_plans_the_manual_operation_milestones():
+    g = make_grader(("hospital",))
+    w = Branches(g)
+    [c] = w.report(mon("09:00"), "B1", "network/whole")
+    assert c.kind == "opened"
+    inc = w.only()
+    assert inc.title == "hospital: whole-network outage"
     g.regrade(inc, mon("09:05"))
     assert grade(inc, "hospital") == ("2", "class-2-observed", False, mon("09:00"))
     assert "network_down_whole" in inc.grades["hospital"].reasons[0]
     got = {d.key: (d.due_at, d.departments, d.status) for d in inc.deadlines}
+    # domain.md §2.3: pharmacy at 30 min and again at 6 h, cashiers at 30 min (§4.3(2)).
     assert got == {
-        "manual-30m": (mon("09:30"), ["registration", "admission", "pharmacy"], "due"),
-        "manual-6h": (mon("15:00"), ["nurse stations", "operating rooms", "medical technology"],
-                      "due"),
-        "manual-24h": (tue("09:00"), ["every department"], "due")}
+        "manual-30m": (mon("09:30"), ["registration", "admission", "pharmacy", "cashiers"],
+                       "due"),
+        "manual-6h": (mon("15:00"), ["nurse-stations", "pharmacy", "operating-rooms",
+                                     "medical-technology"], "due"),
+        "manual-24h": (tue("09:00"), ["all-departments"], "due")}
 
 
 def test_milestones_the_outage_did_not_reach_are_not_raised_as_missed():
     g = make_grader(("hospital",))
     w = Branches(g)
-    w.book.apply_silence(silence("a1", "B1", mon("09:00")), mon("09:02"))
+    w.report(mon("09:00"), "B1", "network/whole")
     inc = w.only()
     g.regrade(inc, mon("09:05"))
-    w.book.clear_silence("a1", "B1", mon("09:20"), mon("09:20"))
+    w.report(mon("09:20"), "B1", "network/whole", "ok")
     changes = g.regrade(inc, mon("09:21")) + g.regrade(inc, mon("09:31")) + \
         g.regrade(inc, mon("16:00"))
-    assert [c.detail for c in changes if c.kind == "deadline_missed"] == []
+    assert [c.detail for c in changes if c.kind == "deadline_missed" and "manual" in c.detail] \
+        == []
 
 
 def test_a_progress_report_after_the_end_is_not_raised_as_missed():

@@ -49,8 +49,13 @@ def test_hospital_says_what_domain_2_2_says():
         assert observed[k] == "2", k
     assert observed["terminal_down"] == observed["service_down"] == "3"
     manual = [d for d in t.deadlines if d.kind == "after_observed_start"]
-    assert [(d.minutes, d.departments[0]) for d in manual] == [
-        (30, "registration"), (360, "nurse stations"), (1440, "every department")]
+    # domain.md §2.3: pharmacy at 30 min and 6 h; cashiers (收款員, §4.3(2)) at 30 min.
+    assert [(d.minutes, d.departments) for d in manual] == [
+        (30, ("registration", "admission", "pharmacy", "cashiers")),
+        (360, ("nurse-stations", "pharmacy", "operating-rooms", "medical-technology")),
+        (1440, ("all-departments",))]
+    reentry = [(d.key, d.days) for d in t.deadlines if d.kind == "day_of_observed_end"]
+    assert reentry == [("reentry-important", 0), ("reentry-all", 1)]     # hospital §6.4
 
 
 def test_rank_refuses_an_unknown_grade():
@@ -103,6 +108,17 @@ HEAD = "name: x\ngrades: [A, B]\nrules:\n"
      "observed: x, min_grade: A}\n",
      "deadlines[0].min_grade: unknown key (expected one of cite, departments, key, kind, minutes, "
      "observed, title) (deadline 'm')"),
+    # day_of_observed_end (hospital §6.4): days, never minutes (due at a day's end).
+    (HEAD + GOOD_RULE + "deadlines:\n  - {key: r, kind: day_of_observed_end, title: t, "
+     "observed: x, days: 1, minutes: 30}\n",
+     "deadlines[0].minutes: unknown key (expected one of cite, days, key, kind, observed, title) "
+     "(deadline 'r')"),
+    (HEAD + GOOD_RULE + "deadlines:\n  - {key: r, kind: day_of_observed_end, title: t, "
+     "observed: x, days: -1}\n",
+     "deadlines[0].days: expected a whole number of days from 0 to 31, got -1 (deadline 'r')"),
+    (HEAD + GOOD_RULE + "deadlines:\n  - {key: r, kind: day_of_observed_end, title: t, "
+     "observed: x}\n",
+     "deadlines[0].days: missing (a day_of_observed_end deadline needs it) (deadline 'r')"),
     (HEAD + GOOD_RULE + "deadlines:\n  - {key: n, kind: after_start, title: t, minutes: 0}\n",
      "deadlines[0].minutes: expected a positive number, got 0 (deadline 'n')"),
     (HEAD + GOOD_RULE + "deadlines:\n  - {key: n, kind: after_start, title: t, minutes: 5}\n"

@@ -28,7 +28,8 @@ def kinds(effects) -> list[tuple[str, str | None]]:
 
 def test_every_shipped_runbook_loads_and_covers_domain_section_4():
     assert set(BOOKS) == {"network-fault", "power-cut", "ups-fault", "other-equipment",
-                          "hospital-recovery", "central-system-loss", "cable-swap"}
+                          "hospital-recovery", "central-system-loss", "cable-swap",
+                          "restore-test"}
     for rb in BOOKS.values():
         assert rb.source and rb.steps
         # every path ends: each step's successors exist (the loader checks names)

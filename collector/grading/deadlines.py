@@ -17,14 +17,19 @@ The deadline kinds are data in the table (domain.md §3, §2.3):
                       after the end, every one due before the end.
 - after_end:          end + minutes (hospital §6.6 review within 2 days).
 - after_observed_start: an observed kind's start + minutes, unless it was over
-                      by then (§2.3 manual-operation milestones).
+                      by then (§2.3 manual-operation milestones); `observed` may
+                      give a kind several separate spans: each plans its own,
+                      the second keyed KEY-2, and so on.
+- day_of_observed_end: once an observed kind's span has ended, the end of that
+                      local day + `days` days (§2.3, hospital §6.4: important data
+                      re-entered the same day, all data the next day), in `zone`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone, tzinfo
 
 from .facts import Grading, IncidentFacts, RuleMatch, require_aware
 from .table import DeadlineRule, GradingTable
@@ -54,18 +59,23 @@ def plan_deadlines(table: GradingTable, started_at: datetime, ended_at: datetime
                    whole_network_outage_start: datetime | None = None, *,
                    whole_network_outage_end: datetime | None = None,
                    observed: Mapping[str, tuple[datetime, datetime | None]] | None = None,
-                   ) -> list[Deadline]:
-    """Every deadline the table sets for this incident, ordered by due time."""
+                   zone: tzinfo = timezone.utc) -> list[Deadline]:
+    """Every deadline the table sets for this incident, ordered by due time; days
+    (day_of_observed_end) are counted in `zone`, the calendar's."""
     for t, what in ((started_at, "started_at"), (ended_at, "ended_at"), (now, "now"),
                     (whole_network_outage_start, "whole_network_outage_start"),
                     (whole_network_outage_end, "whole_network_outage_end")):
         require_aware(t, what)
     history = _history(table, grade_history, now)
-    spans = dict(observed or {})
+    # kind -> its separate spans, oldest first (a single span is a list of one).
+    spans = {k: list(v) if isinstance(v, list) else [v] for k, v in (observed or {}).items()}
     if whole_network_outage_start is not None:
-        spans[WHOLE_NETWORK] = (whole_network_outage_start, whole_network_outage_end)
+        spans[WHOLE_NETWORK] = [(whole_network_outage_start, whole_network_outage_end)]
     out: list[Deadline] = []
     for d in table.deadlines:
+        if d.kind == "day_of_observed_end":
+            out.extend(_day_of_observed_end(d, spans, zone))
+            continue
         out.extend(_PLAN[d.kind](d, table, started_at, ended_at, history, now, spans))
     return sorted(out, key=lambda x: (x.due_at, x.key))
 
@@ -100,6 +110,22 @@ def reporter_filing(n: int, old: str, new: str, at: datetime) -> Deadline:
 def history_from(grading: Grading) -> list[tuple[str, datetime, str]]:
     """grade_history items from one classify() result: every rule that held."""
     return [(m.grade, m.reached_at, m.rule) for m in grading.matches]
+
+
+def observed_span_lists(facts: IncidentFacts, now: datetime
+                        ) -> dict[str, list[tuple[datetime, datetime | None]]]:
+    """Per observed kind, its separate continuous spans known at `now`, oldest first
+    (overlapping or touching ones joined; end None = still on)."""
+    out: dict[str, list[list]] = {}
+    for o in sorted((o for o in facts.observed if o.start <= now), key=lambda o: o.start):
+        end = None if o.end is None or o.end > now else o.end
+        spans = out.setdefault(o.kind, [])
+        if spans and (spans[-1][1] is None or o.start <= spans[-1][1]):
+            if spans[-1][1] is not None:
+                spans[-1][1] = None if end is None else max(spans[-1][1], end)
+        else:
+            spans.append([o.start, end])
+    return {k: [(s, e) for s, e in v] for k, v in out.items()}
 
 
 def observed_spans(facts: IncidentFacts, now: datetime) -> dict[str, tuple[datetime, datetime | None]]:
@@ -195,20 +221,40 @@ def _after_end(d: DeadlineRule, table, started_at, ended_at, history, now, spans
     return [Deadline(d.key, d.title, ended_at + timedelta(minutes=d.minutes), d.key, _cite(why, d))]
 
 
+def _span_key(d: DeadlineRule, n: int) -> str:
+    # The first span keeps the table's key; a later outage of the same incident
+    # (the network back, then out again) gets its own: manual-30m-2, reentry-all-2.
+    return d.key if n == 1 else f"{d.key}-{n}"
+
+
 def _after_observed_start(d: DeadlineRule, table, started_at, ended_at, history, now, spans):
-    span = spans.get(d.observed)
-    if span is None:
-        return []
-    start, end = span
-    due = start + timedelta(minutes=d.minutes)
-    over = end if end is not None else ended_at
-    # hospital §3.2 "not restored within 30 min": restored by the milestone → no milestone.
-    if over is not None and over <= due:
-        return []
-    why = f"{_mins(d.minutes)} after {d.observed} began at {_iso(start)}"
-    if d.departments:
-        why += f"; switch to paper: {', '.join(d.departments)}"
-    return [Deadline(d.key, d.title, due, d.key, _cite(why, d), d.departments)]
+    out = []
+    for n, (start, end) in enumerate(spans.get(d.observed, []), 1):
+        due = start + timedelta(minutes=d.minutes)
+        over = end if end is not None else ended_at
+        # hospital §3.2 "not restored within 30 min": restored by the milestone → no milestone.
+        if over is not None and over <= due:
+            continue
+        why = f"{_mins(d.minutes)} after {d.observed} began at {_iso(start)}"
+        if d.departments:
+            why += f"; switch to paper: {', '.join(d.departments)}"
+        out.append(Deadline(_span_key(d, n), d.title, due, d.key, _cite(why, d), d.departments))
+    return out
+
+
+def _day_of_observed_end(d: DeadlineRule, spans, zone: tzinfo) -> list[Deadline]:
+    out = []
+    for n, (_, end) in enumerate(spans.get(d.observed, []), 1):
+        if end is None:
+            continue                    # still out: nothing to re-enter yet
+        day = end.astimezone(zone).date() + timedelta(days=d.days + 1)
+        # The end of the day is the next day's midnight there (due "by" it: 當日, 第二天).
+        due = datetime.combine(day, time(0, 0), zone).astimezone(timezone.utc)
+        when = "the same day" if d.days == 0 else "the next day" if d.days == 1 else \
+            f"{d.days} days later"
+        why = f"{d.observed} ended at {_iso(end)}: by the end of {when} ({_iso(due)})"
+        out.append(Deadline(_span_key(d, n), d.title, due, d.key, _cite(why, d), d.departments))
+    return out
 
 
 _PLAN = {"after_start": _after_start, "after_grade_reached": _after_grade_reached,

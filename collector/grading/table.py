@@ -39,7 +39,7 @@ SEARCH_DIR = _search_dir()
 
 RULE_KINDS = ("scope", "provisional", "observed", "asserted")
 DEADLINE_KINDS = ("after_start", "after_grade_reached", "every_after_grade", "after_end",
-                  "after_observed_start")
+                  "after_observed_start", "day_of_observed_end")
 
 
 class TableError(Exception):
@@ -81,6 +81,7 @@ class DeadlineRule:
     at_once_for_rules: frozenset[str] = frozenset()   # due at once when one of these rules held
     observed: str = ""              # after_observed_start: which observed kind
     departments: tuple[str, ...] = ()
+    days: int = 0                   # day_of_observed_end: 0 = the same day, 1 = the next day
     cite: str = ""
 
 
@@ -226,7 +227,7 @@ def _items(items, at: str, id_key: str, what: str, kinds: dict, common: dict, ct
             kind = x.get("kind")
             if kind not in kinds:
                 raise _Bad(f"{here}.kind", f"expected one of {', '.join(kinds)}, got {kind!r}")
-            spec = {**common, **kinds[kind]}
+            spec = {k: v for k, v in {**common, **kinds[kind]}.items() if v is not None}
             _no_unknown(x, set(spec), here)
             kw = {"kind": kind}
             for k, (required, check) in spec.items():
@@ -287,6 +288,10 @@ def _count(v, at: str, ctx=None) -> int:
     return _need(_is_int(v) and v >= 1, v, at, "a whole number >= 1")
 
 
+def _days(v, at: str, ctx=None) -> int:
+    return _need(_is_int(v) and 0 <= v <= 31, v, at, "a whole number of days from 0 to 31")
+
+
 def _positive(v, at: str, ctx=None) -> float:
     ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
     return float(_need(ok, v, at, "a positive number"))
@@ -338,5 +343,7 @@ _DEADLINE_FIELDS = {
     "every_after_grade": {"min_grade": (True, _grade)},
     "after_end": {"min_grade": (False, _grade)},
     "after_observed_start": {"observed": (True, _text), "departments": (False, _texts)},
+    # None: a common field this kind does not take (its due time is a day's end).
+    "day_of_observed_end": {"observed": (True, _text), "days": (True, _days), "minutes": None},
 }
 assert tuple(_RULE_FIELDS) == RULE_KINDS and tuple(_DEADLINE_FIELDS) == DEADLINE_KINDS

@@ -7,6 +7,7 @@
   deadline (domain.md §3: notice within 60 min, report within 12 h, grade-I
   progress every 2 h; hospital milestones), once per due time;
 - held alerts (muted, or below the threshold) once nothing holds them back;
+- the hospital departments' milestone notices (domain.md §2.3), once each;
 - an Alertmanager refresh of a firing incident every `alertmanager.resend`.
 
 A missed deadline needs nothing here: grading raises `deadline_missed` once
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from ..hospital.notices import milestones_due
 from ..incidents import Incident
 from .messages import local, zone
 from .pipeline import Alert
@@ -35,6 +37,8 @@ def due(inc: Incident, rules: Rules, now) -> list[Alert]:
             out.append(Alert(inc.id, h.reason, h.detail, h.at, h.key))
     if inc.status != "closed":
         out += _reminders(inc, st, rules, now)
+        out += milestones_due(inc, st.keys if st is not None else (), now,
+                              rules.settings.language)
     return out
 
 

@@ -73,6 +73,11 @@ class Notifier:
                                     self._key(incident(c.incident_id), c)))
         return _batch(run(alerts, self._ctx(incident, now)))
 
+    def send(self, alerts: list[Alert], incident: Callable[[str], Incident],
+             now: datetime) -> Batch:
+        """Alerts made elsewhere (the hospital's notices) through the pipeline."""
+        return _batch(run(list(alerts), self._ctx(incident, now)))
+
     def _key(self, inc: Incident, c: Change) -> str:
         if c.kind in ("opened", "joined", "graded"):
             # Worth a message when what a person would read changes: the title or a grade.

@@ -26,6 +26,10 @@ STATE_REASONS = frozenset({"opened", "joined", "reopened", "graded"})
 THRESHOLD = frozenset({"opened", "joined", "reopened"})
 # Sent again after notify.repeat minutes (a flapping incident's reopen/resolve).
 REPEATABLE = frozenset({"reopened", "resolved"})
+# domain.md §2.3: the hospital departments' notices (collector/hospital/notices.py) go
+# to the departments they name and nobody else, and telling a department does not
+# make it follow the incident.
+DEPARTMENT_REASONS = frozenset({"milestone", "manual", "resume"})
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,8 @@ class Alert:
 
     incident: str
     reason: str            # opened|joined|reopened|graded|agent_action|plan_failed|
-    #                        deadline_missed|reminder|escalation|resolved
+    #                        deadline_missed|reminder|escalation|resolved|
+    #                        milestone|manual|resume (DEPARTMENT_REASONS)
     detail: str
     at: datetime
     key: str               # the same key is sent once (dedup)
@@ -89,6 +94,9 @@ def route(alerts: list[Alert], ctx: Ctx) -> list[Alert]:
     for a in alerts:
         inc, st = ctx.state(a.incident)
         roles, rank = list(a.roles), None
+        if a.reason in DEPARTMENT_REASONS:
+            out.append(replace(a, roles=tuple(dict.fromkeys(roles)), route=None))
+            continue
         if a.reason in STATE_REASONS or a.reason in ("agent_action", "plan_failed",
                                                      "not_covered", "deadline_missed"):
             found = ctx.rules.route(inc, a.reason)
@@ -177,7 +185,8 @@ def record(alerts: list[Alert], ctx: Ctx) -> list[Alert]:
     for a in alerts:
         inc, st = ctx.state(a.incident)
         st.keys[a.key] = ctx.now
-        st.roles = list(dict.fromkeys([*st.roles, *a.roles]))
+        if a.reason not in DEPARTMENT_REASONS:
+            st.roles = list(dict.fromkeys([*st.roles, *a.roles]))
         if a.reason in STATE_REASONS:
             st.held = None
         if a.route is not None and (st.route_rank is None or a.route < st.route_rank

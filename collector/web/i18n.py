@@ -186,6 +186,17 @@ WORDS: dict[str, dict[str, str]] = {
     "not_leader": {"zh": "此采集器当前不负责事件处理，请稍后重试（另一台采集器正在处理）。",
                    "en": "This collector does not run the incident engine now; another one "
                          "does. Try again in a moment."},
+    # The hospital's departments a whole-network milestone tells (domain.md §2.3;
+    # the notify roles of config/grading/hospital.yaml, collector/hospital/notices.py).
+    "departments_told": {"zh": "通知部门", "en": "Departments told"},
+    "dept_registration": {"zh": "门诊挂号", "en": "outpatient registration"},
+    "dept_admission": {"zh": "住院登记", "en": "admission"},
+    "dept_pharmacy": {"zh": "药房", "en": "pharmacy"},
+    "dept_cashiers": {"zh": "收款员", "en": "cashiers"},
+    "dept_nurse-stations": {"zh": "护士工作站", "en": "nurse stations"},
+    "dept_operating-rooms": {"zh": "手术室", "en": "operating rooms"},
+    "dept_medical-technology": {"zh": "医技检查", "en": "medical technology"},
+    "dept_all-departments": {"zh": "全院各部门", "en": "every department"},
 }
 
 # The responsive console, history and the branch pages (collector/web/history.py,
