@@ -178,7 +178,7 @@ def test_the_summary_of_a_closed_incident_in_chinese_and_the_list(collector):
     status, r = call(collector, "POST", "/api/v1/reports",
                      {"incident": ID, "kind": "summary", "language": "zh"})
     assert status == 201, r
-    assert "信息科技突发事件总结报告" in r["markdown"] and "四、事件时间线" in r["markdown"]
+    assert "信息科技突发事件总结报告" in r["markdown"] and "（八）事件时间线" in r["markdown"]
     assert "| 2024-12-02 13:30 | 事件关闭 |" in r["markdown"]      # Asia/Shanghai
     status, data = call(collector, "GET", f"/api/v1/reports?incident={ID}")
     assert [x["id"] for x in data["reports"]] == [f"{ID}-S1"] and "fields" not in data["reports"][0]
