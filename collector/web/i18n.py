@@ -182,6 +182,33 @@ WORDS: dict[str, dict[str, str]] = {
     "held": {"zh": "暂缓", "en": "held"},
     "queued": {"zh": "排队中", "en": "queued"},
     "sent": {"zh": "已发送", "en": "sent"},
+    # The report page (collector/web/templates/report.html): what a report is, and the
+    # sections and sign-off fields a person edits (collector/reports/model.py SECTIONS).
+    "rpt_kind_written": {"zh": "书面报告（第二十八条）", "en": "written report (Art. 28)"},
+    "rpt_kind_progress": {"zh": "进展报告（第二十七条）", "en": "progress report (Art. 27)"},
+    "rpt_kind_summary": {"zh": "总结报告（第三十四条）", "en": "closing summary (Art. 34)"},
+    "rpt_lang_zh": {"zh": "中文", "en": "in Chinese"},
+    "rpt_lang_en": {"zh": "英文", "en": "in English"},
+    "rpt_status_draft": {"zh": "草稿", "en": "draft"},
+    "rpt_status_issued": {"zh": "已签发", "en": "issued"},
+    "rpt_drafted": {"zh": "起草", "en": "drafted"},
+    "rpt_download": {"zh": "下载", "en": "Download"},
+    "rpt_sections": {"zh": "报告正文", "en": "The report's sections"},
+    "rpt_sign_off": {"zh": "签发栏", "en": "Sign-off"},
+    "rpt_prefilled_hint": {"zh": "各部分已由系统根据事件记录起草，请核对、修改后保存；签发后不可修改。",
+                           "en": "Each section is drafted from the incident's record: check it, change it, save. Once issued it cannot change."},
+    "field_signer": {"zh": "签发人", "en": "Signed by"},
+    "field_time_text": {"zh": "事件发生时间", "en": "Time"},
+    "field_place_text": {"zh": "发生地点", "en": "Place"},
+    "field_symptoms_text": {"zh": "事件现象", "en": "Symptoms"},
+    "field_business_text": {"zh": "影响的业务", "en": "Affected business"},
+    "field_measures_text": {"zh": "已采取的措施", "en": "Measures taken"},
+    "field_changes_text": {"zh": "本时段主要变化", "en": "What changed in this period"},
+    "field_plan_failures_text": {"zh": "预案执行失败情况（第三十条）", "en": "Plan failures (Art. 30)"},
+    "field_scope_text": {"zh": "影响范围", "en": "Scope"},
+    "field_handling_text": {"zh": "处置时间和过程", "en": "Handling time and process"},
+    "rpt_issue_why": {"zh": "签发说明（如：已传真报送监管部门）", "en": "Why it is issued (e.g. faxed to the regulator)"},
+
 }
 
 

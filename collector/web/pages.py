@@ -15,9 +15,10 @@ from .. import incident_reads as reads
 from ..api_base import STATE, STORE, Rejected, read_form
 from ..api_people import read, region_branches
 from ..api_reports import REPORTS, report_response
-from ..reports.desk import rendered
+from ..reports.desk import preview
+from ..reports.render import STYLE
 from ..store import read_agents
-from ..reports.model import EDITABLE
+from ..reports.model import CONTACT, EDITABLE, SECTIONS
 from ..drills.http import DRILLS
 from ..fleet.storage import read_about
 from ..fleet.view import fleet_lines
@@ -256,8 +257,16 @@ async def report(request: web.Request) -> web.Response:
     found = await st.run(request.app[REPORTS].get, rid)
     if found is None:
         raise Rejected(404, f"no such report {rid!r}")
-    return render(request, "report.html", report=found, text=rendered(found, "md"),
-                  editable=[] if found.status == "issued" else EDITABLE[found.kind])
+    return render(request, "report.html", report=found, preview=preview(found),
+                  editable=[] if found.status == "issued" else EDITABLE[found.kind],
+                  sections=SECTIONS[found.kind], contact=CONTACT)
+
+
+async def report_style(request: web.Request) -> web.Response:
+    """GET /console/report.css: the reports' own style sheet, for the preview (the
+    same one every report's HTML and PDF carries)."""
+    return web.Response(text=STYLE, content_type="text/css", charset="utf-8",
+                        headers={"Cache-Control": "max-age=3600"})
 
 
 @page
