@@ -66,11 +66,12 @@ def body(meta: dict, fields: dict, fmt: str) -> str:
     return text
 
 
-def page(body_html: str, title: str, language: str) -> str:
-    """A whole HTML page (for the browser and for print) around a report's body."""
+def page(body_html: str, title: str, language: str, wide: bool = False) -> str:
+    """A whole HTML page (for the browser and for print) around a report's body;
+    `wide`: landscape throughout in print (a report of wide tables)."""
     return environment("html").get_template("html/page.j2").render(
         body=Markup(body_html), title=title, lang=LANG_TAGS.get(language, "en"),
-        font=CJK_FONT, style=Markup(STYLE))
+        font=CJK_FONT, style=Markup(STYLE), wide=wide)
 
 
 def render(meta: dict, fields: dict, fmt: str) -> str:

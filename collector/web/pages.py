@@ -14,7 +14,7 @@ from aiohttp import web
 from .. import incident_reads as reads
 from ..api_base import STATE, STORE, Rejected, read_form
 from ..api_people import read, region_branches
-from ..api_reports import REPORTS, report_response
+from ..api_reports import REPORTS, pdf_response, report_response
 from ..reports.desk import preview
 from ..reports.render import STYLE
 from ..store import read_agents
@@ -271,15 +271,19 @@ async def report_style(request: web.Request) -> web.Response:
 
 @page
 async def drill_report_download(request: web.Request) -> web.Response:
-    """GET /console/drills/{did}/report.{fmt}?lang=: the drill report (md or html)."""
+    """GET /console/drills/{did}/report.{fmt}?lang=: the drill report (md, html or pdf:
+    the PDF from the HTML, by the incident reports' renderer)."""
     st = request.app[STATE]
     did, fmt = request.match_info["did"], request.match_info["fmt"]
-    if fmt not in ("md", "html"):
-        raise Rejected(404, f"format: expected md or html, got {fmt!r}")
+    if fmt not in ("md", "html", "pdf"):
+        raise Rejected(404, f"format: expected md, html or pdf, got {fmt!r}")
     try:
-        text = await st.run(request.app[DRILLS].report, did, request.query.get("lang"), fmt)
+        text = await st.run(request.app[DRILLS].report, did, request.query.get("lang"),
+                            "html" if fmt == "pdf" else fmt)
     except KeyError:
         raise Rejected(404, f"no such drill {did!r}")
+    if fmt == "pdf":
+        return await pdf_response(text, f"{did}.pdf", attachment=True)
     return web.Response(text=text, content_type="text/markdown" if fmt == "md" else "text/html",
                         charset="utf-8", headers={
                             "Content-Disposition": f'attachment; filename="{did}.{fmt}"'})
