@@ -22,6 +22,8 @@ from .templating import TEMPLATES, time_format
 from .model import with_defaults
 
 FORMATS = ("md", "html")
+AUDIT_LABEL = {"zh": "签发时的审计链（可用 branchwatch audit verify 核对）：",
+               "en": "The audit chain when issued (branchwatch audit verify checks it): "}
 CJK_FONT = "Noto Sans CJK SC"
 LANG_TAGS = {"zh": "zh-CN", "en": "en"}
 
@@ -61,8 +63,11 @@ def body(meta: dict, fields: dict, fmt: str) -> str:
     text = template.render(r=fields, meta=meta, b=BLOCKS[fmt], t=time_format(fields["timezone"]))
     text = text.strip() + "\n"
     if meta.get("audit_head"):      # the chain's head, in every issued report
-        text += ("\n---\n" + meta["audit_head"] + "\n" if fmt == "md" else
-                 str(Markup('<p class="note">{}</p>\n').format(meta["audit_head"])))
+        # The line itself stays as `branchwatch audit verify` prints it; the label
+        # says what it is in the report's language.
+        line = AUDIT_LABEL.get(fields["language"], AUDIT_LABEL["en"]) + meta["audit_head"]
+        text += ("\n---\n" + line + "\n" if fmt == "md" else
+                 str(Markup('<p class="note">{}</p>\n').format(line)))
     return text
 
 
