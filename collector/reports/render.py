@@ -50,6 +50,8 @@ def environment(fmt: str) -> jinja2.Environment:
 # The one style sheet of the reports: inlined in every HTML page and PDF, and
 # served to the console for its preview (collector/web/pages.py).
 STYLE = (TEMPLATES / "html" / "report.css").read_text(encoding="utf-8")
+# The console adds its page around the preview and the phone's rules.
+CONSOLE_STYLE = STYLE + (TEMPLATES / "html" / "report-console.css").read_text(encoding="utf-8")
 
 
 def body(meta: dict, fields: dict, fmt: str) -> str:

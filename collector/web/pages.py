@@ -16,7 +16,7 @@ from ..api_base import STATE, STORE, Rejected, read_form
 from ..api_people import read, region_branches
 from ..api_reports import REPORTS, pdf_response, report_response
 from ..reports.desk import preview
-from ..reports.render import STYLE
+from ..reports.render import CONSOLE_STYLE
 from ..store import read_agents
 from ..reports.model import CONTACT, EDITABLE, SECTIONS
 from ..drills.http import DRILLS
@@ -264,8 +264,8 @@ async def report(request: web.Request) -> web.Response:
 
 async def report_style(request: web.Request) -> web.Response:
     """GET /console/report.css: the reports' own style sheet, for the preview (the
-    same one every report's HTML and PDF carries)."""
-    return web.Response(text=STYLE, content_type="text/css", charset="utf-8",
+    one every report's HTML and PDF carries), and the page around it."""
+    return web.Response(text=CONSOLE_STYLE, content_type="text/css", charset="utf-8",
                         headers={"Cache-Control": "max-age=3600"})
 
 
