@@ -155,6 +155,11 @@ def measures(inc: Incident, since: datetime | None = None, language: str = "en"
     rows += [{"kind": "ack", "run": None, "runbook": None, "step": "ack", "step_kind": "ack",
               "title": "", "role": None, "status": "done", "at": a.at, "who": a.who,
               "note": a.why, "choice": None} for a in inc.acks if after(a.at)]
+    # A person's note on the incident is often what they did ("customers redirected
+    # to B3"); it is listed as theirs, for the reporter to keep or strike.
+    rows += [{"kind": "note", "run": None, "runbook": None, "step": "note", "step_kind": "note",
+              "title": "", "role": None, "status": "done", "at": n.at, "who": n.who,
+              "note": n.why, "choice": None} for n in inc.notes if after(n.at)]
     return sorted(rows, key=lambda r: (r["at"], r["step"]))
 
 
