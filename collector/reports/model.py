@@ -15,7 +15,7 @@ report's language, prefill.py):
   the settings), anything else, items needing the regulator's coordination.
 - progress (第二十七條; grade I every 2 h): what changed+ since the last issued
   report (new faults, faults cleared, grade changes), affected business+,
-  measures+, plans that failed+ (第三十條), the situation, next steps+,
+  measures+, plans that failed+ (第三十條), the situation+, next steps+,
   coordination; the deadlines still due.
 - summary (第三十四條): assessment (symptoms+, scope+, handling time and
   process+, losses), review of the handling+ (failed steps, missed or late
@@ -59,7 +59,8 @@ SECTIONS = {
 }
 PREFILLED = frozenset({"time_text", "place_text", "symptoms_text", "business_text",
                        "cause_analysis", "measures_text", "next_steps", "changes_text",
-                       "plan_failures_text", "scope_text", "handling_text", "plan_review"})
+                       "plan_failures_text", "scope_text", "handling_text", "plan_review",
+                       "situation"})
 EDITABLE = {kind: CONTACT + names for kind, names in SECTIONS.items()}
 MAX_TEXT = 20_000            # characters in one edited field
 
