@@ -75,8 +75,8 @@ def plain(data):
 
 
 def _incident(inc: Incident, language: str) -> dict:
-    return {"id": inc.id, "title": text_of(inc, "title", language), "branch": inc.branch, "status": inc.status,
-            "started_at": inc.started_at, "resolved_at": inc.resolved_at,
+    return {"id": inc.id, "title": text_of(inc, "title", language), "branch": inc.branch,
+            "status": inc.status, "started_at": inc.started_at, "resolved_at": inc.resolved_at,
             "closed_at": inc.closed.at if inc.closed else None}
 
 
@@ -89,6 +89,27 @@ def build(kind: str, incident: dict, scope: Scope, settings: ReportSettings, lan
     from the previous report of this kind, kept in the new draft. `progress_since`:
     when the last issued progress report was drawn (第三十條: a failed plan is an
     entry in the next progress report, whatever was issued in between)."""
+    fields = facts_of(kind, incident, scope, settings, language, now, since, since_report,
+                      progress_since)
+    return with_sections(fields, kind, language, carried)
+
+
+def with_sections(fields: dict, kind: str, language: str, carried: dict | None = None
+                  ) -> dict:
+    """The facts with every section a person edits: the record's own words for each
+    section it can start (prefill.py); a person's text from the previous draft of
+    this kind wins (carried_text keeps only what they wrote)."""
+    fields["prefilled"] = prefill(fields, [n for n in SECTIONS[kind] if n in PREFILLED],
+                                  language)
+    for name in SECTIONS[kind]:
+        fields[name] = (carried or {}).get(name) or fields["prefilled"].get(name, "")
+    return fields
+
+
+def facts_of(kind: str, incident: dict, scope: Scope, settings: ReportSettings, language: str,
+             now: datetime, since: datetime | None = None, since_report: str | None = None,
+             progress_since: datetime | None = None) -> dict:
+    """The machine facts of a new draft of `kind` (build), as plain data."""
     inc = from_dict(incident)
     if kind == "summary" and inc.status == "open":
         # 第三十三條: the incident ends when service is back; the summary follows.
@@ -104,14 +125,7 @@ def build(kind: str, incident: dict, scope: Scope, settings: ReportSettings, lan
     fields["reporters"] = F.reporters(inc)          # 第二十六條, every kind
     if kind == "progress":
         fields["since_report"] = since_report
-    fields = plain(fields)
-    # The record's own words for each section it can start; a person's text from
-    # the previous draft of this kind wins (carried_text keeps only what they wrote).
-    fields["prefilled"] = prefill(fields, [n for n in SECTIONS[kind] if n in PREFILLED],
-                                  language)
-    for name in SECTIONS[kind]:
-        fields[name] = (carried or {}).get(name) or fields["prefilled"].get(name, "")
-    return fields
+    return plain(fields)
 
 
 def _written(inc: Incident, scope: Scope, now: datetime, since: datetime, lang: str) -> dict:

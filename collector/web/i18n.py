@@ -177,11 +177,6 @@ WORDS: dict[str, dict[str, str]] = {
     "field_plan_review": {"zh": "预案评价", "en": "Review of the plan"},
     "field_root_cause": {"zh": "根本原因", "en": "Root cause"},
     "field_recommendations": {"zh": "整改建议", "en": "Recommendations"},
-    "notifications": {"zh": "通知与升级", "en": "Notifications"},
-    "escalation_stopped": {"zh": "已确认，升级停止", "en": "acknowledged: escalation stopped"},
-    "held": {"zh": "暂缓", "en": "held"},
-    "queued": {"zh": "排队中", "en": "queued"},
-    "sent": {"zh": "已发送", "en": "sent"},
     # The report page (collector/web/templates/report.html): what a report is, and the
     # sections and sign-off fields a person edits (collector/reports/model.py SECTIONS).
     "rpt_kind_written": {"zh": "书面报告（第二十八条）", "en": "written report (Art. 28)"},
@@ -208,6 +203,11 @@ WORDS: dict[str, dict[str, str]] = {
     "field_scope_text": {"zh": "影响范围", "en": "Scope"},
     "field_handling_text": {"zh": "处置时间和过程", "en": "Handling time and process"},
     "rpt_issue_why": {"zh": "签发说明（如：已传真报送监管部门）", "en": "Why it is issued (e.g. faxed to the regulator)"},
+    "notifications": {"zh": "通知与升级", "en": "Notifications"},
+    "escalation_stopped": {"zh": "已确认，升级停止", "en": "acknowledged: escalation stopped"},
+    "held": {"zh": "暂缓", "en": "held"},
+    "queued": {"zh": "排队中", "en": "queued"},
+    "sent": {"zh": "已发送", "en": "sent"},
 
 }
 
