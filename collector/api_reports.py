@@ -3,7 +3,7 @@
 
     GET  /api/v1/reports?incident=ID          the incident's reports (no text)
     POST /api/v1/reports {incident, kind?, language?}   a new draft (201)
-    GET  /api/v1/reports/{id}[?format=json|md|html|pdf]
+    GET  /api/v1/reports/{id}[?format=json|md|html|pdf]   (pdf: WeasyPrint, seconds)
     POST /api/v1/reports/{id}/edit {set: {field: text, ...}}   a draft only
     POST /api/v1/reports/{id}/issue {why}                       freezes it
 
@@ -139,11 +139,19 @@ async def report_response(report: StoredReport, fmt: str, attachment: bool = Fal
     if fmt in TYPES:
         return web.Response(text=rendered(report, fmt), content_type=TYPES[fmt],
                             charset="utf-8", headers=disposition if attachment else None)
+    return await pdf_response(rendered(report, "html"), f"{report.id}.pdf", attachment)
+
+
+async def pdf_response(html: str, filename: str, attachment: bool = False) -> web.Response:
+    """An HTML report page (an incident's or a drill's) as PDF; 501 saying what to
+    install where WeasyPrint or the CJK font is missing."""
     if (problem := pdf_problem()) is not None:
         raise Rejected(501, problem)
     # WeasyPrint takes seconds: off the event loop, and never on the writer thread.
-    body = await asyncio.to_thread(pdf, rendered(report, "html"))
-    return web.Response(body=body, content_type="application/pdf", headers=disposition)
+    body = await asyncio.to_thread(pdf, html)
+    return web.Response(body=body, content_type="application/pdf", headers={
+        "Content-Disposition": f'{"attachment" if attachment else "inline"}; '
+                               f'filename="{filename}"'})
 
 
 async def act_on_report(request: web.Request) -> web.Response:

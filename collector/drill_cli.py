@@ -7,7 +7,7 @@ operator token, like `branchwatch incidents`.
   branchwatch drill run ./my-scenario.yaml --branch BR-0417     # a scenario file
   branchwatch drill end DRILL-20260615-1a2b3c [--why "drill over"]
   branchwatch drill edit DRILL-… --set followups="replace the UPS batteries by July"
-  branchwatch drill report DRILL-… [--lang zh|en] [--format md|html] [-o FILE]
+  branchwatch drill report DRILL-… [--lang zh|en] [--format md|html|pdf] [-o FILE]
   branchwatch drill archive DRILL-… --why "reviewed at the June meeting"
 
 Exit status: 0 done, 1 refused (409: ended, archived) or not found (404),
@@ -50,8 +50,8 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     rep = dsub.add_parser("report", parents=[common], help="print the drill report")
     rep.add_argument("drill")
     rep.add_argument("--lang", choices=("zh", "en"), help="default: reports.language")
-    rep.add_argument("--format", choices=("md", "html"), default="md")
-    rep.add_argument("--output", "-o", metavar="FILE", help="write to FILE")
+    rep.add_argument("--format", choices=("md", "html", "pdf"), default="md")
+    rep.add_argument("--output", "-o", metavar="FILE", help="write to FILE (needed for pdf)")
     ed = dsub.add_parser("edit", parents=[common], help="write the report's follow-ups "
                                                        "and assessment")
     ed.add_argument("drill")
@@ -87,9 +87,13 @@ def show(d: dict) -> str:
 
 
 def _report(args) -> int:
+    if args.format == "pdf" and not args.output:
+        print("branchwatch: drill report: --format pdf needs --output FILE", file=sys.stderr)
+        return 2
     query = urllib.parse.urlencode({k: v for k, v in (("lang", args.lang),
                                                       ("format", args.format)) if v})
-    answer = get_raw(args, f"/api/v1/drills/{urllib.parse.quote(args.drill)}/report?{query}")
+    answer = get_raw(args, f"/api/v1/drills/{urllib.parse.quote(args.drill)}/report?{query}",
+                     **({"timeout": 120} if args.format == "pdf" else {}))
     if isinstance(answer, int):
         return answer
     status, data = answer

@@ -3,7 +3,8 @@
 operator token, like `branchwatch incidents`.
 
   branchwatch report draft INC-… [--kind written|progress|summary] [--lang zh|en]
-  branchwatch report edit INC-…-W1 --set cause_analysis="主线路被施工挖断" --set phone=…
+  branchwatch report edit INC-…-W1 --set cause_analysis="主线路被施工挖断" --set signer=王五
+      (every section is a field: measures_text, symptoms_text, …; docs/reports.md)
   branchwatch report issue INC-…-W1 --why "sent to the regulator by fax"
   branchwatch report show INC-…-W1 [--format md|html|pdf] [--output FILE]
   branchwatch report list INC-…

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from agent.wire import CheckStatus
+from collector.reports.render import pdf_problem
 from collector.web.i18n import WORDS, duration
 from collector.web.passwords import check_password, hash_password
 from collector.web.sessions import Sessions
@@ -177,7 +178,7 @@ def test_operators_fill_a_report_and_leadership_issues_it(collector):
     assert v.go(f"/console/reports/{rid}/issue", {"csrf": csrf, "why": "x"})[0] == 403
     assert boss.go(f"/console/reports/{rid}/issue", {"csrf": boss.csrf(), "why": "faxed"})[0] == 303
     page = v.go(f"/console/reports/{rid}")[2]
-    assert "issued" in page and 'id="report-form"' not in page
+    assert ">已签发<" in page and 'id="report-form"' not in page
     # A frozen report refuses an edit; the page says why.
     v.go(f"/console/reports/{rid}/edit", {"csrf": csrf, "next_steps": "x",
                                           "next": f"/console/reports/{rid}"})
@@ -312,4 +313,12 @@ def test_an_operator_starts_a_drill_and_gets_its_report(collector):
     status, headers, text = v.go(f"/console/drills/{drill}/report.md?lang=en")
     assert status == 200 and drill in text
     assert headers["Content-Disposition"] == f'attachment; filename="{drill}.md"'
+    assert f'/console/drills/{drill}/report.pdf?lang=' in page          # linked, and made
+    if pdf_problem() is None:
+        req = urllib.request.Request(f"{collector.url}/console/drills/{drill}/report.pdf?lang=zh")
+        with v.opener.open(req, timeout=120) as r:
+            assert r.status == 200 and r.headers["Content-Type"] == "application/pdf"
+            assert r.read(5) == b"%PDF-"
+            assert r.headers["Content-Disposition"] == f'attachment; filename="{drill}.pdf"'
+    assert v.go(f"/console/drills/{drill}/report.docx")[0] == 404
     assert any(a == "alice" for a, _ in audit_records(collector, "drill.started"))

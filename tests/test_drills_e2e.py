@@ -19,15 +19,18 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from datetime import datetime, timedelta
 
 from agent.wire import Batch, Event, encode, new_event_id
 from collector.api import token_hash
+from collector.reports.render import pdf_problem
 
 from .support.collector import CollectorProcess
 from .support.collector import audit_records as audit
+from .support.console import reports_output
 from .support.notify import SmtpSink
 from .support.paths import REPO
 from .test_collector_api import metric, request
@@ -218,6 +221,15 @@ def test_power_cut_drill_end_to_end_from_the_cli(tmp_path):
             assert "The plan worked" in section(zh, "## 五、演练评估")
             assert "Replace the" in section(zh, "## 六、整改措施")
             ok(bw(c, "drill", "archive", drill_id, "--why", "reviewed at the June meeting"))
+            # The archived report as PDF too, by the incident reports' renderer.
+            if pdf_problem() is None:
+                saved = tmp_path / f"{drill_id}.zh.pdf"
+                ok(bw(c, "drill", "report", drill_id, "--lang", "zh", "--format", "pdf",
+                      "-o", str(saved)))
+                text = subprocess.run(["pdftotext", "-layout", str(saved), "-"],
+                                      capture_output=True, text=True, check=True).stdout
+                assert "应急演练报告：网点停电" in text and "Replace the" in text
+                shutil.copy(saved, reports_output() / saved.name)   # for a person to look at
             refused = bw(c, "drill", "edit", drill_id, "--set", "followups=later")
             assert refused.returncode == 1 and "frozen" in refused.stderr
             assert "archived" in row(ok(bw(c, "drill", "list")), drill_id)

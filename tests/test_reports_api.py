@@ -25,6 +25,7 @@ from collector.api import build_app, token_hash
 from collector.api_reports import add_report_routes
 from collector.config import parse
 from collector.incident_codec import from_dict, to_dict
+from collector.reports.model import EDITABLE
 from collector.reports.render import pdf_problem
 from collector.reports.settings import ReportSettings
 from collector.store import SqliteStore
@@ -110,6 +111,18 @@ def open_incident(c, check: str) -> str:
     return inc["id"]
 
 
+def audit_rows(c, kind: str) -> list[tuple[str, str, dict]]:
+    """The audit records of one kind: (kind, actor, data), oldest first."""
+    import sqlite3
+    conn = sqlite3.connect(f"file:{c.db}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT kind, actor, data FROM audit WHERE kind = ? ORDER BY seq",
+                            (kind,)).fetchall()
+    finally:
+        conn.close()
+    return [(k, a, json.loads(d)) for k, a, d in rows]
+
+
 def cli(c, *args: str, token: str = OPERATOR) -> subprocess.CompletedProcess:
     env = dict(os.environ, BRANCHWATCH_TOKEN=token)
     return subprocess.run([sys.executable, "-m", "collector.cli", "report", *args,
@@ -145,6 +158,37 @@ def test_an_operator_drafts_edits_and_issues_a_written_report(collector):
     assert md.decode() == r["markdown"] and "issued by bob" in r["markdown"]
 
 
+def test_every_section_and_the_sign_off_can_be_edited_while_a_draft(collector):
+    # 第二十八條 and 第三十四條: a person may write every section, measures taken too;
+    # the record's words come first (prefilled), an edit replaces them, audited.
+    inc = open_incident(collector, "tcp/sections")
+    status, r = call(collector, "POST", "/api/v1/reports", {"incident": inc})
+    assert status == 201, r
+    assert r["editable"] == list(EDITABLE["written"])
+    assert {"measures_text", "time_text", "symptoms_text", "signer"} <= set(r["editable"])
+    assert "branch B1: business system unreachable (sections)" in r["fields"]["symptoms_text"]
+    assert "connect timed out" not in r["fields"]["symptoms_text"]          # raw: annex only
+    body, annex = r["markdown"].split("## Annex: technical details")
+    assert "connect timed out &lt;b>" in annex and "connect timed out" not in body
+    assert "- **Signed by**: ________" in body                                # not configured
+    every = {name: f"{name} as the reporter wrote it" for name in r["editable"]}
+    status, r = call(collector, "POST", f"/api/v1/reports/{r['id']}/edit", {"set": every})
+    assert status == 200, r
+    assert all(r["fields"][k] == v for k, v in every.items())
+    assert "measures_text as the reporter wrote it" in r["markdown"]
+    assert "- **Signed by**: signer as the reporter wrote it" in r["markdown"]
+    [(_, _, audited)] = [row for row in audit_rows(collector, "report.edited")
+                         if row[2]["report"] == r["id"]]
+    assert set(audited["changed"]) == set(every)
+    status, r = call(collector, "POST", f"/api/v1/reports/{r['id']}/issue", {"why": "faxed"})
+    assert status == 200
+    assert "- **Date**: " in r["markdown"] and "- **Date**: ________" not in r["markdown"]
+    for name in ("measures_text", "signer", "time_text"):
+        status, err = call(collector, "POST", f"/api/v1/reports/{r['id']}/edit",
+                           {"set": {name: "later"}})
+        assert status == 409 and "frozen" in err["error"], name
+
+
 def test_refusals(collector):
     inc = open_incident(collector, "tcp/app-refusals")
     rid = call(collector, "POST", "/api/v1/reports", {"incident": inc})[1]["id"]
@@ -178,10 +222,17 @@ def test_the_summary_of_a_closed_incident_in_chinese_and_the_list(collector):
     status, r = call(collector, "POST", "/api/v1/reports",
                      {"incident": ID, "kind": "summary", "language": "zh"})
     assert status == 201, r
-    assert "信息科技突发事件总结报告" in r["markdown"] and "四、事件时间线" in r["markdown"]
+    assert "信息科技突发事件总结报告" in r["markdown"] and "（八）事件时间线" in r["markdown"]
     assert "| 2024-12-02 13:30 | 事件关闭 |" in r["markdown"]      # Asia/Shanghai
     status, data = call(collector, "GET", f"/api/v1/reports?incident={ID}")
     assert [x["id"] for x in data["reports"]] == [f"{ID}-S1"] and "fields" not in data["reports"][0]
+    # Every 第三十四條 section is the person's to edit, prefilled from the record in zh.
+    assert r["editable"] == list(EDITABLE["summary"])
+    assert "主要处置过程：" in r["fields"]["handling_text"]
+    assert "预案步骤“Start the generator”执行失败" in r["fields"]["plan_review"]
+    status, r = call(collector, "POST", f"/api/v1/reports/{r['id']}/edit",
+                     {"set": {"handling_text": "09:40 停电；09:48 确认接报；13:10 恢复。"}})
+    assert status == 200 and "09:48 确认接报；13:10 恢复。" in r["markdown"]
 
 
 def test_the_cli_drafts_edits_issues_shows_and_lists_and_an_issued_report_is_exit_1(collector):

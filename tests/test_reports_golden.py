@@ -1,9 +1,11 @@
 """The reports in both languages against golden files (issue 7; domain.md §3):
 a fixed incident (tests/support/report_incident.py) -> the exact Markdown in
-tests/golden/reports/KIND.LANG.md. After a deliberate change of a template,
+tests/golden/reports/KIND.LANG.md and HTML body in KIND.LANG.html. After a deliberate change of a template,
 regenerate them with
 
     BRANCHWATCH_REGEN_GOLDEN=1 python3 -m pytest tests/test_reports_golden.py
+
+(the Markdown, and the HTML bodies of the written report and the summary)
 
 and review the diff before committing it.
 """
@@ -19,7 +21,7 @@ import pytest
 from collector.grading import Calendar
 from collector.reports.facts import Scope
 from collector.reports.model import build, edit
-from collector.reports.render import render
+from collector.reports.render import body, render
 from collector.reports.settings import ReportSettings
 
 from .support.report_incident import ID, REGIONS, at, incident_dict
@@ -97,6 +99,18 @@ def test_report_matches_its_golden_markdown(kind, lang):
     check_golden(f"{kind}.{lang}.md", report_text(kind, lang))
 
 
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("kind", ["written", "summary"])
+def test_report_matches_its_golden_html_body(kind, lang):
+    # The markup the console previews and the PDF prints (the page around it is
+    # html/page.j2 and the style sheet): what is marked unfilled, the sign-off block,
+    # the annex.
+    _until, meta = CASES[kind]
+    number = 2 if kind == "summary" else 1
+    check_golden(f"{kind}.{lang}.html", body({"id": f"{ID}-{LETTER[kind]}{number}", **meta},
+                                             report_fields(kind, lang), "html"))
+
+
 def test_the_written_report_has_every_item_of_article_28_in_order():
     # 第二十八條: time, place, symptoms, affected business, cause analysis, preliminary
     # consequences, measures taken, next steps, unit, contact, anything else, coordination.
@@ -137,3 +151,22 @@ def test_the_progress_report_tells_what_changed_since_the_last_report():
     assert fields["measures"] == []                            # nothing done 11:00-12:52
     assert [(d["key"], d["status"]) for d in fields["deadlines"]] == [
         ("progress-1", "missed"), ("written-report", "due")]
+
+
+@pytest.mark.parametrize("lang, none, todo", [("zh", "无", "待填写：损失情况"),
+                                              ("en", "None.", "to be completed: losses")])
+def test_only_an_unfilled_field_is_marked_and_none_is_an_answer(lang, none, todo):
+    written = report_text("written", lang, "html")
+    assert f'<p class="none">{none}</p>' in written            # 十、其他事项: nothing else
+    assert 'class="todo"' not in written                         # every section filled
+    summary = report_text("summary", lang, "html")
+    assert f'<p class="todo">{todo}</p>' in summary              # nobody wrote it yet
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_raw_errors_and_check_ids_are_in_the_annex_not_the_body(lang):
+    text = report_text("written", lang)
+    head, annex = text.split("\n---\n", 1)
+    for raw in ("connection refused", "connect timed out", "tcp/core-banking",
+                "ii-2-regions-30m", "switch funds port backup: done", "R1 start-generator"):
+        assert raw not in head and raw in annex, raw

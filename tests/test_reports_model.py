@@ -102,3 +102,39 @@ def test_settings_are_checked_like_the_rest_of_the_config():
         msgspec.convert({"email": "x@y"}, ReportSettings)
     with pytest.raises(msgspec.ValidationError, match="Expected `str` matching|Invalid enum"):
         msgspec.convert({"language": "fr"}, ReportSettings)
+
+
+def test_a_new_draft_carries_what_the_person_wrote_not_the_record_s_old_words():
+    fields = report_fields("written", "zh")
+    # The prefilled words of a section the person left as they were are not carried:
+    # a new draft draws them afresh (with what happened since).
+    fields, _ = edit(fields, {"consequences": "两个网点停业", "measures_text":
+                              fields["measures_text"] + "\n11. 网点启用手工登记。"})
+    carried = carried_text(fields)
+    assert set(carried) == {"cause_analysis", "consequences", "coordination",
+                            "measures_text"}          # cause, coordination: the golden TEXT
+    later = build("written", incident_dict("12:52"), SCOPE, ReportSettings(language="zh"),
+                  "zh", at("12:52"), carried=carried)
+    assert later["measures_text"].endswith("网点启用手工登记。")
+    assert later["symptoms_text"] == later["prefilled"]["symptoms_text"] != \
+        fields["symptoms_text"]                        # 12:50: the line came back
+
+
+def test_a_report_drafted_before_the_sections_existed_still_renders():
+    fields = report_fields("written", "en")
+    for name in ("time_text", "measures_text", "signer", "prefilled"):
+        del fields[name]
+    md = render(META, fields, "md")
+    assert "*to be completed: measures taken*" in md and "- **Signed by**: ________" in md
+
+
+def test_texts_in_a_language_from_every_shape_the_data_files_use():
+    from types import SimpleNamespace as NS
+
+    from collector.reports.texts import text_of
+    assert text_of(NS(title={"zh": "停电", "en": "Power cut"}), "title", "zh") == "停电"
+    assert text_of(NS(title={"en": "Power cut"}), "title", "zh") == "Power cut"
+    assert text_of(NS(title="Power cut", title_zh="停电"), "title", "zh") == "停电"
+    assert text_of(NS(title="Power cut", title_zh="停电"), "title", "en") == "Power cut"
+    assert text_of({"title": "Power cut"}, "title", "zh") == "Power cut"
+    assert text_of(NS(role=None), "role", "zh") == ""

@@ -42,6 +42,6 @@ def test_the_chinese_written_report_as_pdf_keeps_its_chinese_text(pdftotext, tmp
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_the_english_summary_as_pdf(pdftotext, tmp_path):
     text = text_of(pdftotext, tmp_path, report_text("summary", "en", "html"))
-    for words in ("Closing summary of an IT emergency incident", "4. Timeline",
+    for words in ("Closing summary of an IT emergency incident", "H. Timeline", "Annex: technical details",
                   "generator would not start"):
         assert words in text, words

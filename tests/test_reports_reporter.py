@@ -24,6 +24,7 @@ META = {"id": f"{ID}-P1", "status": "draft", "issued_at": None, "issued_by": Non
 WORDS = {"zh": ("报告责任人（第二十六条）：", "本时段预案执行失败情况（第三十条）", "（自2026-12-07 11:40起）"),
          "en": ("Reporter (Art. 26):", "Plan failures in this period (Art. 30)",
                 " (since 2026-12-07 11:40)")}
+NO_FAILURE = {"zh": "本时段预案执行无失败。", "en": "No runbook step failed in this period."}
 
 
 def progress(lang: str, until: str = "12:52", progress_since=None) -> str:
@@ -47,11 +48,14 @@ def test_a_failed_plan_is_an_entry_in_the_next_progress_report_only(lang):
     _, section, _ = WORDS[lang]
     text = progress(lang)
     part = text[text.index(section):].split("\n## ", 1)[0]
-    assert "| 2026-12-07 10:30 | R1 start-generator |" in part
+    assert "2026-12-07 10:30" in part and "Start the generator" in part   # the body, in words
+    annex = text[text.index("\n---\n"):]
+    assert "| 2026-12-07 10:30 | R1 start-generator |" in annex          # the record
     # A progress report issued after the failure carried it: the next one does not.
     later = progress(lang, progress_since=at("11:30"))
     part = later[later.index(section):].split("\n## ", 1)[0]
-    assert "start-generator" not in part
+    assert "Start the generator" not in part and NO_FAILURE[lang] in part
+    assert "start-generator" not in later[later.index("\n---\n"):]
 
 
 def test_the_written_report_before_any_change_names_the_designated_reporter():

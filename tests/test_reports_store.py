@@ -121,7 +121,9 @@ def test_a_new_draft_supersedes_and_keeps_the_text_progress_reports_are_a_series
     w2 = desk.draft(ID, "written", "zh", "bob")
     assert (w2.id, w2.supersedes, w2.fields["cause_analysis"]) == (f"{ID}-W2", w1.id, "线路故障")
     en = desk.draft(ID, "written", "en", "bob")       # another language: no text carried
-    assert en.supersedes == w2.id and en.fields["cause_analysis"] == ""
+    assert en.supersedes == w2.id
+    assert en.fields["cause_analysis"] == en.fields["prefilled"]["cause_analysis"]
+    assert en.fields["cause_analysis"].startswith("First findings:")   # the record's words
     p1 = desk.draft(ID, "progress", "en", "bob")
     # since the last issued report, as of when it was drawn (11:00)
     assert (p1.id, p1.supersedes) == (f"{ID}-P1", None)

@@ -8,10 +8,11 @@ only; who acted is the token's operator, never the body.
     POST /api/v1/drills/{id}/end {why}         (default "drill over")
     POST /api/v1/drills/{id}/edit {set: {followups|assessment: text}}
     POST /api/v1/drills/{id}/archive {why}
-    GET  /api/v1/drills/{id}/report?lang=zh|en&format=md|html|json
+    GET  /api/v1/drills/{id}/report?lang=zh|en&format=md|html|pdf|json
 
 400 a wrong parameter or file (naming it), 404 an unknown drill, 409 a drill
-that has ended (end) or is archived (edit, archive). `add_drill_routes(app)`
+that has ended (end) or is archived (edit, archive), 501 a PDF where WeasyPrint
+or the CJK font is missing. `add_drill_routes(app)`
 registers them on the app `collector.api.build_app` made, and the loop that
 injects each drill's events when they are due.
 """
@@ -28,7 +29,7 @@ from aiohttp import web
 from agent.config import ConfigError
 
 from ..api_base import STATE, STORE, Rejected, _json, _operator, authorised
-from ..api_reports import _object, _run, _text
+from ..api_reports import _object, _run, _text, pdf_response
 from ..engine.actions import REHEARSAL
 from .desk import DRILL_OVER, DrillDesk
 from .plan import parse_plan
@@ -146,13 +147,16 @@ async def get_drill(request: web.Request) -> web.Response:
 
 
 async def drill_report(request: web.Request) -> web.Response:
-    """GET /api/v1/drills/{id}/report?lang=zh|en&format=md|html|json."""
+    """GET /api/v1/drills/{id}/report?lang=zh|en&format=md|html|pdf|json."""
     _operator(request.app[STATE], request)
     drills, did = request.app[DRILLS], request.match_info["did"]
     fmt, lang = request.query.get("format", "md"), request.query.get("lang")
     if fmt == "json":
         run = await _run(request, "drill", drills.get, did)
         return _json(await _run(request, "drill", drills.data, run, lang))
+    if fmt == "pdf":       # the HTML as the incident reports print it (same renderer)
+        html = await _run(request, "drill", drills.report, did, lang, "html")
+        return await pdf_response(html, f"{did}.pdf")
     text = await _run(request, "drill", drills.report, did, lang, fmt)
     return web.Response(text=text, content_type=TYPES[fmt], charset="utf-8")
 

@@ -1,7 +1,8 @@
 """The drill report as Markdown or HTML: one Jinja2 template per language
 (templates/zh.j2, templates/en.j2), laid out with the regulator reports'
 blocks and HTML page (collector/reports/: the same escaping rules, so text a
-person wrote can never become markup).
+person wrote can never become markup; the same style sheet, so its PDF, made
+by reports.render.pdf from the HTML, prints as theirs do).
 """
 
 from __future__ import annotations
@@ -10,11 +11,10 @@ import functools
 from pathlib import Path
 
 import jinja2
-from markupsafe import Markup
 
 from ..reports.blocks import BLOCKS
-from ..reports.render import CJK_FONT, LANG_TAGS, TEMPLATES as REPORT_TEMPLATES
-from ..reports.render import _finalize_html, _finalize_md, time_format
+from ..reports.render import TEMPLATES as REPORT_TEMPLATES
+from ..reports.render import _finalize_html, _finalize_md, page, time_format
 
 TEMPLATES = Path(__file__).parent / "templates"
 FORMATS = ("md", "html")
@@ -66,6 +66,6 @@ def render(r: dict, fmt: str) -> str:
     body = body.strip() + "\n"
     if fmt == "md":
         return body
-    return env.get_template("html/page.j2").render(
-        body=Markup(body), title=r["drill"]["id"], lang=LANG_TAGS.get(r["language"], "en"),
-        font=CJK_FONT)
+    # The incident reports' page: one style sheet, one print layout, one PDF renderer.
+    # Landscape: its timeline and step tables have seven and nine columns.
+    return page(body, r["drill"]["id"], r["language"], wide=True)

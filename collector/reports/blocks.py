@@ -62,14 +62,29 @@ class MarkdownBlocks:
         lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
         return "\n".join(lines)
 
-    def text(self, value, placeholder) -> str:
-        """A person's text as they wrote it (Markdown), or the placeholder in italics."""
+    def text(self, value, placeholder, todo: bool = True) -> str:
+        """A person's text as they wrote it (Markdown); else the placeholder, in italics
+        when it marks a field still to fill (`todo`), plain when it is the answer ("无")."""
         value = (value or "").strip()
-        return value if value else f"*{placeholder}*"
+        return value if value else f"*{placeholder}*" if todo else str(placeholder)
 
     def note(self, text) -> str:
         """A remark in small print."""
         return f"> {text}"
+
+    def sign(self, rows, seal) -> str:
+        """The sign-off block: (label, value) rows, a blank line where a value is
+        missing, and the place for the seal."""
+        lines = [f"- {_label(k)}{_cell(v) if v else BLANK}" for k, v in rows]
+        return "\n".join(lines + [f"- {_label(seal)}"])
+
+    def annex(self, title) -> str:
+        """Where the annex begins (a rule, then its title)."""
+        return f"---\n\n## {title}"
+
+    def annex_end(self) -> str:
+        """Where the annex ends."""
+        return ""
 
 
 class HtmlBlocks:
@@ -104,14 +119,18 @@ class HtmlBlocks:
         body = Markup("").join(
             Markup("<tr>{}</tr>").format(Markup("").join(Markup("<td>{}</td>").format(_or(c))
                                                          for c in row)) for row in rows)
-        return Markup("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>").format(
-            th, body)
+        # The scroll box keeps a wide table from widening a narrow screen; print
+        # ignores it (report.css).
+        return Markup('<div class="table-box"><table><thead><tr>{}</tr></thead>'
+                      '<tbody>{}</tbody></table></div>').format(th, body)
 
-    def text(self, value, placeholder) -> Markup:
-        """A person's text: paragraphs on blank lines, line breaks kept; or the placeholder."""
+    def text(self, value, placeholder, todo: bool = True) -> Markup:
+        """A person's text: paragraphs on blank lines, line breaks kept; or the
+        placeholder, marked as still to fill only when it is one (`todo`)."""
         value = (value or "").strip()
         if not value:
-            return Markup('<p class="todo">{}</p>').format(placeholder)
+            return Markup('<p class="{}">{}</p>').format("todo" if todo else "none",
+                                                         placeholder)
         paras = re.split(r"\n\s*\n", value)
         return Markup("").join(
             Markup("<p>{}</p>").format(Markup("<br>").join(escape(line) for line in
@@ -120,6 +139,27 @@ class HtmlBlocks:
     def note(self, text) -> Markup:
         """A remark in small print."""
         return Markup('<p class="note">{}</p>').format(text)
+
+    def sign(self, rows, seal) -> Markup:
+        """The sign-off block: (label, value) rows, a line to write on where a value
+        is missing, and the box for the seal."""
+        cells = Markup("").join(
+            Markup('<tr><th>{}</th><td>{}</td></tr>').format(
+                str(k).rstrip(":："), v if v else Markup('<span class="blank"></span>'))
+            for k, v in rows)
+        return Markup('<div class="sign"><table class="sign-rows">{}</table>'
+                      '<div class="seal">{}</div></div>').format(cells, str(seal).rstrip(":："))
+
+    def annex(self, title) -> Markup:
+        """Where the annex begins: on a page of its own, landscape in print."""
+        return Markup('<section class="annex"><h2>{}</h2>').format(title)
+
+    def annex_end(self) -> Markup:
+        """Where the annex ends."""
+        return Markup("</section>")
+
+
+BLANK = "________"              # a line to write on, in Markdown
 
 
 def _or(value):

@@ -19,11 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timezone
 
+from markupsafe import Markup
+
 from ..audit import head_line
 from . import KINDS
 from .facts import Scope
 from .model import build, carried_text, edit
-from .render import render
+from .render import body, render
 from .settings import LANGUAGES, ReportSettings
 from .storage import StoredReport, frozen
 
@@ -120,6 +122,20 @@ class ReportDesk:
         if report is None:
             raise KeyError(report_id)
         return report
+
+
+def preview(report: StoredReport) -> Markup:
+    """The report's HTML body for the console's preview: as issued (frozen), or a draft
+    rendered from its fields now. Rendered by render.body, so every value in it is
+    escaped already."""
+    if report.status != "issued":
+        return Markup(body(report.meta(), report.fields, "html"))
+    page = report.html or ""
+    inner = page.split("<body>", 1)[-1].rsplit("</body>", 1)[0]
+    inner = inner.strip()
+    if inner.startswith('<div class="report-doc">'):     # the page's own wrapper
+        inner = inner[len('<div class="report-doc">'):].rsplit("</div>", 1)[0]
+    return Markup(inner)
 
 
 def rendered(report: StoredReport, fmt: str) -> str:

@@ -2,7 +2,8 @@
 
 Each function reads the typed incident (incident_codec.from_dict) and returns
 plain rows (dicts of text, numbers and datetimes) that the templates lay out;
-nothing here knows a language. The sections follow domain.md §3:
+nothing here knows a language except the data files' own texts (step and
+runbook titles), asked through texts.py in the report's language. The sections follow domain.md §3:
 第二十八條 (time, place, symptoms, affected business, cause, measures),
 第三十四條 (scope, handling time and process, what went wrong).
 """
@@ -17,6 +18,7 @@ from ..config import DEFAULT_BUSINESS_STOPS, BusinessStop
 from ..grading import Calendar
 from ..incident_facts import outages
 from ..incidents import Fault, Incident
+from .texts import text_of
 
 # How bad a state is, for the worst state a fault reached (ok is no fault).
 _RANK = {"critical": 3, "warning": 2, "unknown": 1}
@@ -98,7 +100,8 @@ def symptoms(inc: Incident, since: datetime | None = None) -> list[dict]:
 
 def cleared(inc: Incident, since: datetime) -> list[dict]:
     """Faults that cleared after `since` and are still clear."""
-    rows = [{"branch": f.branch, "check": f.check, "end": f.spans[-1][1], "reason": f.reason}
+    rows = [{"branch": f.branch, "check": f.check, "category": f.category,
+             "end": f.spans[-1][1], "reason": f.reason}
             for f in inc.faults.values()
             if f.spans and not f.active and f.spans[-1][1] > since]
     return sorted(rows, key=lambda r: (r["end"], r["branch"], r["check"]))
@@ -120,42 +123,58 @@ def business(inc: Incident, scope: Scope, now: datetime) -> list[dict]:
     return sorted(rows, key=lambda r: (r["start"], r["branch"], r["cause"]))
 
 
-def _step_rows(inc: Incident, keep: Callable[[object], bool]) -> list[dict]:
+def _step_rows(inc: Incident, keep: Callable[[object], bool], language: str = "en"
+               ) -> list[dict]:
     rows = []
     for run in inc.runbooks:
         for r in run.records:
             if keep(r):
                 step = run.runbook.step(r.step)
-                rows.append({"run": run.id, "runbook": run.runbook.id, "step": r.step,
-                             "title": step.title, "role": step.role, "status": r.status,
-                             "at": r.ended_at or r.started_at, "who": r.who, "note": r.note,
-                             "choice": r.choice})
+                rows.append({"kind": "step", "run": run.id, "runbook": run.runbook.id,
+                             "step": r.step, "step_kind": step.kind,
+                             "title": text_of(step, "title", language),
+                             "role": text_of(step, "role", language) or None,
+                             "status": r.status, "at": r.ended_at or r.started_at,
+                             "who": r.who, "note": r.note, "choice": r.choice})
     return rows
 
 
-def measures(inc: Incident, since: datetime | None = None) -> list[dict]:
-    """Measures taken: runbook steps done or failed (who, when, note) and the agents'
-    own actions (e.g. the uplink failover), in time order."""
+def measures(inc: Incident, since: datetime | None = None, language: str = "en"
+             ) -> list[dict]:
+    """Measures taken (第二十八條), in time order: runbook steps done or failed (who,
+    when, note), the agents' own actions (e.g. the uplink failover) and what people
+    did on the incident itself (acknowledgements)."""
     def after(t):
         return since is None or t > since
-    rows = _step_rows(inc, lambda r: r.status in ("done", "failed") and after(r.ended_at))
-    rows += [{"run": None, "runbook": None, "step": a.check, "title": a.check, "role": None,
+    rows = _step_rows(inc, lambda r: r.status in ("done", "failed") and after(r.ended_at),
+                      language)
+    rows += [{"kind": "action", "run": None, "runbook": None, "step": a.check,
+              "step_kind": "action", "title": a.check, "role": None,
               "status": "done" if a.ok else "failed", "at": a.at, "who": "agent",
               "note": a.reason, "choice": None} for a in inc.actions if after(a.at)]
+    rows += [{"kind": "ack", "run": None, "runbook": None, "step": "ack", "step_kind": "ack",
+              "title": "", "role": None, "status": "done", "at": a.at, "who": a.who,
+              "note": a.why, "choice": None} for a in inc.acks if after(a.at)]
+    # A person's note on the incident is often what they did ("customers redirected
+    # to B3"); it is listed as theirs, for the reporter to keep or strike.
+    rows += [{"kind": "note", "run": None, "runbook": None, "step": "note", "step_kind": "note",
+              "title": "", "role": None, "status": "done", "at": n.at, "who": n.who,
+              "note": n.why, "choice": None} for n in inc.notes if after(n.at)]
     return sorted(rows, key=lambda r: (r["at"], r["step"]))
 
 
-def pending(inc: Incident) -> list[dict]:
+def pending(inc: Incident, language: str = "en") -> list[dict]:
     """Steps still waiting or running (what the runbooks plan next)."""
-    return _step_rows(inc, lambda r: r.status in ("waiting", "running"))
+    return _step_rows(inc, lambda r: r.status in ("waiting", "running"), language)
 
 
-def failed_steps(inc: Incident) -> list[dict]:
+def failed_steps(inc: Incident, language: str = "en") -> list[dict]:
     """Steps that failed (第三十條: the plan failed there)."""
-    return sorted(_step_rows(inc, lambda r: r.status == "failed"), key=lambda r: r["at"])
+    return sorted(_step_rows(inc, lambda r: r.status == "failed", language),
+                  key=lambda r: r["at"])
 
 
-def cause_facts(inc: Incident) -> list[dict]:
+def cause_facts(inc: Incident, language: str = "en") -> list[dict]:
     """What points at the cause: the agents' device/line diagnosis (domain.md §4.1),
     decisions taken in the runbooks, and criteria a person set with a reason."""
     rows = [{"kind": "diagnosis", "subject": f"{f.branch} {f.check}", "text": f.diagnosis,
@@ -164,7 +183,7 @@ def cause_facts(inc: Incident) -> list[dict]:
     rows += [{"kind": "decision", "subject": f"{r['run']} {r['step']}: {r['title']}",
               "text": r["choice"] + (f" ({r['note']})" if r["note"] else ""),
               "who": r["who"], "at": r["at"]}
-             for r in _step_rows(inc, lambda r: r.choice is not None)]
+             for r in _step_rows(inc, lambda r: r.choice is not None, language)]
     rows += [{"kind": "criterion", "subject": a.criterion, "text": a.why, "who": a.who,
               "at": a.at} for a in inc.assertions if not a.withdrawn]
     return sorted(rows, key=lambda r: (r["at"], r["kind"], r["subject"]))
@@ -195,12 +214,13 @@ def handling(inc: Incident, now: datetime) -> dict:
             "minutes_to_resolve": _minutes(inc.started_at, end or now)}
 
 
-def runbooks(inc: Incident) -> list[dict]:
+def runbooks(inc: Incident, language: str = "en") -> list[dict]:
     """Each runbook run: which plan, how it ended, its steps by outcome."""
     out = []
     for run in inc.runbooks:
         count = {s: sum(r.status == s for r in run.records) for s in ("done", "failed", "skipped")}
-        out.append({"id": run.id, "runbook": run.runbook.id, "title": run.runbook.title,
+        out.append({"id": run.id, "runbook": run.runbook.id,
+                    "title": text_of(run.runbook, "title", language),
                     "status": run.status, "started_at": run.started_at,
                     "started_by": run.started_by, "ended_at": run.ended_at, **count})
     return out

@@ -13,17 +13,17 @@ from __future__ import annotations
 import functools
 import shutil
 import subprocess
-from datetime import datetime, timezone
-from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import jinja2
 from markupsafe import Markup
 
 from .blocks import BLOCKS
+from .templating import TEMPLATES, time_format
+from .model import with_defaults
 
-TEMPLATES = Path(__file__).parent / "templates"
 FORMATS = ("md", "html")
+AUDIT_LABEL = {"zh": "签发时的审计链（可用 branchwatch audit verify 核对）：",
+               "en": "The audit chain when issued (branchwatch audit verify checks it): "}
 CJK_FONT = "Noto Sans CJK SC"
 LANG_TAGS = {"zh": "zh-CN", "en": "en"}
 
@@ -47,38 +47,44 @@ def environment(fmt: str) -> jinja2.Environment:
         finalize=_finalize_html if fmt == "html" else _finalize_md)
 
 
-def time_format(tz: str):
-    """A function for templates: RFC 3339 text (or a datetime) as 'YYYY-MM-DD HH:MM'
-    in the report's time zone; None stays None."""
-    zone = ZoneInfo(tz)
+# The one style sheet of the reports: inlined in every HTML page and PDF, and
+# served to the console for its preview (collector/web/pages.py).
+STYLE = (TEMPLATES / "html" / "report.css").read_text(encoding="utf-8")
+# The console adds its page around the preview and the phone's rules.
+CONSOLE_STYLE = STYLE + (TEMPLATES / "html" / "report-console.css").read_text(encoding="utf-8")
 
-    def t(value, pattern: str = "%Y-%m-%d %H:%M"):
-        if value is None:
-            return None
-        when = value if isinstance(value, datetime) else datetime.fromisoformat(value)
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        return when.astimezone(zone).strftime(pattern)
-    return t
+
+def body(meta: dict, fields: dict, fmt: str) -> str:
+    """One report's body (meta: id, status, issued_at, issued_by, supersedes): Markdown,
+    or the HTML inside the page (the console's preview shows it as it is)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    fields = with_defaults(fields)
+    env = environment(fmt)
+    template = env.get_template(f"{fields['language']}/{fields['kind']}.j2")
+    text = template.render(r=fields, meta=meta, b=BLOCKS[fmt], t=time_format(fields["timezone"]))
+    text = text.strip() + "\n"
+    if meta.get("audit_head"):      # the chain's head, in every issued report
+        # The line itself stays as `branchwatch audit verify` prints it; the label
+        # says what it is in the report's language.
+        line = AUDIT_LABEL.get(fields["language"], AUDIT_LABEL["en"]) + meta["audit_head"]
+        text += ("\n---\n" + line + "\n" if fmt == "md" else
+                 str(Markup('<p class="note">{}</p>\n').format(line)))
+    return text
+
+
+def page(body_html: str, title: str, language: str, wide: bool = False) -> str:
+    """A whole HTML page (for the browser and for print) around a report's body;
+    `wide`: landscape throughout in print (a report of wide tables)."""
+    return environment("html").get_template("html/page.j2").render(
+        body=Markup(body_html), title=title, lang=LANG_TAGS.get(language, "en"),
+        font=CJK_FONT, style=Markup(STYLE), wide=wide)
 
 
 def render(meta: dict, fields: dict, fmt: str) -> str:
-    """One report (meta: id, status, issued_at, issued_by, supersedes) as Markdown or
-    a whole HTML page."""
-    if fmt not in FORMATS:
-        raise ValueError(f"format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
-    env = environment(fmt)
-    template = env.get_template(f"{fields['language']}/{fields['kind']}.j2")
-    body = template.render(r=fields, meta=meta, b=BLOCKS[fmt], t=time_format(fields["timezone"]))
-    body = body.strip() + "\n"
-    if meta.get("audit_head"):      # the chain's head, in every issued report
-        body += ("\n---\n" + meta["audit_head"] + "\n" if fmt == "md" else
-                 str(Markup('<p class="note">{}</p>\n').format(meta["audit_head"])))
-    if fmt == "md":
-        return body
-    return env.get_template("html/page.j2").render(
-        body=Markup(body), title=meta["id"], lang=LANG_TAGS.get(fields["language"], "en"),
-        font=CJK_FONT)
+    """One report as Markdown or a whole HTML page."""
+    text = body(meta, fields, fmt)
+    return text if fmt == "md" else page(text, meta["id"], fields["language"])
 
 
 def pdf_problem() -> str | None:

@@ -5,6 +5,7 @@
       unit: 某县农村信用合作联社    # 报告单位: the reporting unit
       contact: 张三                # 联系人
       phone: "0839-1234567"        # 联系方式
+      signer: 王五                 # 签发人: who signs the report for the unit
       timezone: Asia/Shanghai      # times in reports (default: grading.calendar's zone)
       reporter: 李四               # 报告责任人 (第二十六條), named on every new incident
 
@@ -31,6 +32,8 @@ class ReportSettings(_S):
     unit: str = ""
     contact: str = ""
     phone: str = ""
+    # 签发人: who signs for the unit (the sign-off block; blank line when unset)
+    signer: str = ""
     timezone: str | None = None
     # 報告責任人 (第二十六條): recorded on every new incident; the leadership
     # may name another on the incident (every change is filed with the regulator).

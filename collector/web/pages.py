@@ -14,10 +14,11 @@ from aiohttp import web
 from .. import incident_reads as reads
 from ..api_base import STATE, STORE, Rejected, read_form
 from ..api_people import read, region_branches
-from ..api_reports import REPORTS, report_response
-from ..reports.desk import rendered
+from ..api_reports import REPORTS, pdf_response, report_response
+from ..reports.desk import preview
+from ..reports.render import CONSOLE_STYLE
 from ..store import read_agents
-from ..reports.model import EDITABLE
+from ..reports.model import CONTACT, EDITABLE, SECTIONS
 from ..drills.http import DRILLS
 from ..fleet.storage import read_about
 from ..fleet.view import fleet_lines
@@ -294,21 +295,33 @@ async def report(request: web.Request) -> web.Response:
     found = await st.run(request.app[REPORTS].get, rid)
     if found is None:
         raise Rejected(404, f"no such report {rid!r}")
-    return render(request, "report.html", report=found, text=rendered(found, "md"),
-                  editable=[] if found.status == "issued" else EDITABLE[found.kind])
+    return render(request, "report.html", report=found, preview=preview(found),
+                  editable=[] if found.status == "issued" else EDITABLE[found.kind],
+                  sections=SECTIONS[found.kind], contact=CONTACT)
+
+
+async def report_style(request: web.Request) -> web.Response:
+    """GET /console/report.css: the reports' own style sheet, for the preview (the
+    one every report's HTML and PDF carries), and the page around it."""
+    return web.Response(text=CONSOLE_STYLE, content_type="text/css", charset="utf-8",
+                        headers={"Cache-Control": "max-age=3600"})
 
 
 @page
 async def drill_report_download(request: web.Request) -> web.Response:
-    """GET /console/drills/{did}/report.{fmt}?lang=: the drill report (md or html)."""
+    """GET /console/drills/{did}/report.{fmt}?lang=: the drill report (md, html or pdf:
+    the PDF from the HTML, by the incident reports' renderer)."""
     st = request.app[STATE]
     did, fmt = request.match_info["did"], request.match_info["fmt"]
-    if fmt not in ("md", "html"):
-        raise Rejected(404, f"format: expected md or html, got {fmt!r}")
+    if fmt not in ("md", "html", "pdf"):
+        raise Rejected(404, f"format: expected md, html or pdf, got {fmt!r}")
     try:
-        text = await st.run(request.app[DRILLS].report, did, request.query.get("lang"), fmt)
+        text = await st.run(request.app[DRILLS].report, did, request.query.get("lang"),
+                            "html" if fmt == "pdf" else fmt)
     except KeyError:
         raise Rejected(404, f"no such drill {did!r}")
+    if fmt == "pdf":
+        return await pdf_response(text, f"{did}.pdf", attachment=True)
     return web.Response(text=text, content_type="text/markdown" if fmt == "md" else "text/html",
                         charset="utf-8", headers={
                             "Content-Disposition": f'attachment; filename="{did}.{fmt}"'})

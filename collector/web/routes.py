@@ -32,6 +32,7 @@ def add_console_routes(app: web.Application) -> None:
     r.add_post("/console/incidents/{id}/reports", actions.draft_report)
     r.add_post("/console/incidents/{id}/steps/{step}/{action}", actions.on_step)
     r.add_post("/console/incidents/{id}/{action}", actions.on_incident)
+    r.add_get("/console/report.css", pages.report_style)
     r.add_get("/console/reports/{rid}.{fmt}", pages.report_download)
     r.add_get("/console/reports/{rid}", pages.report)           # after {rid}.{fmt}
     r.add_post("/console/reports/{rid}/edit", actions.edit_report)

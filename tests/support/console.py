@@ -43,6 +43,13 @@ def screenshots() -> Path:
     return path
 
 
+def reports_output() -> Path:
+    """Where PDFs written by tests go for a person to look at: .../test-output/reports."""
+    path = screenshots().parent / "reports"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 @contextlib.contextmanager
 def chromium():
     """A headless Debian Chromium through Playwright; skips, saying why, if absent."""

@@ -109,9 +109,9 @@ def incident(until: str = "13:40") -> Incident:
     """The incident as it stood at `until` (Shanghai time): closed by 13:30."""
     now = at(until)
     faults = [f for f in (
-        _fault("a1", "B1", "ups/rack/on_battery", "power", "critical", "on battery (OB)",
+        _fault("a1", "B1", "ups/rack/on_battery", "on_battery", "critical", "on battery (OB)",
                "09:40", "13:05", now),
-        _fault("a1", "B1", "line/primary/gateway", "line", "critical", "no answer over primary",
+        _fault("a1", "B1", "line/primary/gateway", "network", "critical", "no answer over primary",
                "09:41", "12:50", now, diagnosis="line"),
         _fault("a1", "B1", "tcp/core-banking", "service", "critical", "connect timed out",
                "09:41", "13:06", now),
