@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..api_base import STATE, STORE
-from . import actions, pages
+from . import actions, drill_pages, pages
 from .console import CONSOLE, STATIC, Console
 
 
@@ -35,9 +35,12 @@ def add_console_routes(app: web.Application) -> None:
     r.add_post("/console/reports/{rid}/issue", actions.issue_report)
     r.add_post("/console/faults", actions.report_fault)         # a person reports a fault
     r.add_get("/console/branches", pages.branches)
-    r.add_get("/console/drills", pages.drills)
-    r.add_post("/console/drills", actions.start_drill)
-    r.add_get("/console/drills/{did}/report.{fmt}", pages.drill_report_download)
+    r.add_get("/console/drills", drill_pages.drills)
+    r.add_post("/console/drills", drill_pages.start_drill)
+    r.add_get("/console/drills/{did}/report.{fmt}", drill_pages.drill_report_download)
+    r.add_get("/console/drills/{did}", drill_pages.drill)       # after report.{fmt}
+    r.add_post("/console/drills/{did}/{action}", drill_pages.on_drill)
+    r.add_get("/console/drills/{did}/{action}", drill_pages.to_drill)
     r.add_static("/console/static/", STATIC, append_version=True)
 
 
