@@ -230,6 +230,25 @@ WORDS: dict[str, dict[str, str]] = {
     "drill_err_archived": {"zh": "该演练已归档，不可修改", "en": "This drill is archived: it cannot change"},
     "drill_err_other": {"zh": "演练未能开始", "en": "The drill could not start"},
     "no_such_drill": {"zh": "没有这个演练", "en": "No such drill"},
+    # --- the demo's webhook inbox (collector/demo/inbox.py): what people were sent
+    "demo_inbox": {"zh": "通知收件箱（演示）", "en": "Notification inbox (demo)"},
+    "demo_inbox_about": {"zh": "演示自带的本机 Webhook 接收端，收到的每一条通知如下：", "en": "The demo's own webhook receiver on this machine; every notification it received:"},
+    "demo_inbox_refused": {"zh": "格式不符被拒收", "en": "refused as malformed"},
+    "demo_inbox_empty": {"zh": "尚未收到通知", "en": "Nothing has arrived yet"},
+    "inbox_to": {"zh": "收件人", "en": "To"},
+    "inbox_reason": {"zh": "通知类型", "en": "Why"},
+    "inbox_message": {"zh": "内容", "en": "Message"},
+    "inbox_level": {"zh": "第几级", "en": "level"},
+    "inbox_reason_opened": {"zh": "事件开启", "en": "opened"},
+    "inbox_reason_joined": {"zh": "故障并入", "en": "joined"},
+    "inbox_reason_reopened": {"zh": "事件重开", "en": "reopened"},
+    "inbox_reason_graded": {"zh": "定级上升", "en": "graded"},
+    "inbox_reason_agent_action": {"zh": "自动操作失败", "en": "agent action failed"},
+    "inbox_reason_plan_failed": {"zh": "预案步骤失败", "en": "plan failed"},
+    "inbox_reason_deadline_missed": {"zh": "报告时限超时", "en": "deadline missed"},
+    "inbox_reason_reminder": {"zh": "时限提醒", "en": "reminder"},
+    "inbox_reason_escalation": {"zh": "无人确认，逐级上报", "en": "escalation: nobody acknowledged"},
+    "inbox_reason_resolved": {"zh": "已恢复", "en": "resolved"},
 }
 
 
