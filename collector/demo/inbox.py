@@ -96,11 +96,18 @@ def add_inbox_page(app: web.Application, inbox: Inbox) -> None:
     async def inbox_page(request: web.Request) -> web.Response:
         """GET /console/demo/inbox: every message, newest first."""
         return render(request, "demo_inbox.html", inbox_url=inbox.url, refused=inbox.refused,
-                      messages=[{"person": m.person, "at": _utc(m.arrived), **m.body}
+                      messages=[{"role": None, "level": None, "subject": "", "text": "",
+                                 **m.body, "person": m.person, "sent": _sent(m),
+                                 "incident": m.incident, "reason": m.reason}
                                 for m in reversed(inbox.messages)])
     app.router.add_get("/console/demo/inbox", inbox_page)
 
 
-def _utc(ts: float):
+def _sent(m: Message):
+    """When the collector sent it, on its clock (the demo moves that clock forward,
+    so the console's other times agree); its arrival if the body does not say."""
     from datetime import datetime, timezone
-    return datetime.fromtimestamp(ts, tz=timezone.utc)
+    try:
+        return datetime.fromisoformat(str(m.body["at"]))
+    except (KeyError, ValueError):
+        return datetime.fromtimestamp(m.arrived, tz=timezone.utc)

@@ -238,7 +238,7 @@ WORDS: dict[str, dict[str, str]] = {
     "inbox_to": {"zh": "收件人", "en": "To"},
     "inbox_reason": {"zh": "通知类型", "en": "Why"},
     "inbox_message": {"zh": "内容", "en": "Message"},
-    "inbox_level": {"zh": "第几级", "en": "level"},
+    "inbox_level": {"zh": "升级级别", "en": "level"},
     "inbox_reason_opened": {"zh": "事件开启", "en": "opened"},
     "inbox_reason_joined": {"zh": "故障并入", "en": "joined"},
     "inbox_reason_reopened": {"zh": "事件重开", "en": "reopened"},
