@@ -219,3 +219,29 @@ def test_the_api_attaches_a_plan_by_file_name(collector):
     assert json.loads(data)["plan"]["title"] == "2026 年度网点停电应急演练"
     assert [a for a, d in audit_records(collector, "drill.plan_attached")
             if d["drill"] == did] == ["ops"]
+
+
+def test_the_cli_attaches_a_plan(collector, tmp_path):
+    """`branchwatch drill plan ID --plan FILE`: the same route, as the operator."""
+    import os
+    import subprocess
+    import sys
+
+    def bw(*args, token=OPERATOR):
+        return subprocess.run([sys.executable, "-m", "collector.cli", "drill", *args,
+                               "--url", collector.url], cwd=REPO, capture_output=True,
+                              text=True, timeout=60, env={**os.environ,
+                                                          "BRANCHWATCH_TOKEN": token})
+    status, data = request(collector.url + "/api/v1/drills",
+                           json.dumps({"scenario": "power-cut", "branch": "BR-N2"}).encode(),
+                           OPERATOR)
+    did = json.loads(data)["id"]
+    out = bw("plan", did, "--plan", str(PLAN))
+    assert out.returncode == 0, out.stderr
+    assert "plan: 2026 年度网点停电应急演练" in out.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("title: x\n", encoding="utf-8")
+    out = bw("plan", did, "--plan", str(bad))
+    assert out.returncode == 2 and "plan: time: missing" in out.stderr, out.stderr
+    out = bw("plan", did, "--plan", str(tmp_path / "missing.yaml"))
+    assert out.returncode == 2 and "missing.yaml" in out.stderr
