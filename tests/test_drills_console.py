@@ -27,13 +27,14 @@ WORDS = {
     "zh": {"labels": ["场景", "网点", "区域", "演练计划", "或上传计划文件（YAML）"],
            "need_region": "该场景针对整个区域：请选择区域", "bad_plan": "计划文件有误",
            "running": "进行中", "ended": "已结束", "archived": "已归档",
-           "end_first": "请先结束演练再归档", "why": "请填写说明", "no_plan": "尚未附计划"},
+           "end_first": "请先结束演练再归档", "why": "请填写说明", "no_plan": "尚未附计划",
+           "no_drill": "没有这个演练"},
     "en": {"labels": ["Scenario", "Branch", "Region", "Drill plan",
                       "or upload a plan file (YAML)"],
            "need_region": "This scenario strikes a whole region: choose the region",
            "bad_plan": "The plan file is not valid", "running": "running", "ended": "ended",
            "archived": "archived", "end_first": "end it before archiving", "why": "Write why",
-           "no_plan": "no plan attached"},
+           "no_plan": "no plan attached", "no_drill": "No such drill"},
 }
 
 
@@ -118,6 +119,11 @@ def test_the_form_names_its_fields_and_asks_for_the_region(collector, browser, l
             page.click("#drill-form button[type=submit]")
         assert nav.value.status == 400
         assert w["bad_plan"] in page.inner_text("#drill-error")
+
+        # A drill that does not exist: the drills page, 404, said in the page's language.
+        answer = page.goto(c.url + "/console/drills/DRILL-nope")
+        assert answer.status == 404 and page.locator("#drill-form").count() == 1
+        assert w["no_drill"] in page.inner_text("#drill-error")
     finally:
         context.close()
 
