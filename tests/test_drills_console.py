@@ -251,3 +251,21 @@ def test_the_cli_attaches_a_plan(collector, tmp_path):
     assert out.returncode == 2 and "plan: time: missing" in out.stderr, out.stderr
     out = bw("plan", did, "--plan", str(tmp_path / "missing.yaml"))
     assert out.returncode == 2 and "missing.yaml" in out.stderr
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_form_fits_a_phone(collector, browser, lang):
+    """At 390 px every label and control of the form is within the screen, one under
+    the other (screenshots: drill-form-phone-{zh,en}.png)."""
+    context, page = _page(browser, collector, lang)
+    try:
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.select_option("#drill-scenario", "region-outage")
+        boxes = [page.locator(sel).bounding_box() for sel in (
+            "#drill-scenario", "#drill-branch", "#drill-region", "#drill-plan",
+            "#drill-plan-upload", "#drill-form button[type=submit]")]
+        assert all(b["x"] >= 0 and b["x"] + b["width"] <= 390 for b in boxes), boxes
+        assert [b["y"] for b in boxes] == sorted(b["y"] for b in boxes)
+        page.screenshot(path=screenshots() / f"drill-form-phone-{lang}.png", full_page=True)
+    finally:
+        context.close()
