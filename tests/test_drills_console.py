@@ -164,6 +164,8 @@ def test_a_region_drill_is_started_planned_ended_and_archived(collector, browser
         with page.expect_navigation():
             page.click("#end-form button[type=submit]")
         assert page.inner_text("#drill-status") == w["ended"]
+        # Its incident (one cause at the region's branches), closed by the end.
+        assert page.locator("table.incidents tr.incident").count() == 1
         with page.expect_navigation() as nav:
             page.click("#archive-form button[type=submit]")
         assert nav.value.status == 400 and w["why"] in page.inner_text("#drill-error")

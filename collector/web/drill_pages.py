@@ -10,10 +10,14 @@ language and what was chosen kept; never a bare error page.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from aiohttp import web
 
 from agent.config import ConfigError
 
+from .. import incident_reads as reads
+from ..api_people import read
 from ..api_base import STATE, Rejected
 from ..api_reports import _run
 from ..drills.desk import DrillDesk
@@ -21,9 +25,12 @@ from ..drills.http import DRILLS
 from ..drills.plan import parse_plan
 from .console import action, lang_of, page, render, who
 from .i18n import translate
+from .views import incident_rows
 
 # How long an uploaded plan may be: a plan is a page of YAML.
 PLAN_MAX = 64 * 1024
+# The drill incidents a page shows, newest first (a drill's own are among them).
+SHOWN_DRILL_INCIDENTS = 100
 # What the start form keeps of a refused attempt (the file input cannot be refilled).
 CHOSEN = ("scenario", "branch", "region", "plan_file")
 
@@ -36,6 +43,19 @@ class FormError(Exception):
         self.key, self.field, self.detail = key, field, detail
 
 
+def _now(request: web.Request) -> datetime:
+    return datetime.fromtimestamp(request.app[STATE].clock(), timezone.utc)
+
+
+async def _drill_incidents(request: web.Request, since: datetime | None = None) -> list[dict]:
+    """Drill incidents read off the writer (incident_reads.py): the newest, or the first
+    from `since` on (a drill's start: its own incidents are among the first)."""
+    query = reads.IncidentQuery(status=None, drill="only", limit=SHOWN_DRILL_INCIDENTS,
+                                since=since, newest_first=since is None)
+    found, _ = await read(request, reads.list_incidents, query)
+    return found
+
+
 def _field(form, name: str) -> str | None:
     value = form.get(name)
     if value is None or not isinstance(value, str):
@@ -45,15 +65,12 @@ def _field(form, name: str) -> str | None:
 
 async def _drills_page(request: web.Request, status: int = 200, **extra) -> web.Response:
     """GET /console/drills (and the same page again with a refusal)."""
-    from .pages import SHOWN_RECENT, _incidents, _live, _now   # the pages' own readers
-    from .views import incident_rows
     st = request.app[STATE]
     desk: DrillDesk = request.app[DRILLS]
     runs = [r.summary() for r in await st.run(desk.list)]
     tables = st.desk.grader.tables if st.desk.grader else {}
-    drill_incidents = incident_rows(await _incidents(request, None, SHOWN_RECENT, "only"),
-                                    tables, _now(request))
-    if _live(request):
+    drill_incidents = incident_rows(await _drill_incidents(request), tables, _now(request))
+    if request.headers.get("HX-Request"):           # a live-update poll: the fragment
         return render(request, "_drills_live.html", runs=runs, drill_incidents=drill_incidents)
     counts: dict[str, int] = {}
     for region in desk.branches.values():
@@ -160,8 +177,6 @@ async def start_drill(request: web.Request) -> web.Response:
 
 async def _drill_page(request: web.Request, did: str, status: int = 200,
                       error: dict | None = None) -> web.Response:
-    from .pages import _now
-    from .views import incident_rows
     st = request.app[STATE]
     desk: DrillDesk = request.app[DRILLS]
     try:
@@ -171,9 +186,8 @@ async def _drill_page(request: web.Request, did: str, status: int = 200,
         return await _drills_page(request, 404, error={"field": "", "text":
                                                        f"{t('no_such_drill')}: {did[:80]}"})
 
-    from .pages import SHOWN_RECENT, _incidents
     mine = set(run.incidents)
-    incs = [i for i in await _incidents(request, None, SHOWN_RECENT, "only") if i["id"] in mine]
+    incs = [i for i in await _drill_incidents(request, run.started_at) if i["id"] in mine]
     tables = st.desk.grader.tables if st.desk.grader else {}
     return render(request, "drill.html", status=status, run=run, d=run.summary(),
                   incidents=incident_rows(incs, tables, _now(request)),
