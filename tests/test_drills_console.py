@@ -142,6 +142,10 @@ def test_a_region_drill_is_started_planned_ended_and_archived(collector, browser
         assert page.inner_text("#drill-status") == w["running"]
         assert "BR-N1, BR-N2" in page.inner_text("table.drill-facts")
         assert w["no_plan"] in page.inner_text("#drill-plan-title")
+        # The page follows the running drill by itself: its incident shows up in place.
+        page.evaluate("window.__stillHere = true")
+        page.wait_for_selector("#live table.incidents tr.incident", timeout=15000)
+        assert page.evaluate("window.__stillHere") is True
 
         # Archive before it ended: refused (409), said in the page's language.
         assert page.locator("#archive-form").count() == 0     # not offered while running

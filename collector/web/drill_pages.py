@@ -189,7 +189,8 @@ async def _drill_page(request: web.Request, did: str, status: int = 200,
     mine = set(run.incidents)
     incs = [i for i in await _drill_incidents(request, run.started_at) if i["id"] in mine]
     tables = st.desk.grader.tables if st.desk.grader else {}
-    return render(request, "drill.html", status=status, run=run, d=run.summary(),
+    template = "_drill_live.html" if request.headers.get("HX-Request") else "drill.html"
+    return render(request, template, status=status, run=run, d=run.summary(),
                   incidents=incident_rows(incs, tables, _now(request)),
                   plan_names=sorted(desk.plans()), error=error)
 
