@@ -257,20 +257,3 @@ async def to_drill(request: web.Request) -> web.Response:
     """GET /console/drills/{did}/{action}: a refused form's address reloaded, or the
     language switched on it: the drill's page."""
     raise web.HTTPSeeOther(f"/console/drills/{request.match_info['did']}")
-
-
-@page
-async def drill_report_download(request: web.Request) -> web.Response:
-    """GET /console/drills/{did}/report.{fmt}?lang=: the drill report (md or html)."""
-    st = request.app[STATE]
-    did, fmt = request.match_info["did"], request.match_info["fmt"]
-    if fmt not in ("md", "html"):
-        raise Rejected(404, f"format: expected md or html, got {fmt!r}")
-    try:
-        text = await st.run(request.app[DRILLS].report, did, request.query.get("lang"), fmt)
-    except KeyError:
-        raise Rejected(404, f"no such drill {did!r}")
-    return web.Response(text=text, content_type="text/markdown" if fmt == "md" else "text/html",
-                        charset="utf-8", headers={
-                            "Content-Disposition": f'attachment; filename="{did}.{fmt}"'})
-

@@ -1,5 +1,5 @@
 """The console's pages (GET): log in and out, incidents, one incident, branches,
-report downloads (drills: drill_pages.py). A request from htmx (a live-update poll) gets the
+drills, report downloads. A request from htmx (a live-update poll) gets the
 page's live fragment only; the same URL without it gets the whole page."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ..api_reports import REPORTS, report_response
 from ..reports.desk import rendered
 from ..store import read_agents
 from ..reports.model import EDITABLE
+from ..drills.http import DRILLS
 from ..fleet.storage import read_about
 from ..fleet.view import fleet_lines
 from ..person_reports import CAUSES, KINDS
@@ -221,6 +222,9 @@ async def branches(request: web.Request) -> web.Response:
                   regions=regions, totals=totals, about=drift)
 
 
+# The drills page and a drill's page: drill_pages.py.
+
+
 @page
 async def report_download(request: web.Request) -> web.Response:
     """GET /console/reports/{rid}.{fmt}: a report as a file (md, html or pdf)."""
@@ -242,3 +246,19 @@ async def report(request: web.Request) -> web.Response:
         raise Rejected(404, f"no such report {rid!r}")
     return render(request, "report.html", report=found, text=rendered(found, "md"),
                   editable=[] if found.status == "issued" else EDITABLE[found.kind])
+
+
+@page
+async def drill_report_download(request: web.Request) -> web.Response:
+    """GET /console/drills/{did}/report.{fmt}?lang=: the drill report (md or html)."""
+    st = request.app[STATE]
+    did, fmt = request.match_info["did"], request.match_info["fmt"]
+    if fmt not in ("md", "html"):
+        raise Rejected(404, f"format: expected md or html, got {fmt!r}")
+    try:
+        text = await st.run(request.app[DRILLS].report, did, request.query.get("lang"), fmt)
+    except KeyError:
+        raise Rejected(404, f"no such drill {did!r}")
+    return web.Response(text=text, content_type="text/markdown" if fmt == "md" else "text/html",
+                        charset="utf-8", headers={
+                            "Content-Disposition": f'attachment; filename="{did}.{fmt}"'})

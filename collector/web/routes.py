@@ -37,7 +37,7 @@ def add_console_routes(app: web.Application) -> None:
     r.add_get("/console/branches", pages.branches)
     r.add_get("/console/drills", drill_pages.drills)
     r.add_post("/console/drills", drill_pages.start_drill)
-    r.add_get("/console/drills/{did}/report.{fmt}", drill_pages.drill_report_download)
+    r.add_get("/console/drills/{did}/report.{fmt}", pages.drill_report_download)
     r.add_get("/console/drills/{did}", drill_pages.drill)       # after report.{fmt}
     r.add_post("/console/drills/{did}/{action}", drill_pages.on_drill)
     r.add_get("/console/drills/{did}/{action}", drill_pages.to_drill)
