@@ -231,6 +231,11 @@ def test_the_api_attaches_a_plan_by_file_name(collector):
     assert json.loads(data)["plan"]["title"] == "2026 年度网点停电应急演练"
     assert [a for a, d in audit_records(collector, "drill.plan_attached")
             if d["drill"] == did] == ["ops"]
+    # Once archived, the plan is frozen with the rest (第二十四條).
+    assert post(f"/api/v1/drills/{did}/end", {})[0] == 200
+    assert post(f"/api/v1/drills/{did}/archive", {"why": "done"})[0] == 200
+    status, data = post(f"/api/v1/drills/{did}/plan", {"plan_file": "power-cut-2026.yaml"})
+    assert status == 409 and b"archived" in data, data
 
 
 def test_the_cli_attaches_a_plan(collector, tmp_path):
