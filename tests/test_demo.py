@@ -160,10 +160,10 @@ def test_the_story_plays_to_the_end_in_chinese(demo):
                  r"时限 regulator-notice：.*截止 .*\[待完成\]", r"时限 written-report：.*截止",
                  r"等级经历 无 -> III -> II -> I",
                  # Notifications: told, acknowledged by the link, escalated where nobody did.
-                 r"✉ 李娜（execution）收到“事件开启”通知：INC-\S+",
+                 r"✉ 李娜（execution）收到通知（事件开启）：INC-\S+",
                  r"✎ 李娜 通过通知中的链接确认收到 INC-\S+：不再升级通知领导小组",
                  r"超过 2 分钟的升级时限：因 李娜 已确认，未通知 张伟",
-                 r"✉ 张伟（leadership）收到“无人确认·逐级上报”通知，第 1 级升级：INC-\S+ III"):
+                 r"✉ 张伟（leadership）收到通知（无人确认·逐级上报，第 1 级）：INC-\S+ III"):
         assert re.search(said, out), f"not printed: {said}\n{out}"
     # Each story line carries the time it happened.
     assert re.search(r"^\d\d:\d\d:\d\d ◆ 采集中心：事件 INC-\S+ 开启", out, re.M)
@@ -342,7 +342,7 @@ def test_the_english_story(tmp_path):
     try:
         for line in proc.stdout:
             lines.append(line)
-            if "runbook power-cut" in line:      # the power cut has begun
+            if "acknowledges INC-" in line:      # told, and acknowledged
                 break
         proc.send_signal(signal.SIGINT)
         lines.append(proc.stdout.read())
@@ -357,6 +357,9 @@ def test_the_english_story(tmp_path):
     assert re.search(r"\[ 1/12\] \[\.{24}\] \d+:\d\d  The branches come up", out), out
     assert "A storm cuts the mains at BR-north-01: its UPS runs the branch on battery" in out
     assert re.search(r"◆ collector: runbook power-cut \(.*\) started; now at find-cause", out)
+    assert re.search(r"✉ 李娜 \(execution\) received a message \(opened\): INC-\S+", out)
+    assert re.search(r"✎ 李娜 acknowledges INC-\S+ by the link in the message: escalation to "
+                     r"the leadership group stops", out)
     # No line of ours in Chinese (names of people and the province are names).
     ours = [line for line in out.splitlines() if re.search(r"[\u4e00-\u9fff]", line)
             and not re.search(r"四川|李娜|张伟", line)]

@@ -202,9 +202,9 @@ class Story(Acts):
         [m, *_] = await wait_for(lambda: self.inbox.find(inc["id"], reason, person),
                                  f"a {reason} message for {person} at the inbox", timeout=60)
         level = m.body.get("level")
-        self.n.inbox("{person} ({role}) received a {reason} message{level}: {subject}",
+        self.n.inbox("{person} ({role}) received a message ({reason}{level}): {subject}",
                      person=person, role=m.body.get("role") or "-", reason=self.n.tr(reason),
-                     level=self.n.tr(", escalation level {n}", n=level)
+                     level=self.n.tr(", level {n}", n=level)
                      if reason == "escalation" and level is not None else "",
                      subject=m.body.get("subject", ""))
         if self.console:

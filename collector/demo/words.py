@@ -112,9 +112,9 @@ ZH: dict[str, str] = {
     "mains back, generator off": "市电恢复，发电机已停机",
     "closes {id}: mains back, generator off -> {status}": "关闭 {id}：市电恢复，发电机已停机 -> {status}",
     # --- notifications ---------------------------------------------------------------------
-    "{person} ({role}) received a {reason} message{level}: {subject}":
-        "{person}（{role}）收到“{reason}”通知{level}：{subject}",
-    ", escalation level {n}": "，第 {n} 级升级",
+    "{person} ({role}) received a message ({reason}{level}): {subject}":
+        "{person}（{role}）收到通知（{reason}{level}）：{subject}",
+    ", level {n}": "，第 {n} 级",
     "  inbox: {url}/console/demo/inbox": "  收件箱：{url}/console/demo/inbox",
     "acknowledges {id} by the link in the message: escalation to the leadership group stops":
         "通过通知中的链接确认收到 {id}：不再升级通知领导小组",
