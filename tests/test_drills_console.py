@@ -24,13 +24,13 @@ AGENTS = {"n1": ("BR-N1", "north", "drills-console-token-north-1xxxx"),
 OPERATOR, VIEWER = "drills-console-operator-token-xxxx", "drills-console-viewer-token-xxxxxx"
 PLAN = REPO / "config" / "drills" / "plans" / "power-cut-2026.yaml"
 WORDS = {
-    "zh": {"labels": ["场景", "网点", "区域", "演练计划", "或上传计划文件（YAML）"],
+    "zh": {"labels": ["场景", "网点", "区域", "演练计划", "或上传计划文件（YAML）", "演练速度"],
            "need_region": "该场景针对整个区域：请选择区域", "bad_plan": "计划文件有误",
            "running": "进行中", "ended": "已结束", "archived": "已归档",
            "end_first": "请先结束演练再归档", "why": "请填写说明", "no_plan": "尚未附计划",
            "no_drill": "没有这个演练"},
     "en": {"labels": ["Scenario", "Branch", "Region", "Drill plan",
-                      "or upload a plan file (YAML)"],
+                      "or upload a plan file (YAML)", "Speed"],
            "need_region": "This scenario strikes a whole region: choose the region",
            "bad_plan": "The plan file is not valid", "running": "running", "ended": "ended",
            "archived": "archived", "end_first": "end it before archiving", "why": "Write why",
@@ -135,12 +135,14 @@ def test_a_region_drill_is_started_planned_ended_and_archived(collector, browser
     try:
         page.select_option("#drill-scenario", "region-outage")
         page.select_option("#drill-region", "north")
+        page.select_option("#drill-speed", "10")
         with page.expect_navigation():
             page.click("#drill-form button[type=submit]")
         assert "/console/drills/DRILL-" in page.url
         did = page.url.rsplit("/", 1)[1]
         assert page.inner_text("#drill-status") == w["running"]
         assert "BR-N1, BR-N2" in page.inner_text("table.drill-facts")
+        assert "10" in page.inner_text("#drill-speed-shown")
         assert w["no_plan"] in page.inner_text("#drill-plan-title")
         # The page follows the running drill by itself: its incident shows up in place.
         page.evaluate("window.__stillHere = true")
@@ -190,6 +192,8 @@ def test_a_region_drill_is_started_planned_ended_and_archived(collector, browser
     for kind in ("drill.started", "drill.plan_attached", "drill.ended", "drill.archived"):
         mine = [(a, d) for a, d in audit_records(c, kind) if d["drill"] == did]
         assert [a for a, _ in mine] == ["boss"], (kind, mine)
+    [(_, started)] = [(a, d) for a, d in audit_records(c, "drill.started") if d["drill"] == did]
+    assert started["speed"] == 10 and started["region"] == "north"
     [(_, attached)] = [(a, d) for a, d in audit_records(c, "drill.plan_attached")
                        if d["drill"] == did]
     assert attached["plan"] == "北区全网点中断演练" and attached["source"].startswith("uploaded")
@@ -274,7 +278,7 @@ def test_the_form_fits_a_phone(collector, browser, lang):
         page.select_option("#drill-scenario", "region-outage")
         boxes = [page.locator(sel).bounding_box() for sel in (
             "#drill-scenario", "#drill-branch", "#drill-region", "#drill-plan",
-            "#drill-plan-upload", "#drill-form button[type=submit]")]
+            "#drill-plan-upload", "#drill-speed", "#drill-form button[type=submit]")]
         assert all(b["x"] >= 0 and b["x"] + b["width"] <= 390 for b in boxes), boxes
         assert [b["y"] for b in boxes] == sorted(b["y"] for b in boxes)
         page.screenshot(path=screenshots() / f"drill-form-phone-{lang}.png", full_page=True)

@@ -32,7 +32,9 @@ PLAN_MAX = 64 * 1024
 # The drill incidents a page shows, newest first (a drill's own are among them).
 SHOWN_DRILL_INCIDENTS = 100
 # What the start form keeps of a refused attempt (the file input cannot be refilled).
-CHOSEN = ("scenario", "branch", "region", "plan_file")
+CHOSEN = ("scenario", "branch", "region", "plan_file", "speed")
+# How fast a drill from the console plays its scenario (the CLI's --speed takes any).
+SPEEDS = (1, 10, 60)
 
 
 class FormError(Exception):
@@ -80,7 +82,8 @@ async def _drills_page(request: web.Request, status: int = 200, **extra) -> web.
                 scenarios=sorted(desk.scenarios.values(), key=lambda s: s.id),
                 branch_names=sorted(desk.branches), regions=[(r, counts[r]) for r in
                                                              desk.regions()],
-                plan_names=sorted(desk.plans()), chosen=dict.fromkeys(CHOSEN, ""), error=None)
+                plan_names=sorted(desk.plans()), chosen=dict.fromkeys(CHOSEN, ""), error=None,
+                speeds=SPEEDS)
     data.update(extra)
     return render(request, "drills.html", status=status, **data)
 
@@ -142,10 +145,14 @@ def _checked_start(desk: DrillDesk, form) -> dict:
             raise FormError("drill_err_region", "region")
         if branch is not None and desk.branches[branch] != region:
             raise FormError("drill_err_branch_region", "branch")
+    speed = _field(form, "speed") or "1"
+    if speed not in {str(n) for n in SPEEDS}:
+        raise FormError("drill_err_speed", "speed")
     plan, _ = _plan(desk, form, required=False)
     if plan is not None and plan.scenario not in (None, s.id):
         raise FormError("drill_err_plan_scenario", "plan")
-    return {"scenario": s.id, "branch": branch, "region": region, "plan": plan}
+    return {"scenario": s.id, "branch": branch, "region": region, "plan": plan,
+            "speed": float(speed)}
 
 
 def _refusal(request: web.Request, e: FormError) -> dict:
@@ -163,7 +170,7 @@ async def start_drill(request: web.Request) -> web.Response:
     try:
         asked = _checked_start(desk, form)
         run = await _run(request, "drill", desk.start, asked["scenario"], asked["branch"],
-                         asked["region"], asked["plan"], 1.0, who(request))
+                         asked["region"], asked["plan"], asked["speed"], who(request))
     except FormError as e:
         return await _drills_page(request, 400, chosen=chosen, error=_refusal(request, e))
     except Rejected as r:

@@ -228,6 +228,10 @@ WORDS: dict[str, dict[str, str]] = {
     "drill_err_ended": {"zh": "该演练已结束", "en": "This drill has ended already"},
     "drill_err_end_first": {"zh": "演练仍在进行：请先结束演练再归档", "en": "The drill is still running: end it before archiving"},
     "drill_err_archived": {"zh": "该演练已归档，不可修改", "en": "This drill is archived: it cannot change"},
+    "drill_speed": {"zh": "演练速度", "en": "Speed"},
+    "drill_speed_real": {"zh": "实时（按场景时间）", "en": "real time (as the scenario says)"},
+    "drill_speed_times": {"zh": "{n} 倍速", "en": "{n}× faster"},
+    "drill_err_speed": {"zh": "请选择列出的演练速度", "en": "Choose one of the speeds listed"},
     "drill_err_other": {"zh": "演练未能开始", "en": "The drill could not start"},
     "no_such_drill": {"zh": "没有这个演练", "en": "No such drill"},
     # --- the demo's webhook inbox (collector/demo/inbox.py): what people were sent
