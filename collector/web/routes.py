@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..api_base import STATE, STORE
+from ..api_people import READERS
 from . import actions, drill_pages, pages
 from .console import CONSOLE, STATIC, Console
 
@@ -15,7 +16,7 @@ def add_console_routes(app: web.Application) -> None:
     grader = st.desk.grader
     tz = (st.config.reports.timezone
           or (grader.calendar.timezone if grader is not None else None) or "UTC")
-    app[CONSOLE] = Console(st.config, tz, app[STORE])
+    app[CONSOLE] = Console(st.config, tz, app[STORE], app.get(READERS))
     app.on_cleanup.append(lambda app: _stop_hashing(app[CONSOLE]))
     r = app.router
     r.add_get("/", pages.home)
