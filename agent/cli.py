@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="stop this many seconds after the start, or when the story is over "
                         "if that is later (default: run until Ctrl-C)")
     p.add_argument("--no-browser", action="store_true", help="do not open the console")
+    p.add_argument("--lang", choices=("zh", "en"), default="zh",
+                   help="the story's language: zh (简体中文, the default) or en")
     p.add_argument("--data-dir", metavar="DIR",
                    help="keep the collector's data and the reports in DIR (default: a "
                         "temporary directory, removed at the end)")
@@ -139,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             from collector.demo.run import run_demo   # the collector side: only when asked
             return run_demo(port=args.port, speed=args.speed, duration=args.duration,
-                            no_browser=args.no_browser, data_dir=args.data_dir)
+                            no_browser=args.no_browser, data_dir=args.data_dir,
+                            lang=args.lang)
     except ConfigError as e:
         print(f"branchwatch: {e}", file=sys.stderr)
         return 2

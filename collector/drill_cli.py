@@ -9,6 +9,7 @@ operator token, like `branchwatch incidents`.
   branchwatch drill edit DRILL-… --set followups="replace the UPS batteries by July"
   branchwatch drill report DRILL-… [--lang zh|en] [--format md|html|pdf] [-o FILE]
   branchwatch drill archive DRILL-… --why "reviewed at the June meeting"
+  branchwatch drill plan DRILL-… --plan plans/north-2026.yaml    # attach (or replace) its plan
 
 Exit status: 0 done, 1 refused (409: ended, archived) or not found (404),
 2 the collector could not be asked or the request was wrong.
@@ -57,6 +58,10 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     ed.add_argument("drill")
     ed.add_argument("--set", dest="sets", action="append", required=True, metavar="FIELD=TEXT",
                     help="followups=TEXT or assessment=TEXT (repeat for both)")
+    pl = dsub.add_parser("plan", parents=[common], help="attach (or replace) a drill's plan, "
+                                                       "until it is archived")
+    pl.add_argument("drill")
+    pl.add_argument("--plan", metavar="FILE", required=True, help="the plan (YAML)")
     a = dsub.add_parser("archive", parents=[common], help="freeze an ended drill and its report")
     a.add_argument("drill")
     a.add_argument("--why", required=True)
@@ -138,6 +143,14 @@ def run(args: argparse.Namespace) -> int:
         answer = request(args, "GET", "/api/v1/drills/scenarios")
     elif cmd == "show":
         answer = request(args, "GET", f"/api/v1/drills/{did}")
+    elif cmd == "plan":
+        try:
+            text = Path(args.plan).read_text(encoding="utf-8")
+        except OSError as e:
+            print(f"branchwatch: drill plan: --plan {args.plan}: {e.strerror or e}",
+                  file=sys.stderr)
+            return 2
+        answer = request(args, "POST", f"/api/v1/drills/{did}/plan", {"plan_yaml": text})
     elif cmd in ("run", "edit"):
         body = _start_body(args) if cmd == "run" else _pairs(args.sets)
         if isinstance(body, str):

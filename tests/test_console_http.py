@@ -307,9 +307,11 @@ def test_an_operator_starts_a_drill_and_gets_its_report(collector):
     assert 'value="power-cut"' in page
     status, headers, _ = v.go("/console/drills", {"scenario": "power-cut", "branch": "BR-1",
                                                   "csrf": v.csrf(), "next": "/console/drills"})
-    assert status == 303 and headers["Location"] == "/console/drills"
+    # Started: to the drill's own page (end, plan, archive are there).
+    assert status == 303 and re.fullmatch(r"/console/drills/DRILL-\S+", headers["Location"])
     page = v.go("/console/drills")[2]
     drill = re.search(r'data-drill="([^"]+)"', page)[1]
+    assert headers["Location"] == f"/console/drills/{drill}"
     status, headers, text = v.go(f"/console/drills/{drill}/report.md?lang=en")
     assert status == 200 and drill in text
     assert headers["Content-Disposition"] == f'attachment; filename="{drill}.md"'

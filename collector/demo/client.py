@@ -81,6 +81,14 @@ class CollectorClient:
         return await self._call("GET", f"/api/v1/reports/{_q(report_id)}?format={fmt}",
                                 raw=True)
 
+    async def follow(self, link: str) -> None:
+        """POST an acknowledgement link from a message, as the person's browser does when
+        they press its button (signed for that person: no operator token sent)."""
+        async with self._session.post(link) as r:
+            if r.status != 200:
+                raise DemoError(f"POST {link.split('?')[0]}: {r.status}: "
+                                f"{(await r.text())[:200]}")
+
     # --- the collector itself ------------------------------------------------------
     async def metric(self, name: str) -> dict[str, float]:
         """One metric from /metrics: the value of each series by its first label's value."""

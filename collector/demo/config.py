@@ -29,6 +29,10 @@ ALWAYS_OPEN = {"timezone": "Asia/Shanghai", "weekdays": ["mon", "tue", "wed", "t
                                                           "sat", "sun"],
                "hours": ["00:00-24:00"]}
 HEARTBEAT = 0.5        # s: the collector follows a moved clock after 8 heartbeats
+# Who is told (docs/notifications.md): the person on duty at once, the leadership
+# group (domain.md §4, 第四條) when nobody acknowledges within ESCALATE_AFTER.
+ON_DUTY, LEADER = "李娜", "张伟"
+ESCALATE_AFTER = 2     # minutes; the power-cut act keeps its incident open 3 min and more
 
 
 @dataclass(frozen=True)
@@ -67,9 +71,28 @@ class Timing:
         return cls(hold=max(1.0, 4.0 / speed), return_after=max(2.0, 10.0 / speed))
 
 
+def notify_config(hooks: dict[str, str], public_url: str, language: str) -> dict:
+    """The `notify:` section: the on-duty person and the leader, each with a webhook
+    into the demo's inbox; one route that escalates; signed acknowledgement links."""
+    return {
+        "language": language,
+        # A branch on battery is a warning, and the person on duty hears of it.
+        "min_state": "warning",
+        "people": [{"name": ON_DUTY, "roles": ["execution"], "webhook": hooks[ON_DUTY]},
+                   {"name": LEADER, "roles": ["leadership"], "webhook": hooks[LEADER]}],
+        "routes": [{"name": "every-incident", "notify": ["execution"],
+                    "escalate": [{"after": ESCALATE_AFTER, "roles": ["leadership"]}]}],
+        "ack_secret": secrets.token_urlsafe(24), "public_url": public_url,
+        # The inbox answers at once; a retry within the story if it did not.
+        "retry": {"first": 0.5, "max": 2, "timeout": 5},
+    }
+
+
 def collector_config(data_dir: Path, branches: list[BranchSpec], operator_token: str,
-                     console_hash: str) -> CollectorConfig:
-    """The collector: the branches enrolled, the demo operator, a console user."""
+                     console_hash: str, notify: dict | None = None,
+                     lang: str = "zh") -> CollectorConfig:
+    """The collector: the branches enrolled, the demo operator, a console user, and
+    who is told (`notify_config`)."""
     data = {
         # The socket is bound by the demo itself (any free port with --port 0).
         "listen": {"address": "127.0.0.1", "port": 0},
@@ -86,9 +109,11 @@ def collector_config(data_dir: Path, branches: list[BranchSpec], operator_token:
                     "scope": {"unit": PROVINCE, "share": 0.5, "key_sites": [DATA_CENTRE]}},
         "reports": {"language": "zh", "unit": "示范县农村信用合作联社 (demo)",
                     "contact": "demo", "phone": "0839-0000000"},
-        "console": {"users": [{"name": CONSOLE_USER, "roles": ["operator", "leadership"],
+        "console": {"language": lang, "users": [{"name": CONSOLE_USER, "roles": ["operator", "leadership"],
                                "password": console_hash}]},
     }
+    if notify is not None:
+        data["notify"] = notify
     return parse_collector(yaml.safe_dump(data, allow_unicode=True), "<demo collector>")
 
 

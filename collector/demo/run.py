@@ -27,15 +27,18 @@ from agent.sim.nut_server import SimulatedUpsd
 
 from .branch import Branch
 from .client import CollectorClient, DemoError, wait_for
-from .config import (CONSOLE_PASSWORD, CONSOLE_USER, OPERATOR, Timing, agent_config,
-                     collector_config, demo_branches)
+from .config import (CONSOLE_PASSWORD, CONSOLE_USER, LEADER, ON_DUTY, OPERATOR, Timing,
+                     agent_config, collector_config, demo_branches, notify_config)
+from .inbox import Inbox, add_inbox_page
 from .narrator import Narrator
+from .words import say
 from .story import OFFSET_METRIC, SCENES, DemoClock, Story, expected_seconds
 
 
 def run_demo(port: int = 9812, speed: float = 1.0, duration: float | None = None,
-             no_browser: bool = False, data_dir: str | None = None) -> int:
-    """Run the demo; 0 once the story was told, 130 if stopped before, 1 if it failed."""
+             no_browser: bool = False, data_dir: str | None = None, lang: str = "zh") -> int:
+    """Run the demo, told in `lang` (zh or en); 0 once the story was told, 130 if
+    stopped before, 1 if it failed."""
     logging.getLogger().setLevel(logging.WARNING)     # the story is the output
     logging.getLogger("branchwatch.sender").addFilter(_slow_loop_timeouts)
     with contextlib.suppress(AttributeError, ValueError):
@@ -59,7 +62,7 @@ def run_demo(port: int = 9812, speed: float = 1.0, duration: float | None = None
               f"(--port 0 takes any free port)", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_demo(sock, folder, keep, speed, duration, no_browser))
+        return asyncio.run(_demo(sock, folder, keep, speed, duration, no_browser, lang))
     except DemoError as e:
         print(f"branchwatch demo: {e}", file=sys.stderr)
         return 1
@@ -70,7 +73,7 @@ def run_demo(port: int = 9812, speed: float = 1.0, duration: float | None = None
 
 
 async def _demo(sock: socket.socket, folder: Path, keep: bool, speed: float,
-                duration: float | None, no_browser: bool) -> int:
+                duration: float | None, no_browser: bool, lang: str) -> int:
     from aiohttp import web
 
     from ..api import build_app
@@ -81,14 +84,19 @@ async def _demo(sock: socket.socket, folder: Path, keep: bool, speed: float,
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     token = secrets.token_urlsafe(24)
     specs = demo_branches()
-    config = collector_config(folder, specs, token, hash_password(CONSOLE_PASSWORD))
+    # The receiver first: the collector's config names its hooks.
+    inbox = await Inbox().start()
+    config = collector_config(folder, specs, token, hash_password(CONSOLE_PASSWORD),
+                              notify_config({p: inbox.hook(p) for p in (ON_DUTY, LEADER)},
+                                            url, lang), lang)
     clock = DemoClock()
     quit_ = asyncio.Event()
     upsd = SimulatedUpsd().start()
     branches = [Branch(s, upsd) for s in specs]
     store = SqliteStore(config.db_path())
-    runner = web.AppRunner(build_app(config, store, clock=clock), handle_signals=False,
-                           access_log=None)
+    app = build_app(config, store, clock=clock)
+    add_inbox_page(app, inbox)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
     agents: list[tuple[asyncio.Event, asyncio.Task]] = []
     code = 130
     try:
@@ -99,20 +107,22 @@ async def _demo(sock: socket.socket, folder: Path, keep: bool, speed: float,
         async with CollectorClient(url, token) as client:
             _take_signals(quit_)
             metrics = await _start_agents(branches, url, folder, speed, client, agents, quit_)
-            narrator = Narrator(SCENES, clock)
+            narrator = Narrator(SCENES, clock, lang=lang)
             console = await client.console_answers()
-            _header(narrator, url, token, folder, keep, branches, metrics, speed, console)
+            _header(narrator, url, token, folder, keep, branches, metrics, speed, console, inbox)
             if console and not no_browser and _has_display():
                 await asyncio.to_thread(webbrowser.open, url + "/console/")
-            story = Story(branches, client, clock, narrator, folder, url, speed, console)
+            story = Story(branches, client, clock, narrator, folder, url, speed, console, inbox)
             code = await _play(story, quit_, [t for _, t in agents])
             if code == 0:
                 _epilogue(narrator, story, url, console, await client.incidents())
                 left = None if duration is None else duration - (time.monotonic() - started)
                 if left is None or left > 0:
-                    narrator.plain("Everything keeps running: explore the console; "
-                                   "Ctrl-C stops." if left is None else
-                                   f"Everything keeps running for {left:.0f} s more.")
+                    if left is None:
+                        narrator.plain("Everything keeps running: explore the console; "
+                                       "Ctrl-C stops.")
+                    else:
+                        narrator.plain("Everything keeps running for {s:.0f} s more.", s=left)
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(quit_.wait(), left)
     finally:
@@ -124,11 +134,13 @@ async def _demo(sock: socket.socket, folder: Path, keep: bool, speed: float,
         for b in branches:
             await b.stop()
         upsd.stop()
+        await inbox.stop()
     for r in results:
         if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
             print(f"branchwatch demo: an agent stopped: {r}", file=sys.stderr)
             code = code or 1
-    print("demo stopped" + ("" if keep else "; its temporary data removed"), flush=True)
+    print(say(lang, "demo stopped") + ("" if keep else say(lang, "; its temporary data removed")),
+          flush=True)
     return code
 
 
@@ -217,21 +229,34 @@ def _has_display() -> bool:
 
 
 def _header(n: Narrator, url: str, token: str, folder: Path, keep: bool, branches, metrics,
-            speed: float, console: bool) -> None:
+            speed: float, console: bool, inbox: Inbox) -> None:
+    not_served = n.tr("  [not served by this collector build]")
     n.plain("branchwatch demo: the collector, three simulated branches and a data centre "
             "in one province")
-    n.plain(f"  console  {url}/console/  (user {CONSOLE_USER}, password {CONSOLE_PASSWORD})"
-            + ("" if console else "  [not served by this collector build]"))
-    n.plain(f"  API      {url}/api/v1/incidents  (operator {OPERATOR}, token {token})")
-    n.plain(f"           BRANCHWATCH_TOKEN={token} branchwatch incidents list --url {url}")
-    n.plain(f"  data     {folder}" + ("" if keep else "  (removed when the demo stops)"))
+    n.plain("  console  {url}/console/  (user {user}, password {password})", url=url,
+            user=CONSOLE_USER, password=CONSOLE_PASSWORD)
+    if not console:
+        n.plain(not_served)
+    n.plain("  API      {url}/api/v1/incidents  (operator {operator}, token {token})", url=url,
+            operator=OPERATOR, token=token)
+    n.plain("           BRANCHWATCH_TOKEN={token} branchwatch incidents list --url {url}",
+            token=token, url=url)
+    n.plain("  inbox    {url}/console/demo/inbox  (webhooks of {on_duty}, on duty, and "
+            "{leader}, leadership, received at {hooks})", url=url, on_duty=ON_DUTY,
+            leader=LEADER, hooks=inbox.url)
+    n.plain("  data     {folder}", folder=folder)
+    if not keep:
+        n.plain("           (removed when the demo stops)")
     for b in branches:
-        n.plain(f"  {b.name:<12} province {b.spec.region} agent {b.spec.agent}: UPS "
-                f"{b.spec.ups} on upsd 127.0.0.1:{b.upsd.port}, switch udp 127.0.0.1:"
-                f"{b.switch.port}, metrics {metrics.get(b.spec.agent, '-')}")
+        n.plain("  {name:<12} province {region} agent {agent}: UPS {ups} on upsd "
+                "127.0.0.1:{upsd}, switch udp 127.0.0.1:{switch}, metrics {metrics}",
+                name=b.name, region=b.spec.region, agent=b.spec.agent, ups=b.spec.ups,
+                upsd=b.upsd.port, switch=b.switch.port, metrics=metrics.get(b.spec.agent, "-"))
     seconds = expected_seconds(speed)
-    took = f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
-    n.plain(f"  speed {speed:g}: the story takes about {took}; Ctrl-C stops the demo")
+    took = n.tr("{m:.1f} min", m=seconds / 60) if seconds >= 90 else \
+        n.tr("{s:.0f} s", s=seconds)
+    n.plain("  speed {speed:g}: the story takes about {took}; Ctrl-C stops the demo",
+            speed=speed, took=took)
 
 
 def _epilogue(n: Narrator, story: Story, url: str, console: bool, incidents: list) -> None:
@@ -239,12 +264,17 @@ def _epilogue(n: Narrator, story: Story, url: str, console: bool, incidents: lis
     n.plain("What the collector holds now:")
     for inc in incidents:
         grade = (inc["grades"].get("cbrc") or {}).get("grade")
-        n.plain(f"  {inc['id']}  {inc['status']:<8} grade {grade or '-':<3} "
-                f"{inc['title']} ({', '.join(sorted({f['branch'] for f in inc['faults']}))})")
+        n.plain("  {id}  {status:<8} grade {grade:<3} {title} ({branches})", id=inc["id"],
+                status=n.tr(inc["status"]), grade=grade or "-", title=inc["title"],
+                branches=", ".join(sorted({f["branch"] for f in inc["faults"]})))
         if console:
-            n.plain(f"    {url}/console/incidents/{inc['id']}")
+            n.plain("    {url}/console/incidents/{id}", url=url, id=inc["id"])
     for path in story.saved:
-        n.plain(f"  report file  {path}")
-    n.plain(f"  incidents    {url}/api/v1/incidents (operator token above)")
-    n.plain(f"  console      {url}/console/  (user {CONSOLE_USER}, password {CONSOLE_PASSWORD})"
-            + ("" if console else "  [not served by this collector build]"))
+        n.plain("  report file  {path}", path=path)
+    n.plain("  notifications {count} received: {url}/console/demo/inbox",
+            count=len(story.inbox.messages), url=url)
+    n.plain("  incidents    {url}/api/v1/incidents (operator token above)", url=url)
+    n.plain("  console      {url}/console/  (user {user}, password {password})", url=url,
+            user=CONSOLE_USER, password=CONSOLE_PASSWORD)
+    if not console:
+        n.plain("  [not served by this collector build]")

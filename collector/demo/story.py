@@ -9,6 +9,11 @@
    (the key site) alone: one incident graded III, II, I as time passes, with
    its deadlines and the regulator's reports (§2.1, §3).
 
+Every incident is told to the person on duty through the demo's webhook inbox
+(inbox.py): the power cut's she acknowledges by the link in her message, so
+nobody else is troubled; the province outage's nobody acknowledges, so it
+escalates to the leadership group (docs/notifications.md).
+
 Hours of an incident are not waited for: the collector's clock is moved
 forward (as a drill does), and the story waits until the collector has
 seen the agents' clocks follow (collector/clock_offset.py) before anything
@@ -26,7 +31,8 @@ from . import views as v
 from .acts import Acts
 from .branch import Branch
 from .client import CollectorClient, DemoError, wait_for
-from .config import DATA_CENTRE
+from .config import DATA_CENTRE, ESCALATE_AFTER
+from .inbox import Inbox
 from .narrator import Narrator
 
 OFFSET_METRIC = "branchwatch_collector_agent_clock_offset_seconds"
@@ -55,8 +61,9 @@ class Story(Acts):
 
     def __init__(self, branches: list[Branch], client: CollectorClient, clock: DemoClock,
                  narrator: Narrator, data_dir: Path, url: str, speed: float,
-                 console: bool = True):
+                 console: bool = True, inbox: Inbox | None = None):
         self.by_name = {b.name: b for b in branches}
+        self.inbox = inbox or Inbox()
         self.client, self.clock, self.n = client, clock, narrator
         self.reports_dir = data_dir / "reports"
         self.url, self.speed, self.console = url, speed, console
@@ -83,7 +90,8 @@ class Story(Acts):
         """Move the collector's clock forward; wait until it sees every agent's
         clock offset by as much (the agents' clocks stay where they are)."""
         self.clock.shift += seconds
-        self.n.clock(f"{why}: the collector's clock moves {_span(seconds)} forward")
+        self.n.clock("{why}: the collector's clock moves {span} forward", why=self.n.tr(why),
+                     span=_span(seconds, self.n.tr))
         want = self.clock.shift
 
         async def followed():
@@ -105,15 +113,17 @@ class Story(Acts):
             return None
         return await wait_for(find, what, timeout)
 
-    async def opened(self, b, check: str, runbook: str, where: str = "") -> dict:
+    async def opened(self, b, check: str, runbook: str, at: str = "") -> dict:
         """The open incident at branch `b` with a fault of `check` and `runbook`
         started; printed with its first fault."""
         inc = await self.incident(
             lambda i: i if i["status"] == "open" and v.faults(i, check, b.name)
             and v.run_of(i, runbook) else None, f"the {runbook} incident at {b.name}")
         fault = v.faults(inc, check)[0]
-        self.n.collector(f"incident {inc['id']} opened: \"{inc['title']}\"{where} "
-                         f"({fault['check']}: {fault['reason']})")
+        self.n.collector("incident {id} opened: \"{title}\"{where} ({check}: {reason})",
+                         id=inc["id"], title=inc["title"],
+                         where=self.n.tr(" at {branch}", branch=at) if at else "",
+                         check=fault["check"], reason=fault["reason"])
         return inc
 
     async def same(self, inc: dict, test, what: str, timeout: float = 60.0) -> dict:
@@ -128,7 +138,8 @@ class Story(Acts):
             lambda: [e for e in branch.failover_steps(since) if e.check.endswith("/" + step)],
             f"the agent at {branch.name} to report {step}", timeout=60)
         e = events[0]
-        self.n.agent(f"{branch.spec.agent}: {step} {e.new_state}: {e.reason}")
+        self.n.agent("{agent}: {step} {state}: {reason}", agent=branch.spec.agent, step=step,
+                     state=e.new_state, reason=e.reason)
         if e.new_state != "ok":
             raise DemoError(f"the failover at {branch.name} failed at {step}: {e.reason}")
 
@@ -144,11 +155,12 @@ class Story(Acts):
                                                 len(self.by_name)),
                               "the agents' first heartbeats", timeout=60)
         for b in self.by_name.values():
-            self.n.agent(f"{b.spec.agent} at {b.name} (province {b.spec.region}): UPS on mains, "
-                         f"primary line up, backup port shut ({b.backup_port()}), "
-                         f"core system reachable")
-        self.n.collector(f"{len(seen)} agents reporting; "
-                         f"{len(await self.client.incidents())} incidents open")
+            self.n.agent("{agent} at {branch} (province {region}): UPS on mains, primary line "
+                         "up, backup port shut ({port}), core system reachable",
+                         agent=b.spec.agent, branch=b.name, region=b.spec.region,
+                         port=b.backup_port())
+        self.n.collector("{agents} agents reporting; {open} incidents open", agents=len(seen),
+                         open=len(await self.client.incidents()))
         await self.beat()
 
     # --- reports ---------------------------------------------------------------------
@@ -157,13 +169,15 @@ class Story(Acts):
         """Draft a report of the incident (fill in `fields`, issue it if asked), and save
         its Markdown and HTML in the data dir."""
         report = await self.client.draft_report(inc["id"], kind)
-        self.n.collector(f"report {report['id']} drafted ({kind}, {report['language']})")
+        self.n.collector("report {id} drafted ({kind}, {language})", id=report["id"],
+                         kind=self.n.tr(kind), language=report["language"])
         if fields:
             await self.client.edit_report(report["id"], fields)
-            self.n.operator(f"fills in {', '.join(fields)} of {report['id']}")
+            self.n.operator("fills in {fields} of {id}", fields=", ".join(fields),
+                            id=report["id"])
         if issue:
             report = await self.client.issue_report(report["id"], issue)
-            self.n.operator(f"issues {report['id']} ({issue}): it is frozen now")
+            self.n.operator("issues {id} ({why}): it is frozen now", id=report["id"], why=issue)
         self.reports_dir.mkdir(parents=True, exist_ok=True)
         paths = []
         for fmt in ("md", "html"):
@@ -171,17 +185,66 @@ class Story(Acts):
             path.write_text(await self.client.report_text(report["id"], fmt), encoding="utf-8")
             paths.append(path)
         self.saved += paths
-        self.n.note(f"  saved {paths[0]} (and .html)")
+        self.n.note("  saved {path} (and .html)", path=paths[0])
         rid = report["id"]
-        self.n.note(f"  download: {self.url}/console/reports/{rid}.pdf (console, "
-                    f"also .md, .html)" if self.console else
-                    f"  download: {self.url}/api/v1/reports/{rid}?format=pdf (API)")
+        if self.console:
+            self.n.note("  download: {url}/console/reports/{id}.pdf (console, also .md, .html)",
+                        url=self.url, id=rid)
+        else:
+            self.n.note("  download: {url}/api/v1/reports/{id}?format=pdf (API)", url=self.url,
+                        id=rid)
         return report
 
+    # --- notifications ----------------------------------------------------------------
+    async def told(self, inc: dict, reason: str, person: str):
+        """Wait for the collector's message about `inc` to arrive at `person`'s hook in
+        the inbox; print it."""
+        [m, *_] = await wait_for(lambda: self.inbox.find(inc["id"], reason, person),
+                                 f"a {reason} message for {person} at the inbox", timeout=60)
+        level = m.body.get("level")
+        self.n.inbox("{person} ({role}) received a message ({reason}{level}): {subject}",
+                     person=person, role=m.body.get("role") or "-", reason=self.n.tr(reason),
+                     level=self.n.tr(", level {n}", n=level)
+                     if reason == "escalation" and level is not None else "",
+                     subject=m.body.get("subject", ""))
+        if self.console:
+            self.n.note("  inbox: {url}/console/demo/inbox", url=self.url)
+        return m
 
-def _span(seconds: float) -> str:
+    async def ack_by_link(self, inc: dict, person: str) -> dict:
+        """The person acknowledges by the signed link in their message (POST: a GET never
+        acknowledges); the incident as the collector has it then."""
+        [m, *_] = self.inbox.find(inc["id"], "opened", person)
+        link = m.body.get("ack_url")
+        if not link:
+            raise DemoError(f"the message to {person} carries no acknowledgement link")
+        await self.client.follow(link)
+        inc = await self.same(inc, lambda i: i if any(a["who"] == person for a in i["acks"])
+                              else None, f"{person}'s acknowledgement")
+        self.n.person(person, "acknowledges {id} by the link in the message: escalation to "
+                      "the leadership group stops", id=inc["id"])
+        return inc
+
+    async def no_escalation(self, inc: dict, person: str) -> None:
+        """Say, once the escalation's minutes have passed, that none went out: someone
+        acknowledged (read from the inbox and the collector's delivery records)."""
+        inc = await self.client.incident(inc["id"])
+        opened = datetime.fromisoformat(inc["started_at"])
+        if (self.collector_now() - opened).total_seconds() < ESCALATE_AFTER * 60:
+            raise DemoError("the story did not keep the incident open past the escalation")
+        if self.inbox.find(inc["id"], "escalation"):
+            raise DemoError(f"{inc['id']} escalated although it was acknowledged")
+        self.n.collector("{id} open {minutes} min, past the {after}-min escalation: nothing "
+                         "sent to {person}, {who} acknowledged", id=inc["id"],
+                         minutes=round((self.collector_now() - opened).total_seconds() / 60),
+                         after=ESCALATE_AFTER, person=person,
+                         who=", ".join(a["who"] for a in inc["acks"]))
+
+
+def _span(seconds: float, tr) -> str:
     minutes = round(seconds / 60)
-    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+    return tr("{h} h {m:02d} min", h=minutes // 60, m=minutes % 60) if minutes >= 60 \
+        else tr("{m} min", m=minutes)
 
 
 async def _at_least(metric, n: int):

@@ -10,6 +10,11 @@ from collections.abc import Callable
 from datetime import datetime
 
 TABLE = "cbrc"
+
+
+def _as_is(text: str, **fields) -> str:
+    """English, as the templates are written (the narrator's `tr` translates)."""
+    return text.format(**fields) if fields else text
 GRADE_TITLES = {"I": "特別重大", "II": "重大", "III": "較大"}
 
 
@@ -42,14 +47,16 @@ def step_record(run: dict, step: str) -> dict | None:
     return next((r for r in reversed(run["records"]) if r["step"] == step), None)
 
 
-def where(run: dict) -> str:
-    """Where a run is: 'at STEP: TITLE (ROLE)' or 'done'."""
+def where(run: dict, tr: Callable = _as_is) -> str:
+    """Where a run is: 'at STEP: TITLE (ROLE)' or 'done' (`tr`: the narrator's words)."""
     if run["current"] is None:
-        return f"runbook {run['runbook']['id']} {run['status']}"
+        return tr("runbook {id} {status}", id=run["runbook"]["id"], status=tr(run["status"]))
     step = next(s for s in run["runbook"]["steps"] if s["id"] == run["current"])
-    who = {"manual": f"a person ({step.get('role') or 'anyone'})", "decision": "a decision",
-           "wait": "time", "action": "the branch's agent"}[step["kind"]]
-    return f"now at {step['id']}: {step['title']} (waits for {who})"
+    who = {"manual": tr("a person ({role})", role=step.get("role") or tr("anyone")),
+           "decision": tr("a decision"), "wait": tr("time"),
+           "action": tr("the branch's agent")}[step["kind"]]
+    return tr("now at {step}: {title} (waits for {who})", step=step["id"], title=step["title"],
+              who=who)
 
 
 def grade(inc: dict) -> dict | None:
@@ -62,15 +69,16 @@ def grade_is(wanted: str | None) -> Callable[[dict], dict | None]:
     return lambda inc: inc if (grade(inc) or {}).get("grade") == wanted else None
 
 
-def grade_text(inc: dict, at: Callable) -> str:
+def grade_text(inc: dict, at: Callable, tr: Callable = _as_is) -> str:
     """'grade II 重大 (rule ii-2-regions-30m, reached 10:35)' or 'not graded'."""
     g = grade(inc)
     if g is None or g["grade"] is None:
         out = (g or {}).get("reasons", [])[1:]      # after "below grade III ...": who, since when
-        return "below grade III: " + ("; ".join(out) if out else "no business stopped")
-    provisional = ", provisional" if g["provisional"] else ""
-    return (f"grade {g['grade']} {GRADE_TITLES.get(g['grade'], '')} (rule {g['rule']}, "
-            f"reached {at(g['reached_at'])}{provisional})")
+        return tr("below grade III: {why}", why="; ".join(out) if out
+                  else tr("no business stopped"))
+    return tr("grade {grade} {title} (rule {rule}, reached {at}{provisional})", grade=g["grade"],
+              title=GRADE_TITLES.get(g["grade"], ""), rule=g["rule"], at=at(g["reached_at"]),
+              provisional=tr(", provisional") if g["provisional"] else "")
 
 
 def history(inc: dict) -> list:
@@ -79,12 +87,14 @@ def history(inc: dict) -> list:
     return [h["grade"] for h in g["history"]] if g else []
 
 
-def deadline_lines(inc: dict, at: Callable) -> list[str]:
+def deadline_lines(inc: dict, at: Callable, tr: Callable = _as_is) -> list[str]:
     """One line per deadline: key, title, due time, status."""
     out = []
     for d in sorted(inc["deadlines"], key=lambda d: d["due_at"]):
-        met = f" {at(d['met_at'])} by {d['met_by']}" if d["status"] == "met" else ""
-        out.append(f"{d['key']}: {d['title']}, due {at(d['due_at'])} [{d['status']}{met}]")
+        met = tr(" {at} by {who}", at=at(d["met_at"]), who=d["met_by"]) \
+            if d["status"] == "met" else ""
+        out.append(tr("{key}: {title}, due {at} [{status}{met}]", key=d["key"], title=d["title"],
+                      at=at(d["due_at"]), status=tr(d["status"]), met=met))
     return out
 
 

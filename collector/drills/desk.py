@@ -28,10 +28,10 @@ from ..incident_desk import IncidentDesk
 from ..incident_rules import drill_of
 from ..incidents import Refused
 from .model import EDITABLE, DrillRun
-from .plan import Plan
+from .plan import Plan, plan_files
 from .render import FORMATS, LANGUAGES, render
 from .report import build
-from .scenario import Injection, Scenario, branches_for, expand
+from .scenario import Injection, Scenario, branches_for, expand, shipped_dir
 
 DRILL_OVER = "drill over"
 
@@ -60,8 +60,9 @@ class DrillDesk:
 
     def __init__(self, store, desk: IncidentDesk, scenarios: dict[str, Scenario],
                  branches: dict[str, str], clock: Callable[[], float], tz: str,
-                 language: str = "zh"):
+                 language: str = "zh", folder: str | None = None):
         self.store, self.desk, self.scenarios = store, desk, scenarios
+        self.folder = folder or shipped_dir()    # where the scenarios and plans/ are
         self.branches = branches          # every enrolled branch -> its region ("" if none)
         self.clock, self.tz, self.language = clock, tz, language
         self.reload()
@@ -196,6 +197,24 @@ class DrillDesk:
         del self.running[run.id]
         return run
 
+    @_reloads
+    def attach_plan(self, drill_id: str, plan: Plan, who: str, source: str) -> DrillRun:
+        """Attach (or replace) a drill's plan after it started; refused once archived
+        (domain.md §5, 第二十四條: the plan is archived with the drill's records)."""
+        run = self._get(drill_id)
+        if run.status == "archived":
+            raise Refused(f"{drill_id} was archived by {run.archived_by}: it is frozen")
+        if plan.scenario not in (None, run.scenario.id):
+            raise ValueError(f"plan: it plans scenario {plan.scenario!r}, "
+                             f"not {run.scenario.id!r}")
+        before = run.plan.title if run.plan else None
+        run.plan = plan                   # a running drill's own object: the same run
+        ts = self.clock()
+        self.store.put_drill(run, ts, [(ts, "drill.plan_attached", who, {
+            "drill": drill_id, "plan": plan.title, "owner": plan.owner, "source": source,
+            "replaced": before})])
+        return run
+
     # --- the report -------------------------------------------------------------------
     @_reloads
     def edit(self, drill_id: str, changes: dict, who: str) -> DrillRun:
@@ -271,6 +290,14 @@ class DrillDesk:
     def get(self, drill_id: str) -> DrillRun:
         """One run; KeyError when unknown."""
         return self._get(drill_id)
+
+    def plans(self) -> dict:
+        """The plan files one can choose (plans/*.yaml beside the scenarios), by name."""
+        return plan_files(self.folder)
+
+    def regions(self) -> list[str]:
+        """The regions of the enrolled branches (a region drill names one of them)."""
+        return sorted({r for r in self.branches.values() if r})
 
     def list(self) -> list[DrillRun]:
         """Every run, oldest first."""

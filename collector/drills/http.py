@@ -3,11 +3,12 @@ only; who acted is the token's operator, never the body.
 
     GET  /api/v1/drills                        runs, oldest first (no timeline)
     GET  /api/v1/drills/scenarios              the scenarios this collector knows
-    POST /api/v1/drills {scenario | scenario_yaml, branch, region, plan_yaml, speed}  201
+    POST /api/v1/drills {scenario | scenario_yaml, branch, region, plan_yaml | plan_file, speed}  201
     GET  /api/v1/drills/{id}                   one run: timeline, incidents, text
     POST /api/v1/drills/{id}/end {why}         (default "drill over")
     POST /api/v1/drills/{id}/edit {set: {followups|assessment: text}}
     POST /api/v1/drills/{id}/archive {why}
+    POST /api/v1/drills/{id}/plan {plan_yaml | plan_file}   attach or replace its plan
     GET  /api/v1/drills/{id}/report?lang=zh|en&format=md|html|pdf|json
 
 400 a wrong parameter or file (naming it), 404 an unknown drill, 409 a drill
@@ -52,7 +53,7 @@ def add_drill_routes(app: web.Application) -> None:
     grader = st.desk.grader
     tz = config.reports.timezone or (grader.calendar.timezone if grader else "UTC")
     app[DRILLS] = DrillDesk(app[STORE], st.desk, load_scenarios(config.drills.folder), branches,
-                            st.clock, tz, config.reports.language)
+                            st.clock, tz, config.reports.language, config.drills.folder)
     app.router.add_get("/api/v1/drills", list_drills)
     app.router.add_get("/api/v1/drills/scenarios", list_scenarios)
     app.router.add_post("/api/v1/drills", start_drill)
@@ -110,6 +111,27 @@ async def list_scenarios(request: web.Request) -> web.Response:
         for s in sorted(request.app[DRILLS].scenarios.values(), key=lambda s: s.id)]})
 
 
+def plan_of(drills: DrillDesk, text, file_name) -> tuple[object, str]:
+    """The plan a request gives: its YAML text, or the name of a file of plans/
+    (nothing else: a name is never a path); (None, "") when it gives none."""
+    if text is not None and file_name is not None:
+        raise Rejected(400, "plan_yaml, plan_file: give one of them, not both")
+    if file_name is not None:
+        if not isinstance(file_name, str):
+            raise Rejected(400, f"plan_file: expected text, got {type(file_name).__name__}")
+        files = drills.plans()
+        if file_name not in files:
+            raise Rejected(400, f"plan_file: no plan {file_name!r}; known: "
+                                f"{', '.join(files) or 'none'}")
+        return _parsed(parse_plan, files[file_name].read_text(encoding="utf-8"),
+                       f"plans/{file_name}"), f"plans/{file_name}"
+    if text is not None:
+        if not isinstance(text, str):
+            raise Rejected(400, f"plan_yaml: expected text, got {type(text).__name__}")
+        return _parsed(parse_plan, text, "plan"), "uploaded"
+    return None, ""
+
+
 def _parsed(parse, text: str, what: str):
     try:
         return parse(text, what)
@@ -126,12 +148,11 @@ async def start_drill(request: web.Request) -> web.Response:
         raise Rejected(400, "scenario: give a scenario id, or scenario_yaml (a file's text)")
     scenario = (_text(body, "scenario") if body.get("scenario") is not None
                 else _parsed(parse_scenario, _text(body, "scenario_yaml"), "scenario"))
-    plan = body.get("plan_yaml")
-    plan = None if plan is None else _parsed(parse_plan, _text(body, "plan_yaml"), "plan")
+    drills = request.app[DRILLS]
+    plan, _ = plan_of(drills, body.get("plan_yaml"), body.get("plan_file"))
     speed = body.get("speed", 1)
     if isinstance(speed, bool) or not isinstance(speed, (int, float)):
         raise Rejected(400, f"speed: expected a number, got {speed!r}")
-    drills = request.app[DRILLS]
     run = await _run(request, "drill", drills.start, scenario, _text(body, "branch", False),
                      _text(body, "region", False), plan, float(speed), who)
     data = await _run(request, "drill", whole, drills, run.id)
@@ -162,15 +183,22 @@ async def drill_report(request: web.Request) -> web.Response:
 
 
 async def act_on_drill(request: web.Request) -> web.Response:
-    """POST /api/v1/drills/{id}/end {why} | /edit {set: {...}} | /archive {why}."""
+    """POST /api/v1/drills/{id}/end {why} | /edit {set: {...}} | /archive {why}
+    | /plan {plan_yaml | plan_file}."""
     st = request.app[STATE]
     who = authorised(st, request, "drill")
     action, did = request.match_info["action"], request.match_info["did"]
-    if action not in ("end", "edit", "archive"):
-        raise Rejected(404, f"no action {action!r}; expected end, edit or archive")
+    if action not in ("end", "edit", "archive", "plan"):
+        raise Rejected(404, f"no action {action!r}; expected end, edit, archive or plan")
     body = await _object(request)
     drills = request.app[DRILLS]
-    if action == "end":
+    if action == "plan":
+        plan, source = plan_of(drills, body.get("plan_yaml"), body.get("plan_file"))
+        if plan is None:
+            raise Rejected(400, "plan_yaml: give a plan's text, or plan_file (a file of "
+                                "plans/ beside the scenarios)")
+        await _run(request, "drill", drills.attach_plan, did, plan, who, source)
+    elif action == "end":
         await _run(request, "drill", drills.end, did, who,
                    _text(body, "why", False) or DRILL_OVER)
     elif action == "archive":

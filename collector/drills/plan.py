@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import typing
+from pathlib import Path
 
 import msgspec
 
@@ -79,3 +80,10 @@ def parse_plan(text: str, source: str = "<plan>") -> Plan:
     return msgspec.structs.replace(
         p, steps={rb: {s: seconds(d) for s, d in steps.items()} for rb, steps in p.steps.items()},
         milestones={k: seconds(d) for k, d in p.milestones.items()})
+
+
+def plan_files(folder: str | Path) -> dict[str, Path]:
+    """The plan files kept beside the scenarios (`<drills folder>/plans/*.yaml`), by
+    file name: what the console offers to choose from."""
+    plans = Path(folder) / "plans"
+    return {p.name: p for p in sorted(plans.glob("*.yaml"))} if plans.is_dir() else {}

@@ -12,7 +12,6 @@ from ..incidents import Refused
 from ..person_reports import PersonReport, problems
 from ..api_people import VALUE_FIELD, _person
 from ..api_reports import REPORTS, _run
-from ..drills.http import DRILLS
 from ..incident_desk import ACTIONS
 from ..incident_runbooks import PERSON_ACTIONS
 from ..reports.model import EDITABLE
@@ -140,15 +139,3 @@ async def issue_report(request: web.Request) -> web.Response:
     rid = request.match_info["rid"]
     return await _done(request, f"/console/reports/{rid}", _run(
         request, "report", request.app[REPORTS].issue, rid, who(request), _text(request, "why")))
-
-
-@action("drill")
-async def start_drill(request: web.Request) -> web.Response:
-    """POST /console/drills {scenario, branch}: a drill through the real pipeline."""
-    desk = request.app[DRILLS]
-    scenario = _text(request, "scenario")
-    if scenario not in desk.scenarios:
-        raise Rejected(400, f"scenario: no scenario {scenario!r}")
-    return await _done(request, "/console/drills", _run(
-        request, "drill", desk.start, scenario, _text(request, "branch", False),
-        _text(request, "region", False), None, 1.0, who(request)))

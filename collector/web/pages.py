@@ -261,19 +261,7 @@ async def branches(request: web.Request) -> web.Response:
                   shown=sum(len(r["branches"]) for r in regions))
 
 
-@page
-async def drills(request: web.Request) -> web.Response:
-    """GET /console/drills: drill runs with their reports, and drill incidents."""
-    st = request.app[STATE]
-    desk = request.app[DRILLS]
-    runs = [r.summary() for r in await st.run(desk.list)]
-    tables = st.desk.grader.tables if st.desk.grader else {}
-    drill_incidents = incident_rows(await _incidents(request, None, SHOWN_RECENT, "only"),
-                                    tables, _now(request))
-    scenarios = sorted(desk.scenarios.values(), key=lambda s: s.id)
-    return render(request, "_drills_live.html" if _live(request) else "drills.html",
-                  runs=runs, drill_incidents=drill_incidents, scenarios=scenarios,
-                  branch_names=sorted({a.branch for a in st.config.agents}))
+# The drills page and a drill's page: drill_pages.py.
 
 
 @page

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from ..api_base import STATE, STORE
 from ..api_people import READERS
-from . import actions, pages
+from . import actions, drill_pages, pages
 from .branch_page import branch
 from .history import history
 from .console import CONSOLE, STATIC, Console
@@ -41,9 +41,12 @@ def add_console_routes(app: web.Application) -> None:
     r.add_get("/console/branches", pages.branches)
     r.add_get("/console/branches/{branch}", branch)
     r.add_get("/console/history", history)
-    r.add_get("/console/drills", pages.drills)
-    r.add_post("/console/drills", actions.start_drill)
+    r.add_get("/console/drills", drill_pages.drills)
+    r.add_post("/console/drills", drill_pages.start_drill)
     r.add_get("/console/drills/{did}/report.{fmt}", pages.drill_report_download)
+    r.add_get("/console/drills/{did}", drill_pages.drill)       # after report.{fmt}
+    r.add_post("/console/drills/{did}/{action}", drill_pages.on_drill)
+    r.add_get("/console/drills/{did}/{action}", drill_pages.to_drill)
     r.add_static("/console/static/", STATIC, append_version=True)
 
 

@@ -50,3 +50,35 @@
     tick();
   });
 })();
+
+// The drill form (drills.html): a region scenario asks for the region, a branch
+// scenario for the branch (domain.md §5). Without script both fields show and
+// the collector says which one was missing.
+(function () {
+  "use strict";
+  function scopeOf(select) {
+    var opt = select.options[select.selectedIndex];
+    return opt ? opt.getAttribute("data-scope") : null;
+  }
+  function show(form) {
+    var scope = scopeOf(form.querySelector("select[name=scenario]"));
+    form.querySelectorAll("[data-scope-field]").forEach(function (p) {
+      var field = p.getAttribute("data-scope-field");
+      // A region drill may still name one branch of the region: only the
+      // region field hides for a branch scenario.
+      var hide = scope === "branch" && field === "region";
+      p.hidden = hide;
+      p.querySelectorAll("select").forEach(function (s) {
+        s.disabled = hide;
+        s.required = !!scope && field === scope;
+      });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    var form = document.getElementById("drill-form");
+    if (!form) { return; }
+    var scenario = form.querySelector("select[name=scenario]");
+    scenario.addEventListener("change", function () { show(form); });
+    show(form);
+  });
+})();
