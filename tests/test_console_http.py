@@ -249,9 +249,9 @@ def test_sessions_expire_when_idle_or_old_and_polls_do_not_count():
 
 def test_every_word_is_in_both_languages_and_durations_read_well():
     assert all(set(w) == {"zh", "en"} and all(w.values()) for w in WORDS.values())
-    assert duration(3725, "en") == "1 h 02 min" and duration(3725, "zh") == "1小时02分"
-    assert duration(45, "en") == "45 s" and duration(-5, "zh") == "0秒"
-    assert duration(90000, "en") == "1 d 1 h"
+    assert duration(3725, "en") == "1 hr, 2 min" and duration(3725, "zh") == "1小时2分钟"
+    assert duration(45, "en") == "45 sec" and duration(-5, "zh") == "0秒"
+    assert duration(90000, "en") == "1 day, 1 hr" and duration(90000, "zh") == "1天1小时"
 
 
 def test_password_hashes_are_salted():

@@ -91,8 +91,8 @@ HEAD = "name: x\ngrades: [A, B]\nrules:\n"
     ("name: x\ngrades: [A, A]\nrules:\n" + GOOD_RULE, "grades[1]: duplicate grade 'A'"),
     ("grades: [A]\nrules:\n" + GOOD_RULE, "name: missing (a table needs name, grades and rules)"),
     (HEAD + GOOD_RULE + "colour: red\n",
-     "colour: unknown key (expected one of deadlines, grade_titles, grades, handlers, name, rules, "
-     "source, title)"),
+     "colour: unknown key (expected one of deadlines, grade_titles, grades, handlers, handlers_zh, name, rules, "
+     "source, title, title_zh)"),
     (HEAD + GOOD_RULE + "handlers: {C: someone}\n", "handlers.C: expected one of the grades ['A', 'B']"),
     (HEAD + GOOD_RULE + "deadlines:\n  - {key: n, kind: after_start, title: t, minutes: 60, "
      "at_once_for_rules: [nope]}\n",
@@ -102,7 +102,7 @@ HEAD = "name: x\ngrades: [A, B]\nrules:\n"
     (HEAD + GOOD_RULE + "deadlines:\n  - {key: m, kind: after_observed_start, title: t, minutes: 30, "
      "observed: x, min_grade: A}\n",
      "deadlines[0].min_grade: unknown key (expected one of cite, departments, key, kind, minutes, "
-     "observed, title) (deadline 'm')"),
+     "observed, title, title_zh) (deadline 'm')"),
     (HEAD + GOOD_RULE + "deadlines:\n  - {key: n, kind: after_start, title: t, minutes: 0}\n",
      "deadlines[0].minutes: expected a positive number, got 0 (deadline 'n')"),
     (HEAD + GOOD_RULE + "deadlines:\n  - {key: n, kind: after_start, title: t, minutes: 5}\n"

@@ -25,8 +25,8 @@ from collector.notify.state import NotifyState
 
 from .support.notify import Alertmanager, HttpSink, SmtpSink
 
-SUBJECT = "INC-20261207-abc123 III 較大 核心系统不可达"
-TEXT = "INC-20261207-abc123 III 較大 核心系统不可达\n新事件：网点 BR-0417 核心系统不可达"
+SUBJECT = "INC-20261207-abc123 III 较大 核心系统不可达"
+TEXT = "INC-20261207-abc123 III 较大 核心系统不可达\n新事件：网点 BR-0417 核心系统不可达"
 
 
 def mail(address: str, n: int = 1) -> Outgoing:

@@ -133,7 +133,7 @@ def test_grade_rises_deadline_reminder_15_min_before_the_60_min_notice_and_misse
     assert t.at(20) == []
     graded = t.at(30)                          # grade III after 30 min in business hours
     assert people(graded) == {"李娜", "张伟"}     # the serious route: execution + leadership
-    assert "III 較大" in graded[0][3].subject
+    assert "III 较大" in graded[0][3].subject
     assert t.at(44.9) == []
     reminder = t.at(45)                        # 15 min before regulator-notice (due at 60)
     assert people(reminder) == {"李娜", "张伟"}

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 TABLE = "cbrc"
-GRADE_TITLES = {"I": "特別重大", "II": "重大", "III": "較大"}
+GRADE_TITLES = {"I": "特别重大", "II": "重大", "III": "较大"}
 
 
 def faults(inc: dict, check: str = "*", branch: str | None = None,

@@ -48,6 +48,7 @@ class DrillRun(msgspec.Struct, kw_only=True):
     def summary(self) -> dict:
         """The run without its timeline and texts (lists, audit records)."""
         return {"id": self.id, "scenario": self.scenario.id, "title": self.scenario.title,
+                "title_zh": self.scenario.title_zh,
                 "branch": self.branch, "region": self.region, "branches": self.branches,
                 "speed": self.speed, "status": self.status, "started_at": self.started_at,
                 "started_by": self.started_by, "ended_at": self.ended_at,

@@ -37,6 +37,7 @@ from agent.config import ConfigError, load_as, parse_as
 from agent.schema_network import _S, Name
 
 from ..incident_rules import DRILL_AGENT
+from ..texts import zh_problem
 
 Text = typing.Annotated[str, msgspec.Meta(min_length=1)]
 Offset = typing.Annotated[float, msgspec.Meta(ge=0, le=31_536_000)]
@@ -98,6 +99,8 @@ class Injection(msgspec.Struct, kw_only=True):
 
 def _problems(s: Scenario):
     """Rules a type cannot say."""
+    if s.title_zh and zh_problem(s.title_zh):
+        yield "title_zh", zh_problem(s.title_zh)
     checks = {e.check for e in s.events}
     for i, e in enumerate(s.events):
         if e.kind == "action" and not e.check.startswith("action/"):

@@ -40,7 +40,7 @@ def is_drill(inc: Incident) -> bool:
 
 
 def grade_label(inc: Incident, rules: Rules, ungraded: str) -> str:
-    """'III 較大' per graded table (' / ' between tables), or the ungraded word."""
+    """'III 较大' per graded table (' / ' between tables), or the ungraded word."""
     labels = []
     for name, rec in inc.grades.items():
         if rec.grade is None:

@@ -34,6 +34,7 @@ from aiohttp import web
 
 from ..api_base import STATE, STORE, Rejected, read_form
 from ..roles import allowed as role_allows, refusal
+from ..texts import Reader
 from .i18n import LANGUAGES, duration, translate
 from .passwords import Hasher
 from .sessions import Session, Sessions, apply_writes
@@ -94,7 +95,11 @@ def render(request: web.Request, template: str, status: int = 200, **data) -> we
     now = datetime.fromtimestamp(st.clock(), timezone.utc)
     s: Session | None = request.get("session")
 
+    tables = st.desk.grader.tables if st.desk.grader else {}
+    words = Reader(lang, con.zone, tables)
+
     def local(dt: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+        # the zone is said once per page (base.html, "times are 北京时间")
         return "" if dt is None else dt.astimezone(con.zone).strftime(fmt)
 
     flash = list(s.flash) if s else []
@@ -103,7 +108,7 @@ def render(request: web.Request, template: str, status: int = 200, **data) -> we
     html = con.env.get_template(template).render(
         t=translate(lang), lang=lang, other_lang="en" if lang == "zh" else "zh",
         now=now, now_ms=int(now.timestamp() * 1000), local=local,
-        ago=lambda seconds: duration(seconds, lang), session=s, flash=flash,
+        ago=lambda seconds: duration(seconds, lang), session=s, flash=flash, words=words,
         can=lambda action: con.allowed(s, action), refresh=con.refresh,
         path=request.path_qs, **data)
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8",

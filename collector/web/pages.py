@@ -22,8 +22,9 @@ from ..drills.http import DRILLS
 from ..fleet.storage import read_about
 from ..fleet.view import fleet_lines
 from ..person_reports import CAUSES, KINDS
-from .console import (CONSOLE, COOKIE, HEADERS, LANG_COOKIE, Console, check_origin, page,
+from .console import (CONSOLE, COOKIE, HEADERS, LANG_COOKIE, Console, check_origin, lang_of, page,
                       public, render, save_sessions)
+from ..texts import Reader
 from .i18n import LANGUAGES
 from .passwords import UNKNOWN_USER, Busy
 from .throttle import normalise
@@ -49,6 +50,11 @@ async def _incidents(request, status: str | None, limit: int, drill: str = "no",
                                 newest_first=True)
     page_, _ = await read(request, reads.list_incidents, query)
     return page_
+
+
+def _words(request, tables) -> Reader:
+    """The visitor's words: their language, the collector's zone."""
+    return Reader(lang_of(request), request.app[CONSOLE].zone, tables)
 
 
 def _live(request) -> bool:
@@ -202,7 +208,7 @@ async def incident(request: web.Request) -> web.Response:
     now = _now(request)
     row = incident_rows([inc], tables, now)[0]
     data = dict(inc=inc, row=row, grades=grade_labels(inc, tables), tables=tables,
-                timeline=timeline(inc), runs=[checklist(r) for r in inc["runbooks"]],
+                timeline=timeline(inc, words=_words(request, tables)), runs=[checklist(r) for r in inc["runbooks"]],
                 reports=reports, records=inc["grades"], notified=notifications(inc))
     return render(request, "_incident_live.html" if _live(request) else "incident.html",
                   **data)

@@ -8,12 +8,14 @@ agent records (last heartbeat and its checks) with the config's enrolment.
 from __future__ import annotations
 
 import fnmatch
-from datetime import datetime
+from datetime import datetime, timezone
 from types import SimpleNamespace
 
 from agent.wire import CheckStatus
 
 from ..runbooks.run import Run
+from ..texts import Reader
+from .i18n import translate
 
 STATE_RANK = {"ok": 0, "unknown": 1, "warning": 2, "critical": 3}
 
@@ -97,14 +99,19 @@ def incident_rows(incidents: list[dict], tables: dict, now: datetime) -> list[di
     return sorted(rows, key=lambda r: (-r["rank"], r["started_at"]))
 
 
-def timeline(inc: dict, limit: int = 300) -> list[dict]:
+def timeline(inc: dict, limit: int = 300, words: Reader | None = None) -> list[dict]:
     """Everything that happened to an incident, oldest first: faults, people,
-    grades, runbook steps, deadlines (the newest `limit` entries)."""
-    e = [{"at": inc["started_at"], "kind": "opened", "text": inc["title"], "who": None}]
+    grades, runbook steps, deadlines (the newest `limit` entries), in the words
+    of `words`' reader (English by default)."""
+    words = words or Reader("en", timezone.utc)
+    t = translate(words.lang)
+    sep = "：" if words.lang == "zh" else ": "
+    e = [{"at": inc["started_at"], "kind": "opened", "text": words.title(inc["title"]), "who": None}]
     for f in inc["faults"]:
         for at, kind, state, reason in (h[:4] for h in f["history"]):
+            how = "" if kind == "state" else f" ({t('event_' + kind)})"
             e.append({"at": at, "kind": "fault_entry", "who": None, "state": state,
-                      "text": f"{f['branch']} {f['check']}: {state} ({kind}) {reason}"})
+                      "text": f"{f['branch']} {f['check']}{sep}{t(state)}{how} {words.reason(reason)}"})
     for a in inc["acks"]:
         e.append({"at": a["at"], "kind": "acked", "who": a["who"], "text": a["why"]})
     for a in inc["notes"]:
@@ -113,25 +120,32 @@ def timeline(inc: dict, limit: int = 300) -> list[dict]:
         for c in rec.history:
             if c.grade is None and c.who is None:
                 continue            # "not graded yet" is no event
-            text = f"{name}: {c.grade or '—'}" + (" (provisional)" if c.provisional else "")
-            text += f" · {c.rule}" if c.rule else ""
+            text = f"{name}{sep}{c.grade or '—'}"
+            text += f" {words.grade(name, c.grade)}" if c.grade else ""
+            text += f" ({t('provisional')})" if c.provisional else ""
+            text += f" · {words.rule(name, c.rule)}" if c.rule else ""
             text += f" · {c.why}" if c.why else ""
             e.append({"at": c.at, "kind": "graded", "who": c.who, "text": text})
     for run in inc["runbooks"]:
         for r in run.records:
             if r.status in ("done", "skipped", "failed"):
-                text = f"{run.runbook.id} / {r.step}: {r.status}"
-                text += f" ({r.choice})" if r.choice else ""
+                try:
+                    step = run.runbook.step(r.step)
+                except KeyError:
+                    step = None
+                text = f"{words.said(run.runbook)} / {words.said(step) if step else r.step}"
+                text += f"{sep}{t(r.status)}"
+                text += f" ({words.option(step, r.choice)})" if r.choice else ""
                 text += f" — {r.note}" if r.note else ""
                 e.append({"at": r.ended_at or r.started_at, "kind": "step_entry",
                           "who": r.who, "text": text})
     for d in inc["deadlines"]:
         if d.status == "met":
             e.append({"at": d.met_at, "kind": "deadline_met", "who": d.met_by,
-                      "text": f"{d.title}: {d.what or ''}"})
+                      "text": f"{words.deadline(d)}{sep}{d.what or ''}"})
         elif d.status == "missed":
             e.append({"at": d.missed_at or d.due_at, "kind": "deadline_missed", "who": None,
-                      "text": d.title})
+                      "text": words.deadline(d)})
     if inc["resolved_at"]:
         by = inc["resolved_by"]
         e.append({"at": inc["resolved_at"], "kind": "resolved", "who": by and by["who"],
