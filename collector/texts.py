@@ -65,6 +65,9 @@ ROLES: dict[str, dict[str, str]] = {
     "viewer": {"zh": "只读", "en": "viewer"},
     "operator": {"zh": "值班员", "en": "operator"},
     "leadership": {"zh": "领导", "en": "leadership"},
+    # who is told (notify.people roles, collector/notify/settings.py)
+    "execution": {"zh": "应急处置小组", "en": "execution group"},
+    "support": {"zh": "应急保障小组", "en": "support group"},
 }
 
 
@@ -209,6 +212,8 @@ class Reader:
 
     def rule(self, table_name: str, rule_id: str) -> str:
         """A grading rule's title (its id when the table does not know it)."""
+        if rule_id == "person":                 # a grade set by hand (incident_grades.py)
+            return "人工定级" if self.lang == "zh" else "set by hand"
         table = self.tables.get(table_name)
         try:
             rule = table.rule(rule_id) if table is not None else None
@@ -223,6 +228,13 @@ class Reader:
     def option(self, step, answer: str) -> str:
         """A decision's answer."""
         return option_words(step, answer, self.lang)
+
+    @staticmethod
+    def text_lang(text: str | None) -> str:
+        """The language of a text passed through as given (a device's error, a person's
+        note, a message as sent): pages mark it with `lang`, for fonts, screen readers
+        and the untranslated-word check, which reads only what branchwatch writes."""
+        return "zh-CN" if text and HAN.search(text) else "en"
 
     def reason(self, text: str) -> str:
         """A reason the collector wrote (a device's words stay as sent)."""

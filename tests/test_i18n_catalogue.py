@@ -93,6 +93,8 @@ def test_shipped_runbooks_say_every_text_in_both_languages():
                 assert set(s.options_zh) == set(s.options), f"{where}: options_zh"
             if s.action and s.action.reason:
                 assert s.action.reason_zh, f"{where}: action.reason_zh"
+            if s.preauthorised:
+                assert zh_problem(s.preauthorised.granted_by_zh) is None, f"{where}: granted_by_zh"
 
 
 def test_shipped_grading_tables_name_grades_in_both_languages():

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from ..incidents import Incident
+from ..texts import grade_title, incident_title
 from .routing import Rules, branches_of
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -46,7 +47,7 @@ def grade_label(inc: Incident, rules: Rules, ungraded: str) -> str:
         if rec.grade is None:
             continue
         t = rules.tables.get(name)
-        title = t.grade_titles.get(rec.grade) if t is not None else None
+        title = grade_title(t, rec.grade, rules.settings.language) if t is not None else None
         labels.append(f"{rec.grade} {title}" if title else rec.grade)
     return " / ".join(labels) or ungraded
 
@@ -66,7 +67,8 @@ def render(inc: Incident, reason: str, detail: str, rules: Rules, tz: ZoneInfo
     """(subject, text without the ack link) for one alert."""
     t = template(rules.settings.language)
     subject = _fill(t["subject"], drill=t["drill"] if is_drill(inc) else "", id=inc.id,
-                    grade=grade_label(inc, rules, t["ungraded"]), title=inc.title)
+                    grade=grade_label(inc, rules, t["ungraded"]),
+                    title=incident_title(inc.title, rules.settings.language))
     faults = [f for f in inc.faults.values() if f.active and not f.suppressed]
     shown = "; ".join(f"{f.check} {f.state}: {f.reason}" for f in faults[:FAULTS_SHOWN])
     if len(faults) > FAULTS_SHOWN:
@@ -74,7 +76,8 @@ def render(inc: Incident, reason: str, detail: str, rules: Rules, tz: ZoneInfo
     due = "; ".join(f"{d.key} {d.status} {local(d.due_at, tz)}" for d in inc.deadlines
                     if d.status != "met")
     branches = branches_of(inc)
-    values = dict(subject=subject, id=inc.id, title=inc.title,
+    values = dict(subject=subject, id=inc.id,
+                  title=incident_title(inc.title, rules.settings.language),
                   what=_fill(t["reasons"].get(reason, "{detail}"), detail=detail),
                   branches=", ".join(branches),
                   region=", ".join(dict.fromkeys(r for b in branches

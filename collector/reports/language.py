@@ -63,6 +63,12 @@ def localise(fields: dict, inc: Incident, language: str) -> dict:
     return fields
 
 
+def timeline_entry(e: dict, inc: Incident, language: str) -> None:
+    """One timeline entry (reports/timeline.py) of `inc` in `language`, in place."""
+    if language != "en":
+        _timeline_entry(e, inc, language)
+
+
 def _timeline_entry(e: dict, inc: Incident, language: str) -> None:
     kind = e.get("kind")
     if kind == "opened" and e.get("text"):

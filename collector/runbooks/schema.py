@@ -83,6 +83,7 @@ class Grant(_S, kw_only=True):
     """A pre-authorisation (預授權, domain.md §4): a decision by people, recorded."""
 
     granted_by: Text                         # who granted it (a person or a body)
+    granted_by_zh: Text | None = None        # the same in Chinese
     granted_at: Text                         # when (a date, as the decision says it)
     up_to_grade: Text                        # the most severe grade it still holds for
     table: Text = "cbrc"                     # which grading table that grade is of
@@ -143,8 +144,10 @@ def _zh_problems(rb: Runbook):
     """Each `_zh` text is Simplified Chinese (collector/texts.py)."""
     items = [("", rb)] + [(f"steps[{i}].", s) for i, s in enumerate(rb.steps)]
     items += [(f"steps[{i}].action.", s.action) for i, s in enumerate(rb.steps) if s.action]
+    items += [(f"steps[{i}].preauthorised.", s.preauthorised) for i, s in enumerate(rb.steps)
+              if isinstance(s.preauthorised, Grant)]
     for at, obj in items:
-        for key in ("title", "text", "question", "reason"):
+        for key in ("title", "text", "question", "reason", "granted_by"):
             value = getattr(obj, f"{key}_zh", None)
             problem = value is not None and zh_problem(value)
             if problem:

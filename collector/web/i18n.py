@@ -212,6 +212,7 @@ WORDS: dict[str, dict[str, str]] = {
     "since": {"zh": "自", "en": "since"},
     "rule": {"zh": "依据", "en": "rule"},
     "no_role": {"zh": "无角色", "en": "no role"},
+    "at_once": {"zh": "立即", "en": "at once"},
     "diag_line": {"zh": "线路", "en": "line"},
     "diag_device": {"zh": "设备", "en": "device"},
     "diag_local": {"zh": "本机", "en": "local"},

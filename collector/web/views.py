@@ -102,20 +102,23 @@ def incident_rows(incidents: list[dict], tables: dict, now: datetime) -> list[di
 def timeline(inc: dict, limit: int = 300, words: Reader | None = None) -> list[dict]:
     """Everything that happened to an incident, oldest first: faults, people,
     grades, runbook steps, deadlines (the newest `limit` entries), in the words
-    of `words`' reader (English by default)."""
+    of `words`' reader (English by default). `text` is branchwatch's words,
+    `raw` what a device or a person said, as they said it."""
     words = words or Reader("en", timezone.utc)
     t = translate(words.lang)
     sep = "：" if words.lang == "zh" else ": "
-    e = [{"at": inc["started_at"], "kind": "opened", "text": words.title(inc["title"]), "who": None}]
+    e = [{"at": inc["started_at"], "kind": "opened", "text": words.title(inc["title"]), "who": None,
+          "raw": None}]
     for f in inc["faults"]:
         for at, kind, state, reason in (h[:4] for h in f["history"]):
             how = "" if kind == "state" else f" ({t('event_' + kind)})"
             e.append({"at": at, "kind": "fault_entry", "who": None, "state": state,
-                      "text": f"{f['branch']} {f['check']}{sep}{t(state)}{how} {words.reason(reason)}"})
+                      "text": f"{f['branch']} {f['check']}{sep}{t(state)}{how}",
+                      "raw": words.reason(reason)})
     for a in inc["acks"]:
-        e.append({"at": a["at"], "kind": "acked", "who": a["who"], "text": a["why"]})
+        e.append({"at": a["at"], "kind": "acked", "who": a["who"], "text": "", "raw": a["why"]})
     for a in inc["notes"]:
-        e.append({"at": a["at"], "kind": "note", "who": a["who"], "text": a["why"]})
+        e.append({"at": a["at"], "kind": "note", "who": a["who"], "text": "", "raw": a["why"]})
     for name, rec in inc["grades"].items():
         for c in rec.history:
             if c.grade is None and c.who is None:
@@ -124,8 +127,8 @@ def timeline(inc: dict, limit: int = 300, words: Reader | None = None) -> list[d
             text += f" {words.grade(name, c.grade)}" if c.grade else ""
             text += f" ({t('provisional')})" if c.provisional else ""
             text += f" · {words.rule(name, c.rule)}" if c.rule else ""
-            text += f" · {c.why}" if c.why else ""
-            e.append({"at": c.at, "kind": "graded", "who": c.who, "text": text})
+            e.append({"at": c.at, "kind": "graded", "who": c.who, "text": text,
+                      "raw": c.why})
     for run in inc["runbooks"]:
         for r in run.records:
             if r.status in ("done", "skipped", "failed"):
@@ -136,23 +139,22 @@ def timeline(inc: dict, limit: int = 300, words: Reader | None = None) -> list[d
                 text = f"{words.said(run.runbook)} / {words.said(step) if step else r.step}"
                 text += f"{sep}{t(r.status)}"
                 text += f" ({words.option(step, r.choice)})" if r.choice else ""
-                text += f" — {r.note}" if r.note else ""
                 e.append({"at": r.ended_at or r.started_at, "kind": "step_entry",
-                          "who": r.who, "text": text})
+                          "who": r.who, "text": text, "raw": r.note})
     for d in inc["deadlines"]:
         if d.status == "met":
             e.append({"at": d.met_at, "kind": "deadline_met", "who": d.met_by,
-                      "text": f"{words.deadline(d)}{sep}{d.what or ''}"})
+                      "text": words.deadline(d), "raw": d.what})
         elif d.status == "missed":
             e.append({"at": d.missed_at or d.due_at, "kind": "deadline_missed", "who": None,
-                      "text": words.deadline(d)})
+                      "text": words.deadline(d), "raw": None})
     if inc["resolved_at"]:
         by = inc["resolved_by"]
         e.append({"at": inc["resolved_at"], "kind": "resolved", "who": by and by["who"],
-                  "text": by["why"] if by else ""})
+                  "text": "", "raw": by["why"] if by else ""})
     if inc["closed"]:
         e.append({"at": inc["closed"]["at"], "kind": "closed", "who": inc["closed"]["who"],
-                  "text": inc["closed"]["why"]})
+                  "text": "", "raw": inc["closed"]["why"]})
     e.sort(key=lambda x: x["at"])
     return e[-limit:]
 
