@@ -99,7 +99,7 @@ def test_forwarded_incidents_reach_a_real_alertmanager(tmp_path):
         assert alert["labels"] == {"alertname": "BranchwatchIncident", "incident": inc.id,
                                    "branch": "BR-0417", "region": "north",
                                    "severity": "warning"}
-        assert alert["annotations"]["summary"].startswith(f"{inc.id} 未定级 power outage")
+        assert alert["annotations"]["summary"].startswith(f"{inc.id} 未定级 停电")
         assert alert["status"]["state"] == "active"
         # The grade rose: new labels; the alert Alertmanager knew ends in the same post.
         inc.grades["cbrc"] = GradeRecord("cbrc", grade="III")

@@ -105,7 +105,7 @@ def test_escalation_timeline_execution_then_leadership_then_ack_stops_it():
     assert people(opened) == {"李娜"}                        # execution group first
     assert {c for _, _, c, _ in opened} == {"email", "webhook"}
     first = opened[0][3]
-    assert first.subject.startswith(f"{t.incident().id} 未定级 service fault")
+    assert first.subject.startswith(f"{t.incident().id} 未定级 服务故障")   # zh: the title too
     assert "/api/v1/ack/" in first.text and "by=%E6%9D%8E%E5%A8%9C" in first.text
     assert t.at(14.9) == []                                  # not yet
     assert people(t.at(15)) == {"张伟"}                       # leadership at minute 15
