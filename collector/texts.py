@@ -236,6 +236,11 @@ class Reader:
         and the untranslated-word check, which reads only what branchwatch writes."""
         return "zh-CN" if text and HAN.search(text) else "en"
 
+    def refusal(self, text: str) -> str:
+        """Why the collector refused what a person asked (collector/refusals.py)."""
+        from .refusals import refusal_zh
+        return refusal_zh(text) if self.lang == "zh" and text else text
+
     def reason(self, text: str) -> str:
         """A reason the collector wrote (a device's words stay as sent)."""
         return reason_zh(text) if self.lang == "zh" else text

@@ -93,6 +93,12 @@ def state(tmp_path_factory):
             post(boss, f"/console/incidents/{power}/reports", {"kind": kind})
         reports = wait_for(lambda: (lambda r: r if len(r) >= 2 else None)(
             ids(boss.go(f"/console/incidents/{power}")[2], "data-report")), timeout=30)
+        # A refusal a person meets: resolving while a fault is still active.
+        status, headers, _ = boss.go(f"/console/incidents/{power}/resolve",
+                                     {"why": "试一下", "csrf": boss.csrf(),
+                                      "next": f"/console/incidents/{power}"})
+        refusal = boss.go(headers["Location"])[2]
+        assert 'class="flash error"' in refusal
         send(c, "a1", fault_batch("a1", "BR-N1", "ups/rack/on_battery", "ok", "on mains",
                                   old="critical"))
         wait_for(lambda: "active" not in re.findall(r'<tr class="(active|cleared)',
@@ -116,7 +122,7 @@ def state(tmp_path_factory):
         downloads |= {f"report {r}.md": f"/console/reports/{r}.md" for r in reports}
         wait_for(lambda: hook.bodies, timeout=30, what="a notification sent")
         yield {"c": c, "boss": boss, "pages": pages, "downloads": downloads, "drill": drill,
-               "reports": reports, "sent": hook}
+               "reports": reports, "sent": hook, "refusal": refusal}
 
 
 def _sent(state) -> set[str]:
@@ -150,6 +156,12 @@ def test_every_console_page_is_in_the_readers_language(state, lang):
         found = english_in(texts, NAMES) if lang == "zh" else chinese_in(texts, PEOPLE | {"中文"})
         if found:
             problems.append(report(found, f"{lang} {name} ({path})"))
+    if lang == "zh":
+        flash = [t for t in visible_text(state["refusal"], "zh") if "未执行" in t]
+        assert flash and "仍有未恢复的故障" in " ".join(flash), flash
+        found = english_in(flash, NAMES)
+        if found:
+            problems.append(report(found, "zh refusal"))
     login = Visitor(state["c"].url)
     _in(login, lang)
     texts = visible_text(_read(login, "/console/login"), lang)

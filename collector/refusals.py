@@ -1,0 +1,47 @@
+"""A refusal as a Chinese reader reads it: the desks refuse in English, one line
+naming what is wrong (incident_model.Refused); the console shows it in the
+visitor's language. Each pattern is a refusal a person can meet from the console;
+one not listed is shown as written (the page marks its language).
+"""
+
+from __future__ import annotations
+
+import re
+
+STATUS_ZH = {"open": "处置中", "resolved": "已恢复", "closed": "已关闭", "running": "进行中",
+             "ended": "已结束", "archived": "已归档"}
+
+# (pattern, Chinese); {status} in the Chinese is the status group in Chinese.
+REFUSALS: list[tuple[re.Pattern, str]] = [(re.compile(p), zh) for p, zh in [
+    (r"^(?P<id>\S+) is closed$", r"\g<id> 已关闭"),
+    (r"^(?P<id>\S+) is (?P<status>\w+), not open$", r"\g<id> {status}，不在处置中"),
+    (r"^(?P<id>\S+) has faults still active: (?P<checks>.+)$", r"\g<id> 仍有未恢复的故障：\g<checks>"),
+    (r"^(?P<id>\S+) is (?P<status>\w+): faults still active: (?P<checks>.+)$",
+     r"\g<id> {status}，仍有未恢复的故障：\g<checks>"),
+    (r"^(?P<id>INC-\S+) is (?P<status>open|resolved|closed)$", r"\g<id> {status}"),
+    (r"^who and why are required$", "须填写人员和原因"),
+    (r"^(?P<name>.+) is already the reporter of (?P<id>\S+)$", r"\g<name> 已是 \g<id> 的报告责任人"),
+    (r"^name: expected the new reporter's name$", "请填写新的报告责任人"),
+    (r"^(?P<key>\S+) was already met by (?P<who>\S+) at (?P<at>\S+)$",
+     r"\g<key> 已由 \g<who> 于 \g<at> 完成"),
+    (r"^(?P<id>\S+) has no runbook running$", r"\g<id> 没有正在执行的预案"),
+    (r"^(?P<id>\S+) has no runbook run '(?P<run>[^']+)'$", r"\g<id> 没有预案执行记录 \g<run>"),
+    (r"^runbooks are not configured on this collector$", "本采集端未配置处置预案"),
+    (r"^grading is not configured on this collector$", "本采集端未配置分级标准"),
+    (r"^(?P<table>\S+) has no grade '(?P<grade>[^']+)'; it has: (?P<grades>.+)$",
+     r"\g<table> 没有等级 \g<grade>，可选：\g<grades>"),
+    (r"^(?P<id>\S+) ended at (?P<at>\S+) by (?P<who>\S+)$", r"\g<id> 已于 \g<at> 由 \g<who> 结束"),
+    (r"^(?P<id>\S+) was archived by (?P<who>\S+): it is frozen$", r"\g<id> 已由 \g<who> 归档，不可修改"),
+    (r"^(?P<id>\S+) is running: end it first \(branchwatch drill end\)$", r"\g<id> 进行中，请先结束演练"),
+]]
+
+
+def refusal_zh(text: str) -> str:
+    """The refusal in Chinese when it is one the console knows; else as written."""
+    for pattern, zh in REFUSALS:
+        m = pattern.match(text)
+        if m:
+            out = m.expand(zh)
+            status = m.groupdict().get("status")
+            return out.replace("{status}", STATUS_ZH.get(status, status or ""))
+    return text
