@@ -64,7 +64,7 @@ ROLES: dict[str, dict[str, str]] = {
     # the console's roles (collector/roles.py)
     "viewer": {"zh": "只读", "en": "viewer"},
     "operator": {"zh": "值班员", "en": "operator"},
-    "leadership": {"zh": "领导", "en": "leadership"},
+    "leadership": {"zh": "领导小组", "en": "leadership"},
     # who is told (notify.people roles, collector/notify/settings.py)
     "execution": {"zh": "应急处置小组", "en": "execution group"},
     "support": {"zh": "应急保障小组", "en": "support group"},

@@ -177,7 +177,7 @@ def test_operators_fill_a_report_and_leadership_issues_it(collector):
     assert v.go(f"/console/reports/{rid}/issue", {"csrf": csrf, "why": "x"})[0] == 403
     assert boss.go(f"/console/reports/{rid}/issue", {"csrf": boss.csrf(), "why": "faxed"})[0] == 303
     page = v.go(f"/console/reports/{rid}")[2]
-    assert "issued" in page and 'id="report-form"' not in page
+    assert ">已签发<" in page and 'id="report-form"' not in page
     # A frozen report refuses an edit; the page says why.
     v.go(f"/console/reports/{rid}/edit", {"csrf": csrf, "next_steps": "x",
                                           "next": f"/console/reports/{rid}"})

@@ -51,7 +51,7 @@ def test_incident_titles_and_the_drill_prefix_are_said_in_chinese():
     assert incident_title("power outage", "en") == "power outage"
     assert incident_title("柜台打印机坏了", "zh") == "柜台打印机坏了"      # a person's own title
     words = Reader("zh", SHANGHAI)
-    assert words.roles(["operator", "leadership"]) == "值班员、领导"
+    assert words.roles(["operator", "leadership"]) == "值班员、领导小组"
     assert words.title("DRILL: UPS on battery", bare=True) == "UPS 电池供电"
 
 

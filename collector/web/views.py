@@ -137,8 +137,8 @@ def timeline(inc: dict, limit: int = 300, words: Reader | None = None) -> list[d
                 except KeyError:
                     step = None
                 text = f"{words.said(run.runbook)} / {words.said(step) if step else r.step}"
-                text += f"{sep}{t(r.status)}"
-                text += f" ({words.option(step, r.choice)})" if r.choice else ""
+                text += f" · {t(r.status)}"
+                text += f" · {words.option(step, r.choice)}" if r.choice else ""
                 e.append({"at": r.ended_at or r.started_at, "kind": "step_entry",
                           "who": r.who, "text": text, "raw": r.note})
     for d in inc["deadlines"]:
