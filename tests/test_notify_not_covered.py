@@ -32,5 +32,5 @@ def test_a_fault_a_person_reports_is_notified_as_reported_by_a_person():
                      "nurse Li, 8021")
     got = t.changes(t.book.apply_event(fault_event(r, t.now), t.now))
     assert people(got) == {"李娜"}                    # the same route as an agent's fault
-    assert ("tcp/reported-service critical: a system will not start or cannot save at ward 3: "
+    assert ("tcp/reported-service 严重: a system will not start or cannot save at ward 3: "
             "HIS will not save orders - reported by wang (nurse Li, 8021)") in got[0][3].text

@@ -15,6 +15,8 @@ import re
 
 import pytest
 
+from collector.drills.scenario import load_scenarios
+
 from .support.collector import CollectorProcess
 from .support.console import USERS, console_yaml, fault_batch, heartbeat
 from .support.notify import HttpSink
@@ -204,4 +206,21 @@ def test_every_report_is_in_its_language(state):
         found = english_in(texts, NAMES) if lang == "zh" else chinese_in(texts, PEOPLE)
         if found:
             problems.append(report(found, f"{lang} drill report {drill}"))
+    assert not problems, "\n".join(problems)
+
+
+
+def test_every_message_sent_in_zh_says_its_words_in_chinese(state):
+    """The notifications (notify.language zh, the default): subject and body."""
+    problems = []
+    for _, _, body in state["sent"].bodies:
+        lines = [body["subject"]] + body["text"].split("\n")
+        # the ack command to type, and the audit stamp `audit verify` reads, stay as they are
+        lines = [x for x in lines if not x.startswith(("或：branchwatch ", "audit: record "))]
+        # a drill's faults say what its scenario's rehearsed agent says (config/drills/)
+        rehearsed = {e.reason for s in load_scenarios().values() for e in s.events}
+        # "DRILL" opens every drill message in every language (notify/messages.py)
+        found = english_in(without(lines, DEVICE_SAID | TYPED | rehearsed), NAMES | {"DRILL"})
+        if found:
+            problems.append(report(found, f"zh message {body['reason']} to {body['to']}"))
     assert not problems, "\n".join(problems)

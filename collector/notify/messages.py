@@ -69,23 +69,69 @@ def render(inc: Incident, reason: str, detail: str, rules: Rules, tz: ZoneInfo
     subject = _fill(t["subject"], drill=t["drill"] if is_drill(inc) else "", id=inc.id,
                     grade=grade_label(inc, rules, t["ungraded"]),
                     title=incident_title(inc.title, rules.settings.language))
+    lang, states = rules.settings.language, t.get("states", {})
     faults = [f for f in inc.faults.values() if f.active and not f.suppressed]
-    shown = "; ".join(f"{f.check} {f.state}: {f.reason}" for f in faults[:FAULTS_SHOWN])
+    shown = "; ".join(f"{f.check} {states.get(f.state, f.state)}: {f.reason}"
+                      for f in faults[:FAULTS_SHOWN])
     if len(faults) > FAULTS_SHOWN:
         shown += f"; +{len(faults) - FAULTS_SHOWN}"
-    due = "; ".join(f"{d.key} {d.status} {local(d.due_at, tz)}" for d in inc.deadlines
-                    if d.status != "met")
+    said = t.get("deadline_statuses", {})
+    due = "; ".join(f"{d.key} {said.get(d.status, d.status)} {local(d.due_at, tz)}"
+                    for d in inc.deadlines if d.status != "met")
     branches = branches_of(inc)
     values = dict(subject=subject, id=inc.id,
                   title=incident_title(inc.title, rules.settings.language),
-                  what=_fill(t["reasons"].get(reason, "{detail}"), detail=detail),
+                  what=_fill(t["reasons"].get(reason, "{detail}"),
+                             detail=_detail(detail, inc, lang, states)),
                   branches=", ".join(branches),
                   region=", ".join(dict.fromkeys(r for b in branches
                                                  if (r := rules.region_of(b)))) or "-",
-                  started=local(inc.started_at, tz), status=inc.status, faults=shown,
+                  started=local(inc.started_at, tz),
+                  status=t.get("statuses", {}).get(inc.status, inc.status), faults=shown,
                   deadlines=due)
     lines = [line for line in (_line(b, values) for b in t["body"]) if line is not None]
     return subject, "\n".join(lines)
+
+
+def _detail(detail: str, inc: Incident, lang: str, states: dict) -> str:
+    """What changed, as the engine wrote it, with its own words in the message's
+    language: the incident's title and the fault states (a device's words stay)."""
+    if lang == "en" or not detail:
+        return detail
+    title = inc.title
+    for head in (title, title.removeprefix("DRILL: ")):
+        if head and detail.startswith(head + ": "):
+            detail = incident_title(head, lang) + "：" + detail[len(head) + 2:]
+            break
+    graded = _GRADED.match(detail)
+    if graded:
+        return _graded_zh(graded, inc)
+    if detail == "every fault cleared":
+        return "全部故障已恢复"
+    by = re.match(r"^by (?P<who>[^:]+): (?P<why>.*)$", detail)       # a person's resolve
+    if by:
+        return f"{by['who']}：{by['why']}"
+    return re.sub(r"(?<=\S) (ok|warning|critical|unknown):",
+                  lambda m: f" {states.get(m[1], m[1])}:", detail)
+
+
+# incident_grades._apply_grade's detail: "cbrc: ungraded -> III 较大 by rule r (reason)"
+_GRADED = re.compile(r"^(?P<table>[\w-]+): (?P<old>.+?) -> (?P<new>.+?)"
+                     r"(?: by rule (?P<rule>\S+)(?: \((?P<reason>.*)\))?| by (?P<who>[^:]+): (?P<why>.*))?$")
+_GRADE_WORDS = (("not yet graded", "尚未定级"), ("ungraded", "未定级"), (" (provisional)", "（暂定）"))
+
+
+def _graded_zh(m: re.Match, inc: Incident) -> str:
+    def label(text: str) -> str:
+        for en, zh in _GRADE_WORDS:
+            text = text.replace(en, zh)
+        return text
+    out = f"{m['table']}：{label(m['old'])} → {label(m['new'])}"
+    if m["who"]:
+        return out + f"（{m['who']} 人工定级：{m['why']}）"
+    rec = inc.grades.get(m["table"])
+    zh = list(getattr(rec, "reasons_zh", ()) or ())
+    return out + (f"（{zh[0]}）" if zh else "")
 
 
 def with_link(text: str, ack_url: str | None, rules: Rules) -> str:
