@@ -142,8 +142,32 @@ REASONS: list[tuple[re.Pattern, str]] = [
 ]
 
 
+# collector/person_reports.py KINDS: what a person's report says it is
+PERSON_KINDS = {
+    "the core system does not answer": "核心系统无法访问",
+    "no network": "网络不通",
+    "mains power is out": "停电",
+    "the UPS alarms or has failed": "UPS 告警或故障",
+    "a system will not start or cannot save": "系统无法启动或无法保存",
+    "a workstation or terminal fails": "终端故障",
+    "something else": "其他故障",
+}
+_PERSON = re.compile(r"^(?P<kind>" + "|".join(map(re.escape, PERSON_KINDS)) + r") at (?P<where>.*?): "
+                     r"(?P<sees>.*) - reported by (?P<who>[^(]+?)(?: \((?P<contact>.*)\))?$")
+_PERSON_CLEARED = re.compile(r"^cleared by (?P<who>[^:]+): (?P<why>.*)$")
+
+
 def reason_zh(reason: str) -> str:
-    """A reason the collector wrote, in Chinese when it is one of its own patterns."""
+    """A reason the collector wrote, in Chinese when it is one of its own patterns
+    (what a person typed inside it stays as they typed it)."""
+    m = _PERSON.match(reason)
+    if m:
+        contact = f"，联系方式：{m['contact']}" if m["contact"] else ""
+        return (f"{PERSON_KINDS[m['kind']]}（{m['where']}）：{m['sees']}"
+                f"（{m['who']} 报告{contact}）")
+    m = _PERSON_CLEARED.match(reason)
+    if m:
+        return f"{m['who']} 确认已恢复：{m['why']}"
     for pattern, zh in REASONS:
         if pattern.match(reason):
             return pattern.sub(zh, reason)
@@ -161,11 +185,21 @@ def grade_title(table, grade: str | None, lang: str) -> str:
     return table.grade_titles.get(grade, "")
 
 
+# The workflow's own deadlines (grading/deadlines.py plan_failure, reporter_filing):
+# no table holds them.
+WORKFLOW_DEADLINES = {
+    "plan-failed": "预案执行失败，立即向监管部门报告（第三十条）",
+    "reporter-filing": "报告责任人变更，向监管部门备案（第二十六条）",
+}
+
+
 def deadline_title(tables, deadline, lang: str) -> str:
     """A deadline's name in `lang`, from its table's rule (a stored DeadlineState or a
     planned Deadline: both say their table or rule key and carry the English title)."""
     table = tables.get(getattr(deadline, "table", None)) if tables else None
     rule_key = getattr(deadline, "rule", None) or getattr(deadline, "key", None)
+    if lang == "zh" and rule_key in WORKFLOW_DEADLINES:
+        return WORKFLOW_DEADLINES[rule_key]
     if lang == "zh" and table is not None:
         for d in table.deadlines:
             if d.key == rule_key and d.title_zh:

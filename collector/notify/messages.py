@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from ..incidents import Incident
-from ..texts import grade_title, incident_title
+from ..texts import grade_title, incident_title, reason_zh, said
 from .routing import Rules, branches_of
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -71,12 +71,13 @@ def render(inc: Incident, reason: str, detail: str, rules: Rules, tz: ZoneInfo
                     title=incident_title(inc.title, rules.settings.language))
     lang, states = rules.settings.language, t.get("states", {})
     faults = [f for f in inc.faults.values() if f.active and not f.suppressed]
-    shown = "; ".join(f"{f.check} {states.get(f.state, f.state)}: {f.reason}"
+    said = reason_zh if lang == "zh" else (lambda text: text)
+    shown = "; ".join(f"{f.check} {states.get(f.state, f.state)}: {said(f.reason)}"
                       for f in faults[:FAULTS_SHOWN])
     if len(faults) > FAULTS_SHOWN:
         shown += f"; +{len(faults) - FAULTS_SHOWN}"
-    said = t.get("deadline_statuses", {})
-    due = "; ".join(f"{d.key} {said.get(d.status, d.status)} {local(d.due_at, tz)}"
+    due_words = t.get("deadline_statuses", {})
+    due = "; ".join(f"{d.key} {due_words.get(d.status, d.status)} {local(d.due_at, tz)}"
                     for d in inc.deadlines if d.status != "met")
     branches = branches_of(inc)
     values = dict(subject=subject, id=inc.id,
@@ -108,11 +109,34 @@ def _detail(detail: str, inc: Incident, lang: str, states: dict) -> str:
         return _graded_zh(graded, inc)
     if detail == "every fault cleared":
         return "全部故障已恢复"
+    m = _NOT_COVERED.match(detail)
+    if m:
+        return f"没有预案覆盖{incident_title(m['title'], lang)}（{m['faults']}）；由应急领导小组决定处置"
+    m = _PLAN_FAILED.match(detail)
+    if m:
+        step = _step_title(inc, m["step"])
+        return f"预案在 {m['step']}（{step or m['title']}）失败：{m['note']}"
     by = re.match(r"^by (?P<who>[^:]+): (?P<why>.*)$", detail)       # a person's resolve
     if by:
         return f"{by['who']}：{by['why']}"
     return re.sub(r"(?<=\S) (ok|warning|critical|unknown):",
                   lambda m: f" {states.get(m[1], m[1])}:", detail)
+
+
+# incident_runbooks.py and runbooks/run.py write these
+_NOT_COVERED = re.compile(r"^no runbook covers (?P<title>.+) \((?P<faults>[^()]*)\); "
+                          r"the leadership group decides what to do$")
+_PLAN_FAILED = re.compile(r"^(?:\S+ )?plan failed at (?P<step>\S+) \((?P<title>.+?)\): (?P<note>.*)$")
+
+
+def _step_title(inc: Incident, step_id: str) -> str | None:
+    """A runbook step's title in Chinese, from the run frozen on the incident."""
+    for run in inc.runbooks:
+        try:
+            return said(run.runbook.step(step_id), "title", "zh")
+        except KeyError:
+            continue
+    return None
 
 
 # incident_grades._apply_grade's detail: "cbrc: ungraded -> III 较大 by rule r (reason)"
