@@ -137,7 +137,7 @@ def test_grade_rises_deadline_reminder_15_min_before_the_60_min_notice_and_misse
     assert t.at(44.9) == []
     reminder = t.at(45)                        # 15 min before regulator-notice (due at 60)
     assert people(reminder) == {"李娜", "张伟"}
-    assert "regulator-notice" in reminder[0][3].text and "in 15 min" in reminder[0][3].text
+    assert "regulator-notice" in reminder[0][3].text and "剩余 15 分钟" in reminder[0][3].text
     assert t.at(50) == [] and t.at(60) == []   # "within 60 minutes": 60:00 is on time
     missed = t.at(60.5)
     assert "张伟" in people(missed)             # a missed deadline reaches leadership

@@ -30,7 +30,7 @@ AGENTS = {"a1": ("BR-N1", "north", TOKENS["a1"]), "a2": ("BR-S1", "south", TOKEN
 PEOPLE = {"李娜", "张伟"}
 # What the test's people typed (notes, reasons): shown as they wrote them.
 TYPED = {"市电停电，原因已查明", "已到现场", "发电机已就位", "监管部门要求按较大事件报告", "市电已恢复",
-         "试一下"}
+         "试一下", "王芳", "李娜在现场", "备用设备也坏了", "2号柜台", "打印机无法打印", "王芳 8021"}
 # What the agents said: a report quotes a device's words as they came.
 DEVICE_SAID = {"input 0 V, on battery", "connection to 127.0.0.1:38959 refused", "on mains",
                "on battery"}
@@ -52,7 +52,8 @@ def send(c, agent: str, body: bytes, path: str = "events") -> None:
 
 
 def post(v: Visitor, path: str, form: dict) -> str:
-    page = re.match(r"/console/(incidents/[^/]+|drills|reports/[^/]+)", path)[0]
+    page = re.match(r"/console/(incidents/[^/]+|drills|reports/[^/]+|faults)", path)[0]
+    page = "/console/incidents" if page == "/console/faults" else page
     status, headers, body = v.go(path, {**form, "csrf": v.csrf(), "next": page})
     assert status in (200, 303), (status, body[:400])
     back = v.go(headers["Location"])[2]
@@ -94,6 +95,18 @@ def state(tmp_path_factory):
         post(boss, f"/console/incidents/{power}/note", {"text": "发电机已就位"})
         post(boss, f"/console/incidents/{power}/grade",
              {"table": "cbrc", "grade": "III", "why": "监管部门要求按较大事件报告"})
+        post(boss, f"/console/incidents/{power}/reporter", {"name": "王芳", "why": "李娜在现场"})
+        # The line fault's runbook: its step fails (第三十條: a deadline due at once).
+        line = next(i for i in incidents if i != power)
+        wait_for(lambda: "data-step" in boss.go(f"/console/incidents/{line}")[2], timeout=30)
+        page = boss.go(f"/console/incidents/{line}")[2]
+        step = re.search(r'class="step [a-z]+ current" id="step-[^"]+" data-step="([^"]+)"', page)[1]
+        post(boss, f"/console/incidents/{line}/steps/{step}/fail",
+             {"run": ids(page, "data-run")[0], "why": "备用设备也坏了"})
+        # A fault a person reports at the counter.
+        post(boss, "/console/faults", {"branch": "BR-S1", "kind": "terminal_fault",
+                                       "where": "2号柜台", "sees": "打印机无法打印",
+                                       "contact": "王芳 8021"})
         for kind in ("written", "progress"):
             post(boss, f"/console/incidents/{power}/reports", {"kind": kind})
         reports = wait_for(lambda: (lambda r: r if len(r) >= 2 else None)(

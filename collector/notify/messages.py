@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from ..incidents import Incident
-from ..texts import grade_title, incident_title, reason_zh, said
+from ..texts import deadline_title, grade_title, incident_title, reason_zh, role_name, said
 from .routing import Rules, branches_of
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -83,7 +83,7 @@ def render(inc: Incident, reason: str, detail: str, rules: Rules, tz: ZoneInfo
     values = dict(subject=subject, id=inc.id,
                   title=incident_title(inc.title, rules.settings.language),
                   what=_fill(t["reasons"].get(reason, "{detail}"),
-                             detail=_detail(detail, inc, lang, states)),
+                             detail=_detail(detail, inc, lang, states, tz, rules)),
                   branches=", ".join(branches),
                   region=", ".join(dict.fromkeys(r for b in branches
                                                  if (r := rules.region_of(b)))) or "-",
@@ -94,16 +94,17 @@ def render(inc: Incident, reason: str, detail: str, rules: Rules, tz: ZoneInfo
     return subject, "\n".join(lines)
 
 
-def _detail(detail: str, inc: Incident, lang: str, states: dict) -> str:
+def _detail(detail: str, inc: Incident, lang: str, states: dict, tz: ZoneInfo | None = None,
+            rules: Rules | None = None) -> str:
     """What changed, as the engine wrote it, with its own words in the message's
-    language: the incident's title and the fault states (a device's words stay)."""
+    language: titles, fault states, deadlines, grades (a device's words stay)."""
     if lang == "en" or not detail:
         return detail
     title = inc.title
     for head in (title, title.removeprefix("DRILL: ")):
         if head and detail.startswith(head + ": "):
-            detail = incident_title(head, lang) + "：" + detail[len(head) + 2:]
-            break
+            return incident_title(head, lang) + "：" + _detail(detail[len(head) + 2:], inc, lang,
+                                                             states, tz, rules)
     graded = _GRADED.match(detail)
     if graded:
         return _graded_zh(graded, inc)
@@ -115,12 +116,33 @@ def _detail(detail: str, inc: Incident, lang: str, states: dict) -> str:
     m = _PLAN_FAILED.match(detail)
     if m:
         step = _step_title(inc, m["step"])
-        return f"预案在 {m['step']}（{step or m['title']}）失败：{m['note']}"
+        return f"预案步骤“{step or m['title']}”失败：{m['note']}"
+    m = _MISSED.match(detail) or _REMINDER.match(detail)
+    if m:
+        d = next((x for x in inc.deadlines if x.key == m["key"]), None)
+        name = deadline_title(rules.tables if rules else {}, d, lang) if d else m["title"]
+        at = local(d.due_at, tz) if d and tz else m["at"]
+        if m.re is _MISSED:
+            return f"{name}（{m['key']}）已于 {at} 到期"
+        return f"{name}（{m['key']}）{at} 到期，剩余 {m['left']} 分钟"
+    m = _ESCALATED.match(detail)
+    if m:
+        roles = "、".join(role_name(r.strip(), lang) for r in m["roles"].split(","))
+        return f"{m['after']} 分钟 → {roles}"
     by = re.match(r"^by (?P<who>[^:]+): (?P<why>.*)$", detail)       # a person's resolve
     if by:
         return f"{by['who']}：{by['why']}"
-    return re.sub(r"(?<=\S) (ok|warning|critical|unknown):",
-                  lambda m: f" {states.get(m[1], m[1])}:", detail)
+    m = _FAULT.match(detail)
+    if m:
+        return f"{m['check']} {states.get(m['state'], m['state'])}: {reason_zh(m['reason'])}"
+    return detail
+
+
+# notify/escalation.py, incident_grades.py and incidents.py write these
+_MISSED = re.compile(r"^(?P<key>\S+) was due (?P<at>\S+): (?P<title>.+)$")
+_REMINDER = re.compile(r"^(?P<title>.+) \((?P<key>[\w-]+)\) due (?P<at>.+), in (?P<left>-?\d+) min$")
+_ESCALATED = re.compile(r"^(?P<after>[\d.]+) min -> (?P<roles>.+)$")
+_FAULT = re.compile(r"^(?P<check>\S+) (?P<state>ok|warning|critical|unknown): (?P<reason>.*)$")
 
 
 # incident_runbooks.py and runbooks/run.py write these
