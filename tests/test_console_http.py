@@ -129,7 +129,7 @@ def test_posts_need_the_csrf_token_the_same_origin_and_the_role(collector):
     # An operator may not set a grade: leadership's.
     status, _, body = v.go(f"/console/incidents/{iid}/grade",
                            {"grade": "I", "why": "x", "csrf": csrf})
-    assert status == 403 and "may not grade" in body
+    assert status == 403 and "无权人工定级" in body          # zh, the default: domain.md §4
     status, headers, _ = v.go(f"/console/incidents/{iid}/note",
                               {"text": "on site", "csrf": csrf, "next": f"/console/incidents/{iid}"})
     assert status == 303 and headers["Location"] == f"/console/incidents/{iid}"

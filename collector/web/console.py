@@ -34,6 +34,7 @@ from aiohttp import web
 
 from ..api_base import STATE, STORE, Rejected, read_form
 from ..roles import allowed as role_allows, refusal
+from ..refusals import refusal_zh
 from ..texts import Reader
 from .i18n import LANGUAGES, duration, translate
 from .passwords import Hasher
@@ -131,9 +132,13 @@ async def save_sessions(request: web.Request) -> None:
         await st.run(apply_writes, request.app[STORE], writes)
 
 
-def _refused(r: Rejected) -> web.Response:
-    """A refusal on a console path: a short text page, not the API's JSON."""
-    return web.Response(text=f"{r.status}: {r}\n", status=r.status, content_type="text/plain",
+def _refused(r: Rejected, request: web.Request | None = None) -> web.Response:
+    """A refusal on a console path: a short text page in the visitor's language, not
+    the API's JSON."""
+    lang = lang_of(request) if request is not None else "en"
+    text = (f"{r.status}：{translate(lang)('refused')}：{refusal_zh(str(r))}" if lang == "zh"
+            else f"{r.status}: {r}")
+    return web.Response(text=text + "\n", status=r.status, content_type="text/plain",
                         charset="utf-8", headers={**HEADERS, **r.headers})
 
 
@@ -152,7 +157,7 @@ def public(handler):
         try:
             return await handler(request)
         except Rejected as r:
-            return _refused(r)
+            return _refused(r, request)
     return wrapped
 
 
@@ -168,7 +173,7 @@ def page(handler):
         try:
             return await handler(request)
         except Rejected as r:
-            return _refused(r)
+            return _refused(r, request)
     return wrapped
 
 
@@ -186,7 +191,7 @@ def action(name: str | None):
                 await _check_post(request, s, name or request.match_info.get("action", ""))
                 return await handler(request)
             except Rejected as r:
-                return _refused(r)
+                return _refused(r, request)
         return wrapped
     return wrap
 
