@@ -186,7 +186,12 @@ WORDS: dict[str, dict[str, str]] = {
     "held": {"zh": "暂缓", "en": "held"},
     "queued": {"zh": "排队中", "en": "queued"},
     "sent": {"zh": "已发送", "en": "sent"},
-    # ---- every word in zh and en (collector/texts.py, timewords.py) ----
+}
+
+
+# Every word in zh and en (collector/texts.py, timewords.py): times, report and drill
+# states, kinds and languages, runbook states, refusals.
+WORDS.update({
     "times_in": {"zh": "时间均为", "en": "Times are"},
     "kind_written": {"zh": "书面报告", "en": "written report"},
     "kind_progress": {"zh": "进展报告", "en": "progress report"},
@@ -202,21 +207,15 @@ WORDS: dict[str, dict[str, str]] = {
     "event_flapping": {"zh": "频繁变化", "en": "flapping"},
     "event_flapping_end": {"zh": "不再频繁变化", "en": "flapping ended"},
     "event_action": {"zh": "代理程序动作", "en": "agent action"},
-    "not_needed": {"zh": "无需执行", "en": "not needed"},
     "runbook_done": {"zh": "已完成", "en": "done"},
     "runbook_running": {"zh": "进行中", "en": "running"},
     "runbook_failed": {"zh": "失败", "en": "failed"},
-    "changed_title": {"zh": "事件名称变更", "en": "retitled"},
-    "by_person": {"zh": "人工", "en": "by hand"},
-    "fault_state_change": {"zh": "状态变化", "en": "state change"},
-    "since": {"zh": "自", "en": "since"},
-    "rule": {"zh": "依据", "en": "rule"},
     "no_role": {"zh": "无角色", "en": "no role"},
     "at_once": {"zh": "立即", "en": "at once"},
     "diag_line": {"zh": "线路", "en": "line"},
     "diag_device": {"zh": "设备", "en": "device"},
     "diag_local": {"zh": "本机", "en": "local"},
-}
+})
 
 
 def translate(lang: str):
