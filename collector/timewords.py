@@ -1,18 +1,14 @@
-"""Dates, times and durations as a person reads them, by Babel, in their locale and
+"""Dates, times and durations as a person reads them, in their locale and
 the collector's time zone, the zone always said (a reader in Fujian and a reader of
 a log in UTC must not guess): "2026-12-02 14:05 (CST, UTC+8)" / "2026-12-02 14:05
-北京时间". Durations in at most two units ("1 hr, 5 min" / "1小时5分钟"), never
-"3:00:05.098660".
+北京时间". Durations by Babel in at most two units ("1 hr, 5 min" / "1小时5分钟"),
+never "3:00:05.098660".
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
-
-from babel.dates import format_datetime
-from babel.lists import format_list
-from babel.units import format_unit
 
 LOCALES = {"zh": "zh_CN", "en": "en"}
 # The mainland's one zone: people call it 北京时间, whatever the tz database names it.
@@ -49,8 +45,13 @@ def when(dt: datetime | None, lang: str, zone: tzinfo, seconds: bool = False,
         return ""
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    text = format_datetime(dt, "yyyy-MM-dd HH:mm" + (":ss" if seconds else ""), tzinfo=zone,
-                           locale=locale_of(lang))
+    pattern = "yyyy-MM-dd HH:mm" + (":ss" if seconds else "")
+    try:
+        from babel.dates import format_datetime      # the collector's dependency (pyproject)
+    except ImportError:                              # an operator's CLI on a base install
+        text = dt.astimezone(zone).strftime("%Y-%m-%d %H:%M" + (":%S" if seconds else ""))
+    else:
+        text = format_datetime(dt, pattern, tzinfo=zone, locale=locale_of(lang))
     if not with_zone:
         return text
     label = zone_label(zone, lang, dt)
@@ -71,6 +72,8 @@ def span(seconds: float | timedelta, lang: str, units: int = 2) -> str:
         if len(parts) >= units:
             break
     parts = [p for p in parts if p[0]] or [(0, "second")]
+    from babel.lists import format_list          # the collector's dependency (pyproject)
+    from babel.units import format_unit
     loc = locale_of(lang)
     words = [format_unit(n, f"duration-{name}", length="short", locale=loc) for n, name in parts]
     return format_list(words, style="unit-short", locale=loc)
