@@ -86,6 +86,7 @@ def test_shipped_runbooks_say_every_text_in_both_languages():
             for key in ("title", "text", "question"):
                 en, zh = getattr(s, key), getattr(s, f"{key}_zh")
                 assert (en is None) == (zh is None), f"{where}: {key} without {key}_zh"
+                assert en is None or not HAN.search(en), f"{where}: Chinese in the English {key}"
                 assert zh is None or zh_problem(zh) is None, f"{where}: {zh_problem(zh)}"
             if s.role:
                 assert s.role in ROLES and HAN.search(role_name(s.role, "zh")), where
@@ -104,10 +105,13 @@ def test_shipped_grading_tables_name_grades_in_both_languages():
         for g in t.grades:
             names = t.grade_names[g]
             assert zh_problem(names["zh"]) is None and not HAN.search(names["en"]), (p, g)
+        assert not HAN.search(t.title), p
         for r in t.rules:
             assert r.title and r.title_zh and zh_problem(r.title_zh) is None, (p, r.id)
+            assert not HAN.search(r.title), (p, r.id)
         for d in t.deadlines:
             assert d.title_zh and zh_problem(d.title_zh) is None, (p, d.key)
+            assert not HAN.search(d.title), (p, d.key)
         for g in t.handlers:
             assert zh_problem(t.handlers_zh.get(g)) is None, (p, g)
     cbrc = load_table(ROOT / "config" / "grading" / "cbrc.yaml")
@@ -115,9 +119,13 @@ def test_shipped_grading_tables_name_grades_in_both_languages():
     assert dict(cbrc.grade_titles) == {"I": "特别重大", "II": "重大", "III": "较大"}
 
 
-def test_shipped_drill_scenarios_have_chinese_titles():
+def test_shipped_drill_scenarios_say_their_texts_in_both_languages():
     for s in load_scenarios().values():
         assert s.title and zh_problem(s.title_zh) is None, s.id
+        assert s.source and zh_problem(s.source_zh) is None, s.id
+        assert not HAN.search(s.source) and not HAN.search(s.title), s.id     # en is English
+        for e in s.events:
+            assert e.reason and zh_problem(e.reason_zh) is None, (s.id, e.check)
 
 
 def test_every_generated_incident_title_and_role_has_chinese():
