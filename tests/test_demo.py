@@ -231,7 +231,7 @@ def test_the_console_shows_what_the_story_left(demo):
     if "skipped" in seen:
         pytest.skip(seen["skipped"])
     assert seen["tiles"] == 4
-    assert "core system unreachable: 3 branches" in seen["incidents"]
+    assert "核心系统不可达：3 个网点" in seen["incidents"]          # the zh console
     assert re.search(r"cbrc I 特别重大", seen["incidents"]), seen["incidents"]
     # Its page: the reports the story drafted, ready to download.
     assert all(f"-{r}" in seen["incident"] for r in ("W1", "P1", "S1")), seen["incident"]
