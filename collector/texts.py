@@ -18,6 +18,7 @@ import re
 
 LANGUAGES = ("zh", "en")
 HAN = re.compile(r"[\u3400-\u9fff]")
+LATIN = re.compile(r"[A-Za-z]{2,}")
 
 # Common Traditional-only characters: a `_zh` text holding one was written in
 # Traditional (the console and reports are Simplified, zh-CN).
@@ -287,8 +288,12 @@ class Reader:
     def text_lang(text: str | None) -> str:
         """The language of a text passed through as given (a device's error, a person's
         note, a message as sent): pages mark it with `lang`, for fonts, screen readers
-        and the untranslated-word check, which reads only what branchwatch writes."""
-        return "zh-CN" if text and HAN.search(text) else "en"
+        and the untranslated-word check, which reads only what branchwatch writes;
+        "" (unknown) when it mixes both, so the check still reads it."""
+        han, latin = bool(text and HAN.search(text)), bool(text and LATIN.search(text))
+        if han and latin:
+            return ""                        # both (a person's words in ours): unknown
+        return "zh-CN" if han else "en"
 
     def refusal(self, text: str) -> str:
         """Why the collector refused what a person asked (collector/refusals.py)."""

@@ -20,7 +20,8 @@ from collector.drills.scenario import load_scenarios
 from .support.collector import CollectorProcess
 from .support.console import USERS, console_yaml, fault_batch, heartbeat
 from .support.notify import HttpSink
-from .support.untranslated import chinese_in, english_in, report, visible_text, without
+from .support.untranslated import (chinese_in, english_in, marked_text, report, visible_text,
+                                   without)
 from .test_collector_api import request
 from .test_console_http import Visitor
 from .test_delivery_e2e import wait_for
@@ -167,12 +168,27 @@ def _in(v: Visitor, lang: str) -> Visitor:
 def test_every_console_page_is_in_the_readers_language(state, lang):
     v = _in(state["boss"], lang)
     problems = []
+    # What a page marks as another language's must be what a device or a person said
+    # (or a message as sent, a report in its own language, the other language's name on
+    # the switch): with those taken out, nothing of the marked language may be left, so
+    # the marking is no way around the check.
+    passed_through = DEVICE_SAID | TYPED | _sent(state) | {"English", "中文"} | {
+        e.reason for s in load_scenarios().values() for e in s.events}
+    passed_through |= {_read(v, p).strip() for n, p in state["downloads"].items()
+                       if p.endswith(".md")}
     for name, path in state["pages"].items():
-        texts = visible_text(_read(v, path), lang)
+        body = _read(v, path)
+        for text in marked_text(body, lang):
+            rest = without([text], passed_through)
+            left = chinese_in(rest, PEOPLE | {"中文"}) + english_in(rest, NAMES | {"English"})
+            if left:
+                problems.append(f"{lang} {name}: marked {text[:80]!r} as another language's, "
+                                f"but nobody said {left[0][0]!r} so")
+        texts = visible_text(body, lang)
         if name.startswith("report "):
             texts = without(texts, DEVICE_SAID)    # the report's text quotes the devices
         found = (english_in(texts, NAMES) if lang == "zh"
-                 else chinese_in(without(texts, TYPED), PEOPLE | {"中文"}))
+                 else chinese_in(without(texts, TYPED | _sent(state)), PEOPLE | {"中文"}))
         if found:
             problems.append(report(found, f"{lang} {name} ({path})"))
     if lang == "zh":

@@ -38,6 +38,8 @@ class _Visible(HTMLParser):
         self.page_lang = page_lang
         self.stack: list[tuple[str, bool]] = []       # (tag, hidden)
         self.texts: list[str] = []
+        self.marked: list[str] = []                   # text in an element of another lang
+        self.other = 0                                # depth inside such elements
 
     def _hidden(self) -> bool:
         return bool(self.stack) and self.stack[-1][1]
@@ -47,6 +49,8 @@ class _Visible(HTMLParser):
         lang = (a.get("lang") or "").lower()
         other = bool(lang) and not lang.startswith(self.page_lang)
         hidden = self._hidden() or tag in SKIPPED or other or a.get("hidden") is not None
+        if other and not self._hidden() and tag not in VOID:
+            self.marked.append("")
         if not hidden:
             for name in SHOWN_ATTRIBUTES:
                 if a.get(name):
@@ -70,6 +74,9 @@ class _Visible(HTMLParser):
     def handle_data(self, data):
         if not self._hidden() and data.strip():
             self.texts.append(data.strip())
+        elif self.stack and self.stack[-1][1] and self.marked and data.strip() and \
+                not any(t in SKIPPED for t, _ in self.stack):
+            self.marked[-1] = (self.marked[-1] + " " + data.strip()).strip()
 
 
 def visible_text(html: str, lang: str) -> list[str]:
@@ -78,6 +85,15 @@ def visible_text(html: str, lang: str) -> list[str]:
     p.feed(html)
     p.close()
     return p.texts
+
+
+def marked_text(html: str, lang: str) -> list[str]:
+    """The texts a page in `lang` marks as another language's (`lang="en"` in zh): what
+    a device or a person said, passed through. A test checks each is such a text."""
+    p = _Visible("zh" if lang == "zh" else "en")
+    p.feed(html)
+    p.close()
+    return [t for t in p.marked if t]
 
 
 def without(texts: list[str], passages) -> list[str]:
