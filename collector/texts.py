@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import re
 
+from . import timewords
+from .refusals import refusal_zh
+
 LANGUAGES = ("zh", "en")
 HAN = re.compile(r"[\u3400-\u9fff]")
 LATIN = re.compile(r"[A-Za-z]{2,}")
@@ -297,7 +300,6 @@ class Reader:
 
     def refusal(self, text: str) -> str:
         """Why the collector refused what a person asked (collector/refusals.py)."""
-        from .refusals import refusal_zh
         return refusal_zh(text) if self.lang == "zh" and text else text
 
     def reason(self, text: str) -> str:
@@ -306,15 +308,12 @@ class Reader:
 
     def when(self, dt, seconds: bool = False, with_zone: bool = True) -> str:
         """A moment, the zone said."""
-        from .timewords import when
-        return when(dt, self.lang, self.zone, seconds=seconds, with_zone=with_zone)
+        return timewords.when(dt, self.lang, self.zone, seconds=seconds, with_zone=with_zone)
 
     def span(self, seconds) -> str:
         """A duration, by Babel."""
-        from .timewords import span
-        return span(seconds, self.lang)
+        return timewords.span(seconds, self.lang)
 
     def zone_label(self) -> str:
         """The zone as people say it ('北京时间' / 'CST, UTC+8')."""
-        from .timewords import zone_label
-        return zone_label(self.zone, self.lang)
+        return timewords.zone_label(self.zone, self.lang)
