@@ -6,7 +6,8 @@ Chinese (the same for `text`, `question`, `reason`; a grade title is a mapping
 `{zh: ..., en: ...}`). The collector stores language-neutral facts (the
 English text the engine generated, an id, a role key) and the page or report
 asks here for the words in its language: `said(step, "title", "zh")`,
-`incident_title(inc.title, "zh")`, `role_name("execution group", "zh")`.
+`incident_title(inc.title, "zh")`, `role_name("execution group", "zh")`;
+`Reader(lang, zone, tables)` bundles them (and times) for one page or report.
 
 Loaders check the `_zh` texts with `zh_problem` (Chinese, Simplified), so a
 file with a slip names the file, key and what was expected.
