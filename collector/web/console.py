@@ -99,9 +99,10 @@ def render(request: web.Request, template: str, status: int = 200, **data) -> we
     tables = st.desk.grader.tables if st.desk.grader else {}
     words = Reader(lang, con.zone, tables)
 
-    def local(dt: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
-        # the zone is said once per page (base.html, "times are 北京时间")
-        return "" if dt is None else dt.astimezone(con.zone).strftime(fmt)
+    def local(dt: datetime | None) -> str:
+        # by Babel, in the visitor's locale; the zone is said once per page (base.html,
+        # "时间均为 北京时间"), and with the moments that matter (words.when)
+        return words.when(dt, seconds=True, with_zone=False)
 
     flash = list(s.flash) if s else []
     if s and not request.headers.get("HX-Request"):
