@@ -21,6 +21,7 @@ from ..incidents import Incident
 from ..reports.timeline import timeline as incident_timeline
 from ..reports.language import timeline_entry
 from ..texts import incident_title, role_name, said
+from ..timewords import zone_label, zone_of
 from .model import EDITABLE, DrillRun
 from .plan import MILESTONES
 
@@ -227,6 +228,7 @@ def build(run: DrillRun, incs: list[Incident], now: datetime, timezone: str,
     s, p = run.scenario, run.plan
     return {
         "language": language, "timezone": timezone, "as_of": now,
+        "zone": zone_label(zone_of(timezone), language, now),       # 北京时间 / CST, UTC+8
         "drill": {"id": run.id, "status": run.status, "speed": run.speed,
                   "branches": run.branches, "region": run.region,
                   "started_at": run.started_at, "started_by": run.started_by,
