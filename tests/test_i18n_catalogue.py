@@ -163,3 +163,14 @@ def test_a_scenario_title_not_in_chinese_is_refused():
     with pytest.raises(ConfigError, match="title_zh"):
         parse_scenario("id: s\ntitle: S\ntitle_zh: Power\nevents:\n  - {at: 0, check: line/x}\n",
                        "config/drills/s.yaml")
+
+
+def test_the_message_templates_speak_their_language():
+    from collector.notify.messages import template
+    en, zh = template("en"), template("zh")
+    for key, text in en["reasons"].items():
+        assert not HAN.search(text), f"en reasons.{key}: Chinese in {text!r}"
+    for key, text in zh["reasons"].items():
+        assert zh_problem(text) is None, f"zh reasons.{key}: {zh_problem(text)}"
+    for key in ("states", "statuses", "deadline_statuses"):
+        assert all(zh_problem(v) is None for v in zh[key].values()), key
