@@ -19,14 +19,20 @@ events/s on a quiet 2-core machine), heartbeat p99 under 50 ms, UPS change
 to incident p99 <= 3 s, ack -> incident p99 < 100 ms. Absolute figures
 depend on the machine and its load (reported): compare the ratios.
 
+With --store sqlite,postgresql every pair also runs a collector whose store is
+a real PostgreSQL (started here: initdb + pg_ctl, fsync and synchronous_commit
+on; a fresh database per run), in the same run: "collector_postgresql" and
+its ratio to Alertmanager beside the SQLite figures.
+
 Run: python3 bench/collector_bench.py [--window 20] [--pairs 3] [--changes 6]
-     [--only ingest,heartbeats,delay]
+     [--only ingest,heartbeats,delay] [--store sqlite,postgresql]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import sys
@@ -133,11 +139,29 @@ async def _ingest_all(url: str, agents: list[str], window: float, out: list | No
                            for a in agents))
 
 
-def run_ingest(folder: Path, window: float) -> dict:
-    """The collector: events acknowledged (fsync'd) and applied by its engine."""
+def _server_cpu(pg) -> float:
+    """CPU seconds of the PostgreSQL server: its postmaster and every backend now
+    running (the collector's sessions live through the window)."""
+    if pg is None:
+        return 0.0
+    pid = int((pg.dir / "data" / "postmaster.pid").read_text().split()[0])
+    master = psutil.Process(pid)
+    total = _cpu(master)
+    for child in master.children():
+        try:
+            total += _cpu(child)
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def run_ingest(folder: Path, window: float, dsn: str | None = None, pg=None) -> dict:
+    """The collector: events acknowledged (fsync'd) and applied by its engine; on
+    the PostgreSQL database `dsn` of server `pg` when given (its CPU is counted
+    too), else its SQLite file."""
     agents = {f"ing{i}": (f"ing{i}", f"tok-ing{i}-xxxxxxxxxxxxxxxx")
               for i in range(INGEST_AGENTS)}
-    with Started(CollectorProcess(folder, agents, max_body=1 << 20)) as c:
+    with Started(CollectorProcess(folder, agents, max_body=1 << 20, dsn=dsn)) as c:
         proc = psutil.Process(c.proc.pid)
         url = c.url + "/api/v1/events"
         asyncio.run(_ingest_all(url, list(agents), 2.0))           # warm-up
@@ -146,12 +170,13 @@ def run_ingest(folder: Path, window: float) -> dict:
             time.sleep(0.05)             # the warm-up applied: the window starts level
         applied0 = _scrape(c.url, "branchwatch_collector_engine_applied_total")
         commits0 = _scrape(c.url, "branchwatch_collector_store_commits_total")
-        cpu0, t0 = _cpu(proc), time.monotonic()
+        cpu0, t0, server0 = _cpu(proc), time.monotonic(), _server_cpu(pg)
         counts: list[int] = []
         asyncio.run(_ingest_all(url, list(agents), window, counts))
         elapsed = time.monotonic() - t0
         applied = _scrape(c.url, "branchwatch_collector_engine_applied_total") - applied0
         cpu = _cpu(proc) - cpu0
+        server = _server_cpu(pg) - server0
         commits = _scrape(c.url, "branchwatch_collector_store_commits_total") - commits0
         accepted = sum(counts)
         # The engine's lag at the end of the window, in seconds: how long it takes
@@ -162,14 +187,25 @@ def run_ingest(folder: Path, window: float) -> dict:
         lag = time.monotonic() - drain0
         # Counted only as far as applied: an engine falling behind does not count.
         counted = accepted if lag < 2.0 else applied
-        return {"events_per_s": round(counted / elapsed),
+        extra = {} if pg is None else {
+            "postgresql_cpu_us_per_event": round(1e6 * server / max(accepted, 1), 1),
+            "postgresql_cpu_cores": round(server / elapsed, 2)}
+        return {**extra, "events_per_s": round(counted / elapsed),
                 "acked_per_s": round(accepted / elapsed),
                 "applied_in_window_per_s": round(applied / elapsed),
                 "engine_lag_at_end_s": round(lag, 2),
                 "cpu_us_per_event": round(1e6 * cpu / max(accepted, 1), 1),
                 "collector_cpu_cores": round(cpu / elapsed, 2),
                 "commits_per_s": round(commits / elapsed),
-                "db_mb": round((folder / "data" / "collector.db").stat().st_size / 2**20, 1)}
+                "db_mb": round(_db_bytes(folder, dsn) / 2**20, 1)}
+
+
+def _db_bytes(folder: Path, dsn: str | None) -> int:
+    if dsn is None:
+        return (folder / "data" / "collector.db").stat().st_size
+    import psycopg
+    with psycopg.connect(dsn) as pg:
+        return pg.execute("SELECT pg_database_size(current_database())").fetchone()[0]
 
 
 def run_alertmanager(folder: Path, window: float) -> dict:
@@ -195,26 +231,34 @@ def run_alertmanager(folder: Path, window: float) -> dict:
                 "cpu_cores": round(cpu / elapsed, 2)}
 
 
-def run_pairs(folder: Path, window: float, pairs: int) -> dict:
+def run_pairs(folder: Path, window: float, pairs: int, pg=None) -> dict:
     """Collector and Alertmanager A/B, interleaved (the order swaps every pair, so a
-    change in the machine's load falls on both): each pair's ratio, and the range."""
+    change in the machine's load falls on both): each pair's ratio, and the range.
+    With `pg` (a PostgresServer), a collector on PostgreSQL runs in every pair too."""
     out = []
+    runs = [("collector", run_ingest), ("alertmanager", run_alertmanager)]
+    if pg is not None:
+        runs.append(("collector_postgresql",
+                     lambda f, w: run_ingest(f, w, dsn=pg.create_database(), pg=pg)))
     for k in range(pairs):
-        runs = [("collector", run_ingest), ("alertmanager", run_alertmanager)]
         got = {}
         for name, fn in runs if k % 2 == 0 else runs[::-1]:
             got[name] = fn(folder / f"{name}-{k}", window)
-        got["ratio"] = round(got["collector"]["events_per_s"]
-                             / got["alertmanager"]["events_per_s"], 2)
-        got["cpu_per_event_ratio"] = round(got["collector"]["cpu_us_per_event"]
-                                           / got["alertmanager"]["cpu_us_per_event"], 2)
+        am = got["alertmanager"]
+        for name in [n for n, _ in runs if n != "alertmanager"]:
+            suffix = name.removeprefix("collector")
+            got["ratio" + suffix] = round(got[name]["events_per_s"] / am["events_per_s"], 2)
+            got["cpu_per_event_ratio" + suffix] = round(got[name]["cpu_us_per_event"]
+                                                        / am["cpu_us_per_event"], 2)
         out.append(got)
-    ratios = [p["ratio"] for p in out]
-    cpu = [p["cpu_per_event_ratio"] for p in out]
-    return {"pairs": out, "ratio_range": [min(ratios), max(ratios)],
-            "ratio_median": statistics.median(ratios),
-            "cpu_per_event_ratio_range": [min(cpu), max(cpu)],
-            "load_average_1m": round(psutil.getloadavg()[0], 2)}
+    summary = {"pairs": out, "load_average_1m": round(psutil.getloadavg()[0], 2)}
+    for suffix in [n.removeprefix("collector") for n, _ in runs if n != "alertmanager"]:
+        ratios = [p["ratio" + suffix] for p in out]
+        cpu = [p["cpu_per_event_ratio" + suffix] for p in out]
+        summary.update({"ratio_range" + suffix: [min(ratios), max(ratios)],
+                        "ratio_median" + suffix: statistics.median(ratios),
+                        "cpu_per_event_ratio_range" + suffix: [min(cpu), max(cpu)]})
+    return summary
 
 
 def _scrape(url: str, name: str) -> float:
@@ -335,12 +379,17 @@ def engine_delay_p99(url: str) -> float | None:
     return None
 
 
-def run(window: float, changes: int, pairs: int, only: list[str]) -> dict:
+def run(window: float, changes: int, pairs: int, only: list[str],
+        stores: list[str] = ("sqlite",)) -> dict:
     out = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         tmp = Path(tmp)
+        pg = None
+        if "postgresql" in stores and "ingest" in only:
+            from tests.support.postgres import PostgresServer
+            pg = stack.enter_context(PostgresServer())
         if "ingest" in only:
-            out["ingest_vs_alertmanager"] = run_pairs(tmp / "ingest", window, pairs)
+            out["ingest_vs_alertmanager"] = run_pairs(tmp / "ingest", window, pairs, pg)
         if "heartbeats" in only:
             out["heartbeats"] = run_heartbeats(tmp / "hb", max(window, HB_INTERVAL))
         if "delay" in only:
@@ -358,6 +407,12 @@ if __name__ == "__main__":
     ap.add_argument("--pairs", type=int, default=3, help="collector/Alertmanager pairs")
     ap.add_argument("--only", default="ingest,heartbeats,delay",
                     help="comma-separated: ingest, heartbeats, delay")
+    ap.add_argument("--store", default="sqlite",
+                    help="comma-separated stores for the ingest pairs: sqlite, postgresql "
+                         "(SQLite always runs: the figures are side by side)")
     args = ap.parse_args()
-    print(json.dumps(run(args.window, args.changes, args.pairs, args.only.split(",")),
+    stores = args.store.split(",")
+    if unknown := set(stores) - {"sqlite", "postgresql"}:
+        ap.error(f"--store: expected sqlite or postgresql, got {', '.join(sorted(unknown))}")
+    print(json.dumps(run(args.window, args.changes, args.pairs, args.only.split(","), stores),
                      indent=2))

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import sqlite3
+import sys
 
 import msgspec
 from aiohttp import web
@@ -151,7 +152,20 @@ def store_unavailable(e: BaseException) -> bool:
     if isinstance(e, sqlite3.OperationalError):
         text = str(e).lower()
         return any(w in text for w in UNWRITABLE_WORDS)
+    if _postgres_unreachable(e):
+        return True
     return isinstance(e, OSError) and e.errno in UNWRITABLE
+
+
+def _postgres_unreachable(e: BaseException) -> bool:
+    """PostgreSQL gone (server down, session cut, pool empty): the store, not the request."""
+    psycopg = sys.modules.get("psycopg")     # only a PostgreSQL store has loaded it
+    if psycopg is None:
+        return False
+    if isinstance(e, psycopg.OperationalError):
+        return True
+    pool = sys.modules.get("psycopg_pool")
+    return pool is not None and isinstance(e, pool.PoolTimeout)
 
 
 @web.middleware

@@ -18,7 +18,7 @@ notifications) shows it (collector/audit_verify.py checks both).
 Records written before a key was configured have no MAC (NULL): verify
 reports them as such, not as tampering.
 
-The log lives in the collector's SQLite database, table `audit`. `append`
+The log lives in the collector's database (SQLite or PostgreSQL), table `audit`. `append`
 writes within the caller's transaction, so an event and its audit record
 are committed together or not at all.
 """
@@ -33,6 +33,8 @@ import sqlite3
 from datetime import datetime, timezone
 
 import msgspec
+
+from .storage.dialect import dialect_of
 
 GENESIS = "0" * 64
 
@@ -119,7 +121,7 @@ def head_line(head: tuple[int, str, str]) -> str:
 
 
 class AuditLog:
-    """The hash-chained audit table on one SQLite connection."""
+    """The hash-chained audit table on one store connection."""
 
     def __init__(self, conn: sqlite3.Connection, key: bytes | None = None):
         self._conn = conn
@@ -137,7 +139,7 @@ class AuditLog:
     def has_mac_column(self) -> bool:
         """Whether this database has the `mac` column (older ones do not)."""
         if self._has_mac is None:
-            cols = [r[1] for r in self._conn.execute("PRAGMA table_info(audit)")]
+            cols = dialect_of(self._conn).columns(self._conn, "audit")
             self._has_mac = "mac" in cols
         return self._has_mac
 
@@ -153,8 +155,8 @@ class AuditLog:
     def live_head(self) -> tuple[int, str, str]:
         """(seq, hash, mac or "-") of the last record, in the caller's transaction
         (what a message written in it can name: it commits with them or not at all)."""
-        seq, h = self.head()
-        return seq, h, self.head_mac()[1] or "-"
+        seq, h, mac = self._head_with_mac()
+        return seq, h, mac or "-"
 
     def note_committed(self) -> None:
         """Remember the head just committed (read by /metrics without a query)."""
@@ -164,10 +166,19 @@ class AuditLog:
         """Add one record in the caller's transaction; returns its seq."""
         return self.append_many([(at, kind, actor, data)])[-1]
 
+    def _head_with_mac(self) -> tuple[int, str, str | None]:
+        """(seq, hash, mac) of the last record in one query (a round trip each on
+        PostgreSQL); mac None without the column or the key's record."""
+        if not self.has_mac_column():
+            return (*self.head(), None)
+        row = self._conn.execute(
+            "SELECT seq, hash, mac FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        return (row[0], row[1], row[2]) if row else (0, GENESIS, None)
+
     def append_many(self, records: list[tuple[float, str, str, dict]]) -> list[int]:
         """Add records in order, in the caller's transaction; returns their seqs."""
-        seq, prev = self.head()
-        prev_mac = (self.head_mac()[1] or GENESIS) if self.key is not None else None
+        seq, prev, last_mac = self._head_with_mac()
+        prev_mac = (last_mac or GENESIS) if self.key is not None else None
         rows, seqs = [], []
         for at, kind, actor, data in records:
             seq += 1

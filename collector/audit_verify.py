@@ -25,6 +25,7 @@ import msgspec
 from .audit import (GENESIS, ROWS_WRITTEN, link_problems, record_hash, record_mac,
                     row_digest)
 from .audit_checkpoint import Checkpoint
+from .storage.dialect import dialect_of
 
 SHOWN = 10          # problems listed per check before "... and N more"
 
@@ -64,7 +65,7 @@ def verify_database(conn: sqlite3.Connection, key: bytes | None,
                     checkpoints: list[Checkpoint] | None = None) -> Findings:
     """Every check over one collector database (read only)."""
     f = Findings()
-    cols = {r[1] for r in conn.execute("PRAGMA table_info(audit)")}
+    cols = set(dialect_of(conn).columns(conn, "audit"))
     macs = _walk_chain(conn, key, "mac" in cols, f)
     if key is None:
         f.notes.append("no audit key given (audit.key_file): MACs not checked, "
@@ -151,7 +152,7 @@ def _check_checkpoints(checkpoints: list[Checkpoint], heads: dict[int, tuple],
 def _check_events(conn, f: Findings) -> None:
     """Every event an audit record says was received is stored, as received; and
     every stored event the engine has applied is in an audit record."""
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    tables = dialect_of(conn).tables(conn)
     table = "event_log" if "event_log" in tables else "events" if "events" in tables else None
     if table is None:
         return
@@ -256,7 +257,7 @@ def _check_fault_rows(conn, faults: dict, since: int, written: dict, bad) -> Non
 def _check_incidents(conn, f: Findings) -> None:
     """Every incident row is the one its last "rows.written" record describes."""
     import json
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    tables = dialect_of(conn).tables(conn)
     if "incident_audit" not in tables:
         return
     written: dict[str, tuple[int, str]] = {}     # id -> (seq, digest) of the last write

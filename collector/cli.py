@@ -183,12 +183,7 @@ def new_key(path: str) -> int:
 def verify(config_path: str, checkpoint: str | None = None) -> int:
     """Verify the audit trail: 0 intact, 1 with the problems listed, 2 unusable."""
     from .audit_checkpoint import CheckpointError, read_checkpoints
-    from .audit_verify import verify_database
     config = load(config_path)
-    path = config.db_path()
-    if not path.exists():
-        print(f"branchwatch: audit: no collector database at {path}", file=sys.stderr)
-        return 2
     key = config.audit_key()
     cp_path = checkpoint or (config.checkpoint_path() if config.checkpoint_path().exists()
                              else None)
@@ -197,14 +192,9 @@ def verify(config_path: str, checkpoint: str | None = None) -> int:
     except CheckpointError as e:
         print(f"branchwatch: audit: {e}", file=sys.stderr)
         return 2
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            found = verify_database(conn, key, checkpoints)
-        finally:
-            conn.close()
-    except sqlite3.Error as e:
-        print(f"branchwatch: audit: {path}: {e}", file=sys.stderr)
+    found = (_verify_sqlite(config, key, checkpoints) if config.storage.postgresql is None
+             else _verify_postgresql(config, key, checkpoints))
+    if found is None:
         return 2
     for p in found.problems:
         print(p)
@@ -218,6 +208,46 @@ def verify(config_path: str, checkpoint: str | None = None) -> int:
     mac = f" mac {found.head_mac}" if found.head_mac else ""
     print(f"audit: intact: {found.count} records; head {found.head_seq} {found.head_hash}{mac}")
     return 0
+
+
+def _verify_sqlite(config, key, checkpoints):
+    """verify_database over the SQLite file, read only; None (said why) when unusable."""
+    from .audit_verify import verify_database
+    path = config.db_path()
+    if not path.exists():
+        print(f"branchwatch: audit: no collector database at {path}", file=sys.stderr)
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return verify_database(conn, key, checkpoints)
+        finally:
+            conn.close()
+    except sqlite3.Error as e:
+        print(f"branchwatch: audit: {path}: {e}", file=sys.stderr)
+        return None
+
+
+def _verify_postgresql(config, key, checkpoints):
+    """verify_database over the PostgreSQL store, on a read-only session of its own."""
+    import psycopg
+
+    from .audit_verify import verify_database
+    from .storage.dialect import PgConnection
+    from .storage.postgres import CONNECT_TIMEOUT, describe, one_line
+    dsn = config.store_dsn()
+    try:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
+                             cursor_factory=psycopg.RawCursor,
+                             application_name="branchwatch-audit-verify") as raw:
+            raw.execute("SET default_transaction_read_only = on")
+            # One snapshot for the whole walk: a collector writing meanwhile adds
+            # records after it, never half a transaction.
+            raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            return verify_database(PgConnection(raw), key, checkpoints)
+    except psycopg.Error as e:
+        print(f"branchwatch: audit: {describe(dsn)}: {one_line(e)}", file=sys.stderr)
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:

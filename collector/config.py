@@ -36,8 +36,19 @@ class Listen(_S):
     tls_key: str | None = None
 
 
+class Postgresql(_S):
+    """The store on PostgreSQL (collector/storage/postgres.py): the libpq connection
+    string is read from a file (it may hold a password), or from systemd's
+    LoadCredential copy of it, never written in the config."""
+
+    dsn_file: typing.Annotated[str, msgspec.Meta(min_length=1)]
+    readers: typing.Annotated[int, msgspec.Meta(ge=1, le=64)] = 4   # pooled read connections
+
+
 class Storage(_S):
+    # The SQLite file lives here, and the audit checkpoints by default (both backends).
     data_dir: typing.Annotated[str, msgspec.Meta(min_length=1)] = "/var/lib/branchwatch-collector"
+    postgresql: Postgresql | None = None      # set: the store is on PostgreSQL, not SQLite
 
 
 class AuditSettings(_S):
@@ -248,6 +259,36 @@ class Config(_S):
     def db_path(self) -> Path:
         """The SQLite file inside the data directory."""
         return Path(self.storage.data_dir) / "collector.db"
+
+    def store_dsn(self) -> str:
+        """The PostgreSQL connection string from storage.postgresql.dsn_file (systemd's
+        credential when passed); ConfigError names the key when it cannot be used."""
+        from agent.credentials import credential_path
+        path = credential_path(self.storage.postgresql.dsn_file)
+        key = "storage.postgresql.dsn_file"
+        try:
+            dsn = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{key}: expected a readable file holding a PostgreSQL "
+                              f"connection string, {path}: "
+                              f"{getattr(e, 'strerror', None) or e}") from None
+        if not dsn:
+            raise ConfigError(f"{key}: expected a PostgreSQL connection string "
+                              f"(host=... dbname=... or postgresql://...), {path} is empty")
+        try:
+            from psycopg.conninfo import conninfo_to_dict
+        except ImportError:
+            raise ConfigError(f"{key}: the PostgreSQL store needs psycopg "
+                              f"(install branchwatch[postgresql] or python3-psycopg)") from None
+        try:
+            conninfo_to_dict(dsn)
+        except Exception:
+            # Not libpq's wording: it quotes the text it stumbled on, which may be
+            # part of a password.
+            raise ConfigError(f"{key}: expected a PostgreSQL connection string "
+                              f"(key=value pairs such as host=... dbname=..., or a "
+                              f"postgresql:// URI) in {path}: libpq cannot read it") from None
+        return dsn
 
 
 def load(path: str | Path) -> Config:

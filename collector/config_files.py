@@ -28,6 +28,11 @@ def collector_file_problems(c: Config):
                    f"(listen.tls_key): {getattr(e, 'reason', None) or e}")
     if (why := writable_place(c.storage.data_dir, is_dir=True)) is not None:
         yield f"storage.data_dir: {why}"
+    if c.storage.postgresql is not None:
+        try:
+            c.store_dsn()
+        except ConfigError as e:
+            yield str(e)
     if c.audit.key_file is not None:
         try:
             c.audit_key()
@@ -44,4 +49,10 @@ def summary(c: Config) -> str:
     """One line of what a collector config sets up."""
     return (f"collector on {c.listen.address}:{c.listen.port}, {len(c.agents)} agents, "
             f"{len(c.operators)} operators, {len(c.console.users)} console users, "
-            f"data in {c.storage.data_dir}")
+            f"data in {_where(c)}")
+
+
+def _where(c: Config) -> str:
+    if c.storage.postgresql is None:
+        return c.storage.data_dir
+    return f"PostgreSQL (DSN in {c.storage.postgresql.dsn_file})"

@@ -22,6 +22,7 @@ from pathlib import Path
 import msgspec
 
 from .incident_codec import from_dict, to_dict
+from .storage.dialect import SQLITE, SqliteConnection, dialect_of
 
 DEFAULT_LIMIT = 500          # incidents in one page unless asked otherwise
 MAX_LIMIT = 5000
@@ -66,7 +67,7 @@ class IncidentQuery:
             raise QueryError(f"after: expected the `next` cursor of a previous page, "
                              f"got {self.after!r}")
 
-    def sql(self) -> tuple[str, list]:
+    def sql(self, dialect=SQLITE) -> tuple[str, list]:
         """The SELECT for one page (one row more than `limit`, to tell if there is a next)."""
         where = [f"drill IN ({','.join('?' * len(DRILL[self.drill]))})"]
         args: list = list(DRILL[self.drill])
@@ -76,12 +77,14 @@ class IncidentQuery:
         if self.since is not None:
             where.append("opened_at >= ?")
             args.append(self.since.astimezone(timezone.utc).isoformat())
-        if self.branches is not None:
+        if self.branches is not None and not self.branches:
+            where.append("1 = 0")          # no branch at all (PostgreSQL has no IN ())
+        elif self.branches is not None:
             marks = ",".join("?" * len(self.branches))
             # An incident of one cause at many branches shows at each of them.
             where.append(f"(branch IN ({marks}) OR EXISTS (SELECT 1 FROM incident_faults f "
                          f"WHERE f.incident = incidents.id "
-                         f"AND json_extract(f.body, '$.branch') IN ({marks})))")
+                         f"AND {dialect.json_text('f.body', 'branch')} IN ({marks})))")
             args += sorted(self.branches) * 2
         order = "DESC" if self.newest_first else "ASC"
         if self.after is not None:
@@ -95,7 +98,7 @@ class IncidentQuery:
 
 def list_incidents(conn: sqlite3.Connection, query: IncidentQuery) -> tuple[list[dict], str | None]:
     """One page of incidents as API data, and the cursor of the next page (or None)."""
-    sql, args = query.sql()
+    sql, args = query.sql(dialect_of(conn))
     rows = conn.execute(sql, args).fetchall()
     more = len(rows) > query.limit
     rows = rows[:query.limit]
@@ -155,7 +158,8 @@ class StoreReaders:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   factory=SqliteConnection)
             conn.execute("PRAGMA query_only = ON")      # a reader never writes
             conn.execute("PRAGMA busy_timeout = 5000")
             self._local.conn = conn

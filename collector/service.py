@@ -17,7 +17,7 @@ from .audit_checkpoint import AuditHeadMetrics, append_checkpoint, keep_checkpoi
 from .clock import ENV as CLOCK_ENV, clock_from_env
 from .config import Config, ConfigError
 from .fleet.reload import CONFIG_PATH, reload_file
-from .store import SqliteStore
+from .store import open_store
 
 log = logging.getLogger("branchwatch.collector")
 
@@ -44,7 +44,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None, path: str | N
     # run full collections over them every few thousand allocations (7 % of
     # the writer's time in the ingest benchmark). Collect young objects less often.
     gc.set_threshold(50_000, 20, 50)
-    store = SqliteStore(config.db_path(), audit_key=config.audit_key())
+    store = open_store(config)
     checkpoints = config.checkpoint_path()
     try:
         clock = clock_from_env()

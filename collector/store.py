@@ -1,9 +1,13 @@
-"""The collector's storage: one small interface, SQLite behind it.
+"""The collector's storage: one small interface, SQLite or PostgreSQL behind it.
 
-`Store` is what the API and (later) the incident engine use; `SqliteStore`
-is the default, one file in the data directory, WAL with synchronous=FULL
-so an acknowledged batch survives a power cut. A PostgreSQL store can
-implement the same protocol.
+`Store` is what the API and the incident engine use. `SqlStore` holds the
+row code both backends share (its mixins: collector/storage/*, reports,
+drills, fleet, silences, sessions), written once in SQLite's spelling and
+run on PostgreSQL through collector/storage/dialect.py. `SqliteStore` is
+the embedded default, one file in the data directory, WAL with
+synchronous=FULL so an acknowledged batch survives a power cut;
+`PostgresStore` (collector/storage/postgres.py) is chosen by
+`storage: {postgresql: {dsn_file: ...}}` (`open_store`).
 
 Times are kept as integer microseconds since the epoch (UTC), both the
 agent's observation time and the collector's receive time (design.md:
@@ -38,6 +42,7 @@ from .incidents import Incident
 from .reports.storage import SCHEMA as REPORTS_SCHEMA
 from .reports.storage import ReportRows, StoredReport
 from .storage import event_log, incident_rows, outbox
+from .storage.dialect import SQLITE, Both, SqliteConnection
 from .storage.incident_rows import IncidentRows
 from .storage.log_rows import LogRows
 from .storage.log_tail import LogTail
@@ -87,8 +92,12 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     # Reads filtered and paged in SQL (collector/incident_reads.py): drill or not
     # (domain.md §5) as a column computed from the body, so the write path stays as it is.
     (8, [
-        "ALTER TABLE incidents ADD COLUMN drill INTEGER NOT NULL "
-        "GENERATED ALWAYS AS (coalesce(json_extract(body, '$.drill'), 0)) VIRTUAL",
+        Both(sqlite="ALTER TABLE incidents ADD COLUMN drill INTEGER NOT NULL "
+             "GENERATED ALWAYS AS (coalesce(json_extract(body, '$.drill'), 0)) VIRTUAL",
+             # PostgreSQL has no VIRTUAL generated columns before 18: STORED.
+             postgresql="ALTER TABLE incidents ADD COLUMN drill BIGINT NOT NULL "
+             "GENERATED ALWAYS AS (coalesce(((body::jsonb) ->> 'drill')::boolean::int, 0)) "
+             "STORED"),
         "CREATE INDEX incidents_list ON incidents (status, drill, opened_at, id)",
     ]),
     # What each agent says about itself (collector/fleet/storage.py).
@@ -262,70 +271,74 @@ def read_agents(conn: sqlite3.Connection) -> list[AgentRecord]:
     return out
 
 
-class SqliteStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows, FleetRows,
-                  EnrolmentRows, SilenceRows, SessionRows):
-    """`Store` on one SQLite file: WAL, synchronous=FULL, versioned schema."""
+class SqlStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows, FleetRows,
+               EnrolmentRows, SilenceRows, SessionRows):
+    """What both backends share: transactions (a group of savepoints), the
+    versioned schema, and every row method. A backend gives `_conn` (a
+    connection with `dialect`), `_begin`, `_end` and `close`."""
 
-    def __init__(self, path: str | Path, audit_key: bytes | None = None):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    dialect = SQLITE
+    shared = False       # True: other collectors may write the same database
+
+    def _open_rows(self) -> None:
         self._in_group, self._depth = False, 0
         self._rows_init()
         self.audit: AuditLog | None = None       # set once migrated
         self._tail = LogTail()      # the newest log entries, for the engine
-        try:
-            # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE).
-            self._conn = sqlite3.connect(self.path, isolation_level=None,
-                                         check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute("PRAGMA busy_timeout=5000")
-            self._migrate()
-        except sqlite3.Error as e:
-            raise StoreError(f"{self.path}: {e}") from None
-        self.audit = AuditLog(self._conn, audit_key)
-        self.audit.note_committed()
+
+    def _begin(self, durable: bool) -> None:
+        """Start the write transaction (holding the one writer's lock)."""
+        raise NotImplementedError
+
+    def _end(self, durable: bool) -> None:
+        """After the transaction, committed or not."""
+
+    def _rollback(self) -> None:
+        self._conn.execute("ROLLBACK")
 
     @contextlib.contextmanager
     def group(self, durable: bool = True):
         """One transaction around many calls (the writer's group commit).
 
-        durable=False commits without an fsync of its own (synchronous=NORMAL):
-        for the engine's steps, which replay from the log if a power cut loses
-        them. The WAL keeps commit order, so a lost step takes nothing acknowledged
-        with it: the next durable commit's fsync carries every step before it."""
-        if not durable:
-            self._conn.execute("PRAGMA synchronous=NORMAL")
+        durable=False commits without an fsync of its own (SQLite
+        synchronous=NORMAL, PostgreSQL synchronous_commit off): for the
+        engine's steps, which replay from the log if a power cut loses them.
+        Both keep commit order (the WAL), so a lost step takes nothing
+        acknowledged with it: the next durable commit's flush carries every
+        step before it."""
         try:
-            with self._group():
+            with self._group(durable):
                 yield self._conn
         finally:
-            if not durable:
-                self._conn.execute("PRAGMA synchronous=FULL")
+            self._end(durable)
 
     @contextlib.contextmanager
-    def _group(self):
-        self._conn.execute("BEGIN IMMEDIATE")
+    def _group(self, durable: bool = True):
+        self._begin(durable)
         self._in_group = True
         try:
             yield self._conn
         except BaseException:
-            self._conn.execute("ROLLBACK")
-            self._rows_rolled_back()
-            self._tail.rolled_back()
+            try:
+                self._rollback()
+            finally:
+                self._rows_rolled_back()
+                self._tail.rolled_back()
             raise
         else:
             try:
-                self._conn.execute("COMMIT")
+                self._conn.control("COMMIT", now=True)
                 if self.audit is not None:      # None while migrating
                     self.audit.note_committed()
-            except sqlite3.Error:
+            except Exception:
                 # A failed COMMIT can leave the transaction open: end it, or
                 # every later BEGIN would fail too.
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                self._rows_rolled_back()
-                self._tail.rolled_back()
+                try:
+                    if self._conn.in_transaction:
+                        self._rollback()
+                finally:
+                    self._rows_rolled_back()
+                    self._tail.rolled_back()
                 raise
             self._rows_committed()
             self._tail.committed()
@@ -337,18 +350,18 @@ class SqliteStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows, Flee
         """A nested transaction: rolled back alone if its block raises."""
         name = f"sp{self._depth}"
         self._depth += 1
-        self._conn.execute(f"SAVEPOINT {name}")
+        self._conn.control(f"SAVEPOINT {name}")
         mark, tail_mark = self._rows_mark(), self._tail.mark()
         try:
             yield self._conn
         except BaseException:
             self._rows_back_to(mark)
             self._tail.back_to(tail_mark)
-            self._conn.execute(f"ROLLBACK TO {name}")
-            self._conn.execute(f"RELEASE {name}")
+            self._conn.control(f"ROLLBACK TO {name}", now=True)
+            self._conn.control(f"RELEASE {name}")
             raise
         else:
-            self._conn.execute(f"RELEASE {name}")
+            self._conn.control(f"RELEASE {name}")
         finally:
             self._depth -= 1
 
@@ -364,8 +377,11 @@ class SqliteStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows, Flee
         return row[0] or 0
 
     def _migrate(self) -> None:
-        self._conn.execute("CREATE TABLE IF NOT EXISTS schema_version ("
-                           "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+        # Each step under the writer's lock, and looked at again under it: two
+        # collectors starting at once on one PostgreSQL migrate it once.
+        with self._transaction() as c:
+            c.execute(self.dialect.ddl("CREATE TABLE IF NOT EXISTS schema_version ("
+                                       "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"))
         current, known = self.schema_version(), MIGRATIONS[-1][0]
         if current > known:
             raise StoreError(f"database schema version {current} is newer than this "
@@ -374,10 +390,14 @@ class SqliteStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows, Flee
             if version <= current:
                 continue
             with self._transaction() as c:
+                if c.execute("SELECT 1 FROM schema_version WHERE version = ?",
+                             (version,)).fetchone():
+                    continue                # another collector applied it meanwhile
                 for sql in statements:
                     # A step that moves data is a function of the connection.
-                    sql(c) if callable(sql) else c.execute(sql)
-                c.execute("INSERT INTO schema_version VALUES (?, datetime('now'))", (version,))
+                    sql(c) if callable(sql) else c.execute(self.dialect.ddl(sql))
+                c.execute("INSERT INTO schema_version VALUES (?, ?)",
+                          (version, datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")))
 
     def put_heartbeat(self, hb: Heartbeat, received_at: float) -> bool:
         """Keep the agent's last heartbeat; audit "agent.seen" on its first one."""
@@ -452,7 +472,7 @@ class SqliteStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows, Flee
                 marks = ",".join("?" * len(ids))
                 written = {r[0]: row_digest(list(r)) for r in c.execute(
                     "SELECT id, branch, status, opened_at, body FROM incidents "
-                    f"WHERE id IN ({marks})", ids)}
+                    f"WHERE id IN ({marks})", ids)} if ids else {}   # (PostgreSQL: no IN ())
                 # The fault rows this write changed (None: deleted), digested the same way.
                 fault_digests = {k: None if text is None else row_digest([k, text])
                                  for k, text in faults.items()}
@@ -482,6 +502,36 @@ class SqliteStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows, Flee
         return self._incidents() if status is None else self._incidents("WHERE status = ?",
                                                                           (status,))
 
+
+class SqliteStore(SqlStore):
+    """`Store` on one SQLite file: WAL, synchronous=FULL, versioned schema."""
+
+    def __init__(self, path: str | Path, audit_key: bytes | None = None):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._open_rows()
+        try:
+            # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE).
+            self._conn = sqlite3.connect(self.path, isolation_level=None,
+                                         check_same_thread=False, factory=SqliteConnection)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA busy_timeout=5000")
+            self._migrate()
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: {e}") from None
+        self.audit = AuditLog(self._conn, audit_key)
+        self.audit.note_committed()
+
+    def _begin(self, durable: bool) -> None:
+        if not durable:
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def _end(self, durable: bool) -> None:
+        if not durable:
+            self._conn.execute("PRAGMA synchronous=FULL")
+
     # --- reads on connections of their own, never the writer's -------------------
     def readers(self, threads: int = 2) -> StoreReaders:
         """Read-only connections to this file for the API and the console (WAL readers)."""
@@ -490,3 +540,17 @@ class SqliteStore(ReportRows, DrillRows, IncidentRows, LogRows, OutboxRows, Flee
     def close(self) -> None:
         """Close the connection (the WAL is checkpointed by SQLite)."""
         self._conn.close()
+
+
+def open_store(config) -> SqlStore:
+    """The store a collector config names: PostgreSQL when `storage.postgresql` is
+    set, else the SQLite file in `storage.data_dir`. StoreError (one line) when it
+    cannot be opened; ConfigError for a key that cannot be used."""
+    if config.storage.postgresql is None:
+        return SqliteStore(config.db_path(), audit_key=config.audit_key())
+    from .storage.postgres import PostgresStore
+    # The data directory still holds the audit checkpoints (by default) and the
+    # console's files: there as with SQLite.
+    Path(config.storage.data_dir).mkdir(parents=True, exist_ok=True)
+    return PostgresStore(config.store_dsn(), audit_key=config.audit_key(),
+                         readers=config.storage.postgresql.readers)

@@ -1,7 +1,8 @@
 """The audit head leaves the database (docs/audit.md): a real collector
 with an audit key publishes its committed head in /metrics, at the end of every
 notification (a real SMTP server on 127.0.0.1), in issued reports' footers and
-in the checkpoint file; each one names a record the log really holds."""
+in the checkpoint file; each one names a record the log really holds. On both
+stores (the SQLite file, a real PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from collector.reports.render import render
 from .support.collector import CollectorProcess
 from .support.notify import SmtpSink
 from .support.paths import REPO
+from .support.store_backend import backend, pg_server  # noqa: F401
 from .test_collector_api import metric, request
 from .test_delivery_e2e import wait_for
 from .test_reports_golden import CASES, report_fields
@@ -25,6 +27,10 @@ LINA = "lina@example.com"
 
 
 def _records(c: CollectorProcess) -> dict[int, str]:
+    if c.dsn is not None:
+        import psycopg
+        with psycopg.connect(c.dsn, autocommit=True) as pg:
+            return dict(pg.execute("SELECT seq, mac FROM audit").fetchall())
     conn = sqlite3.connect(f"file:{c.folder / 'data' / 'collector.db'}?mode=ro", uri=True)
     try:
         return dict(conn.execute("SELECT seq, mac FROM audit"))
@@ -32,7 +38,8 @@ def _records(c: CollectorProcess) -> dict[int, str]:
         conn.close()
 
 
-def test_head_in_metrics_mail_and_checkpoint(tmp_path):
+def test_head_in_metrics_mail_and_checkpoint(backend):
+    tmp_path = backend.folder
     key = tmp_path / "audit.key"
     subprocess.run([sys.executable, "-m", "collector.cli", "audit", "new-key", str(key)],
                    cwd=REPO, check=True, capture_output=True)
@@ -43,7 +50,7 @@ notify:
   email: "{smtp.url()}"
   people: [{{name: 李娜, roles: [execution, leadership], email: {LINA}}}]
   routes: [{{name: any, notify: [execution]}}]
-""")
+""", dsn=backend.dsn)
         with c:
             now = datetime.now(timezone.utc)
             ev = Event(id=new_event_id(), kind="state", agent="a1", branch="BR-1",

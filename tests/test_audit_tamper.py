@@ -1,9 +1,11 @@
 """The audit trail as evidence (docs/audit.md): a real collector with an
 audit key writes the chain and its checkpoints; then the four tamperings of the
-issue are done straight on the SQLite file, the way an intruder without the key
+issue are done straight on the database (the SQLite file, or the PostgreSQL
+tables: every evidence test runs on both), the way an intruder without the key
 would, and `audit verify --checkpoint FILE` is run as an operator would.
 
-Each tampering works on its own copy of one collector's data.
+Each tampering works on its own copy of one collector's data (PostgreSQL: a
+database made from the evidence's as its template).
 """
 
 from __future__ import annotations
@@ -20,10 +22,16 @@ from pathlib import Path
 import pytest
 
 from agent.wire import Batch, Event, encode, new_event_id
-from collector.audit import canonical_json, record_hash
+from collector.audit import AuditLog, canonical_json, record_hash
+
+from collector.storage.dialect import SQLITE, PgConnection, dialect_of
 
 from .support.collector import CollectorProcess
 from .support.paths import REPO
+from .support.store_backend import pg_server  # noqa: F401
+
+_PG: dict[Path, tuple] = {}       # evidence folder -> (its server, its database's name)
+_DSN: dict[Path, str] = {}        # a copy's config -> the DSN of its database
 
 TOKEN = "tamper-test-token-0123456789"
 BRANCHES = 12
@@ -51,16 +59,23 @@ def _batch(i: int, t0: datetime) -> bytes:
     return encode(Batch(agent=agent, branch="b1", sent_at=at, events=events))
 
 
-@pytest.fixture(scope="module")
-def evidence(tmp_path_factory) -> Path:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def evidence(request, tmp_path_factory) -> Path:
     """A collector's folder (config, key, data with database and checkpoints),
-    written by the real collector process and stopped cleanly."""
+    written by the real collector process and stopped cleanly; its store on
+    SQLite or on PostgreSQL."""
     folder = tmp_path_factory.mktemp("evidence")
+    dsn = None
+    if request.param == "postgresql":
+        server = request.getfixturevalue("pg_server")
+        dsn = server.create_database()
+        _PG[folder] = (server, dsn.split("dbname=")[1])
     key = folder / "audit.key"
     assert subprocess.run([sys.executable, "-m", "collector.cli", "audit", "new-key", str(key)],
                           cwd=REPO, capture_output=True).returncode == 0
     c = CollectorProcess(folder, {"a1": ("b1", TOKEN)},
-                         extra=f"audit: {{key_file: {key}, checkpoint_interval: 3600}}\n")
+                         extra=f"audit: {{key_file: {key}, checkpoint_interval: 3600}}\n",
+                         dsn=dsn)
     t0 = datetime.now(timezone.utc) - timedelta(hours=1)
     with c:
         for i in range(BATCHES):
@@ -73,6 +88,14 @@ def copy(evidence: Path, tmp_path: Path) -> Path:
     shutil.copytree(evidence, tmp_path / "c")
     config = tmp_path / "c" / "collector.yaml"
     config.write_text(config.read_text().replace(str(evidence), str(tmp_path / "c")))
+    if evidence in _PG:
+        server, name = _PG[evidence]
+        import psycopg
+        with psycopg.connect(server.dsn(), autocommit=True) as admin:
+            copy_name = f"{name}_{len(_DSN)}"
+            admin.execute(f'CREATE DATABASE "{copy_name}" TEMPLATE "{name}"')
+        _DSN[config] = server.dsn(copy_name)
+        (tmp_path / "c" / "dsn").write_text(_DSN[config] + "\n")
     return config
 
 
@@ -83,7 +106,10 @@ def verify(config: Path) -> subprocess.CompletedProcess:
                           cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
-def db(config: Path) -> sqlite3.Connection:
+def db(config: Path):
+    """The copy's database, written straight to (autocommit on PostgreSQL)."""
+    if config in _DSN:
+        return PgConnection.connect(_DSN[config])
     return sqlite3.connect(config.parent / "data" / "collector.db")
 
 
@@ -129,10 +155,8 @@ def test_record_50_edited_and_chain_recomputed_is_found(evidence, tmp_path):
                          (data, prev, h, seq))
             prev = h
     # The hash chain alone is whole again: only the key (and the checkpoint) shows it.
-    assert subprocess.run([sys.executable, "-c", (
-        "import sqlite3,sys; from collector.audit import AuditLog; "
-        f"sys.exit(len(AuditLog(sqlite3.connect({str(config.parent / 'data' / 'collector.db')!r}"
-        ")).verify()))")], cwd=REPO).returncode == 0
+    with db(config) as conn:
+        assert AuditLog(conn).verify() == []
     out = verify(config)
     assert out.returncode == 1, out.stdout + out.stderr
     assert out.stdout.splitlines()[0] == ("record 50: MAC does not match (the record was "
@@ -207,7 +231,7 @@ def test_an_event_row_inserted_behind_the_collector_is_found(evidence, tmp_path)
     config = copy(evidence, tmp_path)
     with db(config) as conn:
         row = list(conn.execute("SELECT * FROM event_log ORDER BY seq LIMIT 1").fetchone())
-        cols = [r[1] for r in conn.execute("PRAGMA table_info(event_log)")]
+        cols = dialect_of(conn).columns(conn, "event_log")
         row[cols.index("id")] = "forged-event"
         row[cols.index("seq")] = -1            # below the engine's cursor: "applied"
         conn.execute(f"INSERT INTO event_log ({', '.join(cols)}) VALUES "
@@ -246,7 +270,7 @@ def test_a_database_of_the_schema_before_keys_migrates_and_verifies(tmp_path):
         if version > 4:
             break
         for s in statements:
-            conn.execute(s)
+            conn.execute(SQLITE.ddl(s))
         conn.execute("INSERT INTO schema_version VALUES (?, datetime('now'))", (version,))
     old = AuditLog(conn)                       # the old table: no mac column
     conn.execute("BEGIN")

@@ -201,6 +201,53 @@ def test_collector_audit_key_problems_are_named(tmp_path):
     assert found[0].startswith("audit.key_file: expected at least 32 bytes of key")
 
 
+def pg_yaml(tmp_path: Path, dsn_file: Path) -> Path:
+    return write(tmp_path, "collector.yaml",
+                 "listen: {address: 127.0.0.1, port: 0}\n"
+                 f"storage: {{data_dir: {tmp_path / 'data'}, "
+                 f"postgresql: {{dsn_file: {dsn_file}}}}}\n")
+
+
+def test_collector_postgresql_dsn_file_problems_are_named(tmp_path):
+    dsn = tmp_path / "dsn"
+    path = pg_yaml(tmp_path, dsn)
+    want = [f"storage.postgresql.dsn_file: expected a readable file holding a PostgreSQL "
+            f"connection string, {dsn}: No such file or directory"]
+    assert errors(run("check-config", str(path), cwd=tmp_path), path) == want
+    assert errors(run("collector", "--config", str(path), cwd=tmp_path), path) == want
+    dsn.write_text("\n")
+    [line] = errors(run("check-config", str(path), cwd=tmp_path), path)
+    assert line == (f"storage.postgresql.dsn_file: expected a PostgreSQL connection string "
+                    f"(host=... dbname=... or postgresql://...), {dsn} is empty")
+    dsn.write_text("host=127.0.0.1 password secret-word\n")      # no "=": libpq cannot read it
+    done = run("check-config", str(path), cwd=tmp_path)
+    [line] = errors(done, path)
+    assert line.startswith("storage.postgresql.dsn_file: expected a PostgreSQL connection "
+                           "string") and line.endswith("libpq cannot read it")
+    assert "secret-word" not in done.stderr
+    write(tmp_path, "bad.yaml", "storage: {postgresql: {dsn: x}}\n")
+    assert errors(run("check-config", "--collector", str(tmp_path / "bad.yaml"),
+                      cwd=tmp_path), tmp_path / "bad.yaml") == [
+        "storage.postgresql.dsn: unknown key (expected one of: dsn_file, readers)",
+        "storage.postgresql.dsn_file: missing, and it is required"]
+
+
+def test_collector_on_a_postgresql_it_cannot_reach_is_one_line(tmp_path):
+    with socket.socket() as closed:          # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    dsn = write(tmp_path, "dsn", f"host=127.0.0.1 port={port} dbname=bw user=bw "
+                                 "password=do-not-print\n")
+    path = pg_yaml(tmp_path, dsn)
+    assert run("check-config", str(path), cwd=tmp_path).returncode == 0   # the file is fine
+    done = run("collector", "--config", str(path), cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"branchwatch: collector: storage.postgresql: "
+                           f"postgresql://127.0.0.1:{port}/bw: ")
+    assert "refused" in line.lower() and "do-not-print" not in done.stderr
+
+
 def test_agent_port_in_use_names_the_file_and_the_address(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -3,12 +3,14 @@ logged event is applied exactly once (its audit record, written in the engine's
 transaction with the cursor, appears once), every acknowledged event is logged,
 and the audit chain verifies. The kill lands wherever it lands (before an
 append commits, between an acknowledgement and the engine's step, inside a
-step): the assertions hold for every one of those moments."""
+step): the assertions hold for every one of those moments. On both stores:
+the SQLite file, and a real PostgreSQL."""
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import signal
 import sqlite3
 import threading
@@ -16,9 +18,11 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from agent.wire import Batch, Event, encode, new_event_id
-from collector.store import SqliteStore
+from collector.storage.dialect import PgConnection
 
-from .test_collector_api import TOKENS, CollectorProcess, request
+from .support.collector import CollectorProcess as SupportCollector
+from .support.store_backend import backend, pg_server  # noqa: F401
+from .test_collector_api import BRANCH, MAX_BODY, TOKENS, request
 
 
 def batch(n: int) -> tuple[list[str], bytes]:
@@ -31,7 +35,10 @@ def batch(n: int) -> tuple[list[str], bytes]:
                                                 events=events))
 
 
-def db(c) -> sqlite3.Connection:
+def db(c):
+    """A read-only look at the collector's store (either backend)."""
+    if c.dsn is not None:
+        return PgConnection.connect(c.dsn)
     return contextlib.closing(sqlite3.connect(
         f"file:{c.config.parent / 'data' / 'collector.db'}?mode=ro", uri=True))
 
@@ -43,8 +50,9 @@ def applied_to_head(c) -> bool:
         return head > 0 and cursor is not None and cursor[0] == head
 
 
-def test_a_collector_killed_mid_stream_applies_each_logged_event_once(tmp_path):
-    c = CollectorProcess(tmp_path).start()
+def test_a_collector_killed_mid_stream_applies_each_logged_event_once(backend):
+    c = SupportCollector(backend.folder, {a: (BRANCH[a], t) for a, t in TOKENS.items()},
+                         max_body=MAX_BODY, dsn=backend.dsn).start()
     acked: list[str] = []
     stop = threading.Event()
 
@@ -81,9 +89,9 @@ def test_a_collector_killed_mid_stream_applies_each_logged_event_once(tmp_path):
             time.sleep(0.05)
         with db(c) as conn:
             logged = [i for (i,) in conn.execute("SELECT id FROM event_log")]
-            audited = [i for (i,) in conn.execute(
-                "SELECT json_extract(e.value, '$.id') FROM audit, "
-                "json_each(audit.data, '$.events') e WHERE audit.kind = 'events.received'")]
+            audited = [e["id"] for (data,) in conn.execute(
+                "SELECT data FROM audit WHERE kind = 'events.received'")
+                for e in json.loads(data)["events"]]
             faults = {k for (k,) in conn.execute("SELECT check_name FROM incident_faults")}
         assert len(logged) == len(set(logged))            # each id logged once
         assert set(acked) <= set(logged)                  # nothing acknowledged is lost
@@ -92,8 +100,4 @@ def test_a_collector_killed_mid_stream_applies_each_logged_event_once(tmp_path):
         assert request(c.url + "/healthz")[0] == 200
     finally:
         assert c.stop() == 0
-    store = SqliteStore(c.config.parent / "data" / "collector.db")
-    try:
-        assert store.verify_audit() == []
-    finally:
-        store.close()
+    assert backend.open().verify_audit() == []

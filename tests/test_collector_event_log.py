@@ -1,4 +1,4 @@
-"""The event log and the engine's cursor over a real SQLite store: dedupe by id
+"""The event log and the engine's cursor over a real store (SQLite and PostgreSQL): dedupe by id
 alone, exact even when two ids share a hash, the old events table migrated,
 and a step that dies half-way replayed whole."""
 
@@ -15,6 +15,7 @@ from collector.incident_desk import IncidentDesk
 from collector.storage import event_log
 from collector.store import SqliteStore
 from tests.support.schema import schema_before
+from tests.support.store_backend import backend, pg_backend, pg_server  # noqa: F401
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 RX = T0.timestamp() + 60
@@ -27,10 +28,8 @@ def ev(check: str = "ups/rack/on_battery", t: float = 0, **kw) -> Event:
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = SqliteStore(tmp_path / "c.db")
-    yield s
-    s.close()
+def store(backend):
+    return backend.open()
 
 
 def test_an_id_sent_again_with_another_time_is_a_duplicate(store):
@@ -107,7 +106,8 @@ def test_a_step_that_dies_half_way_is_replayed_whole(store):
     assert store.verify_audit() == []
 
 
-def test_the_engine_reads_what_was_just_appended_from_memory_as_stored(store, monkeypatch):
+def test_the_engine_reads_what_was_just_appended_from_memory_as_stored(store, backend,
+                                                                       monkeypatch):
     first = [ev(t=i) for i in range(3)]
     store.add_events("a1", "B1", first, RX)
     from_store = store.log_after(0, 100)
@@ -120,9 +120,12 @@ def test_the_engine_reads_what_was_just_appended_from_memory_as_stored(store, mo
         with store.group():
             store.add_events("a1", "B1", [ev(t=9)], RX)
             raise RuntimeError("rolled back")
-    assert store.log_after(3, 100) == [] and reads == []
+    # At the head: nothing to read. Alone on its log (SQLite) the store knows
+    # without asking; on a log other collectors append to (PostgreSQL) it asks.
+    shared = 1 if backend.name == "postgresql" else 0
+    assert store.log_after(3, 100) == [] and len(reads) == shared
     # Asked from a cursor the tail does not start at: read from the store.
-    assert store.log_after(1, 100) == from_store[1:] and len(reads) == 1
+    assert store.log_after(1, 100) == from_store[1:] and len(reads) == 1 + shared
 
 
 def test_an_overflowing_tail_falls_back_to_the_store_and_recovers(store, monkeypatch):
@@ -138,3 +141,17 @@ def test_an_overflowing_tail_falls_back_to_the_store_and_recovers(store, monkeyp
     assert [e.seq for e in store.log_after(0, 6)] == [1, 2, 3, 4, 5, 6] and len(reads) == 1
     assert [e.event.id for e in store.log_after(6, 6)] == [e.id for e in batches[2]]
     assert len(reads) == 1                                            # back on the tail
+
+
+def test_the_engine_reads_what_another_collector_appended_to_a_shared_log(pg_backend):
+    mine, other = pg_backend.open(), pg_backend.open()
+    first, theirs, then = [ev(t=i) for i in range(3)], [ev(t=10), ev(t=11)], [ev(t=20)]
+    mine.add_events("a1", "B1", first, RX)
+    other.add_events("a1", "B1", theirs, RX)
+    mine.add_events("a1", "B1", then, RX)
+    got, cursor = [], 0
+    while batch := mine.log_after(cursor, 100):
+        got += batch
+        cursor = batch[-1].seq
+    assert [e.event.id for e in got] == [e.id for e in first + theirs + then]
+    assert [e.seq for e in got] == [1, 2, 3, 4, 5, 6]

@@ -1,4 +1,4 @@
-"""The stored outbox over a real SQLite store: an agent's command offered until
+"""The stored outbox over a real store (SQLite and PostgreSQL): an agent's command offered until
 its result is in, the same id after a restart; a webhook claimed, the collector
 dying before it records the outcome, and the retry carrying the same
 Idempotency-Key to a real HTTP receiver on 127.0.0.1."""
@@ -19,7 +19,8 @@ from collector.engine.actions import AGENT, EXECUTE, command_id, outbox_key
 from collector.incident_desk import IncidentDesk
 from collector.incident_runbooks import Runbooks
 from collector.runbook_executor import execute
-from collector.store import SqliteStore
+from collector.store import SqlStore
+from tests.support.store_backend import backend, pg_server  # noqa: F401
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 
@@ -51,11 +52,11 @@ class Clock:
         return self.t
 
 
-def desk_over(path, action: str, clock) -> tuple[SqliteStore, IncidentDesk]:
-    books = path / "runbooks"
+def desk_over(backend, action: str, clock) -> tuple[SqlStore, IncidentDesk]:
+    books = backend.folder / "runbooks"
     books.mkdir(exist_ok=True)
     (books / "act.yaml").write_text(RUNBOOK.format(action=action))
-    store = SqliteStore(path / "c.db")
+    store = backend.open()
     return store, IncidentDesk(store, clock, runbooks=Runbooks.from_folder(books))
 
 
@@ -75,9 +76,9 @@ def step(store, job):
 SNMP = "{type: snmp_port, switch: core, port: backup, state: up}"
 
 
-def test_an_agent_command_is_offered_until_its_result_is_in_and_survives_a_restart(tmp_path):
+def test_an_agent_command_is_offered_until_its_result_is_in_and_survives_a_restart(backend):
     clock = Clock()
-    store, desk = desk_over(tmp_path, SNMP, clock)
+    store, desk = desk_over(backend, SNMP, clock)
     step(store, lambda: desk.ingest("a1", "B1", [fault()], clock()))
     [x] = desk.commands_for("B1")
     assert desk.commands_for("B1") == [x]          # sent, not popped: offered again
@@ -85,7 +86,7 @@ def test_an_agent_command_is_offered_until_its_result_is_in_and_survives_a_resta
     cid = command_id(x)
     store.close()
     # A restarted collector offers the same command, with the same id.
-    store, desk = desk_over(tmp_path, SNMP, clock)
+    store, desk = desk_over(backend, SNMP, clock)
     [again] = desk.commands_for("B1")
     assert command_id(again) == cid
     # The agent's result event: no longer offered, and the step is done.
@@ -102,9 +103,9 @@ def test_an_agent_command_is_offered_until_its_result_is_in_and_survives_a_resta
     store.close()
 
 
-def test_a_command_whose_step_no_longer_waits_is_withdrawn_not_offered(tmp_path):
+def test_a_command_whose_step_no_longer_waits_is_withdrawn_not_offered(backend):
     clock = Clock()
-    store, desk = desk_over(tmp_path, SNMP, clock)
+    store, desk = desk_over(backend, SNMP, clock)
     step(store, lambda: desk.ingest("a1", "B1", [fault()], clock()))
     [x] = desk.commands_for("B1")
     # A person did it by hand: the agent must not swap the port later.
@@ -148,9 +149,9 @@ def receiver():
     r.close()
 
 
-def test_a_webhook_claimed_before_a_crash_is_retried_with_the_same_key(tmp_path, receiver):
+def test_a_webhook_claimed_before_a_crash_is_retried_with_the_same_key(backend, receiver):
     clock = Clock()
-    store, desk = desk_over(tmp_path, f'{{type: webhook, url: "{receiver.url}/hook"}}', clock)
+    store, desk = desk_over(backend, f'{{type: webhook, url: "{receiver.url}/hook"}}', clock)
     step(store, lambda: desk.ingest("a1", "B1", [fault()], clock()))
     assert desk.waiting[EXECUTE] == 1
     [x] = step(store, lambda: desk.claim(EXECUTE))
@@ -159,7 +160,7 @@ def test_a_webhook_claimed_before_a_crash_is_retried_with_the_same_key(tmp_path,
     ok, _ = asyncio.run(execute(x, settings, outbox_key(EXECUTE, x)))
     assert ok
     store.close()               # dies before the outcome is recorded
-    store, desk = desk_over(tmp_path, f'{{type: webhook, url: "{receiver.url}/hook"}}', clock)
+    store, desk = desk_over(backend, f'{{type: webhook, url: "{receiver.url}/hook"}}', clock)
     [retry] = step(store, lambda: desk.claim(EXECUTE))         # released at start
     assert retry == x
     ok, message = asyncio.run(execute(retry, settings, outbox_key(EXECUTE, retry)))

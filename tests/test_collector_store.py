@@ -1,4 +1,5 @@
-"""SqliteStore: idempotent ingest, heartbeats, migrations, durability settings."""
+"""The store on both backends (SQLite, PostgreSQL): idempotent ingest, heartbeats,
+migrations, durability settings."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from agent.wire import CheckStatus, Event, Heartbeat, new_event_id
 from collector.engine.log_engine import LogEngine
 from collector.store import MIGRATIONS, SqliteStore, StoreError
+from tests.support.store_backend import backend, pg_backend, pg_server  # noqa: F401
 
 T0 = datetime(2024, 5, 6, 9, 0, tzinfo=timezone.utc)
 RX = T0.timestamp() + 7.25   # the collector received them a little later
@@ -29,10 +31,8 @@ def hb(agent="a1", branch="B1", depth=0, state="ok") -> Heartbeat:
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = SqliteStore(tmp_path / "data" / "collector.db")
-    yield s
-    s.close()
+def store(backend):
+    return backend.open()
 
 
 def test_add_events_is_idempotent_by_id(store):
@@ -98,55 +98,103 @@ def test_an_agent_seen_by_events_first_still_gets_agent_seen(store):
     assert store.put_heartbeat(hb(), RX + 1) is True
 
 
-def test_data_survives_reopening(tmp_path):
-    path = tmp_path / "collector.db"
-    s = SqliteStore(path)
+def test_data_survives_reopening(backend):
+    s = backend.open()
     evs = [ev(i) for i in range(5)]
     s.add_events("a1", "B1", evs, RX)
     s.put_heartbeat(hb(), RX)
     s.close()
-    s = SqliteStore(path)
-    try:
-        assert s.add_events("a1", "B1", evs, RX) == ([], [e.id for e in evs])
-        assert len(s.agents()) == 1 and s.verify_audit() == []
-        assert s.schema_version() == MIGRATIONS[-1][0]
-    finally:
-        s.close()
+    s = backend.open()
+    assert s.add_events("a1", "B1", evs, RX) == ([], [e.id for e in evs])
+    assert len(s.agents()) == 1 and s.verify_audit() == []
+    assert s.schema_version() == MIGRATIONS[-1][0]
 
 
-def test_wal_and_full_sync(store):
+def test_wal_and_full_sync(tmp_path):
+    store = SqliteStore(tmp_path / "collector.db")
     conn = sqlite3.connect(store.path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2   # FULL
     finally:
         conn.close()
-    assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2   # FULL
+        store.close()
 
 
-def test_migrations_are_recorded_once(tmp_path):
-    path = tmp_path / "collector.db"
-    SqliteStore(path).close()
-    SqliteStore(path).close()
-    conn = sqlite3.connect(path)
-    versions = [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")]
-    conn.close()
+def test_postgresql_commits_synchronously_and_only_its_engine_steps_do_not(pg_backend):
+    backend = pg_backend
+    with backend.raw() as admin:            # a server that defaults to off changes nothing
+        admin.execute(f"ALTER DATABASE {backend.dsn.split('dbname=')[1]} "
+                      "SET synchronous_commit = off")
+    store = backend.open()
+    show = "SELECT current_setting('synchronous_commit')"
+    assert store._conn.execute(show).fetchone()[0] == "on"
+    with store.group(durable=False) as c:
+        assert c.execute(show).fetchone()[0] == "off"
+    with store.group() as c:
+        assert c.execute(show).fetchone()[0] == "on"
+    assert store._conn.execute(show).fetchone()[0] == "on"
+
+
+def test_migrations_are_recorded_once(backend):
+    backend.open().close()
+    backend.open().close()
+    with backend.raw() as conn:
+        versions = [r[0] for r in conn.execute(
+            "SELECT version FROM schema_version ORDER BY version")]
     assert versions == [v for v, _ in MIGRATIONS]
 
 
-def test_a_newer_schema_is_refused(tmp_path):
-    path = tmp_path / "collector.db"
-    SqliteStore(path).close()
-    conn = sqlite3.connect(path)
-    conn.execute("INSERT INTO schema_version VALUES (999, 'later')")
-    conn.commit()
-    conn.close()
+def test_two_stores_migrating_one_database_at_once_migrate_it_once(pg_backend):
+    import threading
+    backend = pg_backend
+    errors, stores = [], []
+
+    def open_one():
+        try:
+            stores.append(backend.open())
+        except Exception as e:        # noqa: BLE001 - the test reports it
+            errors.append(e)
+    threads = [threading.Thread(target=open_one) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(stores) == 3
+    assert {s.schema_version() for s in stores} == {MIGRATIONS[-1][0]}
+
+
+def test_a_newer_schema_is_refused(backend):
+    backend.open().close()
+    with backend.raw() as conn:
+        conn.execute("INSERT INTO schema_version VALUES (999, 'later')")
     with pytest.raises(StoreError, match="schema version 999 is newer"):
-        SqliteStore(path)
+        backend.open()
 
 
-def test_a_failed_batch_leaves_nothing(store):
+def test_a_failed_batch_leaves_nothing(store, backend):
     good, bad = ev(0), ev(1)
     bad.new_state = None   # violates NOT NULL: the whole batch must roll back
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(backend.integrity_error):
         store.add_events("a1", "B1", [good, bad], RX)
     assert store.events() == [] and store.audit.count() == 0
+
+
+def test_a_cut_database_session_fails_one_write_and_the_next_reconnects(pg_backend):
+    backend = pg_backend
+    import psycopg
+
+    from collector.api_base import store_unavailable
+    store = backend.open()
+    first = [ev(0)]
+    store.add_events("a1", "B1", first, RX)
+    with backend.raw() as admin:            # the server ends the writer's session
+        admin.execute("SELECT pg_terminate_backend(?)", (store._conn.raw.info.backend_pid,))
+    lost = [ev(1)]
+    with pytest.raises(psycopg.OperationalError) as e:
+        store.add_events("a1", "B1", lost, RX)
+    assert store_unavailable(e.value)       # the API answers 503: the agent resends
+    assert store.add_events("a1", "B1", lost, RX) == ([lost[0].id], [])   # a new session
+    assert [s.event.id for s in store.events()] == [first[0].id, lost[0].id]
+    LogEngine(store, lambda *a: None).catch_up()
+    assert store.verify_audit() == []

@@ -24,6 +24,7 @@ from collector.web.throttle import (FREE_FAILURES, MAX_NAME_DELAY, MAX_SOURCE_DE
 
 from .support.collector import CollectorProcess, audit_records
 from .support.console import USERS, console_yaml
+from .support.store_backend import backend, pg_server  # noqa: F401
 
 TOKEN = "console-login-agent-token-1"
 AGENTS = {"a1": ("BR-1", "east", TOKEN)}
@@ -161,23 +162,38 @@ def test_session_activity_is_saved_now_and_then_not_at_every_page():
     assert s.take_writes() == [("drop_sessions", ([a.key],))]
 
 
-def test_the_store_gives_back_only_sessions_not_yet_expired(tmp_path):
-    from collector.store import SqliteStore
-    store = SqliteStore(tmp_path / "collector.db")
-    try:
-        store.put_session("idle", "vera", ["viewer"], "c1", started=600.0, last_seen=700.0)
-        store.put_session("old", "boss", ["leadership"], "c2", started=0.0, last_seen=990.0)
-        store.put_session("live", "alice", ["operator"], "c3", started=500.0, last_seen=900.0)
-        store.touch_session("idle", 950.0)               # came back before it went idle
-        live = store.live_sessions(now=1000.0, idle=200.0, max_age=600.0)
-        assert sorted(k for k, *_ in live) == ["idle", "live"]     # "old": past max_age
-        s = Sessions(idle=200.0, max_age=600.0, clock=lambda: 1000.0)
-        s.load(live)
-        assert len(s) == 2
-        store.drop_sessions(["idle", "live"])
-        assert store.live_sessions(now=1000.0, idle=200.0, max_age=600.0) == []
-    finally:
-        store.close()
+def test_a_session_in_a_shared_store_is_the_stored_one():
+    now = [1000.0]
+    one = Sessions(idle=600, max_age=3600, clock=lambda: now[0])
+    two = Sessions(idle=600, max_age=3600, clock=lambda: now[0])
+    a = one.start("alice", ["operator"])
+    row = (a.key, a.user, a.roles, a.csrf, a.started, a.last_seen)   # as the store has it
+    assert two.get(a.id) is None                       # not read: only its own memory
+    now[0] += 30
+    got = two.get(a.id, stored=row)                    # logged in on the other collector
+    assert (got.user, got.roles, got.csrf) == ("alice", ("operator",), a.csrf)
+    assert two.get(a.id, stored=None) is None          # logged out there: gone here too
+    assert two.get(a.id, stored=row[:5] + (now[0] - 700,)) is None   # idle by the store
+
+
+def test_the_store_gives_back_only_sessions_not_yet_expired(backend):
+    store = backend.open()
+    store.put_session("idle", "vera", ["viewer"], "c1", started=600.0, last_seen=700.0)
+    store.put_session("old", "boss", ["leadership"], "c2", started=0.0, last_seen=990.0)
+    store.put_session("live", "alice", ["operator"], "c3", started=500.0, last_seen=900.0)
+    store.touch_session("idle", 950.0)               # came back before it went idle
+    live = store.live_sessions(now=1000.0, idle=200.0, max_age=600.0)
+    assert sorted(k for k, *_ in live) == ["idle", "live"]     # "old": past max_age
+    s = Sessions(idle=200.0, max_age=600.0, clock=lambda: 1000.0)
+    s.load(live)
+    assert len(s) == 2
+    assert store.stored_session("live") == ("live", "alice", ("operator",), "c3", 500.0,
+                                             900.0)
+    store.put_session("live", "alice", ["operator", "viewer"], "c4", 500.0, 910.0)
+    assert store.stored_session("live")[2:4] == (("operator", "viewer"), "c4")
+    store.drop_sessions(["idle", "live"])
+    assert store.live_sessions(now=1000.0, idle=200.0, max_age=600.0) == []
+    assert store.stored_session("live") is None
 
 
 # --- a real collector -----------------------------------------------------------------

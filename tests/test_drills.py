@@ -27,6 +27,7 @@ from collector.incident_runbooks import Runbooks
 from collector.incidents import IncidentBook, Refused
 from collector.runbooks.select import choose
 from collector.store import SqliteStore
+from tests.support.store_backend import backend, pg_server  # noqa: F401
 
 T0 = datetime(2026, 12, 7, 1, 0, tzinfo=timezone.utc)      # Monday 09:00 in Shanghai
 KNOWN = {"B1": "north", "B2": "north", "B3": "south"}
@@ -181,11 +182,11 @@ class Clock:
         self.t = T0.timestamp() + seconds
 
 
-def desks(path, clock, runbooks=True):
+def desks(path, clock, runbooks=True, store=None):
     config = parse("agents:\n" + "".join(
         f"  - {{id: a{i}, branch: {b}, region: {r}, token_sha256: {'abc'[i - 1] * 64}}}\n"
         for i, (b, r) in enumerate(KNOWN.items(), 1)))
-    store = SqliteStore(path / "collector.db")
+    store = store or SqliteStore(path / "collector.db")
     desk = IncidentDesk(store, clock, grader=Grader.from_config(config),
                         runbooks=Runbooks.from_folder(None) if runbooks else None)
     return store, desk, DrillDesk(store, desk, load_scenarios(), KNOWN, clock,
@@ -263,9 +264,9 @@ def test_ups_failure_rehearses_a_failing_bypass_and_touches_no_ups(tmp_path):
     assert any("bypass" in d["detail"] for d in audit(store, "incident.plan_failed"))
 
 
-def test_an_archived_drill_is_frozen_and_kept(tmp_path):
+def test_an_archived_drill_is_frozen_and_kept(backend):
     clock = Clock()
-    store, desk, drills = desks(tmp_path, clock, runbooks=False)
+    store, desk, drills = desks(None, clock, runbooks=False, store=backend.open())
     [run] = step(store, lambda: drills.start("power-cut", "B1", None, None, 1.0, "alice"))
     with pytest.raises(Refused, match="end it first"):
         step(store, lambda: drills.archive(run.id, "alice", "too early"))
@@ -282,9 +283,8 @@ def test_an_archived_drill_is_frozen_and_kept(tmp_path):
         archived.archive["zh.md"].encode()).hexdigest()
     with pytest.raises(Refused, match="frozen"):
         drills.edit(run.id, {"followups": "changed my mind"}, "alice")
-    conn = sqlite3.connect(tmp_path / "collector.db")
-    with pytest.raises(sqlite3.DatabaseError, match="archived drill is frozen"):
-        conn.execute("UPDATE drills SET body = '{}' WHERE id = ?", (run.id,))
-    with pytest.raises(sqlite3.DatabaseError, match="drills are kept"):
-        conn.execute("DELETE FROM drills WHERE id = ?", (run.id,))
-    conn.close()
+    with backend.raw() as conn:           # the database refuses whoever writes
+        with pytest.raises(backend.integrity_error, match="archived drill is frozen"):
+            conn.execute("UPDATE drills SET body = '{}' WHERE id = ?", (run.id,))
+        with pytest.raises(backend.integrity_error, match="drills are kept"):
+            conn.execute("DELETE FROM drills WHERE id = ?", (run.id,))

@@ -24,6 +24,7 @@ from collector.deadman import AgentLast
 from collector.incident_reads import IncidentQuery, QueryError, incident, list_incidents
 from collector.incidents import IncidentBook
 from collector.store import SqliteStore
+from tests.support.store_backend import pg_server  # noqa: F401
 
 from .support.report_server import AppThread
 from .test_collector_api import request
@@ -66,9 +67,13 @@ def stored_book(store: SqliteStore) -> dict[str, str]:
     return names
 
 
-@pytest.fixture(scope="module")
-def stored(tmp_path_factory):
-    store = SqliteStore(tmp_path_factory.mktemp("reads") / "collector.db")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def stored(request, tmp_path_factory):
+    if request.param == "sqlite":
+        store = SqliteStore(tmp_path_factory.mktemp("reads") / "collector.db")
+    else:                      # the same reads, paged and filtered in PostgreSQL's SQL
+        from collector.storage.postgres import PostgresStore
+        store = PostgresStore(request.getfixturevalue("pg_server").create_database())
     names = stored_book(store)
     readers = store.readers()
     try:

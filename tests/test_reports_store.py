@@ -1,5 +1,5 @@
 """Drafts and issued reports in the collector's store (issue 7; migration 3): the
-desk on a real SqliteStore, its audit records (第二十九條) in the same
+desk on a real store (SQLite and PostgreSQL), its audit records (第二十九條) in the same
 transaction, and an issued report that nothing can change (domain.md §3)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collector.reports.desk import ReportDesk, rendered
 from collector.reports.model import NotYet
 from collector.reports.settings import ReportSettings
 from collector.reports.storage import ReportFrozen
-from collector.store import SqliteStore
+from tests.support.store_backend import backend, pg_server  # noqa: F401
 
 from .support.report_incident import ID, at, incident_dict
 from .test_reports_golden import SCOPE
@@ -34,28 +34,25 @@ class Clock:
 
 
 @pytest.fixture
-def desk(tmp_path):
-    store = SqliteStore(tmp_path / "collector.db")
+def desk(backend):
+    store = backend.open()
     state = {"until": "11:00"}
     clock = Clock("11:00")
     d = ReportDesk(store, lambda i: incident_dict(state["until"]) if i == ID else None,
                    SCOPE, ReportSettings(unit="County RCC", contact="Zhang", phone="110"),
                    clock)
-    d.state, d.clock_ = state, clock
-    yield d
-    store.close()
+    d.state, d.clock_, d.backend = state, clock, backend
+    return d
 
 
-def test_migration_3_adds_the_reports_table_to_an_existing_database(tmp_path, monkeypatch):
-    path = tmp_path / "collector.db"
+def test_migration_3_adds_the_reports_table_to_an_existing_database(backend, monkeypatch):
     monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:2])
-    old = SqliteStore(path)
+    old = backend.open()
     assert old.schema_version() == 2
     old.close()
     monkeypatch.undo()
-    new = SqliteStore(path)
+    new = backend.open()
     assert new.schema_version() >= 3 and new.reports() == []
-    new.close()
 
 
 def test_draft_edit_issue_each_an_audit_record_and_the_chain_holds(desk):
@@ -95,9 +92,9 @@ def test_an_issued_report_can_never_be_edited_or_issued_again(desk):
         desk.store.edit_report(r.id, {}, {}, 0.0, "mallory")
     # ... and so does the database, whoever writes to it.
     conn = desk.store._conn
-    with pytest.raises(sqlite3.IntegrityError, match="issued report is frozen"):
+    with pytest.raises(desk.backend.integrity_error, match="issued report is frozen"):
         conn.execute("UPDATE reports SET markdown = 'changed' WHERE id = ?", (r.id,))
-    with pytest.raises(sqlite3.IntegrityError, match="issued report is kept"):
+    with pytest.raises(desk.backend.integrity_error, match="issued report is kept"):
         conn.execute("DELETE FROM reports WHERE id = ?", (r.id,))
     assert desk.get(r.id).markdown == r.markdown
     assert [x["kind"] for x in desk.store.audit.records()] == ["report.drafted",

@@ -1,4 +1,4 @@
-"""Drill runs in the collector's SQLite database (migration 4).
+"""Drill runs in the collector's database (migration 4).
 
 domain.md §5 (第二十四條): every drill's plan, records and results are archived.
 A drills table of its own rather than a kind of report: a run is not one
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import msgspec
 
+from ..storage.dialect import Both
 from .model import DrillRun
 
 # Appended to collector.store.MIGRATIONS as version 4.
@@ -27,11 +28,25 @@ SCHEMA = [
         status TEXT NOT NULL CHECK (status IN ('running', 'ended', 'archived')),
         started_at TEXT NOT NULL, updated_at REAL NOT NULL, body TEXT NOT NULL)""",
     "CREATE INDEX drills_started ON drills (started_at)",
-    """CREATE TRIGGER drills_archived_frozen BEFORE UPDATE ON drills
+    Both(sqlite="""CREATE TRIGGER drills_archived_frozen BEFORE UPDATE ON drills
        WHEN OLD.status = 'archived'
        BEGIN SELECT RAISE(ABORT, 'drill is archived: an archived drill is frozen'); END""",
-    """CREATE TRIGGER drills_kept BEFORE DELETE ON drills
+         postgresql="""CREATE FUNCTION drills_refuse() RETURNS trigger
+       LANGUAGE plpgsql AS $$ BEGIN
+         IF TG_OP = 'DELETE' THEN
+           RAISE EXCEPTION 'drills are kept: every drill is archived'
+             USING ERRCODE = 'integrity_constraint_violation';
+         END IF;
+         RAISE EXCEPTION 'drill is archived: an archived drill is frozen'
+           USING ERRCODE = 'integrity_constraint_violation';
+       END $$"""),
+    Both(sqlite="""CREATE TRIGGER drills_kept BEFORE DELETE ON drills
        BEGIN SELECT RAISE(ABORT, 'drills are kept: every drill is archived'); END""",
+         postgresql="""CREATE TRIGGER drills_archived_frozen BEFORE UPDATE ON drills
+       FOR EACH ROW WHEN (OLD.status = 'archived') EXECUTE FUNCTION drills_refuse()"""),
+    Both(sqlite="SELECT 1",      # (SQLite: both triggers above)
+         postgresql="""CREATE TRIGGER drills_kept BEFORE DELETE ON drills
+       FOR EACH ROW EXECUTE FUNCTION drills_refuse()"""),
 ]
 
 _encoder = msgspec.json.Encoder()

@@ -1,4 +1,4 @@
-"""Drafts and issued reports in the collector's SQLite database (migration 3).
+"""Drafts and issued reports in the collector's database (migration 3).
 
 An issued report is frozen (domain.md §3: the issued version is kept): the
 store only ever updates a row `WHERE status = 'draft'`, and triggers refuse
@@ -17,10 +17,13 @@ from datetime import datetime, timezone
 import msgspec
 
 from ..incidents import Refused
+from ..storage.dialect import Both
 
 # Appended to collector.store.MIGRATIONS as version 3.
 SCHEMA = [
-    """CREATE TABLE reports (
+    # PostgreSQL has no rowid: a `rowid` column of its own keeps insertion order
+    # (reports() orders by it after created_at, on both).
+    Both(sqlite="""CREATE TABLE reports (
         id TEXT PRIMARY KEY, incident TEXT NOT NULL,
         kind TEXT NOT NULL CHECK (kind IN ('written', 'progress', 'summary')),
         language TEXT NOT NULL,
@@ -29,13 +32,33 @@ SCHEMA = [
         created_at TEXT NOT NULL, created_by TEXT NOT NULL, updated_at TEXT NOT NULL,
         issued_at TEXT, issued_by TEXT, issued_why TEXT,
         markdown TEXT, html TEXT)""",
+         postgresql="""CREATE TABLE reports (
+        id TEXT COLLATE "C" PRIMARY KEY, incident TEXT COLLATE "C" NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('written', 'progress', 'summary')),
+        language TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('draft', 'issued')),
+        fields TEXT NOT NULL, supersedes TEXT,
+        created_at TEXT COLLATE "C" NOT NULL, created_by TEXT NOT NULL,
+        updated_at TEXT NOT NULL, issued_at TEXT, issued_by TEXT, issued_why TEXT,
+        markdown TEXT, html TEXT, rowid BIGINT GENERATED ALWAYS AS IDENTITY)"""),
     "CREATE INDEX reports_incident ON reports (incident, created_at)",
-    """CREATE TRIGGER reports_issued_frozen BEFORE UPDATE ON reports
+    Both(sqlite="""CREATE TRIGGER reports_issued_frozen BEFORE UPDATE ON reports
        WHEN OLD.status = 'issued'
        BEGIN SELECT RAISE(ABORT, 'report is issued: an issued report is frozen'); END""",
-    """CREATE TRIGGER reports_issued_kept BEFORE DELETE ON reports
+         postgresql="""CREATE FUNCTION reports_issued_refuse() RETURNS trigger
+       LANGUAGE plpgsql AS $$ BEGIN
+         IF TG_OP = 'DELETE' THEN
+           RAISE EXCEPTION 'report is issued: an issued report is kept'
+             USING ERRCODE = 'integrity_constraint_violation';
+         END IF;
+         RAISE EXCEPTION 'report is issued: an issued report is frozen'
+           USING ERRCODE = 'integrity_constraint_violation';
+       END $$"""),
+    Both(sqlite="""CREATE TRIGGER reports_issued_kept BEFORE DELETE ON reports
        WHEN OLD.status = 'issued'
        BEGIN SELECT RAISE(ABORT, 'report is issued: an issued report is kept'); END""",
+         postgresql="""CREATE TRIGGER reports_issued_frozen BEFORE UPDATE OR DELETE ON reports
+       FOR EACH ROW WHEN (OLD.status = 'issued') EXECUTE FUNCTION reports_issued_refuse()"""),
 ]
 
 _COLUMNS = ("id, incident, kind, language, status, fields, supersedes, created_at, "

@@ -105,7 +105,11 @@ def append(conn, events: list[Event], received_at: float,
 
 
 def _stored_ids(conn, keys: dict[str, int]) -> set[str]:
-    """The ids among these already in the log (exact: full ids are compared)."""
+    """The ids among these already in the log (exact: full ids are compared).
+
+    One query per chunk for the index and the spill table together: on
+    PostgreSQL each query is a round trip under the writer's lock, and the
+    spill table (almost always empty) is one primary-key probe per id."""
     seen: set[str] = set()
     wanted = list(keys.items())
     for i in range(0, len(wanted), CHUNK):
@@ -113,18 +117,11 @@ def _stored_ids(conn, keys: dict[str, int]) -> set[str]:
         marks = ",".join("?" * len(chunk))
         hits = conn.execute(
             f"SELECT l.id FROM event_ids k JOIN event_log l ON l.seq = k.seq "
-            f"WHERE k.id_key IN ({marks})", [k for _, k in chunk]).fetchall()
-        mine = {eid for (eid,) in hits} & keys.keys()
-        seen.update(mine)
-        if len(mine) < len(chunk) and _any_spilled(conn):   # only ever a handful
-            seen.update(eid for (eid,) in conn.execute(
-                f"SELECT id FROM event_id_spill WHERE id IN ({marks})",
-                [eid for eid, _ in chunk]))
+            f"WHERE k.id_key IN ({marks}) "
+            f"UNION ALL SELECT id FROM event_id_spill WHERE id IN ({marks})",
+            [k for _, k in chunk] + [eid for eid, _ in chunk]).fetchall()
+        seen.update(eid for (eid,) in hits)
     return seen & keys.keys()
-
-
-def _any_spilled(conn) -> bool:
-    return conn.execute("SELECT 1 FROM event_id_spill LIMIT 1").fetchone() is not None
 
 
 def _insert(conn, new: list[Event], keys: dict[str, int], received_at: float,

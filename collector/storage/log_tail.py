@@ -22,8 +22,12 @@ MOST = 20_000        # entries kept; past it the engine reads the store until it
 class LogTail:
     """Committed log entries not yet applied, newest last."""
 
-    def __init__(self, most: int = MOST):
+    def __init__(self, most: int = MOST, shared: bool = False):
         self.most = most
+        # shared: other collectors append to the same log (PostgreSQL), so what this
+        # process committed last is not the log's head; only runs of consecutive
+        # seqs right after the cursor are taken from here, the rest is read.
+        self.shared = shared
         self.entries: collections.deque[LoggedEvent] = collections.deque()
         self.staged: list[LoggedEvent] = []
         # The newest seq committed, once this process has appended (seqs are taken
@@ -62,7 +66,7 @@ class LogTail:
             self.entries.popleft()
         if self.staged:
             return None                    # appended in this transaction: the store has it
-        if self.head is not None and cursor >= self.head:
+        if not self.shared and self.head is not None and cursor >= self.head:
             return []                      # applied to the head: nothing to read
         if not self.entries or self.entries[0].seq != cursor + 1:
             return None

@@ -38,7 +38,8 @@ from ..refusals import refusal_zh
 from ..texts import Reader
 from .i18n import LANGUAGES, duration, translate
 from .passwords import Hasher
-from .sessions import Session, Sessions, apply_writes
+from ..storage.sessions import read_session
+from .sessions import NOT_READ, Session, Sessions, apply_writes, id_hash
 from .throttle import Throttle, normalise
 
 CONSOLE = web.AppKey("console", object)
@@ -60,10 +61,13 @@ HEADERS = {
 class Console:
     """What every console handler shares: sessions, users, templates, time zone."""
 
-    def __init__(self, config, tz: str, store=None):
+    def __init__(self, config, tz: str, store=None, readers=None):
         c = config.console
         # Looked up by the normalised name: "Boss " and "boss" are one person.
         self.users = {normalise(u.name): u for u in c.users}
+        # Several collectors on one database: each request reads the stored session
+        # (one indexed row, on a reader connection, never the writer's; web/sessions.py).
+        self.readers = readers if getattr(store, "shared", False) else None
         self.sessions = Sessions(c.session_idle, c.session_max)
         if store is not None:
             self.sessions.load(store.live_sessions(self.sessions.clock(), c.session_idle,
@@ -120,7 +124,11 @@ def render(request: web.Request, template: str, status: int = 200, **data) -> we
 async def _session(request: web.Request, poll: bool) -> Session | None:
     # A live-update poll is never the person's activity.
     con: Console = request.app[CONSOLE]
-    s = con.sessions.get(request.cookies.get(COOKIE), touch=not poll)
+    sid = request.cookies.get(COOKIE)
+    stored = NOT_READ
+    if con.readers is not None and sid:
+        stored = await con.readers.run(read_session, id_hash(sid))
+    s = con.sessions.get(sid, touch=not poll, stored=stored)
     await save_sessions(request)
     return s
 

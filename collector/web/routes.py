@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..api_base import STATE, STORE
+from ..api_people import READERS
 from . import actions, pages
 from .console import CONSOLE, STATIC, Console
 
@@ -13,7 +14,7 @@ def add_console_routes(app: web.Application) -> None:
     """Mount the console under /console/ (issue 8); `/` leads to it."""
     from ..api import collector_zone            # api.py mounts this module
     st = app[STATE]
-    app[CONSOLE] = Console(st.config, collector_zone(st), app[STORE])
+    app[CONSOLE] = Console(st.config, collector_zone(st), app[STORE], app.get(READERS))
     app.on_cleanup.append(lambda app: _stop_hashing(app[CONSOLE]))
     r = app.router
     r.add_get("/", pages.home)

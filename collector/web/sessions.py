@@ -11,6 +11,13 @@ restart a session may expire up to that much early, never late.
 
 Times are the real wall clock (time.time), which survives a restart; a
 drill shifts only the incident clock (collector/clock.py), never this one.
+
+When several collectors share one database (PostgreSQL), a person's
+requests may reach any of them: the console reads the stored session on
+every request (on a reader connection, off the event loop) and hands it to
+`get(..., stored=row)`, so a login on one collector is known on the others,
+and a logout or expiry on one ends the session on all of them at once (this
+memory is then only a cache of what the store holds).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 TOUCH_SAVE = 60.0
+NOT_READ = object()      # Sessions.get: no stored row was read (the store is ours alone)
 
 
 def id_hash(session_id: str) -> str:
@@ -75,12 +83,18 @@ class Sessions:
                                              s.started, s.last_seen)))
         return s
 
-    def get(self, session_id: str | None, touch: bool = True) -> Session | None:
+    def get(self, session_id: str | None, touch: bool = True,
+            stored: tuple | None | object = NOT_READ) -> Session | None:
         """The live session with this id, or None if unknown or expired. `touch`:
-        this request is the person's activity (a live-update poll is not)."""
+        this request is the person's activity (a live-update poll is not).
+        `stored`: the session's row as a shared store holds it (None: not there),
+        read by the caller; NOT_READ when the store is this collector's alone."""
         if not session_id:
             return None
-        s = self._by_key.get(id_hash(session_id))
+        key = id_hash(session_id)
+        s = self._by_key.get(key)
+        if stored is not NOT_READ:
+            s = self._as_stored(key, s, stored)
         if s is None:
             return None
         now = self.clock()
@@ -92,6 +106,21 @@ class Sessions:
             if now - s.saved_seen >= TOUCH_SAVE:
                 s.saved_seen = now
                 self._writes.append(("touch_session", (s.key, now)))
+        return s
+
+    def _as_stored(self, key: str, s: Session | None, row: tuple | None) -> Session | None:
+        """The session as the shared store holds it (another collector may have
+        started, touched or ended it)."""
+        if row is None:                  # ended (or never begun) on any collector
+            self._by_key.pop(key, None)
+            return None
+        _, user, roles, csrf, started, last_seen = row
+        if s is None:
+            s = Session(key, user, tuple(roles), csrf, started, last_seen, saved_seen=last_seen)
+            self._by_key[key] = s
+        else:
+            s.last_seen = max(s.last_seen, last_seen)
+            s.saved_seen = max(s.saved_seen, last_seen)
         return s
 
     def end(self, session_id: str | None) -> Session | None:

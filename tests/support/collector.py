@@ -26,8 +26,16 @@ class CollectorProcess:
     """
 
     def __init__(self, folder: Path, agents: dict[str, tuple], max_body: int = 65536,
-                 extra: str = "", env: dict[str, str] | None = None):
+                 extra: str = "", env: dict[str, str] | None = None, dsn: str | None = None):
+        """dsn: the store on this PostgreSQL database (its DSN in a file beside the
+        config), not the SQLite file in the data directory."""
         folder.mkdir(parents=True, exist_ok=True)
+        self.dsn = dsn
+        storage = f"storage: {{data_dir: {folder / 'data'}}}\n"
+        if dsn is not None:
+            (folder / "dsn").write_text(dsn + "\n")
+            storage = (f"storage: {{data_dir: {folder / 'data'}, "
+                       f"postgresql: {{dsn_file: {folder / 'dsn'}}}}}\n")
         self.port = free_port()
         self.folder = folder
         self.config = folder / "collector.yaml"
@@ -37,7 +45,7 @@ class CollectorProcess:
             lines.append(f"  - {{id: {agent}, branch: {branch}, region: '{region}', "
                          f"token_sha256: {token_hash(token)}}}")
         self.config.write_text(f"listen: {{address: 127.0.0.1, port: {self.port}}}\n"
-                               f"storage: {{data_dir: {folder / 'data'}}}\n"
+                               + storage +
                                f"limits: {{max_body: {max_body}}}\n"
                                + ("agents:\n" + "\n".join(lines) + "\n" if lines else "")
                                + extra)
@@ -80,6 +88,11 @@ class CollectorProcess:
 
 def audit_records(c: CollectorProcess, kind: str) -> list[tuple[str, dict]]:
     """(actor, data) of every audit record of this kind, oldest first (read-only)."""
+    if c.dsn is not None:
+        import psycopg
+        with psycopg.connect(c.dsn, autocommit=True) as pg:
+            return [(a, json.loads(d)) for a, d in pg.execute(
+                "SELECT actor, data FROM audit WHERE kind = %s ORDER BY seq", (kind,))]
     db = sqlite3.connect(f"file:{c.folder / 'data' / 'collector.db'}?mode=ro", uri=True)
     try:
         return [(a, json.loads(d)) for a, d in db.execute(

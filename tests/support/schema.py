@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from collector.storage.dialect import SQLITE
 from collector.store import MIGRATIONS
 
 
@@ -16,6 +17,6 @@ def schema_before(path, step) -> sqlite3.Connection:
     for v, statements in MIGRATIONS:
         if v < version:
             for sql in statements:
-                sql(conn) if callable(sql) else conn.execute(sql)
+                sql(conn) if callable(sql) else conn.execute(SQLITE.ddl(sql))
             conn.execute("INSERT INTO schema_version VALUES (?, 'before')", (v,))
     return conn
