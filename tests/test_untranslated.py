@@ -72,7 +72,9 @@ def state(tmp_path_factory):
     """A collector holding the realistic state, and the pages to read, by name."""
     with HttpSink() as hook, CollectorProcess(
             tmp_path_factory.mktemp("untranslated"), AGENTS,
-            extra=console_yaml(refresh=60) + notify_yaml(hook.url)) as c:
+            extra=console_yaml(refresh=60) + notify_yaml(hook.url)
+            # both tables: the hospital's classes are named too (a line down: class 2)
+            + "grading:\n  tables: [cbrc, hospital]\n") as c:
         send(c, "a1", heartbeat("a1", "BR-N1", "north", {"ups/rack/on_battery": ("critical", "on battery")}),
              "heartbeat")
         send(c, "a2", heartbeat("a2", "BR-S1", "south", {"line/primary/core": ("ok", "")}), "heartbeat")
@@ -217,6 +219,9 @@ def test_the_zh_incident_page_says_runbook_roles_grades_and_times_in_chinese(sta
     assert "向监管部门报告事件" in text                     # a deadline's name
     assert "北京时间" in text                               # the zone is said
     assert "值班员、领导小组" in text                        # the user's roles in the header
+    line = next(p for n, p in state["pages"].items() if n.startswith("incident ") and p != power)
+    text = " ".join(visible_text(_read(v, line), "zh"))
+    assert "hospital 2 二类故障" in text and "局部网络中断" in text     # the hospital's class, why
 
 
 def test_every_report_is_in_its_language(state):
