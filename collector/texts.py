@@ -182,9 +182,39 @@ _PERSON = re.compile(r"^(?P<kind>" + "|".join(map(re.escape, PERSON_KINDS)) + r"
 _PERSON_CLEARED = re.compile(r"^cleared by (?P<who>[^:]+): (?P<why>.*)$")
 
 
+# agent/lines/probe.py: a line target's state, then "; <diagnosis>: <why>"
+_LINE = re.compile(r"^(?P<head>down|degraded|reachable)[:,] (?P<rx>\d+)/(?P<tx>\d+) answered"
+                   r"(?:, avg (?P<avg>[\d.]+ ?\w+))? \((?P<method>\w+)\)(?P<rest>.*)$")
+_LINE_HEAD = {"down": "中断", "degraded": "质量下降", "reachable": "可达"}
+_LINE_REST = [(re.compile(r"^, (\S+) lost \(warning at (\S+)\)"), r"，丢包 \1（告警阈值 \2）"),
+              (re.compile(r"^ \(warning above (.+?)\)"), r"（延迟告警阈值 \1）")]
+_DIAGNOSIS = {"device fault": "设备故障", "line fault": "线路故障", "local fault": "本机故障",
+              "cause not known": "原因不明"}
+
+
+def _line_zh(reason: str) -> str | None:
+    head, *diagnoses = reason.split("; ")
+    m = _LINE.match(head)
+    if m is None:
+        return None
+    out = (f"{_LINE_HEAD[m['head']]}：{m['tx']} 次探测 {m['rx']} 次应答"
+           + (f"，平均 {m['avg']}" if m["avg"] else "") + f"（{m['method']}）")
+    rest = m["rest"]
+    for pattern, zh in _LINE_REST:
+        rest = pattern.sub(zh, rest, count=1)
+    out += rest
+    for d in diagnoses:
+        word, _, why = d.partition(": ")
+        out += f"；{_DIAGNOSIS.get(word, word)}" + (f"：{why}" if why else "")
+    return out
+
+
 def reason_zh(reason: str) -> str:
     """A reason the collector wrote, in Chinese when it is one of its own patterns
     (what a person typed inside it stays as they typed it)."""
+    line = _line_zh(reason)
+    if line is not None:
+        return line
     m = _PERSON.match(reason)
     if m:
         contact = f"，联系方式：{m['contact']}" if m["contact"] else ""
