@@ -84,3 +84,15 @@ def test_incidents_list_prints_local_times_with_the_zone_and_no_microseconds(tmp
         assert out.returncode == 0, out.stderr
         assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(CST, UTC\+8\)", out.stdout), out.stdout
         assert not re.search(r"T\d\d:\d\d:\d\d|\.\d{6}", out.stdout), out.stdout
+
+
+def test_the_agents_and_collectors_own_reasons_are_said_in_chinese():
+    from collector.texts import reason_zh
+    assert reason_zh("on battery: mains power lost") == "电池供电：市电中断"
+    assert reason_zh("battery runtime 3.0 min below 5.0 min") == "电池续航 3.0 分钟，低于 5.0 分钟"
+    assert reason_zh("down: 0/3 answered (icmp): timeout; line fault: x") == \
+        "中断：3 次探测 0 次应答（icmp）: timeout；线路故障：x"
+    assert reason_zh("no network at 柜台: 断网 - reported by 王") == "网络不通（柜台）：断网（王 报告）"
+    # a device's own words stay as it sent them
+    assert reason_zh("connection to 127.0.0.1:38959 refused") == \
+        "connection to 127.0.0.1:38959 refused"
