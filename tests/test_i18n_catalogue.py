@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import ConfigError
+from collector import incident_rules
 from collector.drills.scenario import load_scenarios, parse_scenario
 from collector.grading.table import TableError, load_table, parse_table, shipped_tables
 from collector.person_reports import CAUSES, KINDS
@@ -18,7 +19,6 @@ from collector.roles import ROLES as CONSOLE_ROLES
 from collector.runbooks.schema import load_runbook, load_runbooks
 from collector.texts import HAN, ROLES, TITLES, TRADITIONAL, role_name, zh_problem
 from collector.web.i18n import WORDS, translate
-from collector import incident_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ROOT / "collector" / "web" / "templates"

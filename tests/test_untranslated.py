@@ -18,7 +18,7 @@ import pytest
 from collector.drills.scenario import load_scenarios
 
 from .support.collector import CollectorProcess
-from .support.console import USERS, console_yaml, fault_batch, heartbeat
+from .support.console import console_yaml, fault_batch, heartbeat
 from .support.notify import HttpSink
 from .support.untranslated import (chinese_in, english_in, marked_text, report, visible_text,
                                    without)
