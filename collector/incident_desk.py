@@ -171,6 +171,12 @@ class IncidentDesk:
                 more, executes = self.hospital.outage_runbooks(self.runbooks, changes, _utc(at))
                 changes = changes + more
                 self._hand_out(executes)
+            for c in [c for c in changes if c.kind == "resolved"]:
+                # Steps waiting for a person are not needed once the incident resolved:
+                # end them now, in this transaction, so no later round has to look again.
+                more, executes = self.runbooks.advance(self.book.get(c.incident_id), _utc(at))
+                changes = changes + more
+                self._hand_out(executes)
             changes, self.held = changes + self.held, []
         ids = dict.fromkeys(c.incident_id for c in changes)
         self.grading_due.touch(ids)            # changed: grade it again, advance its runs

@@ -4,7 +4,6 @@ Counted by the grader's and runbooks' look-ups, never by time."""
 
 from __future__ import annotations
 
-import pytest
 
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -63,9 +62,6 @@ def event(t: datetime, check: str, state: str) -> Event:
                  old_state=None, new_state=state, reason=state, observed_at=t)
 
 
-@pytest.mark.xfail(strict=True, reason="known regression: ending a resolved incident's waiting "
-                   "runbook steps as not needed (incident_runbooks.advance) makes the rounds "
-                   "regrade resolved incidents again; to fix")
 def test_rounds_never_look_at_resolved_incidents_waiting_for_nothing(tmp_path, monkeypatch):
     grader = Grader.from_config(parse(config_text()))
     now = [mon("09:00").timestamp()]
