@@ -311,6 +311,25 @@ async def _timing_and_refusals(request: web.Request, handler):
             st.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
 
 
+ZONE_HEADER = "X-Branchwatch-Timezone"
+
+
+def collector_zone(st) -> str:
+    """The zone people here read times in: the reports', else the business calendar's."""
+    grader = st.desk.grader
+    return (st.config.reports.timezone
+            or (grader.calendar.timezone if grader is not None else None) or "UTC")
+
+
+@web.middleware
+async def _zone_header(request: web.Request, handler):
+    # The CLI prints times in the collector's zone, saying which (timewords.when).
+    response = await handler(request)
+    if request.path.startswith("/api/"):
+        response.headers[ZONE_HEADER] = collector_zone(request.app[STATE])
+    return response
+
+
 def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time.time,
               lease=None) -> web.Application:
     """The aiohttp application over a store; `clock` gives receive times; `lease`
@@ -318,7 +337,7 @@ def build_app(config: Config, store: Store, *, clock: Callable[[], float] = time
     collector, always)."""
     # client_max_size also stops a chunked body (no Content-Length) at the limit.
     app = web.Application(client_max_size=config.limits.max_body,
-                          middlewares=[answer_failures, _timing_and_refusals,
+                          middlewares=[answer_failures, _zone_header, _timing_and_refusals,
                                        leader_only])
     file_config = config
     config = with_enrolled(config, store)     # agents enrolled by code count as the config's

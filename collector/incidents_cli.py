@@ -9,13 +9,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import ssl
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from datetime import datetime
+
+from .timewords import when, zone_of
 
 DEFAULT_URL = "http://127.0.0.1:9812"
+ZONE_HEADER = "X-Branchwatch-Timezone"     # collector/api.py sends the collector's zone
 
 
 def add_command(sub: argparse._SubParsersAction) -> None:
@@ -138,8 +143,33 @@ def finish(args, answer, render: Callable[[dict], str]) -> int:
     status, data = answer
     if (code := refused(args, status, data)) is not None:
         return code
-    print(json.dumps(data, indent=2, ensure_ascii=False) if args.json else render(data))
+    if args.json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        print(render(local_times(data, getattr(args, "zone", None))))
     return 0
+
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+
+def local_times(data, zone_name: str | None):
+    """The API's data with each RFC 3339 time as people read it, in the collector's zone
+    and saying it: '2026-12-02 14:05:03 (CST, UTC+8)', no microseconds."""
+    try:
+        zone = zone_of(zone_name)
+    except (ValueError, KeyError):
+        zone = zone_of(None)                 # an unknown zone name: UTC, which is said
+    def walk(v):
+        if isinstance(v, dict):
+            return {k: walk(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        if isinstance(v, str) and _RFC3339.match(v):
+            return when(datetime.fromisoformat(v.replace("Z", "+00:00")), "en", zone,
+                        seconds=True)
+        return v
+    return walk(data)
 
 
 def _token(args) -> str | None:
@@ -157,6 +187,7 @@ def _call(args, method: str, path: str, body: dict | None = None) -> tuple[int, 
     ctx = ssl.create_default_context(cafile=args.ca_file) if args.ca_file else None
     try:
         with urllib.request.urlopen(req, timeout=15, context=ctx) as r:
+            args.zone = r.headers.get(ZONE_HEADER)      # times are printed in it
             return r.status, json.loads(r.read() or b"{}")
     except urllib.error.HTTPError as e:
         try:

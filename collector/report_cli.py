@@ -22,7 +22,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from .incidents_cli import common_arguments, get_raw, refused, request
+from .incidents_cli import common_arguments, get_raw, local_times, refused, request
 
 
 def add_command(sub: argparse._SubParsersAction) -> None:
@@ -123,7 +123,9 @@ def run(args: argparse.Namespace) -> int:
         return code
     if args.json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
-    elif cmd == "list":
+        return 0
+    data = local_times(data, getattr(args, "zone", None))
+    if cmd == "list":
         print("\n".join(_line(r) for r in data["reports"]) or "no reports")
     else:
         print(_line(data))

@@ -130,7 +130,7 @@ def test_posts_need_the_csrf_token_the_same_origin_and_the_role(collector):
     # An operator may not set a grade: leadership's.
     status, _, body = v.go(f"/console/incidents/{iid}/grade",
                            {"grade": "I", "why": "x", "csrf": csrf})
-    assert status == 403 and "may not grade" in body
+    assert status == 403 and "无权人工定级" in body          # zh, the default: domain.md §4
     status, headers, _ = v.go(f"/console/incidents/{iid}/note",
                               {"text": "on site", "csrf": csrf, "next": f"/console/incidents/{iid}"})
     assert status == 303 and headers["Location"] == f"/console/incidents/{iid}"
@@ -250,9 +250,9 @@ def test_sessions_expire_when_idle_or_old_and_polls_do_not_count():
 
 def test_every_word_is_in_both_languages_and_durations_read_well():
     assert all(set(w) == {"zh", "en"} and all(w.values()) for w in WORDS.values())
-    assert duration(3725, "en") == "1 h 02 min" and duration(3725, "zh") == "1小时02分"
-    assert duration(45, "en") == "45 s" and duration(-5, "zh") == "0秒"
-    assert duration(90000, "en") == "1 d 1 h"
+    assert duration(3725, "en") == "1 hr, 2 min" and duration(3725, "zh") == "1小时2分钟"
+    assert duration(45, "en") == "45 sec" and duration(-5, "zh") == "0秒"
+    assert duration(90000, "en") == "1 day, 1 hr" and duration(90000, "zh") == "1天1小时"
 
 
 def test_password_hashes_are_salted():

@@ -152,8 +152,8 @@ def test_the_story_plays_to_the_end_in_chinese(demo):
                  r"agent-south-01：fail_over ok：.*admin up: done",
                  r"交换机 sw-br-south-01 现在：gi2 admin up, oper up",
                  r"agent-south-01：swap_back ok", r"gi2 admin down, oper down",
-                 r"III 级 較大（规则 iii-1-region-30m", r"II 级 重大（规则 ii-1-region-3h",
-                 r"I 级 特別重大（规则 i-1-region-6h",
+                 r"III 级 较大（规则 iii-1-region-30m", r"II 级 重大（规则 ii-1-region-3h",
+                 r"I 级 特别重大（规则 i-1-region-6h",
                  # domain.md §2.1: by a share of the province's branches, then its key site.
                  r"依据：2 of 3 branches in 四川 cannot do business since \S+ \(business time 30 min",
                  r"依据：(2 of 3 branches in 四川 and )?the key site DC-01 of 四川 cannot do business",
@@ -372,8 +372,8 @@ def test_the_console_shows_what_the_story_left(demo):
     if "skipped" in seen:
         pytest.skip(seen["skipped"])
     assert seen["tiles"] == 4
-    assert "core system unreachable: 3 branches" in seen["incidents"]
-    assert re.search(r"cbrc I 特別重大", seen["incidents"]), seen["incidents"]
+    assert "核心系统不可达：3 个网点" in seen["incidents"]          # the zh console
+    assert re.search(r"cbrc I 特别重大", seen["incidents"]), seen["incidents"]
     # Its page: the reports the story drafted, ready to download.
     assert all(f"-{r}" in seen["incident"] for r in ("W1", "P1", "S1")), seen["incident"]
 

@@ -169,8 +169,8 @@ def test_actions_answer_with_the_incident_and_audit_the_operator(collector):
               if "by alice:" in d["detail"]]
     assert graded == [
         ("alice", "cbrc: II 重大 -> ungraded by alice: a display error, nobody charged"),
-        ("alice", "hospital: 2 二類故障 -> 3 三類故障 by alice: the training HIS only"),
-        ("alice", "cbrc: ungraded -> III 較大 by alice: regulator asked for III")]
+        ("alice", "hospital: 2 二类故障 -> 3 三类故障 by alice: the training HIS only"),
+        ("alice", "cbrc: ungraded -> III 较大 by alice: regulator asked for III")]
     # What the collector does by itself is the collector's.
     assert audit(c, "incident.opened", inc["id"])[0][0] == "collector"
 

@@ -217,7 +217,7 @@ def test_provisional_reason_says_unrepaired_and_provisional():
     g = classify(facts(Outage("福建", L(f"{MON} 20:00"), None, out_of=(3, 4))), CBRC, DEFAULT,
                  L("2024-05-07 01:05:09.866"))
     assert g.reasons[0] == ("3 of 4 branches in 福建 cannot do business since 2024-05-06 20:00, "
-                            "unrepaired for 5 h 05 min, partly outside business hours (provisional)")
+                            "unrepaired for 5 hr, 5 min, partly outside business hours (provisional)")
     assert g.reasons_zh[0] == ("福建 4 个网点中 3 个自 2024-05-06 20:00 起无法正常营业,"
                                "5小时5分钟未修复,部分在营业时间以外(暂定等级)")
 

@@ -416,7 +416,7 @@ def test_withdrawing_a_criterion_judges_the_grade_afresh():
                     "data_major", mon("09:20"))
     assert kinds(changes) == ["criterion_withdrawn", "graded"]
     assert changes[0].detail == "data_major by bob: ledger restored from backup, nothing lost"
-    assert changes[1].detail.endswith("I 特別重大 -> ungraded by bob: "
+    assert changes[1].detail.endswith("I 特别重大 -> ungraded by bob: "
                                       "ledger restored from backup, nothing lost")
     assert grade(inc) == (None, None, False, None)       # down: a person's act, not by itself
     assert [a.withdrawn for a in inc.assertions] == [True]
@@ -452,7 +452,7 @@ def test_a_grade_set_lower_by_hand_stands_until_the_facts_give_more():
     assert grade(inc)[0] == "II"
     why = "south back on the backup line at once; impact limited"
     [c] = g.act(inc, "grade", "carol", why, "III", mon("09:40"))
-    assert c.detail == f"cbrc: II 重大 -> III 較大 by carol: {why}" and not c.alert
+    assert c.detail == f"cbrc: II 重大 -> III 较大 by carol: {why}" and not c.alert
     assert grade(inc) == ("III", "person", False, mon("09:40"))
     # The facts keep giving II (2 regions 30 min, then 1 region 3 h at 12:00): it stands.
     for now in (mon("10:00"), mon("12:00"), mon("12:04:59")):
@@ -460,7 +460,7 @@ def test_a_grade_set_lower_by_hand_stands_until_the_facts_give_more():
         assert grade(inc)[0] == "III"
     # 12:05: two regions for 3 h: grade I, more than the facts gave when carol decided.
     [c] = [x for x in g.regrade(inc, mon("12:05")) if x.kind == "graded"]
-    assert c.alert and "III 較大 -> I 特別重大 by rule i-2-regions-3h" in c.detail
+    assert c.alert and "III 较大 -> I 特别重大 by rule i-2-regions-3h" in c.detail
     assert grade(inc) == ("I", "i-2-regions-3h", False, mon("12:05"))
     assert [(h.grade, h.who) for h in inc.grades["cbrc"].history] == [
         ("II", None), ("III", "carol"), ("I", None)]

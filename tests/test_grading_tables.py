@@ -96,8 +96,8 @@ HEAD = "name: x\ngrades: [A, B]\nrules:\n"
     ("name: x\ngrades: [A, A]\nrules:\n" + GOOD_RULE, "grades[1]: duplicate grade 'A'"),
     ("grades: [A]\nrules:\n" + GOOD_RULE, "name: missing (a table needs name, grades and rules)"),
     (HEAD + GOOD_RULE + "colour: red\n",
-     "colour: unknown key (expected one of deadlines, grade_titles, grades, handlers, name, rules, "
-     "source, title)"),
+     "colour: unknown key (expected one of deadlines, grade_titles, grades, handlers, handlers_zh, name, rules, "
+     "source, title, title_zh)"),
     (HEAD + GOOD_RULE + "handlers: {C: someone}\n", "handlers.C: expected one of the grades ['A', 'B']"),
     (HEAD + GOOD_RULE + "deadlines:\n  - {key: n, kind: after_start, title: t, minutes: 60, "
      "at_once_for_rules: [nope]}\n",
@@ -107,11 +107,11 @@ HEAD = "name: x\ngrades: [A, B]\nrules:\n"
     (HEAD + GOOD_RULE + "deadlines:\n  - {key: m, kind: after_observed_start, title: t, minutes: 30, "
      "observed: x, min_grade: A}\n",
      "deadlines[0].min_grade: unknown key (expected one of cite, departments, key, kind, minutes, "
-     "observed, title) (deadline 'm')"),
+     "observed, title, title_zh) (deadline 'm')"),
     # day_of_observed_end (hospital §6.4): days, never minutes (due at a day's end).
     (HEAD + GOOD_RULE + "deadlines:\n  - {key: r, kind: day_of_observed_end, title: t, "
      "observed: x, days: 1, minutes: 30}\n",
-     "deadlines[0].minutes: unknown key (expected one of cite, days, key, kind, observed, title) "
+     "deadlines[0].minutes: unknown key (expected one of cite, days, key, kind, observed, title, title_zh) "
      "(deadline 'r')"),
     (HEAD + GOOD_RULE + "deadlines:\n  - {key: r, kind: day_of_observed_end, title: t, "
      "observed: x, days: -1}\n",

@@ -25,8 +25,8 @@ from collector.notify.state import NotifyState
 
 from .support.notify import Alertmanager, HttpSink, SmtpSink
 
-SUBJECT = "INC-20261207-abc123 III 較大 核心系统不可达"
-TEXT = "INC-20261207-abc123 III 較大 核心系统不可达\n新事件：网点 BR-0417 核心系统不可达"
+SUBJECT = "INC-20261207-abc123 III 较大 核心系统不可达"
+TEXT = "INC-20261207-abc123 III 较大 核心系统不可达\n新事件：网点 BR-0417 核心系统不可达"
 
 
 def mail(address: str, n: int = 1) -> Outgoing:
@@ -99,7 +99,7 @@ def test_forwarded_incidents_reach_a_real_alertmanager(tmp_path):
         assert alert["labels"] == {"alertname": "BranchwatchIncident", "incident": inc.id,
                                    "branch": "BR-0417", "region": "north",
                                    "severity": "warning"}
-        assert alert["annotations"]["summary"].startswith(f"{inc.id} 未定级 power outage")
+        assert alert["annotations"]["summary"].startswith(f"{inc.id} 未定级 停电")
         assert alert["status"]["state"] == "active"
         # The grade rose: new labels; the alert Alertmanager knew ends in the same post.
         inc.grades["cbrc"] = GradeRecord("cbrc", grade="III")

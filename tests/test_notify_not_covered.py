@@ -32,5 +32,6 @@ def test_a_fault_a_person_reports_is_notified_as_reported_by_a_person():
                      "nurse Li, 8021")
     got = t.changes(t.book.apply_event(fault_event(r, t.now), t.now))
     assert people(got) == {"李娜"}                    # the same route as an agent's fault
-    assert ("tcp/reported-service critical: a system will not start or cannot save at ward 3: "
-            "HIS will not save orders - reported by wang (nurse Li, 8021)") in got[0][3].text
+    # zh (notify.language's default): branchwatch's words in Chinese, the person's as typed
+    assert ("tcp/reported-service 严重: 系统无法启动或无法保存（ward 3）：HIS will not save orders"
+            "（wang 报告，联系方式：nurse Li, 8021）") in got[0][3].text

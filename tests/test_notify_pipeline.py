@@ -105,7 +105,7 @@ def test_escalation_timeline_execution_then_leadership_then_ack_stops_it():
     assert people(opened) == {"李娜"}                        # execution group first
     assert {c for _, _, c, _ in opened} == {"email", "webhook"}
     first = opened[0][3]
-    assert first.subject.startswith(f"{t.incident().id} 未定级 service fault")
+    assert first.subject.startswith(f"{t.incident().id} 未定级 服务故障")   # zh: the title too
     assert "/api/v1/ack/" in first.text and "by=%E6%9D%8E%E5%A8%9C" in first.text
     assert t.at(14.9) == []                                  # not yet
     assert people(t.at(15)) == {"张伟"}                       # leadership at minute 15
@@ -133,11 +133,11 @@ def test_grade_rises_deadline_reminder_15_min_before_the_60_min_notice_and_misse
     assert t.at(20) == []
     graded = t.at(30)                          # grade III after 30 min in business hours
     assert people(graded) == {"李娜", "张伟"}     # the serious route: execution + leadership
-    assert "III 較大" in graded[0][3].subject
+    assert "III 较大" in graded[0][3].subject
     assert t.at(44.9) == []
     reminder = t.at(45)                        # 15 min before regulator-notice (due at 60)
     assert people(reminder) == {"李娜", "张伟"}
-    assert "regulator-notice" in reminder[0][3].text and "in 15 min" in reminder[0][3].text
+    assert "regulator-notice" in reminder[0][3].text and "剩余 15 分钟" in reminder[0][3].text
     assert t.at(50) == [] and t.at(60) == []   # "within 60 minutes": 60:00 is on time
     missed = t.at(60.5)
     assert "张伟" in people(missed)             # a missed deadline reaches leadership

@@ -191,7 +191,7 @@ def test_the_runbooks_say_who_pre_authorised_what_up_to_which_grade(collector):
     assert status == 200, data
     books = {b["id"]: b for b in json.loads(data)["runbooks"]}
     assert books["network-fault"]["preauthorised"] == [
-        {"step": step, "granted_by": "emergency leadership group (應急領導小組)",
+        {"step": step, "granted_by": "emergency leadership group", "granted_by_zh": "应急领导小组",
          "granted_at": "2026-12-01", "up_to_grade": "II", "table": "cbrc"}
         for step in ("backup-line", "swap-back")]
     assert books["power-cut"]["preauthorised"] == []

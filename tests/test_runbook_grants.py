@@ -33,7 +33,7 @@ def failover(seconds: float) -> AgentAction:
 
 def test_the_shipped_line_failover_grant_says_who_when_and_up_to_which_grade():
     step = BOOKS["network-fault"].step("backup-line")
-    assert grant_text(step) == ("pre-authorised by emergency leadership group (應急領導小組) "
+    assert grant_text(step) == ("pre-authorised by emergency leadership group "
                                 "on 2026-12-01 up to grade II (cbrc)")
 
 
@@ -55,7 +55,7 @@ def test_above_the_grant_the_step_waits_for_a_person_then_runs():
     run, effects = start("R1", BOOKS["network-fault"], "collector", at(0, "I"))
     [waiting] = [e for e in effects if e.kind == "step_waiting" and e.step == "backup-line"]
     assert waiting.detail.endswith(
-        "waits for a person (pre-authorised by emergency leadership group (應急領導小組) on "
+        "waits for a person (pre-authorised by emergency leadership group on "
         "2026-12-01 up to grade II (cbrc); the incident is graded cbrc I)")
     assert run.record("backup-line").held
     # The agent's report alone does not move it: a person decides at grade I.

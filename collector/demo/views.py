@@ -15,7 +15,9 @@ TABLE = "cbrc"
 def _as_is(text: str, **fields) -> str:
     """English, as the templates are written (the narrator's `tr` translates)."""
     return text.format(**fields) if fields else text
-GRADE_TITLES = {"I": "特別重大", "II": "重大", "III": "較大"}
+
+
+GRADE_TITLES = {"I": "特别重大", "II": "重大", "III": "较大"}
 
 
 def faults(inc: dict, check: str = "*", branch: str | None = None,

@@ -19,6 +19,9 @@ from datetime import datetime
 
 from ..incidents import Incident
 from ..reports.timeline import timeline as incident_timeline
+from ..reports.language import timeline_entry
+from ..texts import incident_title, role_name, said
+from ..timewords import zone_label, zone_of
 from .model import EDITABLE, DrillRun
 from .plan import MILESTONES
 
@@ -32,21 +35,29 @@ def _since(start: datetime, t: datetime | None) -> float | None:
     return None if t is None else round((t - start).total_seconds(), 1)
 
 
-def timeline(run: DrillRun, incs: list[Incident], now: datetime) -> list[dict]:
-    """Everything that happened in the drill, oldest first."""
+DELIVERY_WORDS = {"zh": {"sent": "已发送", "queued": "排队中", "failed": "失败"}}
+
+
+def timeline(run: DrillRun, incs: list[Incident], now: datetime, language: str = "en"
+             ) -> list[dict]:
+    """Everything that happened in the drill, oldest first, in the report's language."""
+    said_status = DELIVERY_WORDS.get(language, {})
     out = [_e(run.started_at, "drill_started", None, run.scenario.id, None, run.started_by,
               ", ".join(run.branches))]
     out += [_e(x.injected_at, "injected", None, f"{x.branch} {x.check}", x.state, None,
-               x.reason) for x in run.injections if x.injected_at is not None]
+               (x.reason_zh or x.reason) if language == "zh" else x.reason)
+            for x in run.injections if x.injected_at is not None]
     for inc in incs:
         # Faults starting and clearing are the injections above; the rest is the
         # incident's own story (report kinds: opened, graded, step, ack, ...).
-        out += [{**e, "incident": inc.id} for e in incident_timeline(inc, now)
-                if e["kind"] not in ("fault", "cleared")]
+        for e in incident_timeline(inc, now):
+            if e["kind"] not in ("fault", "cleared"):
+                timeline_entry(e, inc, language)
+                out.append({**e, "incident": inc.id})
         for m in inc.notify.messages if inc.notify else []:
             sent = [d for d in inc.notify.deliveries if d.message == m.id]
             out.append(_e(m.at, "message", inc.id, m.reason, None, None,
-                          f"{m.subject} -> " + (", ".join(f"{d.to} ({d.channel}: {d.status})"
+                          f"{m.subject} -> " + (", ".join(f"{d.to} ({d.channel}: {said_status.get(d.status, d.status)})"
                                                            for d in sent) or "-")))
     if run.ended_at is not None:
         out.append(_e(run.ended_at, "drill_ended", None, run.scenario.id, None, run.ended_by,
@@ -182,27 +193,56 @@ def incidents(incs: list[Incident]) -> list[dict]:
             for i in incs]
 
 
+def _in_language(rows: list[dict], found: list[dict], incs: list[Incident],
+                 language: str) -> None:
+    """The step titles, roles, incident titles and runbook words of the report in its
+    language (collector/texts.py; what people typed stays as written)."""
+    if language == "en":
+        return
+    books = {r.runbook.id: r.runbook for i in incs for r in i.runbooks}
+    for row in rows:
+        rb = books.get(row["runbook"])
+        try:
+            step = rb.step(row["step"]) if rb is not None else None
+        except KeyError:
+            step = None
+        if step is not None:
+            row["title"] = said(step, "title", language)
+        row["role"] = role_name(row["role"], language) or row["role"]
+    for i, inc in zip(found, incs):
+        i["title"] = incident_title(inc.title, language)
+        i["runbooks"] = [f"{r.id} {said(r.runbook, 'title', language)}（{RUN_WORDS.get(r.status, r.status)}）"
+                         for r in inc.runbooks]
+
+
+# a run's status in a zh report's one-line list of runbooks
+RUN_WORDS = {"running": "执行中", "done": "已完成", "failed": "失败"}
+
+
 def build(run: DrillRun, incs: list[Incident], now: datetime, timezone: str,
           language: str) -> dict:
     """Everything the drill report's template reads (`r`)."""
     rows, marks = steps(run, incs, now), milestones(run, incs, now)
+    found = incidents(incs)
+    _in_language(rows, found, incs, language)
     s, p = run.scenario, run.plan
     return {
         "language": language, "timezone": timezone, "as_of": now,
+        "zone": zone_label(zone_of(timezone), language, now),       # 北京时间 / CST, UTC+8
         "drill": {"id": run.id, "status": run.status, "speed": run.speed,
                   "branches": run.branches, "region": run.region,
                   "started_at": run.started_at, "started_by": run.started_by,
                   "ended_at": run.ended_at, "ended_by": run.ended_by, "end_why": run.end_why,
                   "minutes": _since(run.started_at, run.ended_at or now) / 60,
                   "archived_at": run.archived_at, "archived_by": run.archived_by},
-        "scenario": {"id": s.id, "title": (s.title_zh or s.title) if language == "zh"
-                     else s.title, "source": s.source, "runbook": s.runbook,
+        "scenario": {"id": s.id, "title": said(s, "title", language),
+                     "source": said(s, "source", language), "runbook": s.runbook,
                      "scope": s.scope, "events": len(run.injections)},
         "plan": None if p is None else {
             "title": p.title, "time": p.time, "content": p.content, "basis": p.basis,
             "purpose": p.purpose, "owner": p.owner, "partners": p.partners},
-        "incidents": incidents(incs),
-        "timeline": timeline(run, incs, now),
+        "incidents": found,
+        "timeline": timeline(run, incs, now, language),
         "steps": rows, "milestones": marks,
         "failures": failures(run, incs, rows, marks),
         **{k: run.fields.get(k, "") for k in EDITABLE},

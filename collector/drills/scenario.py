@@ -37,6 +37,7 @@ from agent.config import ConfigError, load_as, parse_as
 from agent.schema_network import _S, Name
 
 from ..incident_rules import DRILL_AGENT
+from ..texts import zh_problem
 
 Text = typing.Annotated[str, msgspec.Meta(min_length=1)]
 Offset = typing.Annotated[float, msgspec.Meta(ge=0, le=31_536_000)]
@@ -51,6 +52,7 @@ class Fault(_S, kw_only=True):
     check: Text
     state: State = "critical"
     reason: str = ""
+    reason_zh: str = ""                          # the same in Chinese, for zh drill reports
     diagnosis: typing.Literal["device", "line", "local"] | None = None
     kind: typing.Literal["state", "flapping", "flapping_end", "action"] = "state"
     branch: Name | None = None                   # a fixed branch (default: the drill's)
@@ -62,6 +64,7 @@ class Clear(_S, kw_only=True):
     at: Offset
     check: Text
     reason: str = "back to normal"
+    reason_zh: str = "恢复正常"
     branch: Name | None = None
 
 
@@ -72,6 +75,7 @@ class Scenario(_S, kw_only=True):
     title: Text
     title_zh: str = ""
     source: str = ""
+    source_zh: str = ""
     scope: typing.Literal["branch", "region"] = "branch"
     stagger: Offset = 0
     runbook: Name | None = None
@@ -91,6 +95,7 @@ class Injection(msgspec.Struct, kw_only=True):
     kind: str
     state: str
     reason: str
+    reason_zh: str = ""            # the reason in Chinese (a zh drill report says it)
     diagnosis: str | None = None
     event: str                     # the event id
     injected_at: datetime | None = None
@@ -98,6 +103,13 @@ class Injection(msgspec.Struct, kw_only=True):
 
 def _problems(s: Scenario):
     """Rules a type cannot say."""
+    for key in ("title_zh", "source_zh"):
+        if getattr(s, key) and zh_problem(getattr(s, key)):
+            yield key, zh_problem(getattr(s, key))
+    for at, items in (("events", s.events), ("clears", s.clears)):
+        for i, e in enumerate(items):
+            if e.reason_zh and zh_problem(e.reason_zh):
+                yield f"{at}[{i}].reason_zh", zh_problem(e.reason_zh)
     checks = {e.check for e in s.events}
     for i, e in enumerate(s.events):
         if e.kind == "action" and not e.check.startswith("action/"):
@@ -160,10 +172,11 @@ def expand(s: Scenario, run_id: str, branches: list[str], speed: float = 1.0
            ) -> list[Injection]:
     """The run's injections, in the order they are due (`--speed` divides the offsets)."""
     out = []
-    timeline = [(e.at, e.branch, e.check, e.kind, e.state, e.reason, e.diagnosis)
+    timeline = [(e.at, e.branch, e.check, e.kind, e.state, e.reason, e.reason_zh, e.diagnosis)
                 for e in s.events]
-    timeline += [(c.at, c.branch, c.check, "state", "ok", c.reason, None) for c in s.clears]
-    for n, (at, fixed, check, kind, state, reason, diagnosis) in enumerate(timeline):
+    timeline += [(c.at, c.branch, c.check, "state", "ok", c.reason, c.reason_zh, None)
+                 for c in s.clears]
+    for n, (at, fixed, check, kind, state, reason, reason_zh, diagnosis) in enumerate(timeline):
         # A fixed branch fires once; otherwise every branch of the run, staggered.
         for i, branch in ([(0, fixed)] if fixed else enumerate(branches)):
             agent = f"{DRILL_AGENT}{run_id}:{branch}"
@@ -171,7 +184,8 @@ def expand(s: Scenario, run_id: str, branches: list[str], speed: float = 1.0
             offset = at + i * s.stagger
             out.append(Injection(due=offset / speed, offset=offset, branch=branch, agent=agent,
                                  check=name, kind=kind, state=state,
-                                 reason=reason or f"{name} {state}", diagnosis=diagnosis,
+                                 reason=reason or f"{name} {state}", reason_zh=reason_zh,
+                                 diagnosis=diagnosis,
                                  event=f"{run_id}/{n}/{branch}"))
     out.sort(key=lambda x: (x.due, x.state == "ok"))     # faults before clears at one moment
     return out

@@ -239,7 +239,7 @@ def _ungraded(table: GradingTable, units: dict[str, _Unit], words: _Words
               ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     lowest = table.grades[-1]
     en = [f"below grade {lowest} of {table.title}: ungraded"]
-    zh = [f"未达到{table.title}的 {lowest} 级:未定级"]
+    zh = [f"未达到{table.title_zh or table.title}的 {lowest} 级:未定级"]
     if units:
         business = _at_least({u: x.business for u, x in units.items()}, 1)
         wall = _at_least({u: x.wall for u, x in units.items()}, 1)

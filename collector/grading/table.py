@@ -22,6 +22,8 @@ from typing import Mapping
 
 import yaml
 
+from ..texts import zh_problem
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -75,6 +77,7 @@ class DeadlineRule:
     key: str
     kind: str                       # one of DEADLINE_KINDS
     title: str
+    title_zh: str = ""              # the deadline's name in Chinese (collector/texts.said)
     minutes: float = 0.0
     min_grade: str | None = None    # applies once the incident reached this grade or higher
     not_before_grade: bool = False  # due no earlier than the moment min_grade was reached
@@ -97,6 +100,11 @@ class GradingTable:
     deadlines: tuple[DeadlineRule, ...] = ()
     grade_titles: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     handlers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # grade -> {zh, en}: its name in each language (collector/texts.grade_title);
+    # grade_titles above keeps the Chinese names, as the regulation writes them.
+    grade_names: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))
+    handlers_zh: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    title_zh: str = ""
 
     def rank(self, grade: str | None) -> int:
         """Severity as a number: higher = more severe, None (ungraded) = 0."""
@@ -200,10 +208,16 @@ def _table(d, source: str) -> GradingTable:
     _unique(grades, "grades", "", "grade")
     ctx = {"grades": grades}
     maps = {}
-    for k in ("grade_titles", "handlers"):
+    for k in ("handlers", "handlers_zh"):
         m = d.get(k) or {}
         _mapping(m, k)
-        maps[k] = MappingProxyType({_grade(g, f"{k}.{g}", ctx): _text(v, f"{k}.{g}") for g, v in m.items()})
+        check = _zh if k.endswith("_zh") else _text
+        maps[k] = MappingProxyType({_grade(g, f"{k}.{g}", ctx): check(v, f"{k}.{g}") for g, v in m.items()})
+    names = d.get("grade_titles") or {}
+    _mapping(names, "grade_titles")
+    maps["grade_names"] = MappingProxyType({_grade(g, f"grade_titles.{g}", ctx):
+                                            _bilingual(v, f"grade_titles.{g}") for g, v in names.items()})
+    maps["grade_titles"] = MappingProxyType({g: v["zh"] for g, v in maps["grade_names"].items()})
     rules = tuple(_items(d["rules"], "rules", "id", "rule", _RULE_FIELDS, _COMMON_RULE, ctx, Rule))
     if not rules:
         raise _Bad("rules", "expected at least one rule")
@@ -215,7 +229,9 @@ def _table(d, source: str) -> GradingTable:
     _unique([x.key for x in deadlines], "deadlines", ".key", "deadline key")
     return GradingTable(name=name, title=_text(d.get("title", name), "title"), source=source,
                         grades=grades, rules=rules, deadlines=deadlines,
-                        grade_titles=maps["grade_titles"], handlers=maps["handlers"])
+                        grade_titles=maps["grade_titles"], handlers=maps["handlers"],
+                        grade_names=maps["grade_names"], handlers_zh=maps["handlers_zh"],
+                        title_zh=_zh(d["title_zh"], "title_zh") if "title_zh" in d else "")
 
 
 def _items(items, at: str, id_key: str, what: str, kinds: dict, common: dict, ctx: dict, make):
@@ -278,6 +294,26 @@ def _opt_text(v, at: str, ctx=None) -> str:
     return _need(isinstance(v, str), v, at, "a string")
 
 
+def _zh(v, at: str, ctx=None) -> str:
+    """A text in Simplified Chinese (collector/texts.zh_problem says what is wrong)."""
+    problem = zh_problem(v)
+    if problem:
+        raise _Bad(at, problem)
+    return v
+
+
+def _bilingual(v, at: str) -> MappingProxyType:
+    """{zh: .., en: ..}; a plain string (older tables) is the Chinese name, shown in both."""
+    if isinstance(v, str):
+        return MappingProxyType({"zh": _zh(v, at), "en": v})
+    _mapping(v, at)
+    _no_unknown(v, {"zh", "en"}, at)
+    for lang in ("zh", "en"):
+        if lang not in v:
+            raise _Bad(f"{at}.{lang}", "missing (a name is given in zh and en)")
+    return MappingProxyType({"zh": _zh(v["zh"], f"{at}.zh"), "en": _text(v["en"], f"{at}.en")})
+
+
 def _grade(v, at: str, ctx) -> str:
     g = str(v) if _is_int(v) else v
     _need(g in ctx["grades"], v, at, f"one of the grades {list(ctx['grades'])}")
@@ -325,9 +361,10 @@ def _unique(values, at: str, key: str, what: str) -> None:
         seen.add(v)
 
 
-_TOP = {"name", "title", "source", "grades", "grade_titles", "handlers", "rules", "deadlines"}
+_TOP = {"name", "title", "title_zh", "source", "grades", "grade_titles", "handlers", "handlers_zh",
+        "rules", "deadlines"}
 _COMMON_RULE = {"id": (True, _text), "kind": (True, None), "grade": (True, _grade), "title": (False, _opt_text),
-                "title_zh": (False, _opt_text)}
+                "title_zh": (False, _zh)}
 _RULE_FIELDS = {
     "scope": {"regions_at_least": (False, _count), "business_minutes": (True, _positive)},
     "provisional": {"regions_at_least": (False, _count), "wall_minutes": (True, _positive)},
@@ -335,6 +372,7 @@ _RULE_FIELDS = {
     "asserted": {"criterion": (True, _text), "override": (False, _bool)},
 }
 _COMMON_DEADLINE = {"key": (True, _text), "kind": (True, None), "title": (True, _text),
+                    "title_zh": (False, _zh),
                     "cite": (False, _opt_text), "minutes": (True, _positive)}
 _DEADLINE_FIELDS = {
     "after_start": {"min_grade": (False, _grade), "not_before_grade": (False, _bool),

@@ -2,7 +2,7 @@
 
 A reason says who cannot do business, since when, and for how long, the way
 the people on duty would write it ("2 of 4 branches in 福建 cannot do
-business since 10:10 (business time 30 min)"): durations as "1 h 05 min",
+business since 10:10 (business time 30 min)"): durations as "1 hr, 5 min",
 never "1:05:00.000312", and no rule ids.
 """
 
@@ -11,26 +11,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from ..timewords import span
+
 LANGUAGES = ("en", "zh")
 
 
 def duration(d: timedelta, lang: str = "en") -> str:
-    """A duration as a person writes it: '30 min', '3 h', '1 h 05 min', '29 min 59 s'
-    (en) or '30分钟', '3小时', '1小时5分钟', '29分59秒' (zh); seconds only under an hour."""
-    total = max(0, int(d.total_seconds()))           # a person does not count fractions
-    h, rest = divmod(total, 3600)
-    m, s = divmod(rest, 60)
-    if lang == "zh":
-        if h:
-            return f"{h}小时" + (f"{m}分钟" if m else "")
-        if m:
-            return f"{m}分{s}秒" if s else f"{m}分钟"
-        return f"{s}秒"
-    if h:
-        return f"{h} h" + (f" {m:02d} min" if m else "")
-    if m:
-        return f"{m} min" + (f" {s:02d} s" if s else "")
-    return f"{s} s"
+    """A duration as a person reads it, by Babel (collector/timewords.span): '30 min',
+    '3 hr', '1 hr, 5 min', '29 min, 59 sec' (en) or '30分钟', '3小时', '1小时5分钟',
+    '29分钟59秒' (zh); two units at most, never fractions of a second."""
+    return span(d, lang)
 
 
 def clock(t: datetime, zone: ZoneInfo, now: datetime | None = None) -> str:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from ..incidents import Incident
+from ..texts import deadline_title, grade_title, incident_title, reason_zh, role_name, said
 from .routing import Rules, branches_of
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -40,13 +41,13 @@ def is_drill(inc: Incident) -> bool:
 
 
 def grade_label(inc: Incident, rules: Rules, ungraded: str) -> str:
-    """'III 較大' per graded table (' / ' between tables), or the ungraded word."""
+    """'III 较大' per graded table (' / ' between tables), or the ungraded word."""
     labels = []
     for name, rec in inc.grades.items():
         if rec.grade is None:
             continue
         t = rules.tables.get(name)
-        title = t.grade_titles.get(rec.grade) if t is not None else None
+        title = grade_title(t, rec.grade, rules.settings.language) if t is not None else None
         labels.append(f"{rec.grade} {title}" if title else rec.grade)
     return " / ".join(labels) or ungraded
 
@@ -66,23 +67,117 @@ def render(inc: Incident, reason: str, detail: str, rules: Rules, tz: ZoneInfo
     """(subject, text without the ack link) for one alert."""
     t = template(rules.settings.language)
     subject = _fill(t["subject"], drill=t["drill"] if is_drill(inc) else "", id=inc.id,
-                    grade=grade_label(inc, rules, t["ungraded"]), title=inc.title)
+                    grade=grade_label(inc, rules, t["ungraded"]),
+                    title=incident_title(inc.title, rules.settings.language))
+    lang, states = rules.settings.language, t.get("states", {})
     faults = [f for f in inc.faults.values() if f.active and not f.suppressed]
-    shown = "; ".join(f"{f.check} {f.state}: {f.reason}" for f in faults[:FAULTS_SHOWN])
+    said = reason_zh if lang == "zh" else (lambda text: text)
+    shown = "; ".join(f"{f.check} {states.get(f.state, f.state)}: {said(f.reason)}"
+                      for f in faults[:FAULTS_SHOWN])
     if len(faults) > FAULTS_SHOWN:
         shown += f"; +{len(faults) - FAULTS_SHOWN}"
-    due = "; ".join(f"{d.key} {d.status} {local(d.due_at, tz)}" for d in inc.deadlines
-                    if d.status != "met")
+    due_words = t.get("deadline_statuses", {})
+    due = "; ".join(f"{d.key} {due_words.get(d.status, d.status)} {local(d.due_at, tz)}"
+                    for d in inc.deadlines if d.status != "met")
     branches = branches_of(inc)
-    values = dict(subject=subject, id=inc.id, title=inc.title,
-                  what=_fill(t["reasons"].get(reason, "{detail}"), detail=detail),
+    values = dict(subject=subject, id=inc.id,
+                  title=incident_title(inc.title, rules.settings.language),
+                  what=_fill(t["reasons"].get(reason, "{detail}"),
+                             detail=_detail(detail, inc, lang, states, tz, rules)),
                   branches=", ".join(branches),
                   region=", ".join(dict.fromkeys(r for b in branches
                                                  if (r := rules.region_of(b)))) or "-",
-                  started=local(inc.started_at, tz), status=inc.status, faults=shown,
+                  started=local(inc.started_at, tz),
+                  status=t.get("statuses", {}).get(inc.status, inc.status), faults=shown,
                   deadlines=due)
     lines = [line for line in (_line(b, values) for b in t["body"]) if line is not None]
     return subject, "\n".join(lines)
+
+
+def _detail(detail: str, inc: Incident, lang: str, states: dict, tz: ZoneInfo | None = None,
+            rules: Rules | None = None) -> str:
+    """What changed, as the engine wrote it, with its own words in the message's
+    language: titles, fault states, deadlines, grades (a device's words stay)."""
+    if lang == "en" or not detail:
+        return detail
+    title = inc.title
+    for head in (title, title.removeprefix("DRILL: ")):
+        if head and detail.startswith(head + ": "):
+            return incident_title(head, lang) + "：" + _detail(detail[len(head) + 2:], inc, lang,
+                                                             states, tz, rules)
+    graded = _GRADED.match(detail)
+    if graded:
+        return _graded_zh(graded, inc)
+    if detail == "every fault cleared":
+        return "全部故障已恢复"
+    m = _NOT_COVERED.match(detail)
+    if m:
+        return f"没有预案覆盖{incident_title(m['title'], lang)}（{m['faults']}）；由应急领导小组决定处置"
+    m = _PLAN_FAILED.match(detail)
+    if m:
+        step = _step_title(inc, m["step"])
+        return f"预案步骤“{step or m['title']}”失败：{m['note']}"
+    m = _MISSED.match(detail) or _REMINDER.match(detail)
+    if m:
+        d = next((x for x in inc.deadlines if x.key == m["key"]), None)
+        name = deadline_title(rules.tables if rules else {}, d, lang) if d else m["title"]
+        at = local(d.due_at, tz) if d and tz else m["at"]
+        if m.re is _MISSED:
+            return f"{name}（{m['key']}）已于 {at} 到期"
+        return f"{name}（{m['key']}）{at} 到期，剩余 {m['left']} 分钟"
+    m = _ESCALATED.match(detail)
+    if m:
+        roles = "、".join(role_name(r.strip(), lang) for r in m["roles"].split(","))
+        return f"{m['after']} 分钟 → {roles}"
+    by = re.match(r"^by (?P<who>[^:]+): (?P<why>.*)$", detail)       # a person's resolve
+    if by:
+        return f"{by['who']}：{by['why']}"
+    m = _FAULT.match(detail)
+    if m:
+        return f"{m['check']} {states.get(m['state'], m['state'])}: {reason_zh(m['reason'])}"
+    return detail
+
+
+# notify/escalation.py, incident_grades.py and incidents.py write these
+_MISSED = re.compile(r"^(?P<key>\S+) was due (?P<at>\S+): (?P<title>.+)$")
+_REMINDER = re.compile(r"^(?P<title>.+) \((?P<key>[\w-]+)\) due (?P<at>.+), in (?P<left>-?\d+) min$")
+_ESCALATED = re.compile(r"^(?P<after>[\d.]+) min -> (?P<roles>.+)$")
+_FAULT = re.compile(r"^(?P<check>\S+) (?P<state>ok|warning|critical|unknown): (?P<reason>.*)$")
+
+
+# incident_runbooks.py and runbooks/run.py write these
+_NOT_COVERED = re.compile(r"^no runbook covers (?P<title>.+) \((?P<faults>[^()]*)\); "
+                          r"the leadership group decides what to do$")
+_PLAN_FAILED = re.compile(r"^(?:\S+ )?plan failed at (?P<step>\S+) \((?P<title>.+?)\): (?P<note>.*)$")
+
+
+def _step_title(inc: Incident, step_id: str) -> str | None:
+    """A runbook step's title in Chinese, from the run frozen on the incident."""
+    for run in inc.runbooks:
+        try:
+            return said(run.runbook.step(step_id), "title", "zh")
+        except KeyError:
+            continue
+    return None
+
+
+# incident_grades._apply_grade's detail: "cbrc: ungraded -> III 较大 by rule r (reason)"
+_GRADED = re.compile(r"^(?P<table>[\w-]+): (?P<old>.+?) -> (?P<new>.+?)"
+                     r"(?: by rule (?P<rule>\S+)(?: \((?P<reason>.*)\))?| by (?P<who>[^:]+): (?P<why>.*))?$")
+_GRADE_WORDS = (("not yet graded", "尚未定级"), ("ungraded", "未定级"), (" (provisional)", "（暂定）"))
+
+
+def _graded_zh(m: re.Match, inc: Incident) -> str:
+    def label(text: str) -> str:
+        for en, zh in _GRADE_WORDS:
+            text = text.replace(en, zh)
+        return text
+    out = f"{m['table']}：{label(m['old'])} → {label(m['new'])}"
+    if m["who"]:
+        return out + f"（{m['who']} 人工定级：{m['why']}）"
+    rec = inc.grades.get(m["table"])
+    zh = list(getattr(rec, "reasons_zh", ()) or ())
+    return out + (f"（{zh[0]}）" if zh else "")
 
 
 def with_link(text: str, ack_url: str | None, rules: Rules) -> str:

@@ -35,6 +35,7 @@ import msgspec
 from ..incident_codec import from_dict
 from ..incidents import Incident
 from . import facts as F
+from .language import localise
 from .facts import Scope
 from .prefill import prefill
 from .settings import ReportSettings
@@ -125,7 +126,7 @@ def facts_of(kind: str, incident: dict, scope: Scope, settings: ReportSettings, 
     fields["reporters"] = F.reporters(inc)          # 第二十六條, every kind
     if kind == "progress":
         fields["since_report"] = since_report
-    return plain(fields)
+    return plain(localise(fields, inc, language))
 
 
 def _written(inc: Incident, scope: Scope, now: datetime, since: datetime, lang: str) -> dict:

@@ -36,6 +36,8 @@ import msgspec
 from agent.config import ConfigError, load_as
 from agent.schema_network import _S, Name
 
+from ..texts import zh_problem
+
 Text = typing.Annotated[str, msgspec.Meta(min_length=1)]
 Seconds = typing.Annotated[float, msgspec.Meta(gt=0)]
 END = "end"
@@ -66,6 +68,7 @@ class Action(_S, kw_only=True):
     body: dict = {}                  # webhook: JSON body (values may use {incident}, {branch})
     check: Text | None = None        # hold/release: the fact that keeps the incident open
     reason: Text | None = None       # hold: what it means, for people
+    reason_zh: Text | None = None    # the same in Chinese
 
 
 class Until(_S, kw_only=True):
@@ -80,6 +83,7 @@ class Grant(_S, kw_only=True):
     """A pre-authorisation (預授權, domain.md §4): a decision by people, recorded."""
 
     granted_by: Text                         # who granted it (a person or a body)
+    granted_by_zh: Text | None = None        # the same in Chinese
     granted_at: Text                         # when (a date, as the decision says it)
     up_to_grade: Text                        # the most severe grade it still holds for
     table: Text = "cbrc"                     # which grading table that grade is of
@@ -91,8 +95,10 @@ class Step(_S, kw_only=True):
     id: Name
     kind: typing.Literal["action", "manual", "wait", "decision"]
     title: Text
+    title_zh: Text | None = None             # each text a person reads, in Chinese too
     role: Text | None = None                 # who does it (第四條: leadership, execution, support)
     text: Text | None = None                 # what to do, for people
+    text_zh: Text | None = None
     evidence: typing.Literal["none", "note", "photo"] = "none"
     action: Action | None = None
     # A Grant; `true` is read only from runs stored before grants were recorded.
@@ -102,7 +108,9 @@ class Step(_S, kw_only=True):
     until: Until | None = None               # wait
     timeout: Seconds | None = None           # wait, action: fail after this long
     question: Text | None = None             # decision
+    question_zh: Text | None = None
     options: dict[str, Name] = {}            # decision: answer -> next step id
+    options_zh: dict[str, Text] = {}         # decision: answer -> its words in Chinese
     auto: typing.Literal["diagnosis"] | None = None
     next: Name | None = None
     on_fail: Name | None = None
@@ -117,6 +125,7 @@ class Runbook(_S, kw_only=True):
 
     id: Name
     title: Text
+    title_zh: Text | None = None
     source: Text
     applies_to: Applies = msgspec.field(default_factory=Applies)
     steps: typing.Annotated[list[Step], msgspec.Meta(min_length=1)]
@@ -135,8 +144,29 @@ class Runbook(_S, kw_only=True):
         return ids[i + 1] if i + 1 < len(ids) else END
 
 
+def _zh_problems(rb: Runbook):
+    """Each `_zh` text is Simplified Chinese (collector/texts.py)."""
+    items = [("", rb)] + [(f"steps[{i}].", s) for i, s in enumerate(rb.steps)]
+    items += [(f"steps[{i}].action.", s.action) for i, s in enumerate(rb.steps) if s.action]
+    items += [(f"steps[{i}].preauthorised.", s.preauthorised) for i, s in enumerate(rb.steps)
+              if isinstance(s.preauthorised, Grant)]
+    for at, obj in items:
+        for key in ("title", "text", "question", "reason", "granted_by"):
+            value = getattr(obj, f"{key}_zh", None)
+            problem = value is not None and zh_problem(value)
+            if problem:
+                yield f"{at}{key}_zh", problem
+    for i, s in enumerate(rb.steps):
+        for answer, words in s.options_zh.items():
+            if answer not in s.options:
+                yield f"steps[{i}].options_zh.{answer}", f"no option {answer!r} in options"
+            elif zh_problem(words):
+                yield f"steps[{i}].options_zh.{answer}", zh_problem(words)
+
+
 def _problems(rb: Runbook):
     """What the types cannot say: unique ids, targets that exist, each kind's fields."""
+    yield from _zh_problems(rb)
     ids = [s.id for s in rb.steps]
     known = set(ids) | {END}
     for i, s in enumerate(rb.steps):

@@ -19,7 +19,7 @@ from ..fleet.view import fleet_lines
 from ..storage.branch_log import branch_changes
 from ..store import read_agents
 from .branch_view import current_checks, devices, grafana_link, ups_readings
-from .console import CONSOLE, page, render
+from .console import page, render
 from .views import incident_row, incident_rows
 
 CHANGES = 50              # state changes on one page
@@ -31,7 +31,6 @@ async def branch(request: web.Request) -> web.Response:
     """GET /console/branches/{branch}[?before=SEQ]; from htmx (a live update) the
     part above the state changes only."""
     st = request.app[STATE]
-    con = request.app[CONSOLE]
     name = request.match_info["branch"]
     enrolled = [a for a in st.config.agents if a.branch == name]
     agents = [a for a in await read(request, read_agents)
@@ -81,5 +80,4 @@ async def branch(request: web.Request) -> web.Response:
                   open_rows=incident_rows(open_, tables, now),
                   past_rows=[incident_row(i, tables, now) for i in past[:PAST]],
                   changes=changes, older=older, first=before is not None,
-                  grafana=grafana_link(st.config.console.grafana_url, name, region),
-                  zone_name=str(con.zone))
+                  grafana=grafana_link(st.config.console.grafana_url, name, region))

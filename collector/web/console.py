@@ -36,6 +36,8 @@ from aiohttp import web
 
 from ..api_base import STATE, STORE, Rejected, read_form
 from ..roles import allowed as role_allows, refusal
+from ..refusals import refusal_zh
+from ..texts import Reader
 from .i18n import LANGUAGES, duration, translate
 from .passwords import Hasher
 from ..storage.sessions import read_session
@@ -103,8 +105,14 @@ def render(request: web.Request, template: str, status: int = 200, **data) -> we
     now = datetime.fromtimestamp(st.clock(), timezone.utc)
     s: Session | None = request.get("session")
 
-    def local(dt: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
-        return "" if dt is None else dt.astimezone(con.zone).strftime(fmt)
+    tables = st.desk.grader.tables if st.desk.grader else {}
+    words = Reader(lang, con.zone, tables)
+
+    def local(dt: datetime | None, fmt: str = "%S") -> str:
+        # by Babel, in the visitor's locale; the zone is said once per page (base.html,
+        # "时间均为 北京时间"), and with the moments that matter (words.when). A
+        # strftime pattern without seconds (a list's column) gives minutes.
+        return words.when(dt, seconds="%S" in fmt, with_zone=False)
 
     flash = list(s.flash) if s else []
     if s and not request.headers.get("HX-Request"):
@@ -112,7 +120,7 @@ def render(request: web.Request, template: str, status: int = 200, **data) -> we
     html = con.env.get_template(template).render(
         t=translate(lang), lang=lang, other_lang="en" if lang == "zh" else "zh",
         now=now, now_ms=int(now.timestamp() * 1000), local=local,
-        ago=lambda seconds: duration(seconds, lang), session=s, flash=flash,
+        ago=lambda seconds: duration(seconds, lang), session=s, flash=flash, words=words,
         can=lambda action: con.allowed(s, action), refresh=con.refresh,
         path=request.path_qs, **data)
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8",
@@ -139,9 +147,13 @@ async def save_sessions(request: web.Request) -> None:
         await st.run(apply_writes, request.app[STORE], writes)
 
 
-def _refused(r: Rejected) -> web.Response:
-    """A refusal on a console path: a short text page, not the API's JSON."""
-    return web.Response(text=f"{r.status}: {r}\n", status=r.status, content_type="text/plain",
+def _refused(r: Rejected, request: web.Request | None = None) -> web.Response:
+    """A refusal on a console path: a short text page in the visitor's language, not
+    the API's JSON."""
+    lang = lang_of(request) if request is not None else "en"
+    text = (f"{r.status}：{translate(lang)('refused')}：{refusal_zh(str(r))}" if lang == "zh"
+            else f"{r.status}: {r}")
+    return web.Response(text=text + "\n", status=r.status, content_type="text/plain",
                         charset="utf-8", headers={**HEADERS, **r.headers})
 
 
@@ -160,7 +172,7 @@ def public(handler):
         try:
             return await handler(request)
         except Rejected as r:
-            return _refused(r)
+            return _refused(r, request)
     return wrapped
 
 
@@ -176,7 +188,7 @@ def page(handler):
         try:
             return await handler(request)
         except Rejected as r:
-            return _refused(r)
+            return _refused(r, request)
     return wrapped
 
 
@@ -194,7 +206,7 @@ def action(name: str | None):
                 await _check_post(request, s, name or request.match_info.get("action", ""))
                 return await handler(request)
             except Rejected as r:
-                return _refused(r)
+                return _refused(r, request)
         return wrapped
     return wrap
 

@@ -49,8 +49,8 @@ async def history(request: web.Request) -> web.Response:
     region_of = {a.branch: a.region for a in st.config.agents}
     grades = []
     for name, table in tables.items():
-        grades += [(g, f"{name} {g} {table.grade_titles.get(g, '')}".strip())
-                   for g in table.grades if g not in {x for x, _ in grades}]
+        # (grade, its table): the page names it in the reader's language (words.grade)
+        grades += [(g, name) for g in table.grades if g not in {x for x, _ in grades}]
     # The pager keeps the filters (and a page size given in the URL).
     keep = urlencode({k: v for k, v in chosen.items() if v}
                      | ({"limit": q["limit"]} if q.get("limit") else {}))

@@ -1,12 +1,16 @@
 """The console's words in Chinese and English, and how it says times.
 
 Templates call `t("key")`; a key missing from one language falls back to
-English, then to the key itself (a test checks both languages have every
-key). Grade titles, rule reasons and runbook text come from the tables and
-runbook files as they are written.
+English, then to the key itself (tests/test_i18n_catalogue.py checks both
+languages have every key, and every key a template or module uses is here).
+Grade titles, rule reasons, runbook and drill texts come from the data files
+in both languages, chosen by collector/texts.py; times and durations are
+Babel's (collector/timewords.py), the zone said.
 """
 
 from __future__ import annotations
+
+from ..timewords import span
 
 LANGUAGES = ("zh", "en")
 
@@ -134,7 +138,7 @@ WORDS: dict[str, dict[str, str]] = {
     "drill_report": {"zh": "演练报告", "en": "Drill report"},
     "read_only": {"zh": "只读账户", "en": "read-only account"},
     "not_allowed": {"zh": "你的角色不能执行此操作", "en": "Your role may not do this"},
-    "done": {"zh": "已完成", "en": "Done"},
+    "done": {"zh": "已完成", "en": "done"},
     "refused": {"zh": "未执行", "en": "Refused"},
     "live": {"zh": "实时", "en": "live"},
     "opened": {"zh": "事件开启", "en": "incident opened"},
@@ -350,6 +354,36 @@ WORDS.update({
 })
 
 
+# Every word in zh and en (collector/texts.py, timewords.py): times, report and drill
+# states, kinds and languages, runbook states, refusals.
+WORDS.update({
+    "times_in": {"zh": "时间均为", "en": "Times are"},
+    "kind_written": {"zh": "书面报告", "en": "written report"},
+    "kind_progress": {"zh": "进展报告", "en": "progress report"},
+    "kind_summary": {"zh": "总结报告", "en": "summary report"},
+    "kind_drill": {"zh": "演练报告", "en": "drill report"},
+    "lang_zh": {"zh": "中文", "en": "Chinese"},
+    "lang_en": {"zh": "英文", "en": "English"},
+    "report_draft": {"zh": "草稿", "en": "draft"},
+    "report_issued": {"zh": "已签发", "en": "issued"},
+    "drill_running": {"zh": "进行中", "en": "running"},
+    "drill_ended": {"zh": "已结束", "en": "ended"},
+    "drill_archived": {"zh": "已归档", "en": "archived"},
+    "event_flapping": {"zh": "频繁变化", "en": "flapping"},
+    "event_flapping_end": {"zh": "不再频繁变化", "en": "flapping ended"},
+    "event_action": {"zh": "代理程序动作", "en": "agent action"},
+    "runbook_done": {"zh": "已完成", "en": "done"},
+    "runbook_running": {"zh": "进行中", "en": "running"},
+    "runbook_failed": {"zh": "失败", "en": "failed"},
+    "no_role": {"zh": "无角色", "en": "no role"},
+    "at_once": {"zh": "立即", "en": "at once"},
+    "flash_done": {"zh": "已完成", "en": "Done"},
+    "diag_line": {"zh": "线路", "en": "line"},
+    "diag_device": {"zh": "设备", "en": "device"},
+    "diag_local": {"zh": "本机", "en": "local"},
+})
+
+
 def translate(lang: str):
     """`t(key)` for templates in `lang`."""
     def t(key: str) -> str:
@@ -361,19 +395,5 @@ def translate(lang: str):
 
 
 def duration(seconds: float, lang: str) -> str:
-    """'2 h 05 min' / '2小时05分' (a countdown or an age; never negative)."""
-    s = max(0, int(seconds))
-    d, rest = divmod(s, 86400)
-    h, rest = divmod(rest, 3600)
-    m, sec = divmod(rest, 60)
-    if lang == "zh":
-        if d:
-            return f"{d}天{h}小时"
-        if h:
-            return f"{h}小时{m:02d}分"
-        return f"{m}分{sec:02d}秒" if m else f"{sec}秒"
-    if d:
-        return f"{d} d {h} h"
-    if h:
-        return f"{h} h {m:02d} min"
-    return f"{m} min {sec:02d} s" if m else f"{sec} s"
+    """'2 hr, 5 min' / '2小时5分钟' (a countdown or an age; never negative), by Babel."""
+    return span(seconds, lang)

@@ -23,8 +23,9 @@ from ..drills.http import DRILLS
 from ..fleet.storage import read_about
 from ..fleet.view import fleet_lines
 from ..person_reports import CAUSES, KINDS
-from .console import (CONSOLE, COOKIE, HEADERS, LANG_COOKIE, Console, check_origin, page,
+from .console import (CONSOLE, COOKIE, HEADERS, LANG_COOKIE, Console, check_origin, lang_of, page,
                       public, render, save_sessions)
+from ..texts import Reader
 from .i18n import LANGUAGES
 from .passwords import UNKNOWN_USER, Busy
 from .throttle import normalise
@@ -50,6 +51,11 @@ async def _incidents(request, status: str | None, limit: int, drill: str = "no",
                                 newest_first=True)
     page_, _ = await read(request, reads.list_incidents, query)
     return page_
+
+
+def _words(request, tables) -> Reader:
+    """The visitor's words: their language, the collector's zone."""
+    return Reader(lang_of(request), request.app[CONSOLE].zone, tables)
 
 
 def _live(request) -> bool:
@@ -230,7 +236,7 @@ async def incident(request: web.Request) -> web.Response:
     data = dict(inc=inc, row=row, grades=grade_labels(inc, tables), tables=tables,
                 current=current,
                 faults=[fault_view(f) for f in inc["faults"]],
-                timeline=timeline(inc), runs=runs,
+                timeline=timeline(inc, words=_words(request, tables)), runs=runs,
                 reports=reports, records=inc["grades"], notified=notifications(inc))
     return render(request, "_incident_live.html" if _live(request) else "incident.html",
                   **data)

@@ -14,11 +14,9 @@ from .console import CONSOLE, STATIC, Console
 
 def add_console_routes(app: web.Application) -> None:
     """Mount the console under /console/ (issue 8); `/` leads to it."""
+    from ..api import collector_zone            # api.py mounts this module
     st = app[STATE]
-    grader = st.desk.grader
-    tz = (st.config.reports.timezone
-          or (grader.calendar.timezone if grader is not None else None) or "UTC")
-    app[CONSOLE] = Console(st.config, tz, app[STORE], app.get(READERS))
+    app[CONSOLE] = Console(st.config, collector_zone(st), app[STORE], app.get(READERS))
     app.on_cleanup.append(lambda app: _stop_hashing(app[CONSOLE]))
     r = app.router
     r.add_get("/", pages.home)

@@ -8,12 +8,14 @@ agent records (last heartbeat and its checks) with the config's enrolment.
 from __future__ import annotations
 
 import fnmatch
-from datetime import datetime
+from datetime import datetime, timezone
 from types import SimpleNamespace
 
 from agent.wire import CheckStatus
 
 from ..runbooks.run import Run
+from ..texts import Reader
+from .i18n import translate
 
 STATE_RANK = {"ok": 0, "unknown": 1, "warning": 2, "critical": 3}
 
@@ -97,48 +99,64 @@ def incident_rows(incidents: list[dict], tables: dict, now: datetime) -> list[di
     return sorted(rows, key=lambda r: (-r["rank"], r["started_at"]))
 
 
-def timeline(inc: dict, limit: int = 300) -> list[dict]:
+def timeline(inc: dict, limit: int = 300, words: Reader | None = None) -> list[dict]:
     """Everything that happened to an incident, oldest first: faults, people,
-    grades, runbook steps, deadlines (the newest `limit` entries)."""
-    e = [{"at": inc["started_at"], "kind": "opened", "text": inc["title"], "who": None}]
+    grades, runbook steps, deadlines (the newest `limit` entries), in the words
+    of `words`' reader (English by default). `text` is branchwatch's words,
+    `raw` what a device or a person said, as they said it."""
+    words = words or Reader("en", timezone.utc)
+    t = translate(words.lang)
+    sep = "：" if words.lang == "zh" else ": "
+    e = [{"at": inc["started_at"], "kind": "opened", "text": words.title(inc["title"]), "who": None,
+          "raw": None}]
     for f in inc["faults"]:
         for at, kind, state, reason in (h[:4] for h in f["history"]):
+            how = "" if kind == "state" else f" ({t('event_' + kind)})"
             e.append({"at": at, "kind": "fault_entry", "who": None, "state": state,
-                      "text": f"{f['branch']} {f['check']}: {state} ({kind}) {reason}"})
+                      "text": f"{f['branch']} {f['check']}{sep}{t(state)}{how}",
+                      "raw": words.reason(reason)})
     for a in inc["acks"]:
-        e.append({"at": a["at"], "kind": "acked", "who": a["who"], "text": a["why"]})
+        e.append({"at": a["at"], "kind": "acked", "who": a["who"], "text": "", "raw": a["why"]})
     for a in inc["notes"]:
-        e.append({"at": a["at"], "kind": "note", "who": a["who"], "text": a["why"]})
+        e.append({"at": a["at"], "kind": "note", "who": a["who"], "text": "", "raw": a["why"]})
     for name, rec in inc["grades"].items():
         for c in rec.history:
             if c.grade is None and c.who is None:
                 continue            # "not graded yet" is no event
-            text = f"{name}: {c.grade or '—'}" + (" (provisional)" if c.provisional else "")
-            text += f" · {c.rule}" if c.rule else ""
-            text += f" · {c.why}" if c.why else ""
-            e.append({"at": c.at, "kind": "graded", "who": c.who, "text": text})
+            text = f"{name}{sep}{c.grade or '—'}"
+            text += f" {words.grade(name, c.grade)}" if c.grade else ""
+            text += f" ({t('provisional')})" if c.provisional else ""
+            text += f" · {words.rule(name, c.rule)}" if c.rule else ""
+            e.append({"at": c.at, "kind": "graded", "who": c.who, "text": text,
+                      "raw": c.why})
     for run in inc["runbooks"]:
         for r in run.records:
             if r.status in ("done", "skipped", "failed", "not_needed"):
-                text = f"{run.runbook.id} / {r.step}: {r.status}"
-                text += f" ({r.choice})" if r.choice else ""
-                text += f" — {r.note}" if r.note else ""
+                try:
+                    step = run.runbook.step(r.step)
+                except KeyError:
+                    step = None
+                text = f"{words.said(run.runbook)} / {words.said(step) if step else r.step}"
+                text += f" · {t(r.status)}"
+                text += f" · {words.option(step, r.choice)}" if r.choice else ""
                 e.append({"at": r.ended_at or r.started_at, "kind": "step_entry",
-                          "who": r.who, "text": text})
+                          "who": r.who, "text": text,
+                          # "incident resolved" is the collector's, said by the status
+                          "raw": None if r.status == "not_needed" else r.note})
     for d in inc["deadlines"]:
         if d.status == "met":
             e.append({"at": d.met_at, "kind": "deadline_met", "who": d.met_by,
-                      "text": f"{d.title}: {d.what or ''}"})
+                      "text": words.deadline(d), "raw": d.what})
         elif d.status == "missed":
             e.append({"at": d.missed_at or d.due_at, "kind": "deadline_missed", "who": None,
-                      "text": d.title})
+                      "text": words.deadline(d), "raw": None})
     if inc["resolved_at"]:
         by = inc["resolved_by"]
         e.append({"at": inc["resolved_at"], "kind": "resolved", "who": by and by["who"],
-                  "text": by["why"] if by else ""})
+                  "text": "", "raw": by["why"] if by else ""})
     if inc["closed"]:
         e.append({"at": inc["closed"]["at"], "kind": "closed", "who": inc["closed"]["who"],
-                  "text": inc["closed"]["why"]})
+                  "text": "", "raw": inc["closed"]["why"]})
     e.sort(key=lambda x: x["at"])
     return e[-limit:]
 
