@@ -147,11 +147,15 @@ def test_timeline_escalation_ack_link_grade_reminder_and_missed_deadline(tmp_pat
             # GET only shows the page (mail scanners fetch links); POST acknowledges.
             status, page = request(link)
             assert status == 200 and b"<form method=\"post\">" in page
+            # No console session, no language cookie: Chinese first, then English.
+            said = page.decode()
+            assert "以 张伟 的身份确认收到" in said and "状态：处置中" in said
+            assert said.index("确认收到") < said.index("Acknowledge as 张伟")
             assert incidents(c)[0]["acks"] == []
             bad = link.replace("by=%E5%BC%A0%E4%BC%9F", "by=wang")
             assert request(bad, b"", method="POST")[0] == 403
             status, page = request(link, b"", method="POST")
-            assert status == 200 and "张伟" in page.decode()
+            assert status == 200 and "张伟 已确认收到" in page.decode()
             [ack] = incidents(c)[0]["acks"]
             assert ack["who"] == "张伟"
             [(actor, data)] = audit(c, "incident.acknowledged")

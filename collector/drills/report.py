@@ -80,7 +80,9 @@ def steps(run: DrillRun, incs: list[Incident], now: datetime) -> list[dict]:
                 actual = round((end - rec.started_at).total_seconds(), 1)
                 plan = planned.get(rb.id, {}).get(rec.step)
                 seen.add((rb.id, rec.step))
-                verdict = ("unfinished" if rec.ended_at is None else
+                # A step ended as not needed when the incident resolved was never
+                # done by the team: for a drill it is unfinished.
+                verdict = ("unfinished" if rec.ended_at is None or rec.status == "not_needed" else
                            "failed" if rec.status == "failed" else
                            "unplanned" if plan is None else
                            "over" if actual > plan else "ok")

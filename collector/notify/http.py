@@ -18,6 +18,8 @@ from aiohttp import web
 
 from ..api_base import STATE, Rejected, _bearer_hash, _body
 from ..incidents import Refused
+from ..texts import incident_title
+from ..web.i18n import translate
 from . import intake
 from .channels import Channels
 from .dispatch import DispatchMetrics, Dispatcher
@@ -63,12 +65,35 @@ def send_mail(st) -> None:
         dispatcher.submit(st.desk.mail.pop(0))
 
 
-def _page(status: int, title: str, text: str, form: bool = False) -> web.Response:
-    button = ('<form method="post"><button type="submit">Acknowledge / 确认</button></form>'
+# The page a notification's link opens: the person has no console session and no
+# language cookie, so it says everything in Chinese first, then in English.
+_SAID = {
+    "no_links": ("不支持确认链接", "No acknowledgement links",
+                 "本采集中心未启用签名链接。", "This collector signs no links."),
+    "bad_link": ("链接无效", "Link not valid",
+                 "此链接对该事件和人员无效。", "This link is not valid for this incident and person."),
+    "unknown": ("未知事件", "Unknown incident", "没有事件 {incident}。", "No incident {incident}."),
+    "ask": ("{incident} {title_zh}", "{incident} {title}",
+            "以 {person} 的身份确认收到？确认后停止升级通知，并记入审计记录。"
+            "状态：{status_zh}，已确认 {acks} 次。",
+            "Acknowledge as {person}? Escalation stops; it is recorded in the audit trail. "
+            "Status: {status}, acknowledged {acks} times."),
+    "refused": ("未确认", "Not acknowledged", "{why}", "{why}"),
+    "done": ("{incident} 已确认收到", "{incident} acknowledged",
+             "{person} 已确认收到。", "Acknowledged by {person}."),
+}
+
+
+def _page(code: int, key: str, form: bool = False, **fields) -> web.Response:
+    zh_title, en_title, zh_text, en_text = (x.format(**fields) for x in _SAID[key])
+    button = ('<form method="post"><button type="submit">确认收到 / Acknowledge</button></form>'
               if form else "")
-    body = (f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>{button}")
-    return web.Response(status=status, text=body, content_type="text/html")
+    esc = html.escape
+    body = (f"<!doctype html><html lang='zh-CN'><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{esc(zh_title)}</title><h1>{esc(zh_title)}</h1><p>{esc(zh_text)}</p>"
+            f"{button}<hr><div lang='en'><h2>{esc(en_title)}</h2><p>{esc(en_text)}</p></div>")
+    return web.Response(status=code, text=body, content_type="text/html", charset="utf-8")
 
 
 def _check_link(st, request: web.Request) -> tuple[str, str] | web.Response:
@@ -76,11 +101,10 @@ def _check_link(st, request: web.Request) -> tuple[str, str] | web.Response:
     person = request.query.get("by", "")
     notifier = st.desk.notifier
     if notifier is None or notifier.secret is None:
-        return _page(404, "No acknowledgement links", "This collector signs no links.")
+        return _page(404, "no_links")
     if not person or notifier.rules.person(person) is None or not valid(
             notifier.secret, incident, person, sig):
-        return _page(403, "Link not valid",
-                     "This link is not valid for this incident and person.")
+        return _page(403, "bad_link")
     return incident, person
 
 
@@ -93,11 +117,11 @@ async def ack_page(request: web.Request) -> web.Response:
     incident, person = checked
     inc = await st.run(st.desk.get, incident)
     if inc is None:
-        return _page(404, "Unknown incident", f"No incident {incident}.")
-    return _page(200, f"{incident} {inc['title']}",
-                 f"Acknowledge as {person}? Escalation stops; it is recorded in the audit "
-                 f"trail. Status: {inc['status']}, acknowledged {len(inc['acks'])} times.",
-                 form=True)
+        return _page(404, "unknown", incident=incident)
+    return _page(200, "ask", form=True, incident=incident, person=person,
+                 title=inc["title"], title_zh=incident_title(inc["title"], "zh"),
+                 status=inc["status"], status_zh=translate("zh")("status_" + inc["status"]),
+                 acks=len(inc["acks"]))
 
 
 async def ack_post(request: web.Request) -> web.Response:
@@ -110,10 +134,10 @@ async def ack_post(request: web.Request) -> web.Response:
     try:
         await st.run(st.desk.act, "ack", incident, person, ACK_WHY)
     except KeyError:
-        return _page(404, "Unknown incident", f"No incident {incident}.")
+        return _page(404, "unknown", incident=incident)
     except Refused as e:
-        return _page(409, "Not acknowledged", str(e))
-    return _page(200, f"{incident} acknowledged", f"Acknowledged by {person}.")
+        return _page(409, "refused", why=str(e))
+    return _page(200, "done", incident=incident, person=person)
 
 
 async def alertmanager_webhook(request: web.Request) -> web.Response:

@@ -135,7 +135,9 @@ def _step_rows(inc: Incident, keep: Callable[[object], bool], language: str = "e
                              "title": text_of(step, "title", language),
                              "role": text_of(step, "role", language) or None,
                              "status": r.status, "at": r.ended_at or r.started_at,
-                             "who": r.who, "note": r.note, "choice": r.choice})
+                             "who": r.who, "choice": r.choice,
+                             # not_needed says why (the collector's "incident resolved")
+                             "note": None if r.status == "not_needed" else r.note})
     return rows
 
 

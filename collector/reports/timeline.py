@@ -78,7 +78,7 @@ def _runbooks(inc: Incident) -> list[dict]:
             if r.ended_at is None:
                 continue
             title = run.runbook.step(r.step).title
-            note = " / ".join(x for x in (r.choice, r.note) if x)
+            note = " / ".join(x for x in (r.choice, r.note if r.status != "not_needed" else None) if x)
             out.append(_e(r.ended_at, "step", f"{run.id} {r.step}: {title}", r.status, r.who,
                           note or None))
     return out
