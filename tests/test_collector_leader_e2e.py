@@ -31,11 +31,10 @@ from agent.wire import Batch, Event, encode, new_event_id
 
 from .support.agent import AgentProcess
 from .support.collector import CollectorProcess
-from .support.notify import HttpSink
+from .support.notify import HttpSink, notify_yaml
 from .support.postgres import PostgresServer
 from .support.tcp_cut import TcpCut
 from .test_collector_api import BRANCH, TOKENS
-from .test_console_browser import notify_yaml
 from .test_delivery_e2e import Service, wait_for
 
 AGENTS = {a: (BRANCH[a], t) for a, t in TOKENS.items()}

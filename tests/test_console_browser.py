@@ -15,7 +15,7 @@ import re
 import pytest
 
 from .support.collector import CollectorProcess, audit_records
-from .support.notify import HttpSink
+from .support.notify import HttpSink, notify_yaml
 from .support.console import (chromium, console_yaml, fault_batch, heartbeat, login,
                               screenshots)
 from .test_collector_api import request
@@ -23,15 +23,6 @@ from .test_delivery_e2e import wait_for
 
 TOKENS = {"a1": "console-agent-token-north-1", "a2": "console-agent-token-south-1"}
 AGENTS = {"a1": ("BR-N1", "north", TOKENS["a1"]), "a2": ("BR-S1", "south", TOKENS["a2"])}
-
-
-def notify_yaml(hook: str) -> str:
-    """The on-duty person's webhook; leadership after 15 minutes unacknowledged."""
-    return ("notify:\n  people:\n"
-            f"    - {{name: 李娜, roles: [execution], webhook: '{hook}'}}\n"
-            f"    - {{name: 张伟, roles: [leadership], webhook: '{hook}'}}\n"
-            "  routes:\n    - name: all\n      notify: [execution]\n"
-            "      escalate: [{after: 15, roles: [leadership]}]\n")
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from collector.drills.scenario import load_scenarios
 
 from .support.collector import CollectorProcess
 from .support.console import console_yaml, fault_batch, heartbeat
-from .support.notify import HttpSink
+from .support.notify import HttpSink, notify_yaml
 from .support.untranslated import (chinese_in, english_in, marked_text, report, visible_text,
                                    without)
 from .test_collector_api import request
@@ -37,14 +37,6 @@ DEVICE_SAID = {"input 0 V, on battery", "connection to 127.0.0.1:38959 refused",
                "on battery"}
 # Names from this collector's config: branch ids, regions, users, grading tables.
 NAMES = {"north", "south", "rack", "alice", "boss", "vera", "cbrc", "hospital", "webhook"} | PEOPLE
-
-
-def notify_yaml(hook: str) -> str:
-    return ("notify:\n  people:\n"
-            f"    - {{name: 李娜, roles: [execution], webhook: '{hook}'}}\n"
-            f"    - {{name: 张伟, roles: [leadership], webhook: '{hook}'}}\n"
-            "  routes:\n    - name: all\n      notify: [execution]\n"
-            "      escalate: [{after: 15, roles: [leadership]}]\n")
 
 
 def send(c, agent: str, body: bytes, path: str = "events") -> None:

@@ -108,11 +108,10 @@ def render(request: web.Request, template: str, status: int = 200, **data) -> we
     tables = st.desk.grader.tables if st.desk.grader else {}
     words = Reader(lang, con.zone, tables)
 
-    def local(dt: datetime | None, fmt: str = "%S") -> str:
+    def local(dt: datetime | None, seconds: bool = True) -> str:
         # by Babel, in the visitor's locale; the zone is said once per page (base.html,
-        # "时间均为 北京时间"), and with the moments that matter (words.when). A
-        # strftime pattern without seconds (a list's column) gives minutes.
-        return words.when(dt, seconds="%S" in fmt, with_zone=False)
+        # "时间均为 北京时间"), and with the moments that matter (words.when)
+        return words.when(dt, seconds=seconds, with_zone=False)
 
     flash = list(s.flash) if s else []
     if s and not request.headers.get("HX-Request"):

@@ -151,3 +151,12 @@ class Alertmanager:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def notify_yaml(hook: str) -> str:
+    """The on-duty person's webhook; leadership after 15 minutes unacknowledged."""
+    return ("notify:\n  people:\n"
+            f"    - {{name: 李娜, roles: [execution], webhook: '{hook}'}}\n"
+            f"    - {{name: 张伟, roles: [leadership], webhook: '{hook}'}}\n"
+            "  routes:\n    - name: all\n      notify: [execution]\n"
+            "      escalate: [{after: 15, roles: [leadership]}]\n")
