@@ -91,7 +91,9 @@ def steps(run: DrillRun, incs: list[Incident], now: datetime) -> list[dict]:
                             "kind": step.kind, "status": rec.status,
                             "started_at": rec.started_at, "ended_at": rec.ended_at,
                             "actual": actual, "planned": plan, "verdict": verdict,
-                            "who": rec.who, "note": rec.note})
+                            # not_needed says why (the collector's "incident resolved")
+                            "who": rec.who,
+                            "note": None if rec.status == "not_needed" else rec.note})
     for rb_id, plan_steps in planned.items():
         for step_id, plan in plan_steps.items():
             if (rb_id, step_id) not in seen:
